@@ -1,0 +1,41 @@
+"""Neutral types every layer speaks: targets, inbound events, segments, the Platform protocol, Clock."""
+
+from herald.core.clock import Clock, SystemClock, VirtualClock
+from herald.core.errors import DeliveryError, ErrorKind
+from herald.core.events import (
+    Attachment,
+    InboundEvent,
+    InboundMessage,
+    Interaction,
+    RelationEvent,
+    RelationKind,
+)
+from herald.core.platform import DeliveryMode, EventSink, Platform, SendRequest, Sent
+from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.target import Scene, Target
+
+__all__ = [
+    "Attachment",
+    "Clock",
+    "DeliveryError",
+    "DeliveryMode",
+    "ErrorKind",
+    "EventSink",
+    "InboundEvent",
+    "InboundMessage",
+    "Interaction",
+    "Markdown",
+    "Media",
+    "MediaKind",
+    "Platform",
+    "RelationEvent",
+    "RelationKind",
+    "Scene",
+    "Segment",
+    "SendRequest",
+    "Sent",
+    "SystemClock",
+    "Target",
+    "Text",
+    "VirtualClock",
+]

@@ -1,0 +1,67 @@
+"""The Platform protocol: what delivery and the app need from a chat platform adapter.
+
+`delivery/` speaks only this protocol; `qq/` implements it. A second platform is a new sibling
+of `qq/`, not a change to delivery or the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from herald.core.events import InboundEvent
+from herald.core.segments import Segment
+from herald.core.target import Target
+
+EventSink = Callable[[InboundEvent], Awaitable[None]]
+
+
+class DeliveryMode(StrEnum):
+    PASSIVE = "passive"  # a reply anchored on a user's message (msg_id + msg_seq)
+    EVENT = "event"  # a reply anchored on a replyable event (event_id)
+    PROACTIVE = "proactive"  # no anchor
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One outbox item handed to the platform.
+
+    `item_id` is stable across retries of the same item, so the platform can reuse what it
+    reserved for it (its anchor and msg_seq) and the platform's own dedup makes a resend harmless.
+    `trigger_id` is the inbound message (or event) id that caused this send, if any.
+    """
+
+    item_id: str
+    target: Target
+    segments: tuple[Segment, ...]
+    trigger_id: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A send that happened: the platform's ids for what arrived and how it was routed."""
+
+    platform_ids: tuple[str, ...]
+    mode: DeliveryMode
+    anchor_id: str | None = None
+    msg_seq: int | None = None
+
+
+class Platform(Protocol):
+    name: str
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect and begin handing inbound events to `sink`, in arrival order per conversation.
+
+        The platform considers an event handled once `sink` returns, so `sink` must store what
+        it needs to survive a crash before returning.
+        """
+
+    async def stop(self) -> None: ...
+
+    async def send(self, request: SendRequest) -> Sent:
+        """Deliver one item; raises `herald.core.errors.DeliveryError` if it did not arrive."""
+        ...

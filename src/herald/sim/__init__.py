@@ -1,0 +1,6 @@
+"""`herald sim`: an emulator of the QQ Open Platform.
+
+This package is the other side of the wire. It imports nothing from Herald's client code
+(`herald.core`, `herald.qq`, `herald.delivery`, ...), so a misreading of the platform cannot
+hide on both sides at once. Shared knowledge lives in `shared/docs/qq-platform.md`.
+"""

@@ -1,0 +1,93 @@
+"""Assembles the emulator: one Starlette app serving REST, the gateway, the control API and the page.
+
+Module contracts (each module owns one idea):
+- `state.SimState(settings)`: all emulator state (tokens, anchors, transcript, request log, quotas)
+  with `.settings`, `.clock` (`SimClock`) and `.bus` (`EventBus`).
+- `rest.routes(state)`, `control.routes(state)`, `gateway.routes(state)`, `page.routes(state)`:
+  lists of Starlette routes.
+- `webhook.WebhookPusher(state)`: a `WireEndpoint` started and stopped with the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+
+from herald.sim import control, gateway, page, rest, webhook
+from herald.sim.settings import SimSettings
+from herald.sim.state import SimState
+
+
+def create_app(settings: SimSettings | None = None, state: SimState | None = None) -> Starlette:
+    state = state or SimState(settings or SimSettings())
+    pusher = webhook.WebhookPusher(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pusher.start()
+        try:
+            yield
+        finally:
+            await pusher.stop()
+
+    app = Starlette(
+        routes=[
+            *control.routes(state),
+            *gateway.routes(state),
+            *rest.routes(state),
+            *page.routes(state),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.sim = state
+    return app
+
+
+@dataclass
+class RunningSim:
+    state: SimState
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/app/getAppAccessToken"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/websocket/"
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: SimSettings | None = None) -> AsyncIterator[RunningSim]:
+    """Run the emulator in this event loop on a real loopback socket (port 0 = any free port)."""
+    settings = settings or SimSettings(port=0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    port = sock.getsockname()[1]
+    settings.port = port
+    state = SimState(settings)
+    config = uvicorn.Config(create_app(state=state), log_level="warning", lifespan="on", ws_ping_interval=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningSim(state=state, host=settings.host, port=port)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
