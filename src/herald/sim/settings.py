@@ -44,8 +44,61 @@ class SimSettings(BaseModel):
     group_reply_limit: int = 5
     expired_code: int = 40034005
 
-    # Rate limits (rule 42-44, §6.8); off for raw-capacity benchmarks.
+    # Code for an expired guild anchor (rule 29; cfg 40034005).
+    guild_expired_code: int = 304027
+    # Code for a guild msg_id that is the bot's own message (rule 26; cfg 304026).
+    guild_own_message_code: int = 50045
+    # event_id replies share the scene's window; FRIEND_ADD replyability is disputed (rule 39).
+    friend_add_replyable: bool = True
+    # Sending both msg_id and event_id: "reject" (400) or "event_id_wins" (rule 21).
+    both_ids: Literal["reject", "event_id_wins"] = "reject"
+
+    # Rate limits (rule 42-44, 20028, §6.8); off for raw-capacity benchmarks.
     rate_limits: bool = True
+    c2c_bot_qps: int = 10
+    c2c_per_user_per_minute: int = 20
+    c2c_per_user_per_day: int = 1000
+    group_bot_per_minute: int = 60
+    group_per_group_per_minute: int = 20
+    group_per_group_per_day: int = 1000
+    monthly_proactive_limit: int = 4  # "2023" mode: the 5th in a calendar month fails with 22009
+    # Proactive refused for lack of permission (rule 41; cfg 40054013) and in "2025" mode (cfg 40034102).
+    no_permission_code: int = 40034105
+    withdrawn_code: int = 40034105
+
+    # Message bodies (rules 53-59).
     markdown_allowed: bool = True
+    group_url_check: bool = False  # rule 58: URLs in group text -> 40054010 (off by default)
+
+    # Guild (rules 49-52, 78).
+    guild_channel_per_day: int = 20
+    guild_channels_per_guild_per_day: int = 2
+    guild_channel_per_second: int = 5
+    dm_per_user_per_day: int = 2
+    dm_total_per_day: int = 200
+    require_session_for_guild: bool = True  # rule 51: 304018 without a live gateway session
+    quiet_hours: tuple[int, int] | None = None  # rule 52: Beijing hours [start, end) -> 304022
+    audit: Literal["off", "pass", "reject"] = "off"  # rule 78: hold guild sends for audit
+    audit_delay_s: float = 0.05
+
+    # Rich media (rules 69-75).
+    file_info_ttl_s: int = 3600  # 0 = long-lived
+    # URLs on these hosts are really fetched (short timeout); others fail with 850026 unless they
+    # start with one of `assume_fetchable` (accepted without fetching).
+    fetch_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
+    assume_fetchable: list[str] = Field(default_factory=list)
+    fetch_timeout_s: float = 3.0
+    upload_block_size: int = 5 * 1024 * 1024
+    upload_part_base: int = Field(default=1, ge=0, le=1)
+    upload_quota_exhausted: bool = False  # rule 75: upload_prepare -> 40093002
+
+    # Streaming (rules 63-68).
+    stream_timeout_s: int = 60
+    stream_max_len: int = 5000
+
+    # Recall (rule 76).
+    recall_window_s: int = 120
+    bot_is_group_admin: bool = False
 
     token_ttl_s: int = Field(default=7200, ge=61)
+    request_log_limit: int = 100_000

@@ -1,0 +1,99 @@
+"""Arbitrary events injected through the control API, and what they change in the emulator.
+
+Relation events switch proactive permission (C2C_MSG_REJECT/RECEIVE, GROUP_MSG_REJECT/RECEIVE:
+rule 41). Every event is remembered as a potential `event_id` anchor; whether its type may be
+replied to is decided at send time (rule 39), so a non-replyable one answers 40034027, not 40034025.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from herald.sim.bus import Dispatch
+from herald.sim.state import EventAnchor, Scene, SimState
+
+PERMISSION_EVENTS: dict[str, tuple[Scene, str, bool]] = {
+    "C2C_MSG_REJECT": ("c2c", "openid", False),
+    "C2C_MSG_RECEIVE": ("c2c", "openid", True),
+    "FRIEND_ADD": ("c2c", "openid", True),
+    "GROUP_MSG_REJECT": ("group", "group_openid", False),
+    "GROUP_MSG_RECEIVE": ("group", "group_openid", True),
+    "GROUP_ADD_ROBOT": ("group", "group_openid", True),
+}
+
+GUILD_EVENTS = frozenset(
+    {
+        "GUILD_MEMBER_ADD",
+        "GUILD_MEMBER_UPDATE",
+        "GUILD_MEMBER_REMOVE",
+        "MESSAGE_REACTION_ADD",
+        "MESSAGE_REACTION_REMOVE",
+        "FORUM_THREAD_CREATE",
+        "FORUM_THREAD_UPDATE",
+        "FORUM_THREAD_DELETE",
+        "FORUM_POST_CREATE",
+        "FORUM_POST_DELETE",
+        "FORUM_REPLY_CREATE",
+        "FORUM_REPLY_DELETE",
+    }
+)
+
+
+def scene_and_target(t: str, d: Any) -> tuple[Scene | None, str]:
+    """Which conversation an event belongs to, from its payload (§4.5-4.7)."""
+    if not isinstance(d, dict):
+        return None, ""
+    if t == "INTERACTION_CREATE":
+        scene = d.get("scene")
+        chat_type = d.get("chat_type")
+        if scene == "group" or chat_type == 1:
+            return "group", str(d.get("group_openid", ""))
+        if scene == "c2c" or chat_type == 2:
+            return "c2c", str(d.get("user_openid", ""))
+        return "channel", str(d.get("channel_id", ""))
+    if t.startswith(("C2C_", "FRIEND_")):
+        return "c2c", str(d.get("openid", d.get("user_openid", "")))
+    if t.startswith("GROUP_"):
+        return "group", str(d.get("group_openid", ""))
+    if t.startswith("DIRECT_MESSAGE"):
+        return "dm", str(d.get("guild_id", ""))
+    if "channel_id" in d:
+        return "channel", str(d["channel_id"])
+    if "guild_id" in d:
+        return "channel", ""  # guild-wide event: replyable in any channel of the guild
+    return None, ""
+
+
+def publish(state: SimState, t: str, d: Any) -> Dispatch:
+    now = state.clock.time()
+    dispatch = state.bus.publish(t, d, at=now)
+    scene, target = scene_and_target(t, d)
+    state.event_anchors[dispatch.id] = EventAnchor(
+        event_id=dispatch.id, t=t, scene=scene, target=target, received_at=now
+    )
+    permission = PERMISSION_EVENTS.get(t)
+    if permission is not None and isinstance(d, dict):
+        p_scene, key, allowed = permission
+        p_target = str(d.get(key, ""))
+        if p_target:
+            state.proactive_allowed[(p_scene, p_target)] = allowed
+    if t == "INTERACTION_CREATE" and isinstance(d, dict) and "id" in d:
+        state.interactions[str(d["id"])] = None
+        _apply_authorization(state, d)
+    if scene is not None and target:
+        state.record(scene, target, {"direction": "in", "t": t, "at": now, "event_id": dispatch.id, "d": d})
+    return dispatch
+
+
+def _apply_authorization(state: SimState, d: dict[str, Any]) -> None:
+    """2026 authorization interactions (type 18/19 with scope c2c_push/group_push) grant permission."""
+    data = d.get("data")
+    resolved = data.get("resolved") if isinstance(data, dict) else None
+    authorize = resolved.get("authorize_data") if isinstance(resolved, dict) else None
+    if not isinstance(authorize, dict):
+        return
+    scope = authorize.get("scope")
+    if scope == "c2c_push" and d.get("user_openid"):
+        state.proactive_allowed[("c2c", str(d["user_openid"]))] = True
+    elif scope == "group_push" and d.get("group_openid"):
+        state.proactive_allowed[("group", str(d["group_openid"]))] = True
