@@ -1,0 +1,83 @@
+"""The QQ reply ledger's tables: anchors, per-item reservations, target permissions, proactive log,
+and the rich-media upload cache."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from herald.store.base import Base
+from herald.store.types import BigId, UTCDateTime
+
+
+class ReplyAnchor(Base):
+    """An inbound user message id or a replyable event envelope id. Never a bot-sent id."""
+
+    __tablename__ = "reply_anchors"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "message" | "event"
+    scene: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))  # Target.key
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replies_used: Mapped[int] = mapped_column(Integer, default=0)
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(16), default="live")  # live | spent | invalid
+    dead_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_reply_anchors_target_state_received_at", "target", "state", "received_at"),)
+
+
+class ReplyReservation(Base):
+    """The route reserved for one platform message of one outbox item (an item may be several parts).
+
+    Written before the request; a retry of the same item reuses it, so the platform's (msg_id,
+    msg_seq) dedup turns a resend after a crash into `40054005` instead of a duplicate.
+    """
+
+    __tablename__ = "reply_reservations"
+
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # passive | event | proactive
+    anchor_id: Mapped[str | None] = mapped_column(String(255))
+    msg_seq: Mapped[int | None] = mapped_column(Integer)
+    reserved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_id: Mapped[str | None] = mapped_column(String(255))  # set once this part arrived
+
+
+class TargetPermission(Base):
+    """What the platform told us about a target: proactive allowed/refused, markdown refused."""
+
+    __tablename__ = "target_permissions"
+
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    proactive: Mapped[bool | None] = mapped_column(Boolean)
+    proactive_reason: Mapped[str | None] = mapped_column(Text)
+    markdown_refused: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProactiveSend(Base):
+    """One accepted proactive send: the basis for per-target rate and monthly-quota checks."""
+
+    __tablename__ = "proactive_sends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_proactive_sends_target_sent_at", "target", "sent_at"),)
+
+
+class MediaUpload(Base):
+    """A `file_info` from a scene's `/files` upload, reusable in that scene until it expires."""
+
+    __tablename__ = "media_uploads"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)  # scene + content hash
+    file_info: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None = long-lived

@@ -1,0 +1,47 @@
+"""The durable outbox: one row per message Herald means to send, written before any network call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from herald.store.base import Base
+from herald.store.types import BigId, UTCDateTime
+
+
+class OutboxItem(Base):
+    __tablename__ = "outbox_items"
+
+    # `seq` orders items: per-conversation FIFO is "lowest seq first".
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    conversation: Mapped[str] = mapped_column(String(255))  # Target.key
+    origin: Mapped[str] = mapped_column(String(120))
+    trigger_id: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    segments: Mapped[str] = mapped_column(Text)  # JSON, see herald.delivery.codec
+    # pending -> delivered | failed (the platform said no) | dead (gave up retrying)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Which instance works on the item and until when; an expired lease may be taken over.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The outcome (or the last error while still pending).
+    code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    platform_ids: Mapped[str | None] = mapped_column(Text)  # JSON list
+    anchor_id: Mapped[str | None] = mapped_column(String(255))
+    msg_seq: Mapped[int | None] = mapped_column(Integer)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_outbox_items_conversation_state_seq", "conversation", "state", "seq"),
+        Index("ix_outbox_items_state_next_attempt_at", "state", "next_attempt_at"),
+    )
