@@ -68,6 +68,27 @@ class DeliveryConfig(Section):
     safety_margin_s: float = 30.0
     max_attempts: int = 8
     group_url_policy: Literal["keep", "strip", "break"] = "keep"
+    # Passive windows (s) and replies per anchor, per scene (qq-platform.md §6.2).
+    c2c_window_s: float = 3600.0
+    group_window_s: float = 300.0
+    guild_window_s: float = 300.0
+    c2c_reply_limit: int = 4
+    group_reply_limit: int = 5
+    # Proactive rates the platform enforces (§6.5); Herald stays under them on its own side.
+    c2c_bot_qps: float = 10.0
+    group_bot_per_minute: int = 60
+    proactive_per_target_per_minute: int = 20
+    proactive_per_target_per_day: int = 1000
+    monthly_proactive_limit: int = 4  # "2023" mode
+    message_qps: float = 100.0  # per message endpoint (§6.8)
+    # Outbox: retry backoff, lease (how long another instance waits before taking an item over),
+    # this instance's name (stable across restarts; distinct per instance), concurrency.
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    lease_s: float = 120.0
+    instance: str = "herald"
+    max_concurrent_conversations: int = 64
+    max_text_chars: int = 2000  # longer text is split into several messages
 
 
 class HeraldConfig(BaseSettings):
