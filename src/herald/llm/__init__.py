@@ -1,0 +1,6 @@
+"""The language model: an OpenAI-compatible provider by config, or the embedded local model."""
+
+from herald.llm.local import LocalModelError, LocalModelServer, find_local_gguf
+from herald.llm.provider import ModelHandle, open_model
+
+__all__ = ["LocalModelError", "LocalModelServer", "ModelHandle", "find_local_gguf", "open_model"]

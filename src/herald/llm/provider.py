@@ -1,0 +1,63 @@
+"""Turn `[llm]` into a pydantic-ai model: OpenAI-compatible by `base_url`, or the embedded model
+(which is the same OpenAI-compatible path, pointed at a managed loopback server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic_ai.models import Model
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings
+
+from herald.config import LLMConfig
+from herald.llm.local import LocalModelServer
+
+
+@dataclass
+class ModelHandle:
+    """A ready model plus whatever must be stopped with it."""
+
+    model: Model
+    settings: ModelSettings = field(default_factory=lambda: ModelSettings())
+    server: LocalModelServer | None = None
+    description: str = ""
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+
+def model_settings(config: LLMConfig) -> ModelSettings:
+    settings = ModelSettings(timeout=config.timeout_s)
+    if config.temperature is not None:
+        settings["temperature"] = config.temperature
+    if config.max_tokens is not None:
+        settings["max_tokens"] = config.max_tokens
+    elif config.provider == "local":
+        settings["max_tokens"] = 256
+    return settings
+
+
+def openai_compatible(base_url: str, api_key: str, model: str) -> OpenAIChatModel:
+    return OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+
+async def open_model(config: LLMConfig) -> ModelHandle:
+    """Build the configured model; for `local`, start the embedded server first."""
+    settings = model_settings(config)
+    if config.provider == "openai":
+        assert config.base_url is not None and config.api_key is not None  # checked by LLMConfig
+        model = openai_compatible(config.base_url, config.api_key.get_secret_value(), config.model)
+        return ModelHandle(model, settings, description=f"{config.model} at {config.base_url}")
+    server = LocalModelServer(
+        config.local_model_path,
+        port=config.local_port,
+        context=config.local_context,
+        threads=config.local_threads,
+        startup_timeout_s=config.local_startup_timeout_s,
+        model_alias=config.model,
+    )
+    await server.start()
+    model = openai_compatible(server.base_url, "local", config.model)
+    return ModelHandle(model, settings, server, description=f"embedded {config.model} at {server.base_url}")

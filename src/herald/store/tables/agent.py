@@ -1,0 +1,81 @@
+"""The agent's tables: durable turns (inbound messages, job firings, commands) and scheduled jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from herald.store.base import Base
+from herald.store.types import BigId, UTCDateTime
+
+
+class AgentTurn(Base):
+    """One unit of work for a conversation, stored before it starts and marked done when it ends.
+
+    `source_id` is unique: the platform's message id for an inbound message (so a redelivered
+    message is dropped, durably), or `job:<job id>:<slot>` for a job firing. `messages` holds the
+    turn's own pydantic-ai message list (JSON), rewritten after every model response and every
+    round of tool results, so a restarted Herald resumes the turn where it stopped.
+    """
+
+    __tablename__ = "agent_turns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation: Mapped[str] = mapped_column(String(255))  # Target.key
+    source_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # message | command | job
+    author_id: Mapped[str | None] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text)
+    trigger_id: Mapped[str | None] = mapped_column(String(255))  # inbound message id to reply to
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    messages: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    in_history: Mapped[bool] = mapped_column(Boolean, default=True)  # false after /reset
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_agent_turns_status_id", "status", "id"),
+        Index("ix_agent_turns_conversation_id", "conversation", "id"),
+    )
+
+
+class AgentJob(Base):
+    """A scheduled job: a cron expression, a one-shot time, or a fixed interval.
+
+    `action` is `agent` (wake the agent in the conversation with `note`) or `send` (send `text`
+    as is, for `/every`). `next_run_at` is the next slot (UTC); a missed slot after downtime fires
+    once and the next slot is computed from the time of firing, so missed slots coalesce.
+    """
+
+    __tablename__ = "agent_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation: Mapped[str] = mapped_column(String(255))
+    creator_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # cron | once | interval
+    cron: Mapped[str | None] = mapped_column(String(120))
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    interval_s: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # agent | send
+    note: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    created_key: Mapped[str | None] = mapped_column(String(255), unique=True)  # idempotent creation
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(64))  # cancelled | deleted | finished
+
+    __table_args__ = (
+        Index("ix_agent_jobs_active_next_run_at", "active", "next_run_at"),
+        Index("ix_agent_jobs_conversation", "conversation"),
+    )
