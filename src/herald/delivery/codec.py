@@ -1,0 +1,69 @@
+"""Segments and results as stored on an outbox row (JSON), so a restarted process can resume them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from herald.core.platform import DeliveryMode, Sent
+from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+
+
+def dump_segments(segments: Sequence[Segment]) -> str:
+    return json.dumps([_dump(segment) for segment in segments], ensure_ascii=False, separators=(",", ":"))
+
+
+def load_segments(raw: str) -> tuple[Segment, ...]:
+    return tuple(_load(item) for item in json.loads(raw))
+
+
+def _dump(segment: Segment) -> dict[str, Any]:
+    if isinstance(segment, Text):
+        return {"t": "text", "text": segment.text}
+    if isinstance(segment, Markdown):
+        return {"t": "markdown", "text": segment.text}
+    if isinstance(segment, Media):
+        return {
+            "t": "media",
+            "kind": segment.kind.value,
+            "url": segment.url,
+            "data": base64.b64encode(segment.data).decode() if segment.data is not None else None,
+            "name": segment.name,
+            "caption": segment.caption,
+        }
+    raise TypeError(f"not a segment: {segment!r}")
+
+
+def _load(item: dict[str, Any]) -> Segment:
+    kind = item["t"]
+    if kind == "text":
+        return Text(item["text"])
+    if kind == "markdown":
+        return Markdown(item["text"])
+    if kind == "media":
+        data = item.get("data")
+        return Media(
+            MediaKind(item["kind"]),
+            url=item.get("url"),
+            data=base64.b64decode(data) if data is not None else None,
+            name=item.get("name"),
+            caption=item.get("caption"),
+        )
+    raise ValueError(f"unknown stored segment type {kind!r}")
+
+
+def dump_ids(ids: Sequence[str]) -> str:
+    return json.dumps(list(ids))
+
+
+def sent_from_row(
+    mode: str | None, platform_ids: str | None, anchor_id: str | None, msg_seq: int | None
+) -> Sent:
+    return Sent(
+        platform_ids=tuple(json.loads(platform_ids)) if platform_ids else (),
+        mode=DeliveryMode(mode) if mode else DeliveryMode.PROACTIVE,
+        anchor_id=anchor_id,
+        msg_seq=msg_seq,
+    )

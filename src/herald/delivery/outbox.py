@@ -1,0 +1,397 @@
+"""The durable outbox: every message Herald means to send is a row before any network call.
+
+- `enqueue` commits the row, then returns a `Receipt` that resolves to the real outcome.
+- One worker per conversation delivers its items strictly in `seq` order (FIFO); different
+  conversations deliver concurrently (bounded).
+- Retry-later errors back off through the `Clock` and keep the conversation's head blocked, so
+  order holds; permanent errors end the item with the platform's code and reason.
+- A crash at any point leaves the row `pending`; `start()` resumes it. The platform adapter reuses
+  the route it reserved for the item, so a resend after a crash is deduplicated by the platform.
+
+Rows are claimed with a lease (`claimed_by`, `lease_until`) so several Herald instances can share
+one PostgreSQL database later: the head of a conversation is locked with `FOR UPDATE SKIP LOCKED`
+and only the head is ever claimed, so two instances never reorder one conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from herald.config import DeliveryConfig
+from herald.core.clock import Clock
+from herald.core.errors import DeliveryError, ErrorKind
+from herald.core.platform import Platform, SendRequest, Sent
+from herald.core.segments import Segment
+from herald.core.target import Target
+from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
+from herald.delivery.receipts import DeliveryResult, Receipt
+from herald.store.db import Database
+from herald.store.tables.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"  # the platform (or the route planner) said this item cannot be delivered
+DEAD = "dead"  # retry-later errors until max_attempts: gave up
+FINAL_STATES = (DELIVERED, FAILED, DEAD)
+
+# Re-scan for work another instance left behind (expired lease) or an operator re-queued.
+POLL_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    seq: int
+    id: str
+    trigger_id: str | None
+    segments: str
+    attempts: int
+    next_attempt_at: datetime
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        platform: Platform,
+        clock: Clock,
+        *,
+        config: DeliveryConfig | None = None,
+    ) -> None:
+        self._db = db
+        self._platform = platform
+        self._clock = clock
+        self._cfg = config or DeliveryConfig()
+        self._instance = self._cfg.instance
+        self._waiters: dict[str, asyncio.Future[DeliveryResult]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
+        self._poller: asyncio.Task[None] | None = None
+        self._running = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every pending item, including those this instance held when it stopped or crashed."""
+        self._running = True
+        async with self._db.session() as session:
+            # Same instance name = the previous run of this instance, which is gone now.
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.state == PENDING, OutboxItem.claimed_by == self._instance)
+                .values(claimed_by=None, lease_until=None)
+            )
+            await session.commit()
+        await self._scan()
+        self._poller = asyncio.create_task(self._poll_loop(), name="outbox-poll")
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [*self._workers.values(), *([self._poller] if self._poller else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        self._poller = None
+
+    # --- the public API ------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        target: Target,
+        segments: Sequence[Segment],
+        *,
+        origin: str,
+        trigger_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Receipt:
+        """Store one item (committed before this returns) and schedule its delivery.
+
+        With an `idempotency_key` that already exists, returns that item's receipt instead.
+        """
+        if not segments:
+            raise ValueError("an outbox item needs at least one segment")
+        if idempotency_key is not None:
+            existing = await self._find_by_key(idempotency_key)
+            if existing is not None:
+                return existing
+        now = self._clock.now()
+        item_id = str(uuid.uuid4())
+        row = OutboxItem(
+            id=item_id,
+            conversation=target.key,
+            origin=origin,
+            trigger_id=trigger_id,
+            idempotency_key=idempotency_key,
+            segments=dump_segments(segments),
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self._db.session() as session:
+                session.add(row)
+                await session.commit()
+        except IntegrityError:
+            # Lost a race on the idempotency key with another enqueue: that one's item wins.
+            if idempotency_key is None:
+                raise
+            existing = await self._find_by_key(idempotency_key)
+            if existing is None:
+                raise
+            return existing
+        receipt = Receipt(item_id, self._future(item_id))
+        self._kick(target.key)
+        return receipt
+
+    async def receipt(self, item_id: str) -> Receipt:
+        """A receipt for an existing item (e.g. one enqueued before a restart)."""
+        async with self._db.session() as session:
+            row = await session.scalar(select(OutboxItem).where(OutboxItem.id == item_id))
+        if row is None:
+            raise KeyError(item_id)
+        return self._receipt_for(row)
+
+    # --- workers -------------------------------------------------------------------------------
+
+    def _future(self, item_id: str) -> asyncio.Future[DeliveryResult]:
+        future = self._waiters.get(item_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters[item_id] = future
+        return future
+
+    def _receipt_for(self, row: OutboxItem) -> Receipt:
+        future = self._future(row.id)
+        if row.state in FINAL_STATES and not future.done():
+            future.set_result(_result_of(row))
+            self._waiters.pop(row.id, None)
+        return Receipt(row.id, future)
+
+    async def _find_by_key(self, key: str) -> Receipt | None:
+        async with self._db.session() as session:
+            row = await session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+        return None if row is None else self._receipt_for(row)
+
+    def _kick(self, conversation: str) -> None:
+        if not self._running:
+            return
+        self._dirty.add(conversation)
+        if conversation not in self._workers:
+            self._workers[conversation] = asyncio.create_task(
+                self._work(conversation), name=f"outbox:{conversation}"
+            )
+
+    async def _scan(self) -> None:
+        now = self._clock.now()
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(OutboxItem.conversation)
+                .where(OutboxItem.state == PENDING, _claimable(self._instance, now))
+                .distinct()
+            )
+            conversations = [row[0] for row in rows]
+        for conversation in conversations:
+            self._kick(conversation)
+
+    async def _poll_loop(self) -> None:
+        while self._running:
+            await self._clock.sleep(POLL_INTERVAL_S)
+            try:
+                await self._scan()
+            except Exception:  # a database hiccup must not end polling
+                log.exception("outbox poll failed")
+
+    async def _work(self, conversation: str) -> None:
+        try:
+            async with self._slots:
+                while self._running:
+                    self._dirty.discard(conversation)
+                    head = await self._claim_head(conversation)
+                    if head is None:
+                        if conversation in self._dirty:
+                            continue
+                        break
+                    wait = (head.next_attempt_at - self._clock.now()).total_seconds()
+                    if wait > 0:
+                        await self._release(head.seq)
+                        await self._clock.sleep(wait)
+                        continue
+                    await self._deliver(conversation, head)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox worker for %s failed; the poll will resume it", conversation)
+        finally:
+            if self._workers.get(conversation) is asyncio.current_task():
+                del self._workers[conversation]
+
+    async def _claim_head(self, conversation: str) -> _Head | None:
+        """Lease the conversation's oldest pending item, or None if there is none we may take."""
+        now = self._clock.now()
+        head_seq = (
+            select(func.min(OutboxItem.seq))
+            .where(OutboxItem.conversation == conversation, OutboxItem.state == PENDING)
+            .scalar_subquery()
+        )
+        query = select(
+            OutboxItem.seq,
+            OutboxItem.id,
+            OutboxItem.trigger_id,
+            OutboxItem.segments,
+            OutboxItem.attempts,
+            OutboxItem.next_attempt_at,
+            OutboxItem.claimed_by,
+            OutboxItem.lease_until,
+        ).where(OutboxItem.seq == head_seq)
+        if self._db.is_postgresql:
+            query = query.with_for_update(skip_locked=True)
+        async with self._db.session() as session:
+            row = (await session.execute(query)).one_or_none()
+            if row is None:
+                return None
+            held_by_other = (
+                row.claimed_by not in (None, self._instance)
+                and row.lease_until is not None
+                and row.lease_until > now
+            )
+            if held_by_other:
+                return None
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.seq == row.seq)
+                .values(
+                    claimed_by=self._instance,
+                    lease_until=now + timedelta(seconds=self._cfg.lease_s),
+                )
+            )
+            await session.commit()
+        return _Head(row.seq, row.id, row.trigger_id, row.segments, row.attempts, row.next_attempt_at)
+
+    async def _release(self, seq: int) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.seq == seq, OutboxItem.claimed_by == self._instance)
+                .values(claimed_by=None, lease_until=None)
+            )
+            await session.commit()
+
+    async def _deliver(self, conversation: str, head: _Head) -> None:
+        attempt = head.attempts + 1
+        async with self._db.session() as session:
+            # Count the attempt before making it, so a crash loop still reaches max_attempts.
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.seq == head.seq)
+                .values(attempts=attempt, updated_at=self._clock.now())
+            )
+            await session.commit()
+        request = SendRequest(
+            item_id=head.id,
+            target=Target.parse(conversation),
+            segments=load_segments(head.segments),
+            trigger_id=head.trigger_id,
+            attempt=attempt,
+        )
+        try:
+            sent = await self._platform.send(request)
+        except DeliveryError as error:
+            await self._failed(head, attempt, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug must not lose the item: retry, then give up
+            log.exception("platform.send raised for outbox item %s", head.id)
+            unexpected = DeliveryError(ErrorKind.RETRY_LATER, f"{type(exc).__name__}: {exc}")
+            await self._failed(head, attempt, unexpected)
+        else:
+            await self._delivered(head, sent)
+
+    async def _delivered(self, head: _Head, sent: Sent) -> None:
+        now = self._clock.now()
+        values: dict[str, object] = {
+            "state": DELIVERED,
+            "mode": sent.mode.value,
+            "platform_ids": dump_ids(sent.platform_ids),
+            "anchor_id": sent.anchor_id,
+            "msg_seq": sent.msg_seq,
+            "code": None,
+            "reason": None,
+            "error_kind": None,
+            "updated_at": now,
+            "finished_at": now,
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        await self._finish(head.seq, values)
+        self._resolve(DeliveryResult(head.id, True, sent, None, None))
+
+    async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
+        now = self._clock.now()
+        retryable = error.kind in (ErrorKind.RETRY_LATER, ErrorKind.REPLAN)
+        values: dict[str, object] = {
+            "code": error.code,
+            "reason": error.reason,
+            "error_kind": error.kind.value,
+            "updated_at": now,
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        if retryable and attempt < self._cfg.max_attempts:
+            delay = self._backoff(attempt, error.retry_after)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            log.info("outbox item %s: %s; retry %d in %.1fs", head.id, error, attempt + 1, delay)
+            await self._finish(head.seq, values)
+            return
+        values["state"] = DEAD if retryable else FAILED
+        values["finished_at"] = now
+        log.warning("outbox item %s %s: %s", head.id, values["state"], error)
+        await self._finish(head.seq, values)
+        self._resolve(DeliveryResult(head.id, False, None, error.code, error.reason))
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = float(min(self._cfg.backoff_max_s, self._cfg.backoff_base_s * 2.0 ** (attempt - 1)))
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    async def _finish(self, seq: int, values: dict[str, object]) -> None:
+        async with self._db.session() as session:
+            await session.execute(update(OutboxItem).where(OutboxItem.seq == seq).values(**values))
+            await session.commit()
+
+    def _resolve(self, result: DeliveryResult) -> None:
+        future = self._waiters.pop(result.item_id, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+def _claimable(instance: str, now: datetime) -> ColumnElement[bool]:
+    return or_(
+        OutboxItem.claimed_by.is_(None),
+        OutboxItem.claimed_by == instance,
+        OutboxItem.lease_until < now,
+    )
+
+
+def _result_of(row: OutboxItem) -> DeliveryResult:
+    if row.state == DELIVERED:
+        sent = sent_from_row(row.mode, row.platform_ids, row.anchor_id, row.msg_seq)
+        return DeliveryResult(row.id, True, sent, None, None)
+    return DeliveryResult(row.id, False, None, row.code, row.reason)
