@@ -1,0 +1,347 @@
+"""QQ dispatch payloads → Herald's core inbound events (qq-platform.md §4).
+
+    event = parse_dispatch(t, d, envelope_id, received_at)   # InboundEvent | None
+
+The pydantic models below accept what the platform sends and ignore fields they do not know.
+Message events become `InboundMessage` (`message_id` = `d.id`, the only kind of id that can
+anchor a passive reply); relation events become `RelationEvent`; button clicks become
+`Interaction`. `event_id` (the envelope id) is set only on events the platform lets the bot
+answer by event id (§4.10): INTERACTION_CREATE, FRIEND_ADD, C2C_MSG_RECEIVE, GROUP_ADD_ROBOT,
+GROUP_MSG_RECEIVE. Unknown types and payloads that do not fit give `None` (logged at debug).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from herald.core.events import (
+    Attachment,
+    InboundEvent,
+    InboundMessage,
+    Interaction,
+    RelationEvent,
+    RelationKind,
+)
+from herald.core.target import Scene, Target
+
+log = logging.getLogger(__name__)
+
+# Event types whose envelope id may be used as `event_id` (§4.10 official list).
+EVENT_REPLYABLE = frozenset(
+    {"INTERACTION_CREATE", "FRIEND_ADD", "C2C_MSG_RECEIVE", "GROUP_ADD_ROBOT", "GROUP_MSG_RECEIVE"}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _str(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class QQAttachment(_Model):
+    url: str = ""
+    content_type: str = ""
+    filename: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @field_validator("size", "width", "height", mode="before")
+    @classmethod
+    def _num(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return int(value) if value.strip().isdigit() else None
+        return value
+
+    def to_core(self) -> Attachment:
+        url = self.url
+        if url.startswith("//"):
+            url = "https:" + url
+        elif url and "://" not in url:
+            url = "https://" + url
+        return Attachment(
+            content_type=self.content_type or "application/octet-stream",
+            url=url,
+            filename=self.filename,
+            size=self.size,
+            width=self.width,
+            height=self.height,
+        )
+
+
+class Author(_Model):
+    id: str = ""
+    user_openid: str = ""
+    member_openid: str = ""
+    union_openid: str = ""
+    username: str = ""
+    bot: bool = False
+
+    _coerce = field_validator("id", mode="before")(_str)
+
+
+class Mention(_Model):
+    id: str = ""
+    bot: bool = False
+    is_you: bool = False
+
+    _coerce = field_validator("id", mode="before")(_str)
+
+
+class MessagePayload(_Model):
+    """C2C, group and guild message `d` (§4.1-4.4): only what Herald reads."""
+
+    id: str
+    content: str = ""
+    author: Author = Field(default_factory=Author)
+    attachments: list[QQAttachment] = Field(default_factory=list)
+    mentions: list[Mention] = Field(default_factory=list)
+    group_openid: str = ""
+    group_id: str = ""
+    channel_id: str = ""
+    guild_id: str = ""
+    src_guild_id: str = ""
+
+    _coerce = field_validator("id", "channel_id", "guild_id", "src_guild_id", mode="before")(_str)
+
+    @field_validator("attachments", "mentions", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else []
+
+    def core_attachments(self) -> tuple[Attachment, ...]:
+        return tuple(a.to_core() for a in self.attachments if a.url)
+
+
+class RelationPayload(_Model):
+    """FRIEND_*, C2C_MSG_*, GROUP_*_ROBOT, GROUP_MSG_* `d` (§4.5-4.6)."""
+
+    timestamp: int | str | None = None
+    openid: str = ""
+    user_openid: str = ""
+    group_openid: str = ""
+    op_member_openid: str = ""
+
+
+class Resolved(_Model):
+    button_data: str | None = None
+    button_id: str | None = None
+    user_id: str | None = None
+    message_id: str | None = None
+    feature_id: str | None = None
+    authorize_data: dict[str, Any] | None = None
+
+
+class InteractionData(_Model):
+    type: int | None = None
+    resolved: Resolved = Field(default_factory=Resolved)
+
+
+class InteractionPayload(_Model):
+    """INTERACTION_CREATE `d` (§4.7)."""
+
+    id: str
+    type: int = 0
+    scene: str = ""
+    chat_type: int | None = None
+    timestamp: str | int | None = None
+    guild_id: str = ""
+    channel_id: str = ""
+    user_openid: str = ""
+    group_openid: str = ""
+    group_member_openid: str = ""
+    data: InteractionData = Field(default_factory=InteractionData)
+
+    _coerce = field_validator("id", "guild_id", "channel_id", mode="before")(_str)
+
+
+_BOT_MENTION = re.compile(r"<@!?(\w+)>")
+
+
+def _strip_bot_mentions(content: str, mentions: list[Mention]) -> str:
+    bot_ids = {m.id for m in mentions if m.bot and m.id}
+    if not bot_ids:
+        return content
+    return _BOT_MENTION.sub(lambda m: "" if m.group(1) in bot_ids else m.group(0), content).strip()
+
+
+def _c2c_message(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+    p = MessagePayload.model_validate(d)
+    openid = p.author.user_openid or p.author.id
+    if not openid:
+        return None
+    return InboundMessage(
+        target=Target(Scene.C2C, openid),
+        message_id=p.id,
+        author_id=openid,
+        content=p.content,
+        received_at=received_at,
+        attachments=p.core_attachments(),
+    )
+
+
+def _group_message(mentions_bot: bool) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = MessagePayload.model_validate(d)
+        group = p.group_openid or p.group_id
+        if not group:
+            return None
+        return InboundMessage(
+            target=Target(Scene.GROUP, group),
+            message_id=p.id,
+            author_id=p.author.member_openid or p.author.id,
+            content=p.content.strip() if mentions_bot else p.content,
+            received_at=received_at,
+            attachments=p.core_attachments(),
+            mentions_bot=mentions_bot,
+        )
+
+    return parse
+
+
+def _channel_message(mentions_bot: bool) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = MessagePayload.model_validate(d)
+        if not p.channel_id:
+            return None
+        mentioned = mentions_bot or any(m.bot for m in p.mentions)
+        return InboundMessage(
+            target=Target(Scene.CHANNEL, p.channel_id),
+            message_id=p.id,
+            author_id=p.author.id,
+            content=_strip_bot_mentions(p.content, p.mentions),
+            received_at=received_at,
+            attachments=p.core_attachments(),
+            mentions_bot=mentioned,
+            guild_id=p.guild_id or None,
+        )
+
+    return parse
+
+
+def _direct_message(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+    p = MessagePayload.model_validate(d)
+    if not p.guild_id:
+        return None
+    return InboundMessage(
+        target=Target(Scene.DM, p.guild_id),  # the DM session's guild id is where replies go
+        message_id=p.id,
+        author_id=p.author.id,
+        content=p.content,
+        received_at=received_at,
+        attachments=p.core_attachments(),
+        guild_id=p.src_guild_id or p.guild_id,
+    )
+
+
+def _occurred(value: int | str | None, fallback: datetime) -> datetime:
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            return datetime.fromtimestamp(int(value), UTC)
+        if isinstance(value, str) and value:
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return fallback
+
+
+def _relation(kind: RelationKind, scene: Scene, t: str) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = RelationPayload.model_validate(d)
+        target_id = (p.openid or p.user_openid) if scene is Scene.C2C else p.group_openid
+        if not target_id:
+            return None
+        return RelationEvent(
+            kind=kind,
+            target=Target(scene, target_id),
+            occurred_at=_occurred(p.timestamp, received_at),
+            event_id=envelope_id if t in EVENT_REPLYABLE and envelope_id else None,
+            operator_id=p.op_member_openid or None,
+        )
+
+    return parse
+
+
+def _interaction(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+    p = InteractionPayload.model_validate(d)
+    resolved = p.data.resolved
+    if p.scene == "group" or p.chat_type == 1:
+        target = Target(Scene.GROUP, p.group_openid)
+        user = p.group_member_openid or resolved.user_id
+    elif p.scene == "c2c" or p.chat_type == 2:
+        target = Target(Scene.C2C, p.user_openid)
+        user = p.user_openid or resolved.user_id
+    else:
+        target = Target(Scene.CHANNEL, p.channel_id)
+        user = resolved.user_id
+    if not target.id:
+        return None
+    extra: dict[str, str] = {}
+    if p.guild_id:
+        extra["guild_id"] = p.guild_id
+    if resolved.message_id:
+        extra["message_id"] = resolved.message_id
+    if resolved.feature_id:
+        extra["feature_id"] = resolved.feature_id
+    if resolved.authorize_data:
+        for key in ("scope", "opt_scene"):
+            value = resolved.authorize_data.get(key)
+            if value is not None:
+                extra[f"authorize_{key}"] = str(value)
+    return Interaction(
+        target=target,
+        interaction_id=p.id,
+        occurred_at=_occurred(p.timestamp, received_at),
+        user_id=user or None,
+        button_id=resolved.button_id,
+        button_data=resolved.button_data,
+        kind=p.data.type if p.data.type is not None else p.type,
+        event_id=envelope_id or None,
+        extra=extra,
+    )
+
+
+_Parser = Callable[[dict[str, Any], str, datetime], InboundEvent | None]
+
+PARSERS: dict[str, _Parser] = {
+    "C2C_MESSAGE_CREATE": _c2c_message,
+    "GROUP_AT_MESSAGE_CREATE": _group_message(mentions_bot=True),
+    "GROUP_MESSAGE_CREATE": _group_message(mentions_bot=False),
+    "AT_MESSAGE_CREATE": _channel_message(mentions_bot=True),
+    "MESSAGE_CREATE": _channel_message(mentions_bot=False),
+    "DIRECT_MESSAGE_CREATE": _direct_message,
+    "FRIEND_ADD": _relation(RelationKind.FRIEND_ADDED, Scene.C2C, "FRIEND_ADD"),
+    "FRIEND_DEL": _relation(RelationKind.FRIEND_REMOVED, Scene.C2C, "FRIEND_DEL"),
+    "C2C_MSG_REJECT": _relation(RelationKind.PROACTIVE_REFUSED, Scene.C2C, "C2C_MSG_REJECT"),
+    "C2C_MSG_RECEIVE": _relation(RelationKind.PROACTIVE_ALLOWED, Scene.C2C, "C2C_MSG_RECEIVE"),
+    "GROUP_ADD_ROBOT": _relation(RelationKind.BOT_ADDED, Scene.GROUP, "GROUP_ADD_ROBOT"),
+    "GROUP_DEL_ROBOT": _relation(RelationKind.BOT_REMOVED, Scene.GROUP, "GROUP_DEL_ROBOT"),
+    "GROUP_MSG_REJECT": _relation(RelationKind.PROACTIVE_REFUSED, Scene.GROUP, "GROUP_MSG_REJECT"),
+    "GROUP_MSG_RECEIVE": _relation(RelationKind.PROACTIVE_ALLOWED, Scene.GROUP, "GROUP_MSG_RECEIVE"),
+    "INTERACTION_CREATE": _interaction,
+}
+
+
+def parse_dispatch(t: str, d: Any, envelope_id: str, received_at: datetime) -> InboundEvent | None:
+    """The core event for one dispatch, or None for types Herald does not handle."""
+    parser = PARSERS.get(t)
+    if parser is None:
+        log.debug("qq dispatch %s ignored (not handled)", t)
+        return None
+    if not isinstance(d, dict):
+        log.debug("qq dispatch %s ignored: d is not an object", t)
+        return None
+    try:
+        return parser(d, envelope_id, received_at)
+    except ValidationError as exc:
+        log.debug("qq dispatch %s ignored: payload does not fit (%s)", t, exc.error_count())
+        return None

@@ -1,0 +1,419 @@
+"""The WebSocket gateway client (qq-platform.md §2).
+
+    gateway = GatewayClient(api, tokens, intents, shard=(0, 1), on_dispatch=pipeline.handle_dispatch,
+                            clock=clock)
+    task = asyncio.create_task(gateway.run())   # until gateway.stop(), or GatewayError
+    await gateway.wait_ready()
+
+`GET /gateway/bot` gives the URL. After Hello (op 10) the client sends Identify (op 2) for a new
+session or Resume (op 6, saved `session_id` + last `s`) for an old one, and heartbeats (op 1) at
+the server's interval; a heartbeat that was not acknowledged (op 11) by the next one means a
+dead socket: reconnect and resume.
+
+Reconnect rules (§2.4): resume after 4008/4009, op 7 and a socket lost without a close frame;
+identify anew after op 9, 4006/4007, 4900-4913 and other codes; refresh the token after 4004 and
+identify; stop with `GatewayError` on 4914/4915 (taken down / banned), 4013/4014 (intents:
+the message names the intents asked for) and 4010-4012 (shard/version). Reconnects back off
+exponentially with jitter, sleeping on the `Clock`.
+
+Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)`, awaited one at a
+time in arrival order by a consumer task, so a slow handler never delays heartbeats. The last
+`s` received is what Resume asks from, and envelopes already received are handled even if the
+socket drops meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+import aiohttp
+
+from herald.core.clock import Clock, SystemClock
+from herald.core.errors import ErrorKind
+from herald.qq.api import QQApi
+from herald.qq.auth import TokenManager
+from herald.qq.errors import QQApiError
+
+log = logging.getLogger(__name__)
+
+OnDispatch = Callable[[dict[str, Any]], Awaitable[None]]
+
+INTENT_NAMES: dict[int, str] = {
+    1 << 0: "GUILDS",
+    1 << 1: "GUILD_MEMBERS",
+    1 << 9: "GUILD_MESSAGES",
+    1 << 10: "GUILD_MESSAGE_REACTIONS",
+    1 << 12: "DIRECT_MESSAGE",
+    1 << 18: "OPEN_FORUMS_EVENT",
+    1 << 19: "AUDIO_OR_LIVE_CHANNEL_MEMBER",
+    1 << 24: "GROUP_MEMBER_EVENT",
+    1 << 25: "GROUP_AND_C2C_EVENT",
+    1 << 26: "INTERACTION",
+    1 << 27: "MESSAGE_AUDIT",
+    1 << 28: "FORUMS_EVENT",
+    1 << 29: "AUDIO_ACTION",
+    1 << 30: "PUBLIC_GUILD_MESSAGES",
+}
+
+RESUME_CODES = frozenset({4008, 4009})
+REIDENTIFY_CODES = frozenset({4001, 4002, 4006, 4007, 9001, 9005, *range(4900, 4914)})
+AUTH_FAIL_CODE = 4004
+INTENT_CODES = frozenset({4013, 4014})
+FATAL_CODES: dict[int, str] = {
+    4010: "invalid shard: check [qq] shard ([shard_id, num_shards], shard_id < num_shards)",
+    4011: "too many guilds for one connection: raise the number of shards in [qq] shard",
+    4012: "invalid gateway version",
+    4914: "the bot is taken down (下架): only the sandbox may connect; check its status on q.qq.com",
+    4915: "the bot is banned (封禁): do not connect until it is unbanned on q.qq.com",
+}
+MISSED_ACK_CLOSE = 4000  # our own close code for a socket whose heartbeat went unanswered
+
+
+def intent_bits(intents: int) -> list[int]:
+    return [1 << i for i in range(intents.bit_length()) if intents >> i & 1]
+
+
+def intent_names(intents: int) -> list[str]:
+    return [INTENT_NAMES.get(bit, f"1<<{bit.bit_length() - 1}") for bit in intent_bits(intents)]
+
+
+class GatewayError(Exception):
+    """The gateway refused this bot for a reason reconnecting cannot fix."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def intent_error(code: int, intents: int) -> GatewayError:
+    names = ", ".join(intent_names(intents)) or "none"
+    what = "intent not permitted" if code == 4014 else "invalid intent"
+    return GatewayError(
+        code,
+        f"gateway closed with {code} ({what}): the bot asked for {names} (intents={intents}); "
+        "at least one is not allowed for this bot. Remove it from [qq] intents or apply for the "
+        "permission on q.qq.com; `herald doctor` names the refused one(s)",
+    )
+
+
+class _Next(Enum):
+    RESUME = "resume"
+    IDENTIFY = "identify"
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        api: QQApi,
+        tokens: TokenManager,
+        intents: int,
+        shard: tuple[int, int] = (0, 1),
+        on_dispatch: OnDispatch | None = None,
+        clock: Clock | None = None,
+        *,
+        url: str | None = None,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 60.0,
+        hello_timeout_s: float = 30.0,
+    ) -> None:
+        self.api = api
+        self.tokens = tokens
+        self.intents = intents
+        self.shard = shard
+        self.on_dispatch = on_dispatch
+        self.clock: Clock = clock or SystemClock()
+        self.url = url
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.hello_timeout_s = hello_timeout_s
+
+        self.session_id: str | None = None
+        self.seq = 0  # last `s` received in this session
+        self.bot_user: dict[str, Any] = {}
+        self.ready = asyncio.Event()  # set while a socket is identified/resumed
+        self.last_close_code: int | None = None
+        # Counters (observability, tests).
+        self.identifies = 0
+        self.resumes = 0
+        self.connections = 0
+        self.dispatches = 0
+
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = asyncio.Event()
+        self._acked = True
+        self._zombie = False
+        self._reconnect_requested = False
+
+    def __repr__(self) -> str:
+        return f"GatewayClient(intents={self.intents}, shard={self.shard}, session_id={self.session_id!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect and stay connected until `stop()`; raises `GatewayError` on a fatal refusal."""
+        self._stopping.clear()
+        consumer = asyncio.create_task(self._consume(), name="qq-gateway-dispatch")
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                healthy = False
+                try:
+                    healthy = await self._connect_once()
+                except GatewayError:
+                    raise
+                except QQApiError as exc:
+                    if exc.kind in (ErrorKind.PERMANENT, ErrorKind.BUG):
+                        raise GatewayError(exc.code, f"cannot open the gateway: {exc}") from None
+                    log.warning("qq gateway: %s; will retry", exc)
+                    self.url = None if exc.status == 0 else self.url
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning("qq gateway: connection failed (%s: %s); will retry", type(exc).__name__, exc)
+                    self.url = None  # ask /gateway/bot again next time
+                if self._stopping.is_set():
+                    break
+                failures = 0 if healthy else failures + 1
+                await self._pause(self._backoff(failures))
+        finally:
+            await self._drain(consumer)
+
+    async def stop(self) -> None:
+        """Close the socket and end `run()` once already-received dispatches are handled."""
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            await ws.close()
+
+    async def wait_ready(self) -> None:
+        """Returns once a socket is identified or resumed (wrap in `asyncio.timeout`)."""
+        await self.ready.wait()
+
+    # -- one connection ----------------------------------------------------------------------
+    async def _gateway_url(self) -> str:
+        if self.url is None:
+            info = await self.api.gateway_bot()
+            url = info.get("url")
+            if not isinstance(url, str) or not url:
+                raise QQApiError(200, None, "/gateway/bot answered without url", kind=ErrorKind.RETRY_LATER)
+            self.url = url
+        return self.url
+
+    async def _connect_once(self) -> bool:
+        """One socket from connect to close. Returns True if it got READY/RESUMED (healthy)."""
+        url = await self._gateway_url()
+        ws = await self.api.session.ws_connect(
+            url, autoping=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+        )
+        self._ws = ws
+        self.connections += 1
+        self._zombie = False
+        self._reconnect_requested = False
+        heartbeat: asyncio.Task[None] | None = None
+        healthy = False
+        try:
+            if self._stopping.is_set():
+                return False
+            hello = await ws.receive(timeout=self.hello_timeout_s)
+            interval_ms = _hello_interval(hello)
+            if interval_ms is None:
+                log.warning("qq gateway: no Hello (op 10) first; reconnecting")
+                return False
+            await self._authenticate(ws)
+            heartbeat = asyncio.create_task(
+                self._heartbeat(ws, interval_ms / 1000), name="qq-gateway-heartbeat"
+            )
+            next_step = await self._read(ws)
+            healthy = self.ready.is_set()
+            if next_step is None:
+                next_step = self._after_close(ws.close_code)
+            if next_step is _Next.IDENTIFY:
+                self.session_id = None
+                self.seq = 0
+            return healthy
+        finally:
+            self.ready.clear()
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            if not ws.closed:
+                await ws.close()
+            self._ws = None
+
+    async def _authenticate(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        token = await self.tokens.get()
+        if self.session_id:
+            self.resumes += 1
+            log.info("qq gateway: resuming session %s from s=%s", self.session_id, self.seq)
+            frame: dict[str, Any] = {
+                "op": 6,
+                "d": {"token": f"QQBot {token}", "session_id": self.session_id, "seq": self.seq},
+            }
+        else:
+            self.identifies += 1
+            log.info("qq gateway: identifying (intents=%s shard=%s)", self.intents, list(self.shard))
+            frame = {
+                "op": 2,
+                "d": {
+                    "token": f"QQBot {token}",
+                    "intents": self.intents,
+                    "shard": list(self.shard),
+                    "properties": {"$os": "linux", "$browser": "herald", "$device": "herald"},
+                },
+            }
+        await ws.send_str(json.dumps(frame))
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> _Next | None:
+        """Reads frames until the socket ends; returns what to do next if a frame decided it."""
+        while True:
+            msg = await ws.receive()
+            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                data = msg.data if isinstance(msg.data, str) else bytes(msg.data).decode("utf-8", "replace")
+                try:
+                    frame = json.loads(data)
+                except ValueError:
+                    log.warning("qq gateway: ignoring a frame that is not JSON")
+                    continue
+                if not isinstance(frame, dict):
+                    continue
+                decided = await self._on_frame(ws, frame)
+                if decided is not None:
+                    return decided
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                if self._zombie:
+                    return _Next.RESUME
+                return None
+
+    async def _on_frame(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> _Next | None:
+        op = frame.get("op")
+        if op == 0:
+            s = frame.get("s")
+            if isinstance(s, int) and not isinstance(s, bool):
+                self.seq = s
+            t = frame.get("t")
+            if t == "READY":
+                d = frame.get("d") if isinstance(frame.get("d"), dict) else {}
+                assert isinstance(d, dict)
+                self.session_id = str(d.get("session_id") or "") or None
+                user = d.get("user")
+                self.bot_user = user if isinstance(user, dict) else {}
+                log.info("qq gateway: READY session %s", self.session_id)
+                self.ready.set()
+            elif t == "RESUMED":
+                log.info("qq gateway: RESUMED session %s at s=%s", self.session_id, self.seq)
+                self.ready.set()
+            else:
+                self.dispatches += 1
+                self._queue.put_nowait(frame)
+        elif op == 11:
+            self._acked = True
+        elif op == 1:
+            await self._send_heartbeat(ws)
+        elif op == 7:
+            log.info("qq gateway: server asked to reconnect (op 7)")
+            self._reconnect_requested = True
+            await ws.close()
+            return _Next.RESUME
+        elif op == 9:
+            log.info("qq gateway: invalid session (op 9); identifying anew")
+            await ws.close()
+            return _Next.IDENTIFY
+        return None
+
+    def _after_close(self, code: int | None) -> _Next:
+        self.last_close_code = code
+        if code in INTENT_CODES:
+            assert code is not None
+            raise intent_error(code, self.intents)
+        if code in FATAL_CODES:
+            assert code is not None
+            raise GatewayError(code, f"gateway closed with {code}: {FATAL_CODES[code]}")
+        if code == AUTH_FAIL_CODE:
+            log.warning("qq gateway: 4004 (token refused); refreshing the token and identifying")
+            self.tokens.invalidate()
+            return _Next.IDENTIFY
+        if code in RESUME_CODES or code is None or code < 4000:
+            log.info("qq gateway: socket closed (code=%s); resuming", code)
+            return _Next.RESUME if self.session_id else _Next.IDENTIFY
+        log.info("qq gateway: closed with %s; identifying anew", code)
+        return _Next.IDENTIFY
+
+    # -- heartbeat ---------------------------------------------------------------------------
+    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> None:
+        self._acked = True
+        while not ws.closed:
+            await self.clock.sleep(interval_s)
+            if ws.closed:
+                return
+            if not self._acked:
+                log.warning("qq gateway: heartbeat not acknowledged; reconnecting")
+                self._zombie = True
+                await ws.close(code=MISSED_ACK_CLOSE)
+                return
+            await self._send_heartbeat(ws)
+
+    async def _send_heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._acked = False
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
+            await ws.send_str(json.dumps({"op": 1, "d": self.seq or None}))
+
+    # -- dispatch ----------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            try:
+                if self.on_dispatch is not None:
+                    await self.on_dispatch(frame)
+            except Exception:
+                log.exception("qq gateway: handling dispatch %s %s failed", frame.get("t"), frame.get("id"))
+            finally:
+                self._queue.task_done()
+
+    async def _drain(self, consumer: asyncio.Task[None]) -> None:
+        try:
+            if not consumer.done():
+                await self._queue.join()
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    # -- timing ------------------------------------------------------------------------------
+    def _backoff(self, failures: int) -> float:
+        ceiling: float = min(self.backoff_cap_s, self.backoff_base_s * float(2 ** min(failures, 16)))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps on the clock, but wakes at once when `stop()` is called."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _hello_interval(msg: aiohttp.WSMessage) -> int | None:
+    if msg.type is not aiohttp.WSMsgType.TEXT:
+        return None
+    try:
+        frame = json.loads(msg.data)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get("op") != 10:
+        return None
+    d = frame.get("d")
+    interval = d.get("heartbeat_interval") if isinstance(d, dict) else None
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+        return int(interval)
+    return 45_000

@@ -1,0 +1,105 @@
+"""From a dispatch envelope to a core event, once (architecture: inbound flow).
+
+    pipeline = InboundPipeline(api, on_event, clock)
+    gateway = GatewayClient(..., on_dispatch=pipeline.handle_dispatch, ...)
+
+`handle_dispatch(envelope)` parses the envelope (`herald.qq.events`), drops what was seen before
+(same envelope id, or same message/interaction id: the platform redelivers), acknowledges
+INTERACTION_CREATE with `PUT /interactions/{id}` `{"code": 0}`, then awaits `on_event(event)`.
+Envelopes must be handed in one at a time, in arrival order (the gateway and the webhook
+receiver both do). An id counts as seen only once `on_event` returned, so an event whose
+handler failed is handled again if the platform delivers it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from herald.core.clock import Clock, SystemClock
+from herald.core.events import InboundEvent, InboundMessage, Interaction
+from herald.qq.api import QQApi
+from herald.qq.errors import QQApiError
+from herald.qq.events import parse_dispatch
+
+log = logging.getLogger(__name__)
+
+SEEN_LIMIT = 10_000
+
+
+class SeenIds:
+    """A bounded set of recently seen ids (oldest forgotten first)."""
+
+    def __init__(self, limit: int = SEEN_LIMIT) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+
+
+def _keys(envelope_id: str, event: InboundEvent) -> list[str]:
+    keys = [f"env:{envelope_id}"] if envelope_id else []
+    if isinstance(event, InboundMessage):
+        keys.append(f"msg:{event.target.scene.value}:{event.message_id}")
+    elif isinstance(event, Interaction):
+        keys.append(f"interaction:{event.interaction_id}")
+    return keys
+
+
+class InboundPipeline:
+    def __init__(
+        self,
+        api: QQApi | None,
+        on_event: Callable[[InboundEvent], Awaitable[None]],
+        clock: Clock | None = None,
+        *,
+        seen_limit: int = SEEN_LIMIT,
+    ) -> None:
+        self.api = api
+        self.on_event = on_event
+        self.clock: Clock = clock or SystemClock()
+        self.seen = SeenIds(seen_limit)
+        self.duplicates = 0  # dropped redeliveries (observability, tests)
+        self.ignored = 0  # dispatch types Herald does not handle
+
+    async def handle_dispatch(self, envelope: dict[str, Any]) -> None:
+        t = envelope.get("t")
+        if not isinstance(t, str):
+            return
+        raw_id = envelope.get("id")
+        envelope_id = raw_id if isinstance(raw_id, str) else ""
+        event = parse_dispatch(t, envelope.get("d"), envelope_id, self.clock.now())
+        if event is None:
+            self.ignored += 1
+            return
+        keys = _keys(envelope_id, event)
+        if any(key in self.seen for key in keys):
+            self.duplicates += 1
+            log.info("qq %s %s dropped: already handled (redelivery)", t, envelope_id)
+            return
+        if isinstance(event, Interaction):
+            await self._acknowledge(event)
+        await self.on_event(event)
+        for key in keys:
+            self.seen.add(key)
+
+    async def _acknowledge(self, interaction: Interaction) -> None:
+        if self.api is None:
+            return
+        try:
+            await self.api.ack_interaction(interaction.interaction_id, 0)
+        except QQApiError as exc:
+            # The user sees a spinner; the event itself is still worth handling.
+            log.warning("qq interaction %s not acknowledged: %s", interaction.interaction_id, exc)

@@ -1,0 +1,262 @@
+"""The webhook receiver (qq-platform.md §3): an ASGI app the platform POSTs events to.
+
+    receiver = WebhookReceiver(app_id, secret, on_dispatch, clock=clock)
+    web_app.mount("/qq/webhook", receiver.app)      # or: webhook_app(app_id, secret, on_dispatch)
+    ...
+    await receiver.close()                          # handles what was accepted, then stops
+
+Every request is checked before anything in it is parsed: the body size (413 past `max_body`),
+then the Ed25519 signature in `X-Signature-Ed25519` over `X-Signature-Timestamp` + the raw body,
+with the public key derived from the app secret (seed = secret repeated to ≥ 32 bytes, cut to
+32). A missing, forged or tampered signature, or a timestamp older than `max_age_s`, answers 401;
+a signed body that is not a valid envelope answers 400. Each rejection is logged (without the
+secret or the body).
+
+Op 13 (callback URL validation) is answered with `{"plain_token", "signature"}` signed over
+`event_ts + plain_token`. Op 0 pushes are acknowledged at once with 200 `{"op": 12}` and queued;
+one worker task hands them to `on_dispatch(envelope)` in arrival order (the gateway's contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from herald.core.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+OnDispatch = Callable[[dict[str, Any]], Awaitable[None]]
+
+SEED_SIZE = 32
+MAX_BODY = 1 << 20  # 1 MiB: real pushes are a few KB
+MAX_AGE_S = 300.0
+SIGNATURE_HEADER = "X-Signature-Ed25519"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
+
+
+def seed_from_secret(secret: str) -> bytes:
+    """The Ed25519 seed: the secret repeated until it is at least 32 bytes, cut to 32 (§3.3)."""
+    if not secret:
+        raise ValueError("an empty app secret cannot seed a signing key")
+    seed = secret
+    while len(seed) < SEED_SIZE:
+        seed += seed
+    return seed[:SEED_SIZE].encode()
+
+
+class Signer:
+    """The bot's Ed25519 key pair, derived from its app secret."""
+
+    def __init__(self, secret: str | SecretStr) -> None:
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        self._private = Ed25519PrivateKey.from_private_bytes(seed_from_secret(raw))
+        self.public: Ed25519PublicKey = self._private.public_key()
+
+    def __repr__(self) -> str:
+        return "Signer(secret=**********)"
+
+    def sign(self, message: bytes) -> str:
+        return self._private.sign(message).hex()
+
+    def validation_signature(self, event_ts: str, plain_token: str) -> str:
+        return self.sign((event_ts + plain_token).encode())
+
+    def verify(self, message: bytes, signature_hex: str) -> bool:
+        """The check the docs prescribe: 64 bytes, top 3 bits of the last byte clear, Ed25519."""
+        try:
+            signature = bytes.fromhex(signature_hex)
+        except ValueError:
+            return False
+        if len(signature) != 64 or signature[63] & 224:
+            return False
+        try:
+            self.public.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        app_id: str,
+        secret: str | SecretStr,
+        on_dispatch: OnDispatch,
+        *,
+        clock: Clock | None = None,
+        max_age_s: float | None = MAX_AGE_S,
+        max_body: int = MAX_BODY,
+        path: str = "/",
+    ) -> None:
+        self.app_id = app_id
+        self.signer = Signer(secret)
+        self.on_dispatch = on_dispatch
+        self.clock: Clock = clock or SystemClock()
+        self.max_age_s = max_age_s
+        self.max_body = max_body
+        self.path = path
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        # Counters (observability, tests).
+        self.accepted = 0
+        self.rejected = 0
+        self.validations = 0
+        self.app = Starlette(routes=[Route(path, self.endpoint, methods=["POST"])])
+
+    def __repr__(self) -> str:
+        return f"WebhookReceiver(app_id={self.app_id!r}, path={self.path!r})"
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    async def endpoint(self, request: Request) -> Response:
+        try:
+            body = await self._read_body(request)
+            self._verify(request, body)
+            envelope = self._envelope(body)
+        except _Rejected as exc:
+            self.rejected += 1
+            client = request.client.host if request.client else "?"
+            log.warning(
+                "qq webhook: rejected a request from %s: %s (HTTP %s)", client, exc.reason, exc.status
+            )
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        op = envelope["op"]
+        if op == 13:
+            return self._validate(envelope)
+        if op == 0:
+            self.accepted += 1
+            self._enqueue(envelope)
+        return JSONResponse({"op": 12})
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise _Rejected(400, "bad Content-Length")
+            if int(declared) > self.max_body:
+                raise _Rejected(413, f"body over {self.max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _Rejected(413, f"body over {self.max_body} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise _Rejected(400, "client disconnected mid-body") from None
+        return b"".join(chunks)
+
+    def _verify(self, request: Request, body: bytes) -> None:
+        signature = request.headers.get(SIGNATURE_HEADER)
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise _Rejected(401, "missing signature headers")
+        if not self.signer.verify(timestamp.encode() + body, signature):
+            raise _Rejected(401, "bad signature")
+        if self.max_age_s is not None:
+            try:
+                sent_at = float(timestamp)
+            except ValueError:
+                raise _Rejected(401, "timestamp is not a number") from None
+            age = self.clock.now().timestamp() - sent_at
+            if abs(age) > self.max_age_s:
+                raise _Rejected(401, f"stale timestamp ({int(age)} s old)")
+
+    @staticmethod
+    def _envelope(body: bytes) -> dict[str, Any]:
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            raise _Rejected(400, "body is not JSON") from None
+        if not isinstance(envelope, dict):
+            raise _Rejected(400, "body is not a JSON object")
+        op = envelope.get("op")
+        if not isinstance(op, int) or isinstance(op, bool):
+            raise _Rejected(400, "no integer op")
+        if op == 13:
+            d = envelope.get("d")
+            if (
+                not isinstance(d, dict)
+                or not isinstance(d.get("plain_token"), str)
+                or not isinstance(d.get("event_ts"), str | int)
+            ):
+                raise _Rejected(400, "op 13 without d.plain_token/d.event_ts")
+        elif op == 0:
+            if not isinstance(envelope.get("t"), str) or "d" not in envelope:
+                raise _Rejected(400, "op 0 without t/d")
+        return envelope
+
+    def _validate(self, envelope: dict[str, Any]) -> Response:
+        d = envelope["d"]
+        plain_token = str(d["plain_token"])
+        event_ts = str(d["event_ts"])
+        self.validations += 1
+        log.info("qq webhook: answered a callback URL validation (op 13)")
+        return JSONResponse(
+            {"plain_token": plain_token, "signature": self.signer.validation_signature(event_ts, plain_token)}
+        )
+
+    # -- processing ---------------------------------------------------------------------------
+    def _enqueue(self, envelope: dict[str, Any]) -> None:
+        self._queue.put_nowait(envelope)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="qq-webhook-dispatch")
+
+    async def _work(self) -> None:
+        while True:
+            envelope = await self._queue.get()
+            try:
+                await self.on_dispatch(envelope)
+            except Exception:
+                log.exception("qq webhook: handling %s %s failed", envelope.get("t"), envelope.get("id"))
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Waits until every accepted push has been handed to `on_dispatch`."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        await self.drain()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+
+def webhook_app(
+    app_id: str,
+    secret: str | SecretStr,
+    on_dispatch: OnDispatch,
+    *,
+    clock: Clock | None = None,
+    max_age_s: float | None = MAX_AGE_S,
+    max_body: int = MAX_BODY,
+) -> Starlette:
+    """A Starlette app serving the receiver at "/"; the receiver is `app.state.receiver`."""
+    receiver = WebhookReceiver(
+        app_id, secret, on_dispatch, clock=clock, max_age_s=max_age_s, max_body=max_body
+    )
+    receiver.app.state.receiver = receiver
+    return receiver.app
