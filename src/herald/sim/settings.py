@@ -29,7 +29,9 @@ class SimSettings(BaseModel):
     # Gateway.
     heartbeat_interval_ms: int = 45_000
     # Intent bits this bot may subscribe to; others close the socket with 4014 (rule 8).
-    intents_allowed: int = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 12) | (1 << 25) | (1 << 26) | (1 << 27) | (1 << 30)
+    intents_allowed: int = (
+        (1 << 0) | (1 << 1) | (1 << 9) | (1 << 12) | (1 << 25) | (1 << 26) | (1 << 27) | (1 << 30)
+    )
 
     # Webhook mode: when set, every dispatch is POSTed there signed (rules 16-19).
     webhook_url: str | None = None

@@ -131,8 +131,17 @@ class SimState:
         self.streams: dict[str, Any] = {}
         self.interactions: dict[str, str | None] = {}  # interaction id -> answered code (None = pending)
         self.dm_sessions: dict[str, dict[str, str]] = {}
+        self.channel_guild: dict[str, str] = {}
+        self.sets: dict[Any, set[str]] = {}
         self.upload_part_failures = 0
         self.channel_seq = 0
+
+    def counters_set(self, key: Any) -> set[str]:
+        """A named set that lives as long as the traffic (e.g. channels a guild was pushed to today)."""
+        found = self.sets.get(key)
+        if found is None:
+            found = self.sets[key] = set()
+        return found
 
     # ---- auth -------------------------------------------------------------------------------
 
@@ -191,7 +200,9 @@ class SimState:
 
     # ---- outbound registry -----------------------------------------------------------------
 
-    def add_outbound(self, scene: Scene, target: str, content: str | None, msg_id: str | None = None) -> Outbound:
+    def add_outbound(
+        self, scene: Scene, target: str, content: str | None, msg_id: str | None = None
+    ) -> Outbound:
         out = Outbound(
             id=msg_id or new_message_id(),
             scene=scene,
@@ -223,6 +234,10 @@ class SimState:
         self, t: str, scene: Scene, target: str, anchor: Anchor, d: dict[str, Any], content: str
     ) -> Injected:
         dispatch = self.bus.publish(t, d, at=anchor.received_at)
+        # A message event's envelope id is a known event, just not a replyable one (rule 39).
+        self.event_anchors[dispatch.id] = EventAnchor(
+            event_id=dispatch.id, t=t, scene=scene, target=target, received_at=anchor.received_at
+        )
         self.record(
             scene,
             target,
@@ -273,7 +288,11 @@ class SimState:
             "id": anchor.msg_id,
             "group_openid": group_openid,
             "group_id": group_openid,
-            "author": {"id": member_openid, "member_openid": member_openid, "union_openid": "U_" + member_openid},
+            "author": {
+                "id": member_openid,
+                "member_openid": member_openid,
+                "union_openid": "U_" + member_openid,
+            },
             "content": content,
             "timestamp": self.clock.rfc3339(anchor.received_at),
             "message_type": 0,
@@ -287,7 +306,9 @@ class SimState:
         t = "GROUP_AT_MESSAGE_CREATE" if at_bot else "GROUP_MESSAGE_CREATE"
         return self._inbound(t, "group", group_openid, anchor, d, content)
 
-    def _guild_message(self, anchor: Anchor, guild_id: str, channel_id: str, author_id: str, content: str) -> dict[str, Any]:
+    def _guild_message(
+        self, anchor: Anchor, guild_id: str, channel_id: str, author_id: str, content: str
+    ) -> dict[str, Any]:
         self.channel_seq += 1
         return {
             "id": anchor.msg_id,
@@ -308,6 +329,7 @@ class SimState:
     ) -> Injected:
         """A guild channel message: AT_MESSAGE_CREATE (with `<@!bot>`), or MESSAGE_CREATE if not at_bot."""
         anchor = self._anchor("channel", channel_id, author_id)
+        self.channel_guild[channel_id] = guild_id
         if at_bot and "<@!" not in content:
             content = f"<@!{self.settings.bot_id}> {content}"
         d = self._guild_message(anchor, guild_id, channel_id, author_id, content)
@@ -319,7 +341,9 @@ class SimState:
     def inject_dm(self, guild_id: str, author_id: str, content: str) -> Injected:
         """A guild direct message: DIRECT_MESSAGE_CREATE; `guild_id` is the DM session's guild id."""
         anchor = self._anchor("dm", guild_id, author_id)
-        session = self.dm_sessions.setdefault(guild_id, {"recipient_id": author_id, "channel_id": f"dmc-{guild_id}"})
+        session = self.dm_sessions.setdefault(
+            guild_id, {"recipient_id": author_id, "channel_id": f"dmc-{guild_id}"}
+        )
         d = self._guild_message(anchor, guild_id, session["channel_id"], author_id, content)
         d["src_guild_id"] = guild_id
         d["direct_message"] = True
