@@ -1,0 +1,258 @@
+"""Scheduled jobs in the store: create (idempotently), list, edit, end, and find what is due."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald.core.clock import Clock
+from herald.core.target import Target
+from herald.scheduler.schedule import Schedule, ScheduleError, next_after
+from herald.store import Database
+from herald.store.tables.agent import AgentJob
+
+
+class JobError(LookupError):
+    """A job cannot be found or touched by this caller; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    conversation: str
+    creator_id: str | None
+    name: str
+    schedule: Schedule
+    action: str  # agent | send
+    note: str
+    text: str | None
+    active: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    runs: int
+    created_at: datetime
+    end_reason: str | None = None
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(self.conversation)
+
+    @classmethod
+    def from_row(cls, row: AgentJob) -> Job:
+        schedule = Schedule(
+            kind=row.kind,  # type: ignore[arg-type]
+            timezone=row.timezone,
+            cron=row.cron,
+            run_at=row.run_at,
+            interval_s=row.interval_s,
+            anchor=row.created_at if row.kind == "interval" else None,
+        )
+        return cls(
+            id=row.id,
+            conversation=row.conversation,
+            creator_id=row.creator_id,
+            name=row.name,
+            schedule=schedule,
+            action=row.action,
+            note=row.note,
+            text=row.text,
+            active=row.active,
+            next_run_at=row.next_run_at,
+            last_run_at=row.last_run_at,
+            runs=row.runs,
+            created_at=row.created_at,
+            end_reason=row.end_reason,
+        )
+
+
+def _apply(row: AgentJob, schedule: Schedule) -> None:
+    row.kind = schedule.kind
+    row.timezone = schedule.timezone
+    row.cron = schedule.cron
+    row.run_at = schedule.run_at
+    row.interval_s = schedule.interval_s
+
+
+class JobStore:
+    def __init__(self, db: Database, clock: Clock, *, max_per_conversation: int = 20) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_per_conversation = max_per_conversation
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    async def create(
+        self,
+        *,
+        conversation: str,
+        creator_id: str | None,
+        name: str,
+        schedule: Schedule,
+        action: str = "agent",
+        note: str = "",
+        text: str | None = None,
+        created_key: str | None = None,
+    ) -> Job:
+        """Store a new job; with `created_key`, a second call returns the first call's job."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            if created_key is not None:
+                existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
+                if existing is not None:
+                    return Job.from_row(existing)
+            active = await session.scalar(
+                select(func.count())
+                .select_from(AgentJob)
+                .where(AgentJob.conversation == conversation, AgentJob.active.is_(True))
+            )
+            if (active or 0) >= self.max_per_conversation:
+                raise ScheduleError(
+                    f"this conversation already has {active} active jobs (limit {self.max_per_conversation})"
+                )
+            first = next_after(schedule, now)
+            if first is None:
+                raise ScheduleError("that schedule never runs")
+            row = AgentJob(
+                id=secrets.token_hex(4),
+                conversation=conversation,
+                creator_id=creator_id,
+                name=name[:200],
+                action=action,
+                note=note,
+                text=text,
+                active=True,
+                next_run_at=first,
+                runs=0,
+                created_key=created_key,
+                created_at=now if schedule.anchor is None else schedule.anchor,
+            )
+            _apply(row, schedule)
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                if created_key is None:
+                    raise
+                existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
+                assert existing is not None
+                return Job.from_row(existing)
+        self._changed()
+        return Job.from_row(row)
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self.db.session() as session:
+            row = await session.get(AgentJob, job_id)
+            return Job.from_row(row) if row is not None else None
+
+    async def list_jobs(self, conversation: str | None = None, *, include_ended: bool = False) -> list[Job]:
+        query = select(AgentJob).order_by(AgentJob.created_at, AgentJob.id)
+        if conversation is not None:
+            query = query.where(AgentJob.conversation == conversation)
+        if not include_ended:
+            query = query.where(AgentJob.active.is_(True))
+        async with self.db.session() as session:
+            return [Job.from_row(row) for row in await session.scalars(query)]
+
+    async def _owned(
+        self, session: AsyncSession, job_id: str, conversation: str | None, creator_id: str | None
+    ) -> AgentJob:
+        row = await session.get(AgentJob, job_id.strip())
+        if row is None or not row.active or (conversation is not None and row.conversation != conversation):
+            raise JobError(f"no active job {job_id!r} in this conversation")
+        if creator_id is not None and row.creator_id not in (None, creator_id):
+            raise JobError(f"job {job_id!r} belongs to someone else")
+        return row
+
+    async def edit(
+        self,
+        job_id: str,
+        *,
+        conversation: str | None,
+        creator_id: str | None,
+        name: str | None = None,
+        schedule: Schedule | None = None,
+        note: str | None = None,
+    ) -> Job:
+        async with self.db.session() as session:
+            row = await self._owned(session, job_id, conversation, creator_id)
+            if name is not None:
+                row.name = name[:200]
+            if note is not None:
+                row.note = note
+            if schedule is not None:
+                if schedule.kind == "interval":
+                    schedule = Schedule(
+                        "interval", schedule.timezone, interval_s=schedule.interval_s, anchor=self.clock.now()
+                    )
+                    row.created_at = self.clock.now()
+                following = next_after(schedule, self.clock.now())
+                if following is None:
+                    raise ScheduleError("that schedule never runs")
+                _apply(row, schedule)
+                row.next_run_at = following
+            await session.commit()
+            job = Job.from_row(row)
+        self._changed()
+        return job
+
+    async def end(
+        self, job_id: str, *, reason: str, conversation: str | None = None, creator_id: str | None = None
+    ) -> Job:
+        async with self.db.session() as session:
+            row = await self._owned(session, job_id, conversation, creator_id)
+            row.active = False
+            row.next_run_at = None
+            row.ended_at = self.clock.now()
+            row.end_reason = reason
+            await session.commit()
+            job = Job.from_row(row)
+        self._changed()
+        return job
+
+    async def due(self, now: datetime, limit: int = 100) -> list[Job]:
+        query = (
+            select(AgentJob)
+            .where(AgentJob.active.is_(True), AgentJob.next_run_at <= now)
+            .order_by(AgentJob.next_run_at, AgentJob.id)
+            .limit(limit)
+        )
+        async with self.db.session() as session:
+            return [Job.from_row(row) for row in await session.scalars(query)]
+
+    async def next_due(self) -> datetime | None:
+        query = (
+            select(AgentJob.next_run_at)
+            .where(AgentJob.active.is_(True), AgentJob.next_run_at.is_not(None))
+            .order_by(AgentJob.next_run_at)
+            .limit(1)
+        )
+        async with self.db.session() as session:
+            value: datetime | None = await session.scalar(query)
+        return value
+
+    async def fired(self, job_id: str, slot: datetime, now: datetime) -> Job | None:
+        """Record that `slot` fired; the next slot is the first after now (missed slots coalesce)."""
+        async with self.db.session() as session:
+            row = await session.get(AgentJob, job_id)
+            if row is None or not row.active or row.next_run_at != slot:
+                return None
+            following = next_after(Job.from_row(row).schedule, max(slot, now))
+            row.runs += 1
+            row.last_run_at = slot
+            row.next_run_at = following
+            if following is None:
+                row.active = False
+                row.ended_at = now
+                row.end_reason = "finished"
+            await session.commit()
+            return Job.from_row(row)
