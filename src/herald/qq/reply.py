@@ -1,0 +1,406 @@
+"""The reply ledger: which route a send may take, decided from what users actually sent us.
+
+An *anchor* is an inbound user message id (`msg_id`) or a replyable event's envelope id
+(`event_id`), bound to its scene and target, with its receive time, the replies it has used and
+its next `msg_seq`. Anchors are made only from core inbound events (`Anchor.from_event`); an id
+the bot got back from its own send is an `OutboundId`, a different type the ledger never takes
+(architecture invariant 1: the seed bug cannot be written).
+
+`reserve()` plans a route for one platform message of one outbox item and persists it, with its
+`msg_seq`, before the request (invariant 2). A retry of the same item and part gets the same
+reservation back. The plan is: the trigger anchor if inside its window (minus a safety margin)
+and budget → the newest valid anchor of the target → a replyable event → proactive if the
+platform mode and the target's permission allow → `Undeliverable` with the reason (invariants 3, 4).
+All state lives in the database, so several Herald instances (or a restart) agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Literal
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald.config import DeliveryConfig
+from herald.core.clock import Clock
+from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
+from herald.core.platform import DeliveryMode
+from herald.core.target import Scene, Target
+from herald.store.db import Database
+from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
+
+BEIJING = timezone(timedelta(hours=8))
+
+# Platform codes that kill an anchor (qq-platform.md §6.4, checklist §13.5).
+SPENT_CODES = frozenset({40034005, 40034128, 304027, 304103})
+INVALID_CODES = frozenset({40034024, 40034025, 40034026, 40034027, 50045, 304026, 304028})
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundId:
+    """The id of a message the bot sent (for recall or quoting). Never an anchor."""
+
+    value: str
+
+
+class AnchorKind(StrEnum):
+    MESSAGE = "message"  # used as msg_id
+    EVENT = "event"  # used as event_id
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    id: str
+    kind: AnchorKind
+    target: Target
+    received_at: datetime
+    event_type: str | None = None
+
+    @classmethod
+    def from_event(cls, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
+        """The anchor an inbound event provides, if any. The only way anchors come to exist."""
+        if isinstance(event, InboundMessage):
+            return cls(event.message_id, AnchorKind.MESSAGE, event.target, event.received_at)
+        if isinstance(event, RelationEvent):
+            if event.event_id is None:
+                return None
+            return cls(event.event_id, AnchorKind.EVENT, event.target, event.occurred_at, event.kind.value)
+        if isinstance(event, Interaction):
+            if event.event_id is None:
+                return None
+            return cls(event.event_id, AnchorKind.EVENT, event.target, event.occurred_at, "interaction")
+        raise TypeError(f"only inbound events provide anchors, not {type(event).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one platform message goes out: passive on a msg_id, on an event_id, or proactive."""
+
+    mode: DeliveryMode
+    anchor_id: str | None = None
+    msg_seq: int | None = None
+    reused: bool = False  # this reservation was made by an earlier attempt of the same item
+    sent_id: str | None = None  # set when an earlier attempt already delivered this part
+
+    def body_fields(self) -> dict[str, str | int]:
+        if self.mode is DeliveryMode.PASSIVE:
+            assert self.anchor_id is not None and self.msg_seq is not None
+            return {"msg_id": self.anchor_id, "msg_seq": self.msg_seq}
+        if self.mode is DeliveryMode.EVENT:
+            assert self.anchor_id is not None and self.msg_seq is not None
+            return {"event_id": self.anchor_id, "msg_seq": self.msg_seq}
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Undeliverable:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Proactive is allowed but the target's rate is used up for now; try again after `seconds`."""
+
+    seconds: float
+    reason: str
+
+
+Plan = Route | Undeliverable | Wait
+
+
+@dataclass(frozen=True, slots=True)
+class SceneRules:
+    window_s: float
+    reply_limit: int | None  # None: no documented cap
+
+
+class ReplyLedger:
+    def __init__(self, db: Database, clock: Clock, config: DeliveryConfig | None = None) -> None:
+        self._db = db
+        self._clock = clock
+        self._cfg = cfg = config or DeliveryConfig()
+        self._rules = {
+            Scene.C2C: SceneRules(cfg.c2c_window_s, cfg.c2c_reply_limit),
+            Scene.GROUP: SceneRules(cfg.group_window_s, cfg.group_reply_limit),
+            Scene.CHANNEL: SceneRules(cfg.guild_window_s, None),
+            Scene.DM: SceneRules(cfg.guild_window_s, None),
+        }
+
+    def rules(self, scene: Scene) -> SceneRules:
+        return self._rules[scene]
+
+    # --- recording what users sent -------------------------------------------------------------
+
+    async def record(self, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
+        """Remember the anchor (and permission change) an inbound event brings. Redeliveries are no-ops."""
+        anchor = Anchor.from_event(event)
+        async with self._db.session() as session:
+            if anchor is not None:
+                values = {
+                    "id": anchor.id,
+                    "kind": anchor.kind.value,
+                    "scene": anchor.target.scene.value,
+                    "target": anchor.target.key,
+                    "event_type": anchor.event_type,
+                    "received_at": anchor.received_at,
+                    "replies_used": 0,
+                    "next_seq": 1,
+                    "state": "live",
+                }
+                insert = pg_insert if self._db.is_postgresql else sqlite_insert
+                await session.execute(
+                    insert(ReplyAnchor).values(**values).on_conflict_do_nothing(index_elements=["id"])
+                )
+            if isinstance(event, RelationEvent):
+                if event.kind is RelationKind.PROACTIVE_ALLOWED:
+                    await self._set_permission(session, event.target, True, None)
+                elif event.kind is RelationKind.PROACTIVE_REFUSED:
+                    await self._set_permission(
+                        session, event.target, False, "the target turned proactive messages off"
+                    )
+                elif event.kind in (RelationKind.BOT_REMOVED, RelationKind.FRIEND_REMOVED):
+                    await self._set_permission(
+                        session, event.target, False, f"relation ended ({event.kind.value})"
+                    )
+                elif event.kind in (RelationKind.BOT_ADDED, RelationKind.FRIEND_ADDED):
+                    await self._set_permission(session, event.target, None, None)
+            await session.commit()
+        return anchor
+
+    async def set_proactive(self, target: Target, allowed: bool | None, reason: str | None = None) -> None:
+        """Record what we learned about proactive permission (relation event, bot_state, a refusal)."""
+        async with self._db.session() as session:
+            await self._set_permission(session, target, allowed, reason)
+            await session.commit()
+
+    async def _set_permission(
+        self, session: AsyncSession, target: Target, allowed: bool | None, reason: str | None
+    ) -> None:
+        now = self._clock.now()
+        row = await session.get(TargetPermission, target.key)
+        if row is None:
+            session.add(
+                TargetPermission(
+                    target=target.key,
+                    proactive=allowed,
+                    proactive_reason=reason,
+                    markdown_refused=False,
+                    updated_at=now,
+                )
+            )
+        else:
+            row.proactive = allowed
+            row.proactive_reason = reason
+            row.updated_at = now
+
+    async def markdown_refused(self, target: Target) -> bool:
+        async with self._db.session() as session:
+            row = await session.get(TargetPermission, target.key)
+        return bool(row and row.markdown_refused)
+
+    async def refuse_markdown(self, target: Target) -> None:
+        async with self._db.session() as session:
+            row = await session.get(TargetPermission, target.key)
+            if row is None:
+                session.add(
+                    TargetPermission(target=target.key, markdown_refused=True, updated_at=self._clock.now())
+                )
+            else:
+                row.markdown_refused = True
+            await session.commit()
+
+    # --- planning and reserving ----------------------------------------------------------------
+
+    async def reserve(self, item_id: str, part: int, target: Target, trigger_id: str | None) -> Plan:
+        """The route for part `part` of outbox item `item_id`, persisted before it is used."""
+        async with self._db.session() as session:
+            existing = await session.get(ReplyReservation, (item_id, part))
+            if existing is not None:
+                return Route(
+                    DeliveryMode(existing.mode),
+                    existing.anchor_id,
+                    existing.msg_seq,
+                    reused=True,
+                    sent_id=existing.sent_id,
+                )
+            plan = await self._plan(session, target, trigger_id)
+            if isinstance(plan, Route):
+                session.add(
+                    ReplyReservation(
+                        item_id=item_id,
+                        part=part,
+                        mode=plan.mode.value,
+                        anchor_id=plan.anchor_id,
+                        msg_seq=plan.msg_seq,
+                        reserved_at=self._clock.now(),
+                    )
+                )
+                if plan.mode is DeliveryMode.PROACTIVE:
+                    session.add(ProactiveSend(target=target.key, sent_at=self._clock.now()))
+            await session.commit()
+            return plan
+
+    async def _plan(self, session: AsyncSession, target: Target, trigger_id: str | None) -> Plan:
+        rules = self._rules[target.scene]
+        now = self._clock.now()
+        # An anchor received before `oldest` is (or will be, by the time the request lands) expired.
+        oldest = now - timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
+        if trigger_id is not None:
+            route = await self._take(session, target, rules, oldest, ReplyAnchor.id == trigger_id)
+            if route is not None:
+                return route
+        for kind in (AnchorKind.MESSAGE, AnchorKind.EVENT):
+            route = await self._take(session, target, rules, oldest, ReplyAnchor.kind == kind.value)
+            if route is not None:
+                return route
+        return await self._proactive(session, target, now)
+
+    async def _take(
+        self,
+        session: AsyncSession,
+        target: Target,
+        rules: SceneRules,
+        oldest: datetime,
+        which: object,
+    ) -> Route | None:
+        """Atomically take one reply (and the next msg_seq) from the newest usable anchor."""
+        conditions = [
+            ReplyAnchor.target == target.key,
+            ReplyAnchor.state == "live",
+            ReplyAnchor.received_at > oldest,
+            which,
+        ]
+        if rules.reply_limit is not None:
+            conditions.append(ReplyAnchor.replies_used < rules.reply_limit)
+        # A concurrent reservation may win the last reply of an anchor; then try the next one.
+        for _ in range(8):
+            candidate = await session.scalar(
+                select(ReplyAnchor.id)
+                .where(*conditions)  # type: ignore[arg-type]
+                .order_by(ReplyAnchor.received_at.desc())
+                .limit(1)
+            )
+            if candidate is None:
+                return None
+            taken = (
+                await session.execute(
+                    update(ReplyAnchor)
+                    .where(ReplyAnchor.id == candidate, *conditions)  # type: ignore[arg-type]
+                    .values(
+                        replies_used=ReplyAnchor.replies_used + 1,
+                        next_seq=ReplyAnchor.next_seq + 1,
+                    )
+                    .returning(ReplyAnchor.next_seq, ReplyAnchor.kind)
+                )
+            ).one_or_none()
+            if taken is not None:
+                mode = DeliveryMode.PASSIVE if taken.kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
+                return Route(mode, candidate, taken.next_seq - 1)
+        return None
+
+    async def _proactive(self, session: AsyncSession, target: Target, now: datetime) -> Plan:
+        mode = self._cfg.platform_mode
+        if target.scene in (Scene.C2C, Scene.GROUP):
+            if mode == "2025":
+                return Undeliverable(
+                    "no valid reply anchor (window passed or replies used up) and proactive messages "
+                    "are not offered in platform mode 2025"
+                )
+            permission = await session.get(TargetPermission, target.key)
+            if permission is not None and permission.proactive is False:
+                why = permission.proactive_reason or "proactive messages refused"
+                return Undeliverable(f"no valid reply anchor and proactive not allowed: {why}")
+            if mode == "2023":
+                month_start = now.astimezone(BEIJING).replace(
+                    day=1, hour=0, minute=0, second=0, microsecond=0
+                )
+                used = await self._proactive_count(session, target, month_start.astimezone(UTC))
+                if used >= self._cfg.monthly_proactive_limit:
+                    return Undeliverable(
+                        f"no valid reply anchor and this month's {self._cfg.monthly_proactive_limit} "
+                        "proactive messages are used up (platform mode 2023)"
+                    )
+                return Route(DeliveryMode.PROACTIVE)
+            wait = await self._rate_wait(session, target, now)
+            if wait is not None:
+                return wait
+        return Route(DeliveryMode.PROACTIVE)
+
+    async def _rate_wait(self, session: AsyncSession, target: Target, now: datetime) -> Wait | None:
+        windows = (
+            (timedelta(minutes=1), self._cfg.proactive_per_target_per_minute, "per minute"),
+            (timedelta(days=1), self._cfg.proactive_per_target_per_day, "per day"),
+        )
+        for span, limit, label in windows:
+            since = now - span
+            used = await self._proactive_count(session, target, since)
+            if used >= limit:
+                # The window frees up when its oldest counted send ages out.
+                oldest = await session.scalar(
+                    select(ProactiveSend.sent_at)
+                    .where(ProactiveSend.target == target.key, ProactiveSend.sent_at > since)
+                    .order_by(ProactiveSend.sent_at)
+                    .offset(used - limit)
+                    .limit(1)
+                )
+                seconds = ((oldest or now) + span - now).total_seconds() + 0.001
+                return Wait(max(seconds, 0.001), f"proactive limit {limit} {label} for {target}")
+        return None
+
+    async def _proactive_count(self, session: AsyncSession, target: Target, since: datetime) -> int:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(ProactiveSend)
+            .where(ProactiveSend.target == target.key, ProactiveSend.sent_at > since)
+        )
+        return int(count or 0)
+
+    # --- outcomes ------------------------------------------------------------------------------
+
+    async def delivered(self, item_id: str, part: int, sent_id: OutboundId | None) -> None:
+        """This part arrived; a later retry of the item skips it."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(ReplyReservation)
+                .where(ReplyReservation.item_id == item_id, ReplyReservation.part == part)
+                .values(sent_id=sent_id.value if sent_id else "")
+            )
+            await session.commit()
+
+    async def route_died(
+        self,
+        item_id: str,
+        part: int,
+        route: Route,
+        code: int | None,
+        reason: str,
+    ) -> Literal["spent", "invalid", "none"]:
+        """The platform refused this route: mark its anchor dead and drop the reservation,
+        so the next `reserve()` plans afresh. A dead anchor is never tried again."""
+        verdict: Literal["spent", "invalid", "none"] = "none"
+        async with self._db.session() as session:
+            if route.anchor_id is not None:
+                verdict = "spent" if code in SPENT_CODES else "invalid"
+                await session.execute(
+                    update(ReplyAnchor)
+                    .where(ReplyAnchor.id == route.anchor_id)
+                    .values(state=verdict, dead_reason=f"{code}: {reason}")
+                )
+            await session.execute(
+                delete(ReplyReservation).where(
+                    ReplyReservation.item_id == item_id, ReplyReservation.part == part
+                )
+            )
+            await session.commit()
+        return verdict
+
+    async def anchor_state(self, anchor_id: str) -> tuple[str, int, int] | None:
+        """(state, replies_used, next_seq) of an anchor, for the operator and tests."""
+        async with self._db.session() as session:
+            row = await session.get(ReplyAnchor, anchor_id)
+        return None if row is None else (row.state, row.replies_used, row.next_seq)
