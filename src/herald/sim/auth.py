@@ -28,7 +28,7 @@ async def token_endpoint(state: SimState, request: Request) -> Response:
         answer = {"code": 100016, "message": "invalid appid or secret"}
     else:
         token = state.issue_token()
-        remaining = max(1, int(token.expires_at - state.clock.time()))
+        remaining = max(1, round(token.expires_at - state.clock.time()))
         # A string, as in the official example: botpy concatenates it (rule 1).
         answer = {"access_token": token.value, "expires_in": str(remaining)}
     state.log_request("POST", request.url.path, 200, answer.get("code"))  # type: ignore[arg-type]

@@ -47,13 +47,3 @@ def count(state: SimState, key: Hashable) -> int:
 
 def charge(state: SimState, key: Hashable) -> None:
     state.day_counts[key] = state.day_counts.get(key, 0) + 1
-
-
-def per_second(state: SimState, key: Hashable, now: float, limit: int) -> bool:
-    """Fixed one-second buckets for endpoint QPS: cheap enough for every request. True = allowed."""
-    bucket = (key, int(now))
-    used = state.day_counts.get(bucket, 0)
-    if used >= limit:
-        return False
-    state.day_counts[bucket] = used + 1
-    return True

@@ -25,17 +25,6 @@ from herald.sim.state import Outbound, Scene, SimState, new_trace_id
 Reply = tuple[int, Any]
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Reply]]
 
-# Per-endpoint limits, requests per second (qq-platform.md §6.8).
-QPS = {
-    "c2c_messages": 100,
-    "group_messages": 100,
-    "stream": 50,
-    "files": 50,
-    "prepare": 10,
-    "part_finish": 10,
-    "recall": 10,
-}
-
 
 def _text(body: dict[str, Any]) -> str | None:
     content = body.get("content")
@@ -57,7 +46,6 @@ class Api:
 
     def route(self, path: str, handler: Handler, method: str, kind: str | None = None) -> Route:
         state = self.state
-        limit = QPS.get(kind or "")
         has_body = method in ("POST", "PUT", "PATCH")
 
         async def endpoint(request: Request) -> Response:
@@ -67,9 +55,8 @@ class Api:
                 if state.faults:
                     _raise_fault(state)
                 auth.authorize(state, request.headers.get("authorization"))
-                if limit is not None and state.settings.rate_limits:
-                    if not quotas.per_second(state, ("qps", kind), state.clock.time(), limit):
-                        raise SimError(50002, status=429)
+                if kind is not None and state.settings.rate_limits:
+                    _limit_rate(state, kind)
                 body = await _json_body(request) if has_body else {}
                 status, payload = await handler(request, body)
             except SimError as error:
@@ -81,6 +68,18 @@ class Api:
             return JsonResponse(payload, status, trace_id)
 
         return Route(path, endpoint, methods=[method])
+
+
+def _limit_rate(state: SimState, kind: str) -> None:
+    """Per-endpoint QPS (§6.8) over a sliding second: HTTP 429 with code 50002."""
+    limit = state.settings.endpoint_qps.get(kind)
+    if limit is None:
+        return
+    now = state.clock.time()
+    key = ("qps", kind)
+    if quotas.in_window(state, key, 1.0, now) >= limit:
+        raise SimError(50002, status=429)
+    quotas.charge_window(state, key, now)
 
 
 def _raise_fault(state: SimState) -> None:

@@ -57,6 +57,18 @@ class SimSettings(BaseModel):
 
     # Rate limits (rule 42-44, 20028, §6.8); off for raw-capacity benchmarks.
     rate_limits: bool = True
+    # Requests per second per endpoint (§6.8); over it -> HTTP 429, code 50002.
+    endpoint_qps: dict[str, int] = Field(
+        default_factory=lambda: {
+            "c2c_messages": 100,
+            "group_messages": 100,
+            "stream": 50,
+            "files": 50,
+            "prepare": 10,
+            "part_finish": 10,
+            "recall": 10,
+        }
+    )
     c2c_bot_qps: int = 10
     c2c_per_user_per_minute: int = 20
     c2c_per_user_per_day: int = 1000
