@@ -98,6 +98,8 @@ class WebhookPusher:
         self.log: deque[Delivery] = deque(maxlen=LOG_LIMIT)
         self.validation = Validation()
         self._last_validation_try = 0.0
+        self.retry_base_s = RETRY_BASE_S
+        self.max_attempts = MAX_ATTEMPTS
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
@@ -142,17 +144,15 @@ class WebhookPusher:
     # -- the worker ---------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
+            await self._validate_if_due()
             try:
-                dispatch: Dispatch | None = await asyncio.wait_for(self.queue.get(), timeout=0.25)
+                dispatch = await asyncio.wait_for(self.queue.get(), timeout=0.25)
             except TimeoutError:
-                dispatch = None
+                continue
             url = self.settings.webhook_url
             if not url:
                 continue
-            if not self.online() and self._validation_due(url, forced=dispatch is not None):
-                await self.validate(url)
-            if dispatch is None:
-                continue
+            await self._validate_if_due()
             self.seq += 1
             delivery = Delivery(id=dispatch.id, t=dispatch.t, s=self.seq, url=url)
             self.log.append(delivery)
@@ -166,10 +166,13 @@ class WebhookPusher:
                 self._retries.add(task)
                 task.add_done_callback(self._retries.discard)
 
-    def _validation_due(self, url: str, *, forced: bool) -> bool:
-        if self.validation.url != url:
-            return True
-        return forced or time.monotonic() - self._last_validation_try >= REVALIDATE_EVERY_S
+    async def _validate_if_due(self) -> None:
+        """A new URL is validated at once; a failing one again at most every REVALIDATE_EVERY_S."""
+        url = self.settings.webhook_url
+        if not url or self.online():
+            return
+        if self.validation.url != url or time.monotonic() - self._last_validation_try >= REVALIDATE_EVERY_S:
+            await self.validate(url)
 
     async def validate(self, url: str) -> Validation:
         """Op 13: the bot must echo `plain_token` and sign `event_ts + plain_token` (rule 16)."""
@@ -233,8 +236,8 @@ class WebhookPusher:
         return False
 
     async def _redeliver(self, delivery: Delivery, body: bytes) -> None:
-        while delivery.attempts < MAX_ATTEMPTS:
-            await asyncio.sleep(RETRY_BASE_S * 2 ** (delivery.attempts - 1))
+        while delivery.attempts < self.max_attempts:
+            await asyncio.sleep(self.retry_base_s * 2 ** (delivery.attempts - 1))
             if await self._attempt(delivery, body):
                 return
         delivery.status = "failed"

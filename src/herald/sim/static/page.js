@@ -85,6 +85,7 @@ function failure(entry) {
 function entryText(entry) {
   if (entry.content) return entry.content;
   if (entry.markdown) return typeof entry.markdown === "string" ? entry.markdown : entry.markdown.content || "[markdown]";
+  if (entry.recall) return `[recalled ${entry.recall}]`;
   if (entry.media || entry.msg_type === 7) return "[media]";
   if (entry.t && entry.direction === "in") return `[${entry.t}]`;
   return entry.summary || "";
