@@ -54,8 +54,19 @@ class SimClient:
         auth: bool = True,
         headers: dict[str, str] | None = None,
     ) -> Answer:
+        managed = auth and not path.startswith("/_sim/") and "Authorization" not in (headers or {})
+        answer = await self._request(method, path, json, managed, headers)
+        if managed and answer.status == 401 and answer.code == 11244:
+            # As a well-behaved client does: the clock moved past the token's expiry, refresh once.
+            self.token = None
+            answer = await self._request(method, path, json, managed, headers)
+        return answer
+
+    async def _request(
+        self, method: str, path: str, json: Any, managed: bool, headers: dict[str, str] | None
+    ) -> Answer:
         all_headers = dict(headers or {})
-        if auth and not path.startswith("/_sim/") and "Authorization" not in all_headers:
+        if managed:
             if self.token is None:
                 self.token = await self.fetch_token()
             all_headers["Authorization"] = f"QQBot {self.token}"

@@ -55,7 +55,8 @@ async def test_rule4_missing_wrong_and_expired_tokens_are_401(client: SimClient)
     (await client.get("/users/@me", headers={"Authorization": "QQBot nope"})).error(11243, status=401)
     (await client.get("/users/@me")).ok()
     await client.post("/_sim/faults", {"kind": "expire_tokens"})
-    (await client.get("/users/@me")).error(11244, status=401)
+    old = {"Authorization": f"QQBot {client.token}"}
+    (await client.get("/users/@me", headers=old)).error(11244, status=401)
 
 
 async def test_rule5_static_bot_token_is_refused_and_union_appid_is_optional(client: SimClient) -> None:
