@@ -123,6 +123,7 @@ class GatewayClient:
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 60.0,
         hello_timeout_s: float = 30.0,
+        close_timeout_s: float = 5.0,
     ) -> None:
         self.api = api
         self.tokens = tokens
@@ -134,6 +135,7 @@ class GatewayClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.hello_timeout_s = hello_timeout_s
+        self.close_timeout_s = close_timeout_s  # how long a close handshake may take (dead peers)
 
         self.session_id: str | None = None
         self.seq = 0  # last `s` received in this session
@@ -151,7 +153,7 @@ class GatewayClient:
         self._stopping = asyncio.Event()
         self._acked = True
         self._zombie = False
-        self._reconnect_requested = False
+        self._auth_failures = 0
 
     def __repr__(self) -> str:
         return f"GatewayClient(intents={self.intents}, shard={self.shard}, session_id={self.session_id!r})"
@@ -209,12 +211,11 @@ class GatewayClient:
         """One socket from connect to close. Returns True if it got READY/RESUMED (healthy)."""
         url = await self._gateway_url()
         ws = await self.api.session.ws_connect(
-            url, autoping=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=5.0)
+            url, autoping=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=self.close_timeout_s)
         )
         self._ws = ws
         self.connections += 1
         self._zombie = False
-        self._reconnect_requested = False
         heartbeat: asyncio.Task[None] | None = None
         healthy = False
         try:
@@ -231,6 +232,10 @@ class GatewayClient:
             )
             next_step = await self._read(ws)
             healthy = self.ready.is_set()
+            if healthy:
+                self._auth_failures = 0
+            if self._stopping.is_set():
+                return healthy
             if next_step is None:
                 next_step = self._after_close(ws.close_code)
             if next_step is _Next.IDENTIFY:
@@ -318,7 +323,6 @@ class GatewayClient:
             await self._send_heartbeat(ws)
         elif op == 7:
             log.info("qq gateway: server asked to reconnect (op 7)")
-            self._reconnect_requested = True
             await ws.close()
             return _Next.RESUME
         elif op == 9:
@@ -336,8 +340,14 @@ class GatewayClient:
             assert code is not None
             raise GatewayError(code, f"gateway closed with {code}: {FATAL_CODES[code]}")
         if code == AUTH_FAIL_CODE:
-            log.warning("qq gateway: 4004 (token refused); refreshing the token and identifying")
             self.tokens.invalidate()
+            self._auth_failures += 1
+            if self.session_id and self._auth_failures == 1:
+                # The token expired, not the session: resume with a fresh token so that nothing
+                # published meanwhile is lost; if the session is gone too, op 9/4006 follows.
+                log.warning("qq gateway: 4004 (token refused); refreshing the token and resuming")
+                return _Next.RESUME
+            log.warning("qq gateway: 4004 (token refused); refreshing the token and identifying")
             return _Next.IDENTIFY
         if code in RESUME_CODES or code is None or code < 4000:
             log.info("qq gateway: socket closed (code=%s); resuming", code)

@@ -1,0 +1,198 @@
+"""Fixtures for Herald's QQ client tests: a real `herald sim` on a loopback port, Herald's token
+manager and API client pointed at it, a control-API helper, an event collector, and a TCP proxy
+that can cut or freeze sockets (faults the emulator cannot produce by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from herald.core.events import InboundEvent
+from herald.qq.api import QQApi
+from herald.qq.auth import TokenManager
+from herald.sim.app import RunningSim, serve
+from herald.sim.settings import SimSettings
+
+# Generous safety limits so a broken client fails instead of hanging; never a timing assertion.
+WAIT_S = 20.0
+
+ALL_INTENTS = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12) | (1 << 9)
+
+
+class Control:
+    """The sim's `/_sim/` control API."""
+
+    def __init__(self, sim: RunningSim, session: aiohttp.ClientSession) -> None:
+        self.sim = sim
+        self.session = session
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.sim.base_url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            assert resp.status == 200, (path, resp.status, data)
+            return data
+
+    async def c2c(self, openid: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call("POST", f"/_sim/c2c/{openid}/messages", {"content": content})
+        return result
+
+    async def group(self, gid: str, member: str, content: str, at_bot: bool = True) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST",
+            f"/_sim/groups/{gid}/messages",
+            {"member_openid": member, "content": content, "at_bot": at_bot},
+        )
+        return result
+
+    async def channel(self, cid: str, guild: str, author: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST",
+            f"/_sim/channels/{cid}/messages",
+            {"guild_id": guild, "author_id": author, "content": content},
+        )
+        return result
+
+    async def dm(self, guild: str, author: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST", f"/_sim/dms/{guild}/messages", {"author_id": author, "content": content}
+        )
+        return result
+
+    async def event(self, t: str, d: dict[str, Any]) -> str:
+        result = await self.call("POST", "/_sim/events", {"t": t, "d": d})
+        return str(result["event_id"])
+
+    async def fault(self, **body: Any) -> Any:
+        return await self.call("POST", "/_sim/faults", body)
+
+    async def advance(self, seconds: float) -> None:
+        await self.call("POST", "/_sim/clock/advance", {"seconds": seconds})
+
+    async def settings(self, **values: Any) -> None:
+        await self.call("PUT", "/_sim/settings", values)
+
+    async def requests(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", "/_sim/requests")
+        requests: list[dict[str, Any]] = result["requests"]
+        return requests
+
+
+class Collector:
+    """An `on_event` sink that remembers events and lets a test wait for a count."""
+
+    def __init__(self) -> None:
+        self.events: list[InboundEvent] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, event: InboundEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, count: int) -> list[InboundEvent]:
+        async with asyncio.timeout(WAIT_S):
+            while len(self.events) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events
+
+
+class Proxy:
+    """A loopback TCP proxy: `cut()` drops every live connection without a close frame,
+    `freeze()` stops forwarding on live connections (a dead peer that keeps the socket open)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, asyncio.Event]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        frozen = asyncio.Event()
+        self._links.append((writer, up_writer, frozen))
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(src, dst, frozen))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await src.read(65536):
+                if frozen.is_set():
+                    continue  # swallow: the peer looks alive at TCP level but says nothing
+                dst.write(data)
+                await dst.drain()
+        with contextlib.suppress(Exception):
+            dst.close()
+
+    def cut(self) -> None:
+        for client, upstream, _ in self._links:
+            for w in (client, upstream):
+                w.transport.abort()
+        self._links.clear()
+
+    def freeze(self) -> None:
+        for _, _, frozen in self._links:
+            frozen.set()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSim]:
+    async with serve(SimSettings(port=0)) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def control(sim: RunningSim, http: aiohttp.ClientSession) -> Control:
+    return Control(sim, http)
+
+
+@pytest.fixture
+def tokens(sim: RunningSim, http: aiohttp.ClientSession) -> TokenManager:
+    s = sim.state.settings
+    return TokenManager(http, s.app_id, s.secret, sim.token_url)
+
+
+@pytest.fixture
+def api(sim: RunningSim, http: aiohttp.ClientSession, tokens: TokenManager) -> QQApi:
+    return QQApi(http, tokens, sim.base_url)
+
+
+@pytest.fixture
+async def proxy(sim: RunningSim) -> AsyncIterator[Proxy]:
+    p = Proxy(sim.host, sim.port)
+    await p.start()
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def sink() -> Collector:
+    return Collector()

@@ -1,0 +1,284 @@
+"""The gateway client against `herald sim` over real sockets: every scene arrives, in order, once,
+through closes, op 7, socket cuts, dead sockets, expired tokens and redeliveries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from herald.core import InboundMessage, Interaction, RelationEvent, RelationKind
+from herald.qq.api import QQApi
+from herald.qq.auth import TokenManager
+from herald.qq.gateway import GatewayClient, GatewayError
+from herald.qq.inbound import InboundPipeline
+from herald.sim.app import RunningSim
+
+WAIT_S = 20.0  # a safety limit against hangs, never a timing assertion
+ALL_INTENTS = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12) | (1 << 9)
+Collector = Any
+Control = Any
+Proxy = Any
+
+
+@asynccontextmanager
+async def running(
+    api: QQApi,
+    tokens: TokenManager,
+    sink: Collector,
+    *,
+    intents: int = ALL_INTENTS,
+    url: str | None = None,
+    close_timeout_s: float = 5.0,
+) -> AsyncIterator[tuple[GatewayClient, InboundPipeline]]:
+    pipeline = InboundPipeline(api, sink)
+    gateway = GatewayClient(
+        api,
+        tokens,
+        intents,
+        (0, 1),
+        pipeline.handle_dispatch,
+        url=url,
+        backoff_base_s=0.02,
+        close_timeout_s=close_timeout_s,
+    )
+    task = asyncio.create_task(gateway.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await gateway.wait_ready()
+        yield gateway, pipeline
+    finally:
+        await gateway.stop()
+        async with asyncio.timeout(WAIT_S):
+            await task
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while not condition():  # noqa: ASYNC110 (polls a counter owned by the client)
+            await asyncio.sleep(0.01)
+
+
+def contents(events: list[Any]) -> list[str]:
+    return [e.content for e in events if isinstance(e, InboundMessage)]
+
+
+async def test_every_scene_and_event_kind_arrives_in_order(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    async with running(api, tokens, sink):
+        c2c = await control.c2c("u1", "private hello")
+        grp = await control.group("g1", "m1", "group hello")
+        await control.group("g1", "m2", "not at bot", at_bot=False)
+        ch = await control.channel("c1", "4194304", "guser", "channel hello")
+        dm = await control.dm("dmguild1", "guser", "dm hello")
+        friend = await control.event("FRIEND_ADD", {"timestamp": 1700000000, "openid": "u1"})
+        await control.event("C2C_MSG_REJECT", {"timestamp": 1700000001, "openid": "u1"})
+        added = await control.event(
+            "GROUP_ADD_ROBOT", {"timestamp": 1700000002, "group_openid": "g2", "op_member_openid": "m9"}
+        )
+        await control.event(
+            "INTERACTION_CREATE",
+            {
+                "id": "interaction-1",
+                "type": 11,
+                "scene": "group",
+                "chat_type": 1,
+                "group_openid": "g1",
+                "group_member_openid": "m1",
+                "data": {"type": 11, "resolved": {"button_id": "b1", "button_data": "yes"}},
+            },
+        )
+        events = await sink.wait_for(9)
+
+    c2c_msg, grp_msg, full_msg, ch_msg, dm_msg, fr, rej, add, inter = events
+    assert isinstance(c2c_msg, InboundMessage) and c2c_msg.target.key == "c2c:u1"
+    assert (c2c_msg.message_id, c2c_msg.content, c2c_msg.author_id) == (c2c["msg_id"], "private hello", "u1")
+    assert isinstance(grp_msg, InboundMessage) and grp_msg.target.key == "group:g1"
+    assert (grp_msg.message_id, grp_msg.author_id, grp_msg.mentions_bot) == (grp["msg_id"], "m1", True)
+    assert isinstance(full_msg, InboundMessage) and not full_msg.mentions_bot
+    assert isinstance(ch_msg, InboundMessage) and ch_msg.target.key == "channel:c1"
+    assert (ch_msg.message_id, ch_msg.guild_id) == (ch["msg_id"], "4194304")
+    assert isinstance(dm_msg, InboundMessage) and dm_msg.target.key == "dm:dmguild1"
+    assert dm_msg.message_id == dm["msg_id"]
+    # Messages are anchored by msg_id, not by event id.
+    assert all(m.event_id is None for m in (c2c_msg, grp_msg, full_msg, ch_msg, dm_msg))
+    assert isinstance(fr, RelationEvent) and (fr.kind, fr.event_id) == (RelationKind.FRIEND_ADDED, friend)
+    assert isinstance(rej, RelationEvent) and (rej.kind, rej.event_id) == (
+        RelationKind.PROACTIVE_REFUSED,
+        None,
+    )
+    assert isinstance(add, RelationEvent) and (add.kind, add.target.key, add.event_id, add.operator_id) == (
+        RelationKind.BOT_ADDED,
+        "group:g2",
+        added,
+        "m9",
+    )
+    assert isinstance(inter, Interaction) and inter.target == inter.target.parse("group:g1")
+    assert (inter.interaction_id, inter.button_id, inter.button_data, inter.user_id) == (
+        "interaction-1",
+        "b1",
+        "yes",
+        "m1",
+    )
+    acks = [r for r in await control.requests() if r.get("path") == "/interactions/interaction-1"]
+    assert len(acks) == 1 and acks[0].get("method") == "PUT"
+
+
+async def talk(control: Control, round_no: int) -> list[str]:
+    said = [f"r{round_no} u{i}" for i in range(3)]
+    for i, text in enumerate(said):
+        if i == 1:
+            await control.group("g1", "m1", text)
+        else:
+            await control.c2c(f"u{i}", text)
+    return said
+
+
+async def test_close_4009_every_30s_for_5_virtual_minutes_loses_and_repeats_nothing(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    expected: list[str] = []
+    async with running(api, tokens, sink) as (gateway, _):
+        for round_no in range(10):  # 10 x 30 s of virtual time
+            expected += await talk(control, round_no)
+            await control.fault(kind="close", code=4009)
+            expected += await talk(control, round_no + 100)  # while the client is away
+            await control.advance(30)
+        await sink.wait_for(len(expected))
+        await until(lambda: gateway.ready.is_set())
+        assert gateway.identifies == 1
+        assert gateway.resumes >= 1
+    assert contents(sink.events) == expected
+
+
+async def test_op7_reconnect_resumes_without_loss(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    async with running(api, tokens, sink) as (gateway, _):
+        said = await talk(control, 1)
+        await control.fault(kind="reconnect")
+        said += await talk(control, 2)
+        await sink.wait_for(len(said))
+        assert gateway.identifies == 1 and gateway.resumes >= 1
+    assert contents(sink.events) == said
+
+
+async def test_socket_cut_without_close_frame_resumes(
+    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: Control, proxy: Proxy
+) -> None:
+    url = f"ws://127.0.0.1:{proxy.port}/websocket/"
+    async with running(api, tokens, sink, url=url) as (gateway, _):
+        said = await talk(control, 1)
+        await sink.wait_for(len(said))
+        proxy.cut()
+        said += await talk(control, 2)
+        await sink.wait_for(len(said))
+        assert proxy.connections >= 2
+        assert gateway.identifies == 1 and gateway.resumes >= 1
+    assert contents(sink.events) == said
+
+
+async def test_unanswered_heartbeat_means_a_dead_socket(
+    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: Control, proxy: Proxy
+) -> None:
+    await control.settings(heartbeat_interval_ms=200)
+    url = f"ws://127.0.0.1:{proxy.port}/websocket/"
+    async with running(api, tokens, sink, url=url, close_timeout_s=0.2) as (gateway, _):
+        said = await talk(control, 1)
+        await sink.wait_for(len(said))
+        proxy.freeze()  # the socket stays open but nothing comes back: only a missed ACK shows it
+        said += await talk(control, 2)
+        await sink.wait_for(len(said))
+        assert proxy.connections >= 2 and gateway.identifies == 1
+    assert contents(sink.events) == said
+
+
+async def test_all_tokens_expired_mid_session(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    async with running(api, tokens, sink):
+        said = await talk(control, 1)
+        await control.fault(kind="expire_tokens")
+        await control.fault(kind="close", code=4009)  # the resume must carry a fresh token
+        said += await talk(control, 2)
+        await sink.wait_for(len(said))
+        # REST also recovers: 401 → refresh once → retry once.
+        answer = await api.me()
+        assert answer["id"]
+        assert tokens.fetches >= 2
+    assert contents(sink.events) == said
+
+
+async def test_redelivered_event_is_handled_once(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    async with running(api, tokens, sink) as (_, pipeline):
+        await control.c2c("u1", "once")
+        await control.fault(kind="redeliver_last")
+        await control.c2c("u1", "twice")
+        await sink.wait_for(2)
+        await until(lambda: pipeline.duplicates == 1)
+    assert contents(sink.events) == ["once", "twice"]
+
+
+async def test_invalid_session_reidentifies(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    async with running(api, tokens, sink) as (gateway, _):
+        await control.fault(kind="close", code=4006)
+        await until(lambda: gateway.identifies == 2 and gateway.ready.is_set())
+        said = await talk(control, 1)
+        await sink.wait_for(len(said))
+    assert contents(sink.events) == said
+
+
+async def run_until_error(api: QQApi, tokens: TokenManager, intents: int) -> GatewayError:
+    gateway = GatewayClient(api, tokens, intents, (0, 1), None, backoff_base_s=0.02)
+    with pytest.raises(GatewayError) as info:
+        async with asyncio.timeout(WAIT_S):
+            await gateway.run()
+    return info.value
+
+
+async def test_intent_not_permitted_stops_with_the_intents_named(
+    api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    await control.settings(intents_allowed=(1 << 25) | (1 << 26))
+    error = await run_until_error(api, tokens, (1 << 25) | (1 << 30))
+    assert error.code == 4014
+    assert "PUBLIC_GUILD_MESSAGES" in error.message and "GROUP_AND_C2C_EVENT" in error.message
+
+
+async def test_banned_bot_stops(api: QQApi, tokens: TokenManager, control: Control) -> None:
+    await control.call("PUT", "/_sim/gateway", {"refusal_code": 4915})
+    error = await run_until_error(api, tokens, 1 << 25)
+    assert error.code == 4915 and "banned" in error.message
+
+
+async def test_dispatch_handler_failure_does_not_stop_the_stream(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+
+    async def flaky(event: Any) -> None:
+        if isinstance(event, InboundMessage) and event.content == "boom":
+            raise RuntimeError("handler bug")
+        await sink(event)
+
+    handler: Callable[[Any], Awaitable[None]] = flaky
+    pipeline = InboundPipeline(api, handler)
+    gateway = GatewayClient(api, tokens, ALL_INTENTS, (0, 1), pipeline.handle_dispatch, backoff_base_s=0.02)
+    task = asyncio.create_task(gateway.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await gateway.wait_ready()
+        await control.c2c("u1", "boom")
+        await control.c2c("u1", "after")
+        await sink.wait_for(1)
+    finally:
+        await gateway.stop()
+        await task
+    assert contents(sink.events) == ["after"]
