@@ -1,0 +1,89 @@
+"""C2C streaming: /stream_messages and the legacy `stream` field (rules 63-68)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.sim.conftest import Answer, SimClient
+
+
+async def _chunk(client: SimClient, **body: Any) -> Answer:
+    return await client.post(
+        "/v2/users/u1/stream_messages", {"input_state": 1, "content_type": "markdown", **body}
+    )
+
+
+async def test_rule63_no_streaming_in_groups(client: SimClient) -> None:
+    inbound = await client.member_says("g1")
+    body = {"msg_id": inbound["msg_id"], "index": 0, "input_state": 1, "content_raw": "x"}
+    (await client.post("/v2/groups/g1/stream_messages", body)).error(10000, status=404)
+    (await client.send_group("g1", msg_id=inbound["msg_id"], stream={"state": 1, "index": 0})).error(12002)
+
+
+async def test_rule64_first_chunk_gives_the_id_later_chunks_continue_it(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (await _chunk(client, msg_id=inbound["msg_id"], msg_seq=1, index=0, content_raw="Hel")).ok()
+    assert {"id", "timestamp", "ext_info", "remain_msg_len"} <= set(first)
+    common = {"msg_id": inbound["msg_id"], "msg_seq": 1, "stream_msg_id": first["id"]}
+    second = (await _chunk(client, **common, index=1, content_raw="lo")).ok()
+    assert second["id"] == first["id"]
+    (await _chunk(client, **common, index=3, content_raw="!")).error(12002)
+    (await _chunk(client, stream_msg_id="ROBOT1.0_nope", index=2, content_raw="!")).error(12002)
+    (await _chunk(client, **common, index=2, input_state=10, content_raw="!")).ok()
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert (view["state"], view["content"]) == ("done", "Hello!")
+
+
+async def test_rule65_replace_mode_must_keep_the_sent_prefix(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (
+        await _chunk(client, msg_id=inbound["msg_id"], index=0, input_mode="replace", content_raw="abc")
+    ).ok()
+    common = {"msg_id": inbound["msg_id"], "stream_msg_id": first["id"], "input_mode": "replace"}
+    (await _chunk(client, **common, index=1, content_raw="abcdef")).ok()
+    (await _chunk(client, **common, index=2, content_raw="xyz")).error(40007)
+
+
+async def test_rule66_no_chunks_after_the_final_state(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (await _chunk(client, msg_id=inbound["msg_id"], index=0, input_state=10, content_raw="done")).ok()
+    (
+        await _chunk(client, msg_id=inbound["msg_id"], stream_msg_id=first["id"], index=1, content_raw="more")
+    ).error(12002)
+
+
+async def test_rule67_an_abandoned_stream_rolls_back_to_its_first_chunk(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (await _chunk(client, msg_id=inbound["msg_id"], index=0, content_raw="first")).ok()
+    (
+        await _chunk(
+            client, msg_id=inbound["msg_id"], stream_msg_id=first["id"], index=1, content_raw=" more"
+        )
+    ).ok()
+    await client.advance(61)
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert (view["state"], view["content"]) == ("rolled_back", "first")
+
+
+async def test_rule68_legacy_stream_field(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    anchor = {"msg_id": inbound["msg_id"], "msg_type": 2}
+    (
+        await client.post(
+            "/v2/users/u1/messages", {**anchor, "markdown": {"content": "a"}, "stream": {"id": None}}
+        )
+    ).error(12002)
+    first = (
+        await client.post(
+            "/v2/users/u1/messages",
+            {**anchor, "msg_seq": 11, "markdown": {"content": "a"}, "stream": {"state": 1, "index": 0}},
+        )
+    ).ok()
+    final = {**anchor, "msg_seq": 12, "stream": {"state": 10, "index": 1, "id": first["id"]}}
+    unterminated = await client.post("/v2/users/u1/messages", {**final, "markdown": {"content": "b"}})
+    unterminated.error(40034124)
+    assert unterminated.body["message"] == "流式消息md分片需要\n结束"
+    (await client.post("/v2/users/u1/messages", {**final, "markdown": {"content": "b\n"}})).ok()
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert (view["state"], view["content"]) == ("done", "ab\n")
