@@ -1,0 +1,355 @@
+"""`QQPlatform`: Herald's `core.Platform` for the QQ Official Bot platform.
+
+Inbound: gateway (or webhook) → `InboundPipeline` (parse, dedup) → reply ledger records the
+anchor → the app's sink. Outbound: one outbox item → render into parts → for each part the
+ledger reserves a route (persisted, with its msg_seq) → the API → on a dead-anchor code the
+anchor is marked and the part re-planned (bounded) → `Sent`, or `DeliveryError` whose kind comes
+from the one error table in `qq/errors.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+from herald.config import DeliveryConfig, QQConfig
+from herald.core.clock import Clock, SystemClock
+from herald.core.errors import DeliveryError, ErrorKind
+from herald.core.events import InboundEvent
+from herald.core.platform import DeliveryMode, EventSink, SendRequest, Sent
+from herald.core.target import Scene, Target
+from herald.qq.api import QQApi
+from herald.qq.auth import TokenManager
+from herald.qq.errors import QQApiError
+from herald.qq.inbound import InboundPipeline
+from herald.qq.media import MediaUploader
+from herald.qq.render import Part, render
+from herald.qq.reply import OutboundId, ReplyLedger, Route, Undeliverable, Wait
+from herald.store.db import Database
+
+log = logging.getLogger(__name__)
+
+# How often one part may be re-planned after its route died before the item is retried later.
+MAX_REPLANS = 8
+# A proactive rate wait longer than this is handed back to the outbox as retry-later.
+MAX_INLINE_WAIT_S = 90.0
+# Codes that mean "this target does not take markdown": fall back to text and remember it.
+MARKDOWN_REFUSED = frozenset({304036, 40034127, 40034124, 50037, 40034011})
+# Proactive refusals: the target's permission is off until it says otherwise.
+PROACTIVE_REFUSED = frozenset({40034105, 40034102, 40054013})
+
+
+class SlidingWindow:
+    """At most `limit` requests in any `window` seconds, as the server counts them.
+
+    A request is counted from when it is sent until `window` after its answer arrived, which is
+    never earlier than when the server counted it, so latency cannot make us exceed the limit.
+    """
+
+    def __init__(self, clock: Clock, limit: int, window: float) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._window = window
+        self._done: collections.deque[float] = collections.deque()
+        self._in_flight = 0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock.monotonic()
+                while self._done and self._done[0] <= now - self._window:
+                    self._done.popleft()
+                if self._in_flight + len(self._done) < self._limit:
+                    self._in_flight += 1
+                    return
+                if self._done:
+                    await self._clock.sleep(self._done[0] + self._window - now + 1e-4)
+                else:
+                    await self._clock.sleep(self._window / max(self._limit, 1))
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        self._done.append(self._clock.monotonic())
+
+
+class QQPlatform:
+    name = "qq"
+
+    def __init__(
+        self,
+        config: QQConfig,
+        db: Database,
+        clock: Clock | None = None,
+        *,
+        delivery: DeliveryConfig | None = None,
+        session: aiohttp.ClientSession | None = None,
+        rate_limits: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.delivery = delivery or DeliveryConfig()
+        self.ledger = ReplyLedger(db, self.clock, self.delivery)
+        self._db = db
+        self._session = session
+        self._own_session = session is None
+        self._rate_limits = rate_limits
+        self.tokens: TokenManager | None = None
+        self.api: QQApi | None = None
+        self.media: MediaUploader | None = None
+        self.pipeline: InboundPipeline | None = None
+        self._sink: EventSink | None = None
+        self._transport: asyncio.Task[None] | None = None
+        self._stoppers: list[Any] = []
+        self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
+        self._limits = {
+            "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0),
+            "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0),
+            "group_proactive": SlidingWindow(self.clock, self.delivery.group_bot_per_minute, 60.0),
+        }
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def connect(self) -> QQApi:
+        """Outbound only: token manager and API client (what `send` needs). Idempotent."""
+        if self.api is None:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+            self.tokens = TokenManager(
+                self._session,
+                self.config.app_id,
+                self.config.secret,
+                self.config.token_url,
+                self.clock,
+            )
+            self.api = QQApi(self._session, self.tokens, self.config.api_base, clock=self.clock)
+            self.media = MediaUploader(self.api, self._db, self.clock)
+        return self.api
+
+    async def start(self, sink: EventSink) -> None:
+        api = await self.connect()
+        self._sink = sink
+        self.pipeline = InboundPipeline(api, self._on_event, self.clock)
+        if self.config.transport == "webhook":
+            await self._start_webhook()
+        else:
+            from herald.qq.gateway import GatewayClient
+
+            assert self.tokens is not None
+            gateway = GatewayClient(
+                api,
+                self.tokens,
+                self.config.intents,
+                self.config.shard,
+                self.pipeline.handle_dispatch,
+                self.clock,
+            )
+            self.gateway = gateway
+            self._stoppers.append(gateway.stop)
+            self._transport = asyncio.create_task(gateway.run(), name="qq-gateway")
+
+    async def wait_ready(self) -> None:
+        """Returns once the gateway session is identified (at once for the webhook transport)."""
+        if self.gateway is not None:
+            await self.gateway.wait_ready()
+
+    async def _start_webhook(self) -> None:
+        import uvicorn
+
+        from herald.qq.webhook import WebhookReceiver
+
+        assert self.pipeline is not None
+        receiver = WebhookReceiver(
+            self.config.app_id,
+            self.config.secret,
+            self.pipeline.handle_dispatch,
+            clock=self.clock,
+            path=self.config.webhook_path,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                receiver.app,
+                host=self.config.webhook_host,
+                port=self.config.webhook_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+
+        async def stop() -> None:
+            server.should_exit = True
+            await receiver.close()
+
+        self._stoppers.append(stop)
+        self._transport = asyncio.create_task(server.serve(), name="qq-webhook")
+
+    async def stop(self) -> None:
+        for stopper in reversed(self._stoppers):
+            with contextlib.suppress(Exception):
+                await stopper()
+        self._stoppers.clear()
+        if self._transport is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._transport, timeout=10)
+            self._transport = None
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+        self.api = None
+
+    async def _on_event(self, event: InboundEvent) -> None:
+        # The anchor is durable before the app sees the event, so any reply can use it.
+        await self.ledger.record(event)
+        if self._sink is not None:
+            await self._sink(event)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def send(self, request: SendRequest) -> Sent:
+        api = await self.connect()
+        target = request.target
+        markdown_ok = not await self.ledger.markdown_refused(target)
+        parts = self._render(request, markdown_ok)
+        if not parts:
+            raise DeliveryError(ErrorKind.BUG, "nothing to send: the message renders to no content")
+        ids: list[str] = []
+        first: Route | None = None
+        for index, part in enumerate(parts):
+            route, sent_id = await self._send_part(api, request, index, len(parts), part)
+            first = first or route
+            if sent_id:
+                ids.append(sent_id)
+        assert first is not None
+        return Sent(tuple(ids), first.mode, first.anchor_id, first.msg_seq)
+
+    def _render(self, request: SendRequest, markdown_ok: bool) -> list[Part]:
+        return render(
+            request.segments,
+            request.target.scene,
+            markdown_ok=markdown_ok,
+            url_policy=self.delivery.group_url_policy,
+            max_chars=self.delivery.max_text_chars,
+        )
+
+    async def _send_part(
+        self, api: QQApi, request: SendRequest, index: int, total: int, part: Part
+    ) -> tuple[Route, str | None]:
+        target = request.target
+        where = f" (part {index + 1} of {total})" if total > 1 else ""
+        for _ in range(MAX_REPLANS):
+            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id)
+            if isinstance(plan, Undeliverable):
+                raise DeliveryError(ErrorKind.UNDELIVERABLE, plan.reason + where)
+            if isinstance(plan, Wait):
+                if plan.seconds > MAX_INLINE_WAIT_S:
+                    raise DeliveryError(ErrorKind.RETRY_LATER, plan.reason, retry_after=plan.seconds)
+                await self.clock.sleep(plan.seconds)
+                continue
+            route = plan
+            if route.sent_id is not None:  # an earlier attempt of this item delivered this part
+                return route, route.sent_id or None
+            try:
+                answer = await self._post(api, target, route, part)
+            except QQApiError as error:
+                outcome = await self._after_error(request, index, route, part, error)
+                if outcome == "delivered":
+                    await self.ledger.delivered(request.item_id, index, None)
+                    return route, None
+                if outcome == "as_text":
+                    part = Part("text", part.text)
+                    continue
+                if outcome == "replan":
+                    continue
+                raise self._delivery_error(error, where) from None
+            sent_id = answer.get("id")
+            outbound = OutboundId(str(sent_id)) if sent_id else None
+            await self.ledger.delivered(request.item_id, index, outbound)
+            return route, outbound.value if outbound else None
+        raise DeliveryError(ErrorKind.RETRY_LATER, f"every route died while planning{where}; will retry")
+
+    async def _after_error(
+        self, request: SendRequest, index: int, route: Route, part: Part, error: QQApiError
+    ) -> str:
+        """What a refusal means for this part: "delivered", "replan", or "fail"."""
+        target = request.target
+        if error.duplicate:
+            if route.reused:
+                # This (anchor, msg_seq) was sent by an earlier attempt: the platform has it.
+                return "delivered"
+            # A fresh msg_seq the platform had seen: skip it (never reuse it) and plan again.
+            await self.ledger.route_died(request.item_id, index, Route(route.mode), error.code, error.message)
+            return "replan"
+        if error.code in MARKDOWN_REFUSED and part.kind == "markdown":
+            await self.ledger.refuse_markdown(target)
+            # Failed sends do not use up the msg_seq; the reservation is tried again as text.
+            return "as_text"
+        if error.kind is ErrorKind.REPLAN:
+            if route.anchor_id is None:
+                return "fail"  # a proactive route refused for quota/recall reasons
+            verdict = await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
+            log.info(
+                "qq %s: anchor %s %s (code %s); re-planning", target, route.anchor_id, verdict, error.code
+            )
+            return "replan"
+        if error.code in PROACTIVE_REFUSED and route.mode is DeliveryMode.PROACTIVE:
+            await self.ledger.set_proactive(target, False, f"{error.message} ({error.code})")
+        return "fail"
+
+    def _delivery_error(self, error: QQApiError, where: str) -> DeliveryError:
+        delivery = error.to_delivery_error()
+        if error.kind is ErrorKind.REPLAN:
+            # Only a proactive route gets here (quota or recall limit): no route is left for now.
+            delivery = DeliveryError(
+                ErrorKind.UNDELIVERABLE,
+                f"proactive send refused: {error.message}",
+                code=error.code,
+                status=error.status or None,
+                trace_id=error.trace_id,
+            )
+        if where:
+            delivery.reason += where
+        return delivery
+
+    async def _post(self, api: QQApi, target: Target, route: Route, part: Part) -> dict[str, Any]:
+        body = await self._body(target, route, part)
+        windows = [self._limits["message"]] if self._rate_limits else []
+        if self._rate_limits and route.mode is DeliveryMode.PROACTIVE:
+            if target.scene is Scene.C2C:
+                windows.append(self._limits["c2c_proactive"])
+            elif target.scene is Scene.GROUP:
+                windows.append(self._limits["group_proactive"])
+        for window in windows:
+            await window.acquire()
+        try:
+            return await api.post_message(target.scene, target.id, body)
+        finally:
+            for window in windows:
+                window.release()
+
+    async def _body(self, target: Target, route: Route, part: Part) -> dict[str, Any]:
+        body: dict[str, Any]
+        guild = target.scene in (Scene.CHANNEL, Scene.DM)
+        if part.kind == "media":
+            assert part.media is not None
+            if guild:
+                body = {"content": part.text} if part.media.url is None else {"image": part.media.url}
+                if part.text and part.media.url is not None:
+                    body["content"] = part.text
+            else:
+                assert self.media is not None
+                file_info = await self.media.file_info(target, part.media)
+                body = {"msg_type": 7, "media": {"file_info": file_info}, "content": part.text or " "}
+        elif part.kind == "markdown" and not guild:
+            body = {"msg_type": 2, "markdown": {"content": part.text}}
+        else:
+            body = {"content": part.text} if guild else {"msg_type": 0, "content": part.text}
+        fields = route.body_fields()
+        if guild:
+            fields.pop("msg_seq", None)
+        body.update(fields)
+        return body

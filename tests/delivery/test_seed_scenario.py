@@ -1,0 +1,77 @@
+"""Acceptance 1: the seed bug cannot happen. One user message, then a reply plus three sends in
+one turn: all four passive on the user's message with distinct msg_seq, never a bot-sent id."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from delivery.harness import stack
+from herald.config import DeliveryConfig
+from herald.core.platform import DeliveryMode
+from herald.core.segments import Text
+from herald.core.target import Scene, Target
+from herald.store.db import Database
+
+
+async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: Database) -> None:
+    async with stack(db) as herald:
+        message = await herald.user_says("user-1", "send me three test messages")
+        target = Target(Scene.C2C, "user-1")
+        receipts = [
+            await herald.outbox.enqueue(target, [Text(text)], origin=origin, trigger_id=message.message_id)
+            for origin, text in [
+                ("agent:reply", "OK, sending three messages."),
+                ("agent:tool", "test message 1"),
+                ("agent:tool", "test message 2"),
+                ("agent:tool", "test message 3"),
+            ]
+        ]
+        results = [await r for r in receipts]
+
+        assert all(r.delivered for r in results), results
+        assert [r.sent.mode for r in results if r.sent] == [DeliveryMode.PASSIVE] * 4
+        assert {r.sent.anchor_id for r in results if r.sent} == {message.message_id}
+        entries = await herald.control.outbound("c2c", "user-1")
+        assert [e["content"] for e in entries] == [
+            "OK, sending three messages.",
+            "test message 1",
+            "test message 2",
+            "test message 3",
+        ]
+        assert all(e["status"] == 200 and e["msg_id"] == message.message_id for e in entries)
+        assert len({e["msg_seq"] for e in entries}) == 4
+        assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
+
+
+@pytest.mark.parametrize(("mode", "delivered"), [("2026", True), ("2025", False)])
+async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
+    db: Database, mode: str, delivered: bool
+) -> None:
+    config = DeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
+    async with stack(db, config=config, mode=mode) as herald:
+        message = await herald.user_says("user-2")
+        target = Target(Scene.C2C, "user-2")
+        receipts = [
+            await herald.outbox.enqueue(
+                target, [Text(f"m{i}")], origin="agent:tool", trigger_id=message.message_id
+            )
+            for i in range(5)
+        ]
+        results = await asyncio.gather(*(asyncio.ensure_future(_wait(r)) for r in receipts))
+
+        assert all(r.delivered for r in results[:4])
+        fifth = results[4]
+        assert fifth.delivered is delivered
+        if delivered:
+            assert fifth.sent is not None and fifth.sent.mode is DeliveryMode.PROACTIVE
+        else:
+            assert fifth.reason is not None and "2025" in fifth.reason
+        sent = await herald.control.delivered("c2c", "user-2")
+        assert [e["content"] for e in sent] == [f"m{i}" for i in range(5 if delivered else 4)]
+        assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
+
+
+async def _wait(receipt):  # type: ignore[no-untyped-def]
+    return await receipt
