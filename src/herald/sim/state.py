@@ -103,12 +103,13 @@ class SimState:
         self.settings = settings
         self.clock = SimClock()
         self.bus = EventBus()
+        self.tokens: dict[str, Token] = {}
+        self.current_token: Token | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget all traffic (tokens, anchors, transcripts, quotas); settings, clock and wires stay."""
-        self.tokens: dict[str, Token] = {}
-        self.current_token: Token | None = None
+        """Forget all traffic (anchors, transcripts, quotas, faults). Settings, the clock, issued
+        tokens and live wire sessions stay, so a connected bot keeps working across a reset."""
         self.anchors: dict[str, Anchor] = {}
         self.event_anchors: dict[str, EventAnchor] = {}
         self.outbound: dict[str, Outbound] = {}
