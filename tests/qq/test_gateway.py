@@ -101,7 +101,7 @@ async def test_every_scene_and_event_kind_arrives_in_order(
     assert (grp_msg.message_id, grp_msg.author_id, grp_msg.mentions_bot) == (grp["msg_id"], "m1", True)
     assert isinstance(full_msg, InboundMessage) and not full_msg.mentions_bot
     assert isinstance(ch_msg, InboundMessage) and ch_msg.target.key == "channel:c1"
-    assert (ch_msg.message_id, ch_msg.guild_id) == (ch["msg_id"], "4194304")
+    assert (ch_msg.message_id, ch_msg.guild_id, ch_msg.content) == (ch["msg_id"], "4194304", "channel hello")
     assert isinstance(dm_msg, InboundMessage) and dm_msg.target.key == "dm:dmguild1"
     assert dm_msg.message_id == dm["msg_id"]
     # Messages are anchored by msg_id, not by event id.

@@ -163,7 +163,7 @@ class InteractionPayload(_Model):
     _coerce = field_validator("id", "guild_id", "channel_id", mode="before")(_str)
 
 
-_BOT_MENTION = re.compile(r"<@!?(\w+)>")
+_BOT_MENTION = re.compile(r"<@!?([^>\s]+)>")
 
 
 def _strip_bot_mentions(content: str, mentions: list[Mention]) -> str:
