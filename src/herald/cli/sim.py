@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -54,7 +54,7 @@ def sim(
 
     if mode not in ("2026", "2025", "2023"):
         raise typer.BadParameter("must be 2026, 2025 or 2023", param_hint="--mode")
-    era: ProactiveMode = mode  # type: ignore[assignment]
+    era = cast(ProactiveMode, mode)
     fields: dict[str, object] = {"host": host, "port": port, "mode": era, "webhook_url": webhook_url}
     if app_id is not None:
         fields["app_id"] = app_id
