@@ -78,7 +78,9 @@ async def serve(settings: SimSettings | None = None) -> AsyncIterator[RunningSim
     port = sock.getsockname()[1]
     settings.port = port
     state = SimState(settings)
-    config = uvicorn.Config(create_app(state=state), log_level="warning", lifespan="on", ws_ping_interval=None)
+    config = uvicorn.Config(
+        create_app(state=state), log_level="warning", lifespan="on", ws_ping_interval=None
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
