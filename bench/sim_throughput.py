@@ -108,8 +108,7 @@ async def _client(base: str, users: list[str], concurrency: int, start_at: float
                     else:
                         failed += 1
 
-        while time.time() < start_at:  # all client processes start together
-            await asyncio.sleep(0.005)
+        await asyncio.sleep(max(0.0, start_at - time.time()))  # all client processes start together
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return ok, failed, time.perf_counter() - began
