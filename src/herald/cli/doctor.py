@@ -1,0 +1,42 @@
+"""`herald doctor`: check a configuration against the QQ platform and say what to fix."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from herald.cli import app
+from herald.config import ConfigError, load_config
+from herald.qq.doctor import run_checks
+
+
+@app.command("doctor")
+def doctor(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Herald TOML config (HERALD_* variables also apply)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 10.0,
+) -> None:
+    """Check credentials, API, gateway/intents or the webhook receiver; exit 1 if anything fails."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"✗ config: {exc}")
+        raise typer.Exit(2) from None
+    if settings.qq is None:
+        typer.echo(
+            "✗ config: no [qq] section\n    fix: add [qq] app_id and secret (from q.qq.com → 开发设置)"
+        )
+        raise typer.Exit(2)
+    checks = asyncio.run(run_checks(settings.qq, timeout_s=timeout))
+    for check in checks:
+        typer.echo(check.render())
+    failed = [check.name for check in checks if check.ok is False]
+    if failed:
+        typer.echo(f"\n{len(failed)} check(s) failed: {', '.join(failed)}")
+        raise typer.Exit(1)
+    typer.echo("\nall checks passed")
