@@ -384,3 +384,17 @@ async def _until(predicate: Any) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition never became true")
+
+
+async def test_a_second_identify_on_an_authenticated_socket_closes_4002(
+    sim: RunningSim, http: aiohttp.ClientSession
+) -> None:
+    ws, _ = await identify(http, sim)
+    await ws.send_json({"op": 2, "d": {"token": token(sim), "intents": C2C, "shard": [0, 1]}})
+    assert await closed_with(ws) == 4002
+
+
+async def test_a_socket_that_never_identifies_is_closed_4009() -> None:
+    async with serve(SimSettings(port=0, heartbeat_interval_ms=200)) as sim, aiohttp.ClientSession() as http:
+        ws = await hello(http, sim)
+        assert await closed_with(ws) == 4009
