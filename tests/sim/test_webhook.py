@@ -250,3 +250,13 @@ async def test_a_redelivered_message_keeps_its_id(receiver: Receiver) -> None:
         assert first["id"] == second["id"] == injected.event_id
         assert first["d"] == second["d"]
         assert second["s"] == first["s"] + 1  # a new push, not a retry
+
+
+async def test_validation_can_be_rerun_from_the_control_api(receiver: Receiver) -> None:
+    async with serve(settings(receiver)) as sim:
+        await until(lambda: sim.state.bus.online())
+        async with aiohttp.ClientSession() as http, http.post(f"{sim.base_url}/_sim/webhook") as response:
+            report = await response.json()
+        assert report["validation"]["status"] == "ok"
+        assert len(receiver.validations) == 2
+        assert receiver.validations[0]["d"]["plain_token"] != receiver.validations[1]["d"]["plain_token"]
