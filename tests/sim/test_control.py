@@ -108,3 +108,10 @@ async def test_clock_and_reset(client: SimClient) -> None:
     inbound = await client.user_says("u1")
     assert (await client.post("/_sim/reset")).ok() == {"reset": True}
     (await client.send_c2c("u1", msg_id=inbound["msg_id"])).error(40034024)  # the same token still works
+
+
+async def test_a_hand_written_message_event_is_a_usable_anchor(client: SimClient) -> None:
+    d = {"id": "ROBOT1.0_handmade", "group_openid": "g9", "author": {"id": "m1", "member_openid": "m1"}}
+    await client.event("GROUP_AT_MESSAGE_CREATE", {**d, "content": " hi"})
+    (await client.send_group("g9", msg_id="ROBOT1.0_handmade")).ok()
+    (await client.send_group("g8", msg_id="ROBOT1.0_handmade")).error(40034024)

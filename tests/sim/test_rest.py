@@ -128,3 +128,13 @@ async def test_a_body_that_is_not_json_is_a_clear_12002(client: SimClient) -> No
     ) as response:
         body = await response.json()
     assert (response.status, body["code"], body["message"]) == (400, 12002, "请求体不是合法的JSON")
+
+
+async def test_rule62_message_reference_to_a_foreign_refidx(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    ref = client.sim.state.bus.history[-1].d["message_scene"]["ext"][0].removeprefix("msg_idx=")
+    foreign = {"message_id": "REFIDX_unknown"}
+    (await client.send_c2c("u1", message_reference=foreign)).ok()  # ignored by default
+    await client.settings(reference_check="reject")
+    (await client.send_c2c("u1", message_reference=foreign)).error(12002)
+    (await client.send_c2c("u1", msg_id=inbound["msg_id"], message_reference={"message_id": ref})).ok()

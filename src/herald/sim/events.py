@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from herald.sim.bus import Dispatch
-from herald.sim.state import EventAnchor, Scene, SimState
+from herald.sim.state import Anchor, EventAnchor, Scene, SimState, new_ref_idx
 
 PERMISSION_EVENTS: dict[str, tuple[Scene, str, bool]] = {
     "C2C_MSG_REJECT": ("c2c", "openid", False),
@@ -64,9 +64,50 @@ def scene_and_target(t: str, d: Any) -> tuple[Scene | None, str]:
     return None, ""
 
 
+MESSAGE_EVENTS = frozenset(
+    {
+        "C2C_MESSAGE_CREATE",
+        "GROUP_AT_MESSAGE_CREATE",
+        "GROUP_MESSAGE_CREATE",
+        "AT_MESSAGE_CREATE",
+        "MESSAGE_CREATE",
+        "DIRECT_MESSAGE_CREATE",
+    }
+)
+
+
+def _message_anchor(state: SimState, t: str, d: dict[str, Any], now: float) -> None:
+    """A hand-written user message event is as good an anchor as an injected one."""
+    raw_author = d.get("author")
+    author: dict[str, Any] = raw_author if isinstance(raw_author, dict) else {}
+    if t == "C2C_MESSAGE_CREATE":
+        scene: Scene = "c2c"
+        target = str(author.get("user_openid") or author.get("id") or "")
+        state.last_inbound_c2c[target] = now
+        state.wakeups_used.pop(target, None)
+    elif t.startswith("GROUP_"):
+        scene, target = "group", str(d.get("group_openid", ""))
+    elif t == "DIRECT_MESSAGE_CREATE":
+        scene, target = "dm", str(d.get("guild_id", ""))
+    else:
+        scene, target = "channel", str(d.get("channel_id", ""))
+        if d.get("guild_id"):
+            state.channel_guild[target] = str(d["guild_id"])
+    state.anchors[str(d["id"])] = Anchor(
+        msg_id=str(d["id"]),
+        scene=scene,
+        target=target,
+        author=str(author.get("id", "")),
+        received_at=now,
+        ref_idx=new_ref_idx(),
+    )
+
+
 def publish(state: SimState, t: str, d: Any) -> Dispatch:
     now = state.clock.time()
     dispatch = state.bus.publish(t, d, at=now)
+    if t in MESSAGE_EVENTS and isinstance(d, dict) and d.get("id"):
+        _message_anchor(state, t, d, now)
     scene, target = scene_and_target(t, d)
     state.event_anchors[dispatch.id] = EventAnchor(
         event_id=dispatch.id, t=t, scene=scene, target=target, received_at=now

@@ -227,7 +227,7 @@ class Sends:
         state = self.state
         entry = self._entry(body)
         try:
-            rules.validate_v2_body(state, scene, body)
+            rules.validate_v2_body(state, scene, target, body)
             stream_field = stream.legacy_check(body) if scene == "c2c" else None
             continuing = stream.legacy_continues(state, stream_field)
             plan = rules.plan_v2(state, scene, target, body, new_reply=not continuing)

@@ -95,7 +95,7 @@ def anchor_ids(state: SimState, body: dict[str, Any]) -> tuple[str | None, str |
 # ---- v2 (C2C and group) ------------------------------------------------------------------------
 
 
-def validate_v2_body(state: SimState, scene: Scene, body: dict[str, Any]) -> None:
+def validate_v2_body(state: SimState, scene: Scene, target: str, body: dict[str, Any]) -> None:
     """Message body rules 53-59 and 63 for `/v2/users|groups/{id}/messages`."""
     msg_type = body.get("msg_type", 0)
     allowed = {0, 2, 3, 4, 6, 7} if scene == "c2c" else {0, 2, 3, 4, 7}
@@ -131,6 +131,11 @@ def validate_v2_body(state: SimState, scene: Scene, body: dict[str, Any]) -> Non
         media.require_file_info(state, scene, str(media_field["file_info"]))
     if keyboard is not None:
         _check_keyboard(keyboard)
+    reference = body.get("message_reference")
+    if isinstance(reference, dict) and state.settings.reference_check == "reject":
+        # Rule 62: a quote must name a REFIDX of this conversation (inbound msg_idx or outbound ref_idx).
+        if state.ref_idx.get(str(reference.get("message_id"))) != (scene, target):
+            raise SimError(12002, "message_reference.message_id不是本会话的REFIDX")
     if scene == "group" and state.settings.group_url_check and has_content and URL.search(str(content)):
         raise SimError(40054010)
 

@@ -83,6 +83,8 @@ class SimSettings(BaseModel):
     # Message bodies (rules 53-59).
     markdown_allowed: bool = True
     group_url_check: bool = False  # rule 58: URLs in group text -> 40054010 (off by default)
+    # Rule 62: a message_reference to an unknown REFIDX is ignored, or rejected with 12002.
+    reference_check: Literal["ignore", "reject"] = "ignore"
 
     # Guild (rules 49-52, 78).
     guild_channel_per_day: int = 20
