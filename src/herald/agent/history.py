@@ -1,0 +1,53 @@
+"""The conversation history the model sees: the last N finished turns, oldest dropped first until
+the estimated token count fits the budget. A turn is kept or dropped whole, so a tool call is
+never separated from its result."""
+
+from __future__ import annotations
+
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough and cheap: ~4 ASCII characters per token, one token per other character (CJK)."""
+    ascii_chars = sum(1 for char in text if ord(char) < 128)
+    return (ascii_chars + 3) // 4 + (len(text) - ascii_chars)
+
+
+def message_tokens(message: ModelMessage) -> int:
+    total = 4
+    if isinstance(message, ModelRequest):
+        for part in message.parts:
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                total += estimate_tokens(part.content)
+            elif isinstance(part, ToolReturnPart):
+                total += estimate_tokens(part.model_response_str())
+            else:
+                total += 8
+    elif isinstance(message, ModelResponse):
+        for response_part in message.parts:
+            if isinstance(response_part, TextPart):
+                total += estimate_tokens(response_part.content)
+            elif isinstance(response_part, ToolCallPart):
+                total += estimate_tokens(response_part.tool_name + response_part.args_as_json_str())
+    return total
+
+
+def fit_history(turns: list[list[ModelMessage]], max_turns: int, max_tokens: int) -> list[ModelMessage]:
+    """Flatten the newest turns that fit both budgets, oldest first."""
+    kept: list[list[ModelMessage]] = []
+    used = 0
+    for turn in reversed(turns[-max_turns:] if max_turns > 0 else []):
+        cost = sum(message_tokens(message) for message in turn)
+        if used + cost > max_tokens:
+            break
+        kept.append(turn)
+        used += cost
+    return [message for turn in reversed(kept) for message in turn]

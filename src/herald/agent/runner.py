@@ -1,0 +1,159 @@
+"""One agent turn, step by step, durably.
+
+A step is one model request, then (if the response calls tools) one round of tool calls. The
+turn's messages are stored after each model response and after each round of tool results, so a
+restarted Herald resumes a turn without asking the model again for a step it already answered,
+and without re-running a tool call that already ran (its outbox item / job exists under the
+call's key). The final text of the turn is sent as the reply; empty final text sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from pydantic_ai.direct import model_request
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+
+from herald.agent.history import fit_history
+from herald.agent.prompt import instructions
+from herald.agent.tools import Sender, Toolbox, ToolContext, ToolResult
+from herald.agent.turns import DONE, FAILED, Turn, TurnStore
+from herald.config import AgentConfig
+from herald.core.clock import Clock
+from herald.core.segments import Text
+
+log = logging.getLogger(__name__)
+
+
+class ModelFailure(Exception):
+    """The model could not answer (error, timeout, nonsense); the cause is in `__cause__`."""
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        *,
+        model: Model,
+        turns: TurnStore,
+        toolbox: Toolbox,
+        sender: Sender,
+        clock: Clock,
+        config: AgentConfig,
+        settings: ModelSettings | None = None,
+        offer_tools: bool = True,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.model = model
+        self.turns = turns
+        self.toolbox = toolbox
+        self.sender = sender
+        self.clock = clock
+        self.config = config
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.parameters = ModelRequestParameters(
+            function_tools=toolbox.definitions if offer_tools else [], allow_text_output=True
+        )
+
+    async def run(self, turn: Turn) -> None:
+        if turn.status != "pending":
+            return
+        if not turn.messages:
+            turn.messages = [ModelRequest(parts=[UserPromptPart(turn.content, timestamp=turn.created_at)])]
+        history = fit_history(
+            await self.turns.history(turn.conversation, turn.id, self.config.history_turns),
+            self.config.history_turns,
+            self.config.history_tokens,
+        )
+        context = ToolContext(
+            turn_id=turn.id,
+            target=turn.target,
+            author_id=turn.author_id,
+            trigger_id=turn.trigger_id,
+            timezone=self.config.timezone,
+        )
+        steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
+        while True:
+            last = turn.messages[-1]
+            if isinstance(last, ModelResponse):
+                calls = last.tool_calls
+                if not calls:
+                    break
+                results = await self._run_tools(context, steps, calls)
+                turn.messages.append(ModelRequest(parts=results))
+                await self.turns.save(turn, steps)
+                continue
+            if steps >= self.config.max_steps:
+                log.warning("turn %s: stopped after %s model steps", turn.id, steps)
+                await self._fail(turn, f"stopped after {steps} model steps")
+                return
+            try:
+                response = await self._request(history, turn, context)
+            except ModelFailure as failure:
+                cause = failure.__cause__ or failure
+                log.error(
+                    "turn %s in %s: the model failed: %s: %s",
+                    turn.id,
+                    turn.conversation,
+                    type(cause).__name__,
+                    cause,
+                )
+                await self._fail(turn, f"{type(cause).__name__}: {cause}")
+                return
+            steps += 1
+            turn.messages.append(response)
+            await self.turns.save(turn, steps)
+        final = turn.messages[-1]
+        assert isinstance(final, ModelResponse)
+        text = (final.text or "").strip()
+        if text:
+            await self.sender.enqueue(
+                turn.target,
+                [Text(text)],
+                origin="agent_reply",
+                trigger_id=turn.trigger_id,
+                idempotency_key=f"turn:{turn.id}:final",
+            )
+        await self.turns.finish(turn, DONE)
+
+    async def _request(self, history: list[ModelMessage], turn: Turn, context: ToolContext) -> ModelResponse:
+        messages = [*history, *turn.messages]
+        last = messages[-1]
+        assert isinstance(last, ModelRequest)
+        prompt = instructions(
+            self.config.system_prompt, context.target, self.clock.now(), self.config.timezone
+        )
+        messages[-1] = dataclasses.replace(last, instructions=prompt)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await model_request(
+                    self.model,
+                    messages,
+                    model_settings=self.settings,
+                    model_request_parameters=self.parameters,
+                )
+        except Exception as exc:
+            raise ModelFailure() from exc
+
+    async def _run_tools(
+        self, context: ToolContext, step: int, calls: list[ToolCallPart]
+    ) -> list[ToolResult]:
+        finishers = []
+        for call in calls:
+            key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
+            finishers.append(await self.toolbox.begin(call, context, key))
+        return list(await asyncio.gather(*(finish() for finish in finishers)))
+
+    async def _fail(self, turn: Turn, error: str) -> None:
+        await self.sender.enqueue(
+            turn.target,
+            [Text(self.config.error_message)],
+            origin="agent_error",
+            trigger_id=turn.trigger_id,
+            idempotency_key=f"turn:{turn.id}:error",
+        )
+        await self.turns.finish(turn, FAILED, error)

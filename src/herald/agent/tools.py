@@ -1,0 +1,237 @@
+"""The agent's tools, as an OpenAI-compatible model sees them, and how each one runs.
+
+Each call starts in two phases: `begin` runs in call order (a send enqueues its outbox item
+there, so several sends in one model response are delivered in call order), and the returned
+awaitable finishes concurrently with the other calls (awaiting a receipt, touching the store).
+
+Every call is keyed `turn:<turn id>:<step>:<tool call id>`: the outbox idempotency key of a
+send and the creation key of a job. A resumed turn re-running a call therefore gets the first
+run's outcome instead of acting twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_ai.messages import RetryPromptPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.tools import ToolDefinition
+
+from herald.core.clock import Clock
+from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.target import Target
+from herald.delivery.receipts import Receipt
+from herald.scheduler import (
+    Job,
+    JobError,
+    JobStore,
+    ScheduleError,
+    cron_schedule,
+    once_schedule,
+)
+
+ToolResult = ToolReturnPart | RetryPromptPart
+
+
+class Sender(Protocol):
+    """What the agent needs from the outbox."""
+
+    async def enqueue(
+        self,
+        target: Target,
+        segments: list[Segment],
+        *,
+        origin: str,
+        trigger_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Receipt: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    turn_id: int
+    target: Target
+    author_id: str | None
+    trigger_id: str | None
+    timezone: str
+
+
+class SendMessageArgs(BaseModel):
+    """Send a message to the user (or group) of the current conversation, right now.
+
+    Returns the real outcome: delivered, or not delivered with the platform's reason.
+    Use it to send several separate messages in one turn; your final answer is sent too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The message text.")
+    image_url: str | None = Field(default=None, description="Optional http(s) URL of an image to send.")
+    markdown: bool = Field(default=False, description="Render the text as markdown.")
+
+
+class FutureTaskArgs(BaseModel):
+    """Schedule work for your future self in this conversation.
+
+    action=create needs `note` and either `cron_expression` (recurring, 5 fields, e.g.
+    "* * * * *" every minute, "0 9 * * *" daily at 09:00) or `run_at` (one time, ISO 8601).
+    When a task fires you are woken in this conversation with its note, and what you send
+    reaches the user. action=list shows tasks; edit and delete need `job_id`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["create", "list", "edit", "delete"]
+    name: str | None = Field(default=None, description="Short name of the task.")
+    cron_expression: str | None = Field(default=None, description="Recurring schedule, 5-field cron.")
+    run_at: str | None = Field(default=None, description="One-time run, ISO 8601 (local time if no offset).")
+    note: str | None = Field(default=None, description="What to do when it fires (read by your future self).")
+    job_id: str | None = Field(default=None, description="The task id, for edit and delete.")
+
+
+def _definition(name: str, model: type[BaseModel]) -> ToolDefinition:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    description = " ".join((model.__doc__ or "").split())
+    schema.pop("description", None)
+    return ToolDefinition(name=name, parameters_json_schema=schema, description=description)
+
+
+SEND_MESSAGE = "send_message_to_user"
+FUTURE_TASK = "future_task"
+TOOL_DEFINITIONS = [_definition(SEND_MESSAGE, SendMessageArgs), _definition(FUTURE_TASK, FutureTaskArgs)]
+
+Finisher = Callable[[], Awaitable[ToolResult]]
+
+
+class Toolbox:
+    def __init__(self, sender: Sender, jobs: JobStore, clock: Clock) -> None:
+        self.sender = sender
+        self.jobs = jobs
+        self.clock = clock
+
+    @property
+    def definitions(self) -> list[ToolDefinition]:
+        return TOOL_DEFINITIONS
+
+    async def begin(self, call: ToolCallPart, context: ToolContext, key: str) -> Finisher:
+        """Start one call (in call order); the result is the awaitable that finishes it."""
+        try:
+            if call.tool_name == SEND_MESSAGE:
+                send_args = SendMessageArgs.model_validate(call.args_as_dict())
+                return await self._begin_send(call, context, key, send_args)
+            if call.tool_name == FUTURE_TASK:
+                task_args = FutureTaskArgs.model_validate(call.args_as_dict())
+                return lambda: self._future_task(call, context, key, task_args)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            return _ready(RetryPromptPart(errors, tool_name=call.tool_name, tool_call_id=call.tool_call_id))
+        except ValueError as exc:  # args that are not JSON
+            return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
+        return _ready(
+            _retry(call, f"unknown tool {call.tool_name!r}; available: {SEND_MESSAGE}, {FUTURE_TASK}")
+        )
+
+    async def _begin_send(
+        self, call: ToolCallPart, context: ToolContext, key: str, args: SendMessageArgs
+    ) -> Finisher:
+        segments: list[Segment] = []
+        if args.text.strip():
+            segments.append(Markdown(args.text) if args.markdown else Text(args.text))
+        if args.image_url:
+            if not args.image_url.startswith(("http://", "https://")):
+                return _ready(_retry(call, "image_url must be an http(s) URL"))
+            segments.append(Media(MediaKind.IMAGE, url=args.image_url))
+        if not segments:
+            return _ready(_retry(call, "nothing to send: text is empty and there is no image_url"))
+        receipt = await self.sender.enqueue(
+            context.target, segments, origin="agent_tool", trigger_id=context.trigger_id, idempotency_key=key
+        )
+
+        async def finish() -> ToolResult:
+            result = await receipt
+            return _return(call, result.describe())
+
+        return finish
+
+    async def _future_task(
+        self, call: ToolCallPart, context: ToolContext, key: str, args: FutureTaskArgs
+    ) -> ToolResult:
+        conversation = context.target.key
+        try:
+            if args.action == "list":
+                jobs = await self.jobs.list_jobs(conversation)
+                if not jobs:
+                    return _return(call, "no scheduled tasks in this conversation")
+                return _return(call, "\n".join(describe_job(job, context.timezone) for job in jobs))
+            if args.action == "create":
+                if (args.cron_expression is None) == (args.run_at is None):
+                    return _retry(
+                        call, "create needs exactly one of cron_expression (recurring) or run_at (once)"
+                    )
+                if not (args.note or args.name):
+                    return _retry(call, "create needs a note saying what to do when the task fires")
+                schedule = (
+                    cron_schedule(args.cron_expression, context.timezone)
+                    if args.cron_expression is not None
+                    else once_schedule(args.run_at or "", context.timezone, self.clock.now())
+                )
+                job = await self.jobs.create(
+                    conversation=conversation,
+                    creator_id=context.author_id,
+                    name=args.name or (args.note or "")[:40],
+                    schedule=schedule,
+                    note=args.note or args.name or "",
+                    created_key=key,
+                )
+                return _return(call, "created: " + describe_job(job, context.timezone))
+            if not args.job_id:
+                return _retry(call, f"{args.action} needs job_id (use action=list to find it)")
+            if args.action == "delete":
+                job = await self.jobs.end(
+                    args.job_id, reason="deleted", conversation=conversation, creator_id=context.author_id
+                )
+                return _return(call, f"deleted task {job.id} ({job.name})")
+            new_schedule = None
+            if args.cron_expression is not None:
+                new_schedule = cron_schedule(args.cron_expression, context.timezone)
+            elif args.run_at is not None:
+                new_schedule = once_schedule(args.run_at, context.timezone, self.clock.now())
+            job = await self.jobs.edit(
+                args.job_id,
+                conversation=conversation,
+                creator_id=context.author_id,
+                name=args.name,
+                schedule=new_schedule,
+                note=args.note,
+            )
+            return _return(call, "updated: " + describe_job(job, context.timezone))
+        except (ScheduleError, JobError) as exc:
+            return _return(call, f"error: {exc}")
+
+
+def describe_job(job: Job, timezone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    following = "-"
+    if job.next_run_at is not None:
+        following = f"{job.next_run_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M:%S}"
+    what = f"sends {job.text!r}" if job.action == "send" else f"note: {job.note}"
+    return f"[{job.id}] {job.name} · {job.schedule.describe()} · next {following} · runs {job.runs} · {what}"
+
+
+def _return(call: ToolCallPart, content: str) -> ToolReturnPart:
+    return ToolReturnPart(tool_name=call.tool_name, content=content, tool_call_id=call.tool_call_id)
+
+
+def _retry(call: ToolCallPart, message: str) -> RetryPromptPart:
+    return RetryPromptPart(content=message, tool_name=call.tool_name, tool_call_id=call.tool_call_id)
+
+
+def _ready(result: ToolResult) -> Finisher:
+    async def finish() -> ToolResult:
+        return result
+
+    return finish

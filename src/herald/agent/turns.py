@@ -1,0 +1,220 @@
+"""Durable turns: an inbound message (or job firing, or command) is stored before its turn runs,
+its progress (the turn's pydantic-ai messages) is rewritten after every step, and it is marked done
+when it ends. Unique `source_id` makes platform redelivery a durable no-op."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from herald.core.clock import Clock
+from herald.core.target import Target
+from herald.store import Database
+from herald.store.tables.agent import AgentTurn
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(slots=True)
+class Turn:
+    id: int
+    conversation: str
+    source_id: str
+    kind: str  # message | command | job
+    author_id: str | None
+    content: str
+    trigger_id: str | None
+    job_id: str | None
+    created_at: datetime
+    status: str = PENDING
+    messages: list[ModelMessage] = field(default_factory=list)
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(self.conversation)
+
+
+def dump_messages(messages: list[ModelMessage]) -> str:
+    return ModelMessagesTypeAdapter.dump_json(messages).decode()
+
+
+def load_messages(raw: str | None) -> list[ModelMessage]:
+    return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
+
+
+class TurnStore:
+    def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096) -> None:
+        self.db = db
+        self.clock = clock
+        self._insert = postgresql.insert if db.is_postgresql else sqlite.insert
+        # Parsed messages of finished turns, so history is not re-parsed on every turn.
+        self._parsed: OrderedDict[int, list[ModelMessage]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def record(
+        self,
+        *,
+        conversation: str,
+        source_id: str,
+        kind: str,
+        content: str,
+        author_id: str | None = None,
+        trigger_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Turn | None:
+        """Store a new turn; None if `source_id` was already recorded (a redelivery)."""
+        now = self.clock.now()
+        values = {
+            "conversation": conversation,
+            "source_id": source_id,
+            "kind": kind,
+            "author_id": author_id,
+            "content": content,
+            "trigger_id": trigger_id,
+            "job_id": job_id,
+            "status": PENDING,
+            "steps": 0,
+            "in_history": True,
+            "created_at": now,
+        }
+        statement = (
+            self._insert(AgentTurn)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source_id"])
+            .returning(AgentTurn.id)
+        )
+        async with self.db.session() as session:
+            turn_id = await session.scalar(statement)
+            await session.commit()
+        if turn_id is None:
+            return None
+        return Turn(
+            id=turn_id,
+            conversation=conversation,
+            source_id=source_id,
+            kind=kind,
+            author_id=author_id,
+            content=content,
+            trigger_id=trigger_id,
+            job_id=job_id,
+            created_at=now,
+        )
+
+    async def save(self, turn: Turn, steps: int) -> None:
+        """Persist the turn's messages so far (after a model response or a round of tool results)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(AgentTurn)
+                .where(AgentTurn.id == turn.id)
+                .values(messages=dump_messages(turn.messages), steps=steps)
+            )
+            await session.commit()
+
+    async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
+        turn.status = status
+        async with self.db.session() as session:
+            await session.execute(
+                update(AgentTurn)
+                .where(AgentTurn.id == turn.id)
+                .values(status=status, error=error, finished_at=self.clock.now())
+            )
+            await session.commit()
+        if status == DONE and turn.messages:
+            self._remember(turn.id, turn.messages)
+
+    async def pending(self) -> list[Turn]:
+        """Unfinished turns, oldest first (to resume after a restart)."""
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(AgentTurn).where(AgentTurn.status == PENDING).order_by(AgentTurn.id)
+            )
+            return [self._turn(row) for row in rows]
+
+    async def get(self, turn_id: int) -> Turn | None:
+        async with self.db.session() as session:
+            row = await session.get(AgentTurn, turn_id)
+            return self._turn(row) if row is not None else None
+
+    async def history(self, conversation: str, before: int, limit: int) -> list[list[ModelMessage]]:
+        """The message lists of the last `limit` finished turns before turn `before`, oldest first."""
+        if limit <= 0:
+            return []
+        query = (
+            select(AgentTurn.id, AgentTurn.messages)
+            .where(
+                AgentTurn.conversation == conversation,
+                AgentTurn.id < before,
+                AgentTurn.status == DONE,
+                AgentTurn.in_history.is_(True),
+                AgentTurn.messages.is_not(None),
+            )
+            .order_by(AgentTurn.id.desc())
+            .limit(limit)
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).all()
+        turns: list[list[ModelMessage]] = []
+        for turn_id, raw in reversed(rows):
+            parsed = self._parsed.get(turn_id)
+            if parsed is None:
+                parsed = load_messages(raw)
+                self._remember(turn_id, parsed)
+            turns.append(parsed)
+        return turns
+
+    async def reset(self, conversation: str) -> int:
+        """Drop the conversation's history (turns stay stored, out of the model's view)."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(AgentTurn)
+                .where(AgentTurn.conversation == conversation, AgentTurn.in_history.is_(True))
+                .values(in_history=False)
+            )
+            await session.commit()
+        count: int = result.rowcount  # type: ignore[attr-defined]
+        return count
+
+    async def count_history(self, conversation: str) -> int:
+        from sqlalchemy import func
+
+        async with self.db.session() as session:
+            value = await session.scalar(
+                select(func.count())
+                .select_from(AgentTurn)
+                .where(
+                    AgentTurn.conversation == conversation,
+                    AgentTurn.status == DONE,
+                    AgentTurn.in_history.is_(True),
+                    AgentTurn.messages.is_not(None),
+                )
+            )
+        return int(value or 0)
+
+    def _remember(self, turn_id: int, messages: list[ModelMessage]) -> None:
+        self._parsed[turn_id] = messages
+        self._parsed.move_to_end(turn_id)
+        while len(self._parsed) > self._cache_size:
+            self._parsed.popitem(last=False)
+
+    @staticmethod
+    def _turn(row: AgentTurn) -> Turn:
+        return Turn(
+            id=row.id,
+            conversation=row.conversation,
+            source_id=row.source_id,
+            kind=row.kind,
+            author_id=row.author_id,
+            content=row.content,
+            trigger_id=row.trigger_id,
+            job_id=row.job_id,
+            created_at=row.created_at,
+            status=row.status,
+            messages=load_messages(row.messages),
+        )

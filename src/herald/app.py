@@ -1,0 +1,164 @@
+"""Herald, assembled: config → store (migrated) → platform adapter → outbox → dispatcher
+(command or agent turn) → agent → scheduler. `start()` resumes whatever a crash left unfinished
+(outbox items, turns, due jobs) before taking new events; `stop()` stops in reverse order."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
+
+from herald.agent import AgentRunner, Toolbox, TurnStore
+from herald.commands import Commands, StatusInfo
+from herald.config import ConfigError, HeraldConfig
+from herald.core.clock import Clock, SystemClock
+from herald.core.platform import Platform
+from herald.delivery import Outbox
+from herald.dispatch import Dispatcher
+from herald.llm import ModelHandle, open_model
+from herald.scheduler import JobStore, Scheduler
+from herald.store import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelChoice:
+    """A model given by the caller (tests, the benchmark) instead of the one `[llm]` describes."""
+
+    model: Model
+    settings: ModelSettings | None = None
+    description: str = "scripted"
+
+
+class Herald:
+    def __init__(
+        self,
+        config: HeraldConfig,
+        *,
+        model: ModelChoice | None = None,
+        clock: Clock | None = None,
+        platform: Platform | None = None,
+        rate_limits: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self._model_choice = model
+        self._platform_override = platform
+        self._rate_limits = rate_limits
+        self._model_handle: ModelHandle | None = None
+        self.db: Database | None = None
+        self.platform: Platform | None = None
+        self.outbox: Outbox | None = None
+        self.turns: TurnStore | None = None
+        self.jobs: JobStore | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.scheduler: Scheduler | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        config = self.config
+        self.db = Database(config.storage.url)
+        await self.db.migrate()
+
+        if self._model_choice is not None:
+            model, settings, description = (
+                self._model_choice.model,
+                self._model_choice.settings,
+                self._model_choice.description,
+            )
+        else:
+            self._model_handle = await open_model(config.llm)
+            model, settings = self._model_handle.model, self._model_handle.settings
+            description = self._model_handle.description
+        log.info("model: %s", description)
+
+        self.platform = self._platform_override or self._qq_platform()
+        self.outbox = Outbox(self.db, self.platform, self.clock, config=config.delivery)
+        await self.outbox.start()
+
+        self.turns = TurnStore(self.db, self.clock)
+        self.jobs = JobStore(
+            self.db, self.clock, max_per_conversation=config.scheduler.max_jobs_per_conversation
+        )
+        runner = AgentRunner(
+            model=model,
+            turns=self.turns,
+            toolbox=Toolbox(self.outbox, self.jobs, self.clock),
+            sender=self.outbox,
+            clock=self.clock,
+            config=config.agent,
+            settings=settings,
+            offer_tools=config.llm.offers_tools if self._model_choice is None else True,
+            timeout_s=config.llm.timeout_s,
+        )
+        commands = Commands(
+            jobs=self.jobs,
+            turns=self.turns,
+            clock=self.clock,
+            config=config,
+            status=StatusInfo(model=description, started_monotonic=time.monotonic()),
+        )
+        self.dispatcher = Dispatcher(
+            turns=self.turns, runner=runner, commands=commands, sender=self.outbox, config=config.agent
+        )
+        await self.dispatcher.resume()
+        self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
+        if config.scheduler.enabled:
+            await self.scheduler.start()
+        await self.platform.start(self.dispatcher.sink)
+        self.started = True
+        log.info("Herald started (storage %r)", self.db)
+
+    async def wait_ready(self) -> None:
+        """Until the platform's inbound transport is connected (when the platform can tell)."""
+        wait = getattr(self.platform, "wait_ready", None)
+        if wait is not None:
+            await wait()
+
+    def _qq_platform(self) -> Platform:
+        from herald.qq.adapter import QQPlatform
+
+        if self.config.qq is None:
+            raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
+        assert self.db is not None
+        return QQPlatform(
+            self.config.qq, self.db, self.clock, delivery=self.config.delivery, rate_limits=self._rate_limits
+        )
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight turns be resumed next start, then close everything."""
+        if self.platform is not None:
+            await _quietly(self.platform.stop(), "platform")
+        if self.scheduler is not None:
+            await _quietly(self.scheduler.stop(), "scheduler")
+        if self.dispatcher is not None:
+            await _quietly(self.dispatcher.stop(), "dispatcher")
+        if self.outbox is not None:
+            await _quietly(self.outbox.stop(), "outbox")
+        if self._model_handle is not None:
+            await _quietly(self._model_handle.close(), "model")
+            self._model_handle = None
+        if self.db is not None:
+            await _quietly(self.db.dispose(), "store")
+        self.started = False
+
+    async def __aenter__(self) -> Herald:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def _quietly(awaitable: object, what: str) -> None:
+    from collections.abc import Awaitable
+
+    assert isinstance(awaitable, Awaitable)
+    try:
+        await awaitable
+    except Exception:
+        log.exception("stopping %s failed", what)

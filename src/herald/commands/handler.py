@@ -1,0 +1,168 @@
+"""Each command is a small coroutine returning the reply text. Commands run inside the
+conversation's turn order and are idempotent per turn (a resumed command does not create a
+second job: `/every` creates with the key `turn:<id>:every`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from herald import __version__
+from herald.agent.tools import describe_job
+from herald.agent.turns import TurnStore
+from herald.config import HeraldConfig
+from herald.core.clock import Clock
+from herald.core.target import Scene, Target
+from herald.scheduler import (
+    JobError,
+    JobStore,
+    ScheduleError,
+    format_interval,
+    interval_schedule,
+    parse_interval,
+)
+
+HELP = """可用命令 / commands:
+/help — 显示本帮助 (this help)
+/reset — 清空对话记忆 (clear the conversation history)
+/jobs — 列出定时任务 (list scheduled jobs)
+/cancel <id> — 取消定时任务 (cancel a job)
+/every <间隔> <文本> — 定时发送文本, 如 /every 1m 心跳 (send text every interval)
+/status — 运行状态 (status)
+其他消息交给 AI 助手回答。Anything else goes to the assistant."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    turn_id: int
+    target: Target
+    author_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    model: str
+    started_monotonic: float
+
+
+Handler = Callable[["Commands", CommandContext, str], Awaitable[str]]
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """`/name args` → (name, args) if `name` is a known command, else None (goes to the agent)."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    name, _, rest = stripped[1:].partition(" ")
+    name = name.lower()
+    if name not in COMMANDS:
+        return None
+    return name, rest.strip()
+
+
+class Commands:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        turns: TurnStore,
+        clock: Clock,
+        config: HeraldConfig,
+        status: StatusInfo,
+    ) -> None:
+        self.jobs = jobs
+        self.turns = turns
+        self.clock = clock
+        self.config = config
+        self.status_info = status
+
+    async def run(self, context: CommandContext, text: str) -> str:
+        parsed = parse_command(text)
+        if parsed is None:
+            return HELP
+        name, args = parsed
+        return await COMMANDS[name](self, context, args)
+
+    def _creator_scope(self, context: CommandContext) -> str | None:
+        # In a private chat the conversation is the user; elsewhere only a job's creator may cancel it.
+        return None if context.target.scene is Scene.C2C else context.author_id
+
+
+async def _help(commands: Commands, context: CommandContext, args: str) -> str:
+    return HELP
+
+
+async def _reset(commands: Commands, context: CommandContext, args: str) -> str:
+    dropped = await commands.turns.reset(context.target.key)
+    return f"已清空对话记忆 (history cleared: {dropped} turns)."
+
+
+async def _jobs(commands: Commands, context: CommandContext, args: str) -> str:
+    jobs = await commands.jobs.list_jobs(context.target.key)
+    if not jobs:
+        return "没有定时任务 (no scheduled jobs)."
+    timezone = commands.config.agent.timezone
+    return "定时任务 (jobs):\n" + "\n".join(describe_job(job, timezone) for job in jobs)
+
+
+async def _cancel(commands: Commands, context: CommandContext, args: str) -> str:
+    job_id = args.split()[0] if args.split() else ""
+    if not job_id:
+        return "用法 (usage): /cancel <id>  — /jobs 查看 id"
+    try:
+        job = await commands.jobs.end(
+            job_id,
+            reason="cancelled",
+            conversation=context.target.key,
+            creator_id=commands._creator_scope(context),
+        )
+    except JobError as exc:
+        return f"无法取消 (cannot cancel): {exc}"
+    return f"已取消任务 {job.id} ({job.name}) (cancelled)."
+
+
+async def _every(commands: Commands, context: CommandContext, args: str) -> str:
+    interval_text, _, text = args.partition(" ")
+    text = text.strip()
+    if not interval_text or not text:
+        return "用法 (usage): /every <间隔 interval> <文本 text>, 例如 /every 1m 心跳"
+    try:
+        seconds = parse_interval(interval_text)
+        minimum = commands.config.scheduler.min_interval_s
+        if seconds < minimum:
+            raise ScheduleError(
+                f"interval {format_interval(seconds)} is shorter than {format_interval(minimum)}"
+            )
+        job = await commands.jobs.create(
+            conversation=context.target.key,
+            creator_id=context.author_id,
+            name=f"every {format_interval(seconds)}",
+            schedule=interval_schedule(seconds, commands.config.agent.timezone, commands.clock.now()),
+            action="send",
+            text=text,
+            created_key=f"turn:{context.turn_id}:every",
+        )
+    except ScheduleError as exc:
+        return f"无法创建 (cannot create): {exc}"
+    return f"已创建任务 {job.id}: 每 {format_interval(seconds)} 发送 {text!r}。/cancel {job.id} 取消。"
+
+
+async def _status(commands: Commands, context: CommandContext, args: str) -> str:
+    uptime = int(time.monotonic() - commands.status_info.started_monotonic)
+    jobs = await commands.jobs.list_jobs(context.target.key)
+    history = await commands.turns.count_history(context.target.key)
+    return (
+        f"Herald {__version__} · up {format_interval(uptime)} · model: {commands.status_info.model}\n"
+        f"this conversation: {history} turns in history, {len(jobs)} active jobs"
+    )
+
+
+COMMANDS: dict[str, Handler] = {
+    "help": _help,
+    "reset": _reset,
+    "jobs": _jobs,
+    "cancel": _cancel,
+    "every": _every,
+    "status": _status,
+}

@@ -1,0 +1,183 @@
+"""From inbound events and job firings to turns: store first (durable dedup), then run each
+conversation's turns one at a time in arrival order; different conversations run concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from herald.agent.prompt import job_prompt
+from herald.agent.runner import AgentRunner
+from herald.agent.tools import Sender
+from herald.agent.turns import DONE, FAILED, Turn, TurnStore
+from herald.commands import CommandContext, Commands, parse_command
+from herald.config import AgentConfig
+from herald.core.events import InboundEvent, InboundMessage
+from herald.core.segments import Text
+from herald.core.target import Scene
+from herald.scheduler import Job, slot_key
+
+log = logging.getLogger(__name__)
+
+
+class Lanes:
+    """One FIFO worker per conversation key, alive while it has work."""
+
+    def __init__(self, handler: Callable[[Turn], Awaitable[None]]) -> None:
+        self._handler = handler
+        self._queues: dict[str, deque[Turn]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, turn: Turn) -> None:
+        queue = self._queues.setdefault(turn.conversation, deque())
+        queue.append(turn)
+        self._idle.clear()
+        if turn.conversation not in self._workers:
+            self._workers[turn.conversation] = asyncio.create_task(
+                self._work(turn.conversation), name=f"lane:{turn.conversation}"
+            )
+
+    async def _work(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                turn = queue[0]
+                try:
+                    await self._handler(turn)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("turn %s in %s crashed; it stays pending until restart", turn.id, key)
+                queue.popleft()
+        finally:
+            if not queue:
+                self._queues.pop(key, None)
+            self._workers.pop(key, None)
+            if not self._workers:
+                self._idle.set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._workers)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._queues.clear()
+        self._idle.set()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        turns: TurnStore,
+        runner: AgentRunner,
+        commands: Commands,
+        sender: Sender,
+        config: AgentConfig,
+    ) -> None:
+        self.turns = turns
+        self.runner = runner
+        self.commands = commands
+        self.sender = sender
+        self.config = config
+        self.lanes = Lanes(self._handle)
+
+    async def sink(self, event: InboundEvent) -> None:
+        """The platform's event sink: returns once the message is stored (its turn runs later)."""
+        if not isinstance(event, InboundMessage):
+            log.debug("ignoring %s", type(event).__name__)
+            return
+        if (
+            not event.mentions_bot
+            and event.target.scene is Scene.GROUP
+            and not self.config.answer_unmentioned
+        ):
+            return
+        content = event.content.strip()
+        if not content and not event.attachments:
+            return
+        kind = "command" if parse_command(content) is not None else "message"
+        if event.attachments and kind == "message":
+            names = ", ".join(a.filename or a.content_type for a in event.attachments)
+            content = f"{content}\n[attachments: {names}]".strip()
+        turn = await self.turns.record(
+            conversation=event.target.key,
+            source_id=event.message_id,
+            kind=kind,
+            content=content,
+            author_id=event.author_id,
+            trigger_id=event.message_id,
+        )
+        if turn is None:
+            log.debug("duplicate message %s dropped", event.message_id)
+            return
+        self.lanes.submit(turn)
+
+    async def fire_job(self, job: Job, slot: datetime) -> None:
+        """The scheduler's callback; idempotent per (job, slot)."""
+        key = slot_key(job, slot)
+        if job.action == "send":
+            await self.sender.enqueue(
+                job.target, [Text(job.text or job.name)], origin="job", idempotency_key=key
+            )
+            return
+        turn = await self.turns.record(
+            conversation=job.conversation,
+            source_id=key,
+            kind="job",
+            content=job_prompt(job.name, job.id, job.note, slot, self.config.timezone),
+            author_id=job.creator_id,
+            job_id=job.id,
+        )
+        if turn is not None:
+            self.lanes.submit(turn)
+
+    async def resume(self) -> int:
+        """Queue every unfinished turn (after a crash or stop), oldest first."""
+        pending = await self.turns.pending()
+        for turn in pending:
+            self.lanes.submit(turn)
+        if pending:
+            log.info("resuming %d unfinished turns", len(pending))
+        return len(pending)
+
+    async def _handle(self, turn: Turn) -> None:
+        if turn.kind == "command":
+            await self._command(turn)
+        else:
+            await self.runner.run(turn)
+
+    async def _command(self, turn: Turn) -> None:
+        context = CommandContext(turn_id=turn.id, target=turn.target, author_id=turn.author_id)
+        try:
+            reply = await self.commands.run(context, turn.content)
+        except Exception as exc:
+            log.exception("command %r in %s failed", turn.content, turn.conversation)
+            await self.turns.finish(turn, FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        await self.sender.enqueue(
+            turn.target,
+            [Text(reply)],
+            origin="command",
+            trigger_id=turn.trigger_id,
+            idempotency_key=f"turn:{turn.id}:reply",
+        )
+        await self.turns.finish(turn, DONE)
+
+    async def stop(self) -> None:
+        await self.lanes.stop()

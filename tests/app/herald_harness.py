@@ -1,0 +1,215 @@
+"""Herald (the whole app) connected to a running `herald sim` over loopback sockets, with a
+scripted pydantic-ai `FunctionModel`. Time is virtual on both sides: `advance()` moves the sim's
+clock and Herald's `VirtualClock` together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from herald.app import Herald, ModelChoice
+from herald.config import DeliveryConfig, HeraldConfig, QQConfig, StorageConfig
+from herald.core.clock import VirtualClock
+from herald.sim.app import RunningSim, serve
+from herald.sim.settings import SimSettings
+
+WAIT_S = 60.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
+
+
+def qq_config(sim: RunningSim) -> QQConfig:
+    s = sim.state.settings
+    return QQConfig(
+        app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
+    )
+
+
+def herald_config(sim: RunningSim, db_url: str, **delivery: Any) -> HeraldConfig:
+    return HeraldConfig(
+        qq=qq_config(sim), storage=StorageConfig(url=db_url), delivery=DeliveryConfig(**delivery)
+    )
+
+
+def last_user_text(messages: list[ModelMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    return part.content
+    return ""
+
+
+def tool_results(message: ModelMessage) -> list[str]:
+    if not isinstance(message, ModelRequest):
+        return []
+    return [str(part.content) for part in message.parts if isinstance(part, ToolReturnPart | RetryPromptPart)]
+
+
+def sends(*texts: str) -> ModelResponse:
+    return ModelResponse(parts=[ToolCallPart("send_message_to_user", {"text": text}) for text in texts])
+
+
+class Script:
+    """A scripted model: decides from the turn's user text; records every call and tool result."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []  # the user text of the turn, per model request
+        self.results: list[str] = []  # every tool result the model was shown
+        self.model = FunctionModel(self.respond)
+
+    async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        text = last_user_text(messages)
+        self.calls.append(text)
+        results = tool_results(messages[-1])
+        self.results.extend(results)
+        if results:
+            return self.after_tools(text, results)
+        return self.first(text)
+
+    def first(self, text: str) -> ModelResponse:
+        if "连续发送3条" in text:
+            return sends("测试消息 1", "测试消息 2", "测试消息 3")
+        if match := re.search(r"send (\d+) messages", text):
+            tag = text.split()[-1]
+            return sends(*(f"{tag} #{i}" for i in range(1, int(match.group(1)) + 1)))
+        if "心跳任务" in text:
+            return ModelResponse(
+                parts=[
+                    ToolCallPart(
+                        "future_task",
+                        {
+                            "action": "create",
+                            "name": "心跳",
+                            "cron_expression": "* * * * *",
+                            "note": "发送心跳信号",
+                        },
+                    )
+                ]
+            )
+        if text.startswith("[Scheduled task"):
+            return sends("💓 心跳")
+        return ModelResponse(parts=[TextPart(f"echo: {text}")])
+
+    def after_tools(self, text: str, results: list[str]) -> ModelResponse:
+        if text.startswith("[Scheduled task"):
+            return ModelResponse(parts=[TextPart("")])  # the heartbeat was the message; nothing more
+        if "心跳任务" in text:
+            return ModelResponse(parts=[TextPart("已启用心跳任务，每分钟一次。")])
+        return ModelResponse(parts=[TextPart(f"done: {len(results)} sent")])
+
+    def choice(self) -> ModelChoice:
+        return ModelChoice(self.model)
+
+
+class Harness:
+    def __init__(self, sim: RunningSim, db_url: str, script: Script, **delivery: Any) -> None:
+        self.sim = sim
+        self.db_url = db_url
+        self.script = script
+        self.config = herald_config(sim, db_url, **delivery)
+        self.clock = VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
+        self.http = aiohttp.ClientSession()
+        self.herald: Herald | None = None
+
+    async def start(self) -> Herald:
+        self.herald = Herald(self.config, model=self.script.choice(), clock=self.clock, rate_limits=False)
+        await self.herald.start()
+        async with asyncio.timeout(WAIT_S):
+            await self.herald.wait_ready()
+        return self.herald
+
+    async def stop(self) -> None:
+        if self.herald is not None:
+            await self.herald.stop()
+            self.herald = None
+
+    async def restart(self) -> Herald:
+        await self.stop()
+        return await self.start()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, self.sim.base_url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            assert resp.status == 200, (path, resp.status, data)
+            return data
+
+    async def user_says(self, openid: str, content: str) -> str:
+        injected = await self.call("POST", f"/_sim/c2c/{openid}/messages", {"content": content})
+        return str(injected["msg_id"])
+
+    async def member_says(self, group: str, member: str, content: str) -> str:
+        injected = await self.call(
+            "POST",
+            f"/_sim/groups/{group}/messages",
+            {"member_openid": member, "content": content, "at_bot": True},
+        )
+        return str(injected["msg_id"])
+
+    async def transcript(self, scene: str, target: str) -> list[dict[str, Any]]:
+        data = await self.call("GET", f"/_sim/transcript?scene={scene}&target={target}")
+        return list(data["entries"])
+
+    async def delivered(self, scene: str, target: str) -> list[dict[str, Any]]:
+        return [e for e in await self.transcript(scene, target) if e.get("status") == 200]
+
+    async def requests(self) -> list[dict[str, Any]]:
+        return list((await self.call("GET", "/_sim/requests"))["requests"])
+
+    async def wait_delivered(self, scene: str, target: str, count: int) -> list[dict[str, Any]]:
+        return await wait_for(lambda: self.delivered(scene, target), lambda got: len(got) >= count)
+
+    async def advance(self, seconds: float) -> None:
+        """Move both clocks (the sim first), then let Herald's scheduler finish what came due."""
+        await self.call("POST", "/_sim/clock/advance", {"seconds": seconds})
+        await self.clock.advance(seconds, settle=0.005)
+        assert self.herald is not None and self.herald.scheduler is not None
+        async with asyncio.timeout(WAIT_S):
+            await self.herald.scheduler.wait_idle()
+
+    async def idle(self) -> None:
+        assert self.herald is not None and self.herald.dispatcher is not None
+        async with asyncio.timeout(WAIT_S):
+            await self.herald.dispatcher.lanes.wait_idle()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.http.close()
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[list[dict[str, Any]]]], done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            got = await probe()
+            if done(got):
+                return got
+            await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def harness(db_url: str, script: Script | None = None, **sim_settings: Any) -> AsyncIterator[Harness]:
+    async with serve(SimSettings(port=0, **sim_settings)) as sim:
+        h = Harness(sim, db_url, script or Script())
+        await h.start()
+        try:
+            yield h
+        finally:
+            await h.close()
