@@ -200,7 +200,7 @@ async def test_unanswered_heartbeat_means_a_dead_socket(
 async def test_all_tokens_expired_mid_session(
     sink: Collector, api: QQApi, tokens: TokenManager, control: Control
 ) -> None:
-    async with running(api, tokens, sink):
+    async with running(api, tokens, sink) as (gateway, _):
         said = await talk(control, 1)
         await control.fault(kind="expire_tokens")
         await control.fault(kind="close", code=4009)  # the resume must carry a fresh token
@@ -210,6 +210,8 @@ async def test_all_tokens_expired_mid_session(
         answer = await api.me()
         assert answer["id"]
         assert tokens.fetches >= 2
+        # The resume with the stale token got 4004; a fresh token resumed the same session.
+        assert (gateway.last_close_code, gateway.identifies) == (4004, 1)
     assert contents(sink.events) == said
 
 

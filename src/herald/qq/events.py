@@ -343,5 +343,7 @@ def parse_dispatch(t: str, d: Any, envelope_id: str, received_at: datetime) -> I
     try:
         return parser(d, envelope_id, received_at)
     except ValidationError as exc:
-        log.debug("qq dispatch %s ignored: payload does not fit (%s)", t, exc.error_count())
+        log.warning(
+            "qq dispatch %s %s ignored: payload does not fit (%s)", t, envelope_id, exc.errors()[0]["loc"]
+        )
         return None

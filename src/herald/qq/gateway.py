@@ -11,10 +11,11 @@ the server's interval; a heartbeat that was not acknowledged (op 11) by the next
 dead socket: reconnect and resume.
 
 Reconnect rules (§2.4): resume after 4008/4009, op 7 and a socket lost without a close frame;
-identify anew after op 9, 4006/4007, 4900-4913 and other codes; refresh the token after 4004 and
-identify; stop with `GatewayError` on 4914/4915 (taken down / banned), 4013/4014 (intents:
-the message names the intents asked for) and 4010-4012 (shard/version). Reconnects back off
-exponentially with jitter, sleeping on the `Clock`.
+identify anew after op 9, 4006/4007, 4900-4913 and other codes; after 4004 refresh the token and
+resume once more if there is a session (a token that expired mid-session must not cost the events
+published meanwhile), else identify; stop with `GatewayError` on 4914/4915 (taken down /
+banned), 4013/4014 (intents: the message names the intents asked for) and 4010-4012
+(shard/version). Reconnects back off exponentially with jitter, sleeping on the `Clock`.
 
 Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)`, awaited one at a
 time in arrival order by a consumer task, so a slow handler never delays heartbeats. The last
