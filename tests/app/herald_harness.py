@@ -172,6 +172,10 @@ class Harness:
     async def requests(self) -> list[dict[str, Any]]:
         return list((await self.call("GET", "/_sim/requests"))["requests"])
 
+    async def errors(self) -> list[dict[str, Any]]:
+        """Requests the sim answered with an error."""
+        return [r for r in await self.requests() if r["status"] >= 400 or r["code"]]
+
     async def wait_delivered(self, scene: str, target: str, count: int) -> list[dict[str, Any]]:
         return await wait_for(lambda: self.delivered(scene, target), lambda got: len(got) >= count)
 
@@ -205,9 +209,11 @@ async def wait_for(
 
 
 @contextlib.asynccontextmanager
-async def harness(db_url: str, script: Script | None = None, **sim_settings: Any) -> AsyncIterator[Harness]:
+async def harness(
+    db_url: str, script: Script | None = None, delivery: dict[str, Any] | None = None, **sim_settings: Any
+) -> AsyncIterator[Harness]:
     async with serve(SimSettings(port=0, **sim_settings)) as sim:
-        h = Harness(sim, db_url, script or Script())
+        h = Harness(sim, db_url, script or Script(), **(delivery or {}))
         await h.start()
         try:
             yield h
