@@ -72,7 +72,9 @@ class RunningSim:
 async def serve(settings: SimSettings | None = None) -> AsyncIterator[RunningSim]:
     """Run the emulator in this event loop on a real loopback socket (port 0 = any free port)."""
     settings = settings or SimSettings(port=0)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it Nagle + delayed ACK add 40 ms to every request.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
     port = sock.getsockname()[1]
