@@ -1,0 +1,51 @@
+"""Herald as its own process with the scripted model, for tests that SIGKILL it.
+
+    PYTHONPATH=tests python -m app.scripted_herald CONFIG.toml CALLS.log
+
+Prints READY once connected; every model request is appended to CALLS.log as
+`<turn text>\t<first|after>`; SIGTERM stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo
+
+from app.herald_harness import Script, last_user_text, tool_results
+from herald.app import Herald
+from herald.config import load_config
+
+
+class RecordingScript(Script):
+    def __init__(self, record: Path) -> None:
+        super().__init__()
+        self.record = record.open("a", buffering=1, encoding="utf-8")
+
+    async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        phase = "after" if tool_results(messages[-1]) else "first"
+        self.record.write(f"{last_user_text(messages)}\t{phase}\n")
+        self.record.flush()
+        return await super().respond(messages, info)
+
+
+async def main(config_path: str, record_path: str) -> None:
+    script = RecordingScript(Path(record_path))
+    herald = Herald(load_config(config_path), model=script.choice())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await herald.start()
+    await herald.wait_ready()
+    print("READY", flush=True)
+    await stop.wait()
+    await herald.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
