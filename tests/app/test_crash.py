@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,12 @@ async def total(http: aiohttp.ClientSession, sim: RunningSim) -> int:
     return sum([len(await delivered(http, sim, user)) for user in USERS])
 
 
+async def until(probe: Callable[[], Awaitable[int]], at_least: int, interval: float) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while (await probe()) < at_least:  # noqa: ASYNC110 (polling another process over HTTP)
+            await asyncio.sleep(interval)
+
+
 async def test_sigkill_mid_turns_then_restart_delivers_everything_once(db_url: str, tmp_path: Path) -> None:
     config, record = tmp_path / "herald.toml", tmp_path / "calls.log"
     async with serve(SimSettings(port=0, c2c_reply_limit=20)) as sim, aiohttp.ClientSession() as http:
@@ -78,9 +85,7 @@ async def test_sigkill_mid_turns_then_restart_delivers_everything_once(db_url: s
                 f"{sim.base_url}/_sim/c2c/{user}/messages", json={"content": f"send 10 messages conv{i}"}
             ) as response:
                 assert response.status == 200
-        async with asyncio.timeout(WAIT_S):
-            while await total(http, sim) < 12:
-                await asyncio.sleep(0.01)
+        await until(lambda: total(http, sim), 12, interval=0.01)
         process.send_signal(signal.SIGKILL)
         await process.wait()
         at_kill = await total(http, sim)
@@ -88,9 +93,7 @@ async def test_sigkill_mid_turns_then_restart_delivers_everything_once(db_url: s
 
         process = await launch(config, record)
         try:
-            async with asyncio.timeout(WAIT_S):
-                while await total(http, sim) < 55:
-                    await asyncio.sleep(0.05)
+            await until(lambda: total(http, sim), 55, interval=0.05)
         finally:
             process.send_signal(signal.SIGTERM)
             await process.wait()
