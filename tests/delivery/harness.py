@@ -136,7 +136,8 @@ class Stack:
     async def advance(self, seconds: float) -> None:
         """Move both clocks; the sim first, so Herald never believes in a window the sim has closed."""
         await self.control.call("POST", "/_sim/clock/advance", {"seconds": seconds})
-        await self.clock.advance(seconds, settle=0.01)
+        await self.clock.advance(seconds)
+        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager
