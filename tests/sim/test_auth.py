@@ -65,3 +65,15 @@ async def test_rule5_static_bot_token_is_refused_and_union_appid_is_optional(cli
     (await client.get("/v2/groups/g1/bot_state", headers=legacy)).error(11262, status=401)
     (await client.get("/users/@me")).ok()
     (await client.get("/users/@me", headers={"X-Union-Appid": s.app_id})).ok()
+
+
+async def test_rule5_legacy_bot_token_only_on_guild_apis_when_configured(client: SimClient) -> None:
+    s = client.sim.state.settings
+    await client.settings(legacy_bot_token="static-token", require_session_for_guild=False)
+    legacy = {"Authorization": f"Bot {s.app_id}.static-token"}
+    (await client.get("/users/@me", headers=legacy)).ok()
+    (await client.post("/channels/c1/messages", {"content": "hi"}, headers=legacy)).ok()
+    (await client.post("/v2/users/u1/messages", {"content": "hi"}, headers=legacy)).error(11262, status=401)
+    (await client.get("/users/@me", headers={"Authorization": f"Bot {s.app_id}.other"})).error(
+        11262, status=401
+    )

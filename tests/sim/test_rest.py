@@ -138,3 +138,14 @@ async def test_rule62_message_reference_to_a_foreign_refidx(client: SimClient) -
     await client.settings(reference_check="reject")
     (await client.send_c2c("u1", message_reference=foreign)).error(12002)
     (await client.send_c2c("u1", msg_id=inbound["msg_id"], message_reference={"message_id": ref})).ok()
+
+
+async def test_guild_message_can_be_fetched_by_id(client: SimClient) -> None:
+    await client.settings(require_session_for_guild=False)
+    inbound = (
+        await client.post("/_sim/channels/c1/messages", {"guild_id": "G1", "author_id": "a", "content": "hi"})
+    ).ok()
+    sent = (await client.post("/channels/c1/messages", {"content": "yo", "msg_id": inbound["msg_id"]})).ok()
+    for message_id in (inbound["msg_id"], sent["id"]):
+        assert (await client.get(f"/channels/c1/messages/{message_id}")).ok()["message"]["id"] == message_id
+    (await client.get(f"/channels/c2/messages/{sent['id']}")).error(306004)

@@ -35,13 +35,19 @@ async def token_endpoint(state: SimState, request: Request) -> Response:
     return JsonResponse(answer)
 
 
-def authorize(state: SimState, header: str | None) -> None:
-    """Raise the platform's 401 unless the header is `QQBot <valid token>` (rules 4-5)."""
+def authorize(state: SimState, header: str | None, path: str = "") -> None:
+    """Raise the platform's 401 unless the header is `QQBot <valid token>` (rules 4-5).
+
+    `Bot <appid>.<token>` (the deprecated static token) passes only on guild APIs, and only when
+    `settings.legacy_bot_token` is set and matches; v2 endpoints always refuse it.
+    """
     if not header:
         raise SimError(11241, status=401)
     scheme, _, token = header.partition(" ")
     if scheme == "Bot":
-        # The static bot token is deprecated; v2 and this emulator only take app access tokens.
+        legacy = state.settings.legacy_bot_token
+        if legacy and not path.startswith("/v2/") and token.strip() == f"{state.settings.app_id}.{legacy}":
+            return
         raise SimError(11262, status=401)
     if scheme != "QQBot":
         raise SimError(11243, f"Authorization必须是QQBot <token>，收到{scheme!r}", status=401)

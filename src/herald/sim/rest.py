@@ -54,7 +54,7 @@ class Api:
             try:
                 if state.faults:
                     _raise_fault(state)
-                auth.authorize(state, request.headers.get("authorization"))
+                auth.authorize(state, request.headers.get("authorization"), scope_path)
                 if kind is not None and state.settings.rate_limits:
                     _limit_rate(state, kind)
                 body = await _json_body(request) if has_body else {}
@@ -181,6 +181,7 @@ def routes(state: SimState) -> list[BaseRoute]:
         r("/v2/groups/{group_openid}/bot_state", bot_state, "GET"),
         r("/channels/{channel_id}/messages", sends.channel, "POST"),
         r("/channels/{channel_id}/messages/{message_id}", sends.channel_recall, "DELETE"),
+        r("/channels/{channel_id}/messages/{message_id}", sends.channel_get, "GET"),
         r("/dms/{guild_id}/messages", sends.dm, "POST"),
         r("/dms/{guild_id}/messages/{message_id}", sends.dm_recall, "DELETE"),
         r("/users/@me/dms", sends.create_dm, "POST"),
@@ -317,6 +318,7 @@ class Sends:
             plan = rules.plan_guild(state, scene, target, body)
             out = state.add_outbound(scene, target, entry["content"])
             message = self._guild_message(scene, target, out)
+            state.guild_messages[out.id] = message
             rules.commit(plan)
             if state.settings.audit != "off":
                 raise self._hold_for_audit(scene, target, plan, message)
@@ -442,6 +444,12 @@ class Sends:
             scene, target, {"direction": "out", "at": state.clock.time(), "recall": message_id, "status": 200}
         )
         return 200, None
+
+    async def channel_get(self, request: Request, body: dict[str, Any]) -> Reply:
+        message = self.state.guild_messages.get(request.path_params["message_id"])
+        if message is None or message["channel_id"] != request.path_params["channel_id"]:
+            raise SimError(306004)
+        return 200, {"message": message}
 
     async def interaction(self, request: Request, body: dict[str, Any]) -> Reply:
         """Rule 77: answer a known interaction once with a code in 0..5 -> 204."""

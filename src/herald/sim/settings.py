@@ -117,4 +117,6 @@ class SimSettings(BaseModel):
     bot_is_group_admin: bool = False
 
     token_ttl_s: int = Field(default=7200, ge=61)
+    # Rule 5 (cfg): accept the deprecated `Authorization: Bot <app_id>.<this>` on guild APIs only.
+    legacy_bot_token: str | None = None
     request_log_limit: int = 100_000

@@ -133,6 +133,7 @@ class SimState:
         self.interactions: dict[str, str | None] = {}  # interaction id -> answered code (None = pending)
         self.dm_sessions: dict[str, dict[str, str]] = {}
         self.channel_guild: dict[str, str] = {}
+        self.guild_messages: dict[str, dict[str, Any]] = {}  # id -> Message, for GET .../messages/{id}
         self.sets: dict[Any, set[str]] = {}
         self.upload_part_failures = 0
         self.channel_seq = 0
@@ -311,7 +312,7 @@ class SimState:
         self, anchor: Anchor, guild_id: str, channel_id: str, author_id: str, content: str
     ) -> dict[str, Any]:
         self.channel_seq += 1
-        return {
+        message: dict[str, Any] = {
             "id": anchor.msg_id,
             "channel_id": channel_id,
             "guild_id": guild_id,
@@ -324,6 +325,8 @@ class SimState:
             "attachments": [],
             "mentions": [],
         }
+        self.guild_messages[anchor.msg_id] = message
+        return message
 
     def inject_channel(
         self, channel_id: str, guild_id: str, author_id: str, content: str, *, at_bot: bool = True
