@@ -206,3 +206,16 @@ async def test_stream_recall_interaction_and_identity(api: QQApi, control: Contr
     assert (await api.gateway_bot())["url"].startswith("ws://")
     assert "allow_proactive_msg" in await api.group_bot_state("g1")
     assert "secret" not in repr(api)
+
+
+async def test_guild_dm_session_and_channel_recall(api: QQApi, control: Control) -> None:
+    await control.settings(require_session_for_guild=False)
+    session = await api.create_dm("guser", "4194304")
+    assert session["guild_id"] and session["channel_id"]
+    sent = await api.post_message(Scene.DM, session["guild_id"], {"content": "hello from the bot"})
+    assert sent["id"]
+    inbound = await control.channel("c1", "4194304", "guser", "hi")
+    reply = await api.post_message(Scene.CHANNEL, "c1", {"content": "c", "msg_id": inbound["msg_id"]})
+    await api.recall(Scene.CHANNEL, "c1", reply["id"], hidetip=True)
+    deletes = [r for r in await control.requests() if r["method"] == "DELETE"]
+    assert [(r["path"], r["status"]) for r in deletes] == [(f"/channels/c1/messages/{reply['id']}", 200)]
