@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic_ai.models import Model
 from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.profiles.openai import OpenAIModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
@@ -39,8 +40,16 @@ def model_settings(config: LLMConfig) -> ModelSettings:
     return settings
 
 
-def openai_compatible(base_url: str, api_key: str, model: str) -> OpenAIChatModel:
-    return OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+def openai_compatible(
+    base_url: str, api_key: str, model: str, *, legacy_max_tokens: bool = False
+) -> OpenAIChatModel:
+    """`legacy_max_tokens`: send `max_tokens` instead of `max_completion_tokens` (llama.cpp servers)."""
+    profile = (
+        OpenAIModelProfile(openai_chat_supports_max_completion_tokens=False) if legacy_max_tokens else None
+    )
+    return OpenAIChatModel(
+        model, provider=OpenAIProvider(base_url=base_url, api_key=api_key), profile=profile
+    )
 
 
 async def open_model(config: LLMConfig) -> ModelHandle:
@@ -59,5 +68,5 @@ async def open_model(config: LLMConfig) -> ModelHandle:
         model_alias=config.model,
     )
     await server.start()
-    model = openai_compatible(server.base_url, "local", config.model)
+    model = openai_compatible(server.base_url, "local", config.model, legacy_max_tokens=True)
     return ModelHandle(model, settings, server, description=f"embedded {config.model} at {server.base_url}")
