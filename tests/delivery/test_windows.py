@@ -38,7 +38,9 @@ async def test_heartbeat_every_minute_for_two_hours(db: Database, mode: str) -> 
             # Not silently dropped: each one says why.
             assert all(r.reason and "proactive" in r.reason for r in results[allowed:])
         sent = await herald.control.delivered("c2c", "hb-user")
-        assert [e["content"] for e in sent] == [f"heartbeat {i}" for i, r in enumerate(results) if r.delivered]
+        assert [e["content"] for e in sent] == [
+            f"heartbeat {i}" for i, r in enumerate(results) if r.delivered
+        ]
         # Passive only while the anchor was valid; nothing was refused by the platform.
         assert all(e["status"] == 200 for e in await herald.control.outbound("c2c", "hb-user"))
 
@@ -48,7 +50,10 @@ async def test_group_send_six_minutes_after_the_last_message_is_never_tried_pass
         message = await herald.member_says("grp-1", "member-a", "hello bot")
         await herald.advance(6 * 60)
         receipt = await herald.outbox.enqueue(
-            Target(Scene.GROUP, "grp-1"), [Text("late reply")], origin="agent:reply", trigger_id=message.message_id
+            Target(Scene.GROUP, "grp-1"),
+            [Text("late reply")],
+            origin="agent:reply",
+            trigger_id=message.message_id,
         )
         result = await receipt
 
@@ -64,7 +69,10 @@ async def test_group_send_inside_the_window_is_passive(db: Database) -> None:
         await herald.advance(4 * 60)
         result = await (
             await herald.outbox.enqueue(
-                Target(Scene.GROUP, "grp-2"), [Text("reply")], origin="agent:reply", trigger_id=message.message_id
+                Target(Scene.GROUP, "grp-2"),
+                [Text("reply")],
+                origin="agent:reply",
+                trigger_id=message.message_id,
             )
         )
         assert result.sent is not None and result.sent.mode is DeliveryMode.PASSIVE
