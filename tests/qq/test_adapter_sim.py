@@ -1,0 +1,150 @@
+"""QQPlatform + Outbox against the sim over sockets: faults, dedup on retry, markdown fallback,
+media, splitting, and the error table (invariants 2, 5, 6, 7; acceptance 5)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import update
+
+from delivery.harness import stack
+from herald.config import DeliveryConfig
+from herald.core.platform import DeliveryMode, SendRequest
+from herald.core.segments import Markdown, Media, MediaKind, Text
+from herald.core.target import Scene, Target
+from herald.qq.errors import CODE_KINDS
+from herald.store.db import Database
+from herald.store.tables.ledger import ReplyReservation
+from herald.store.tables.outbox import OutboxItem
+
+ALICE = Target(Scene.C2C, "alice")
+
+
+async def _settle(receipt: object, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0.01)
+
+
+async def test_5xx_and_429_bursts_are_retried_with_backoff_on_the_clock(db: Database) -> None:
+    async with stack(db) as herald:
+        message = await herald.user_says("alice")
+        await herald.control.fail_next(2, 500, 50055001)
+        await herald.control.fail_next(1, 429, 50002)
+        receipt = await herald.outbox.enqueue(
+            ALICE, [Text("persist")], origin="t", trigger_id=message.message_id
+        )
+        await _settle(receipt)
+        # Three refusals so far; the retry waits on the virtual clock, not on real time.
+        assert not receipt.done
+        for _ in range(10):
+            if receipt.done:
+                break
+            await herald.advance(4)
+            await _settle(receipt)
+        result = await receipt
+
+        assert result.delivered and result.sent is not None
+        assert result.sent.mode is DeliveryMode.PASSIVE and result.sent.msg_seq == 1
+        sends = [r for r in await herald.control.requests() if r["path"] == "/v2/users/alice/messages"]
+        assert [r["status"] for r in sends] == [500, 500, 429, 200]
+        delivered = await herald.control.delivered("c2c", "alice")
+        assert [(e["msg_id"], e["msg_seq"]) for e in delivered] == [(message.message_id, 1)]
+
+
+async def test_a_dead_anchor_is_never_requested_again(db: Database) -> None:
+    # The platform allows fewer replies than Herald's ledger believes: 40034128 on the third.
+    async with stack(db, c2c_reply_limit=2) as herald:
+        message = await herald.user_says("alice")
+        receipts = [
+            await herald.outbox.enqueue(ALICE, [Text(f"m{i}")], origin="t", trigger_id=message.message_id)
+            for i in range(5)
+        ]
+        results = [await r for r in receipts]
+
+        assert all(r.delivered for r in results)
+        attempts = await herald.control.outbound("c2c", "alice")
+        refused = [i for i, e in enumerate(attempts) if e.get("code") == 40034128]
+        assert len(refused) == 1
+        assert all(e["msg_id"] is None for e in attempts[refused[0] + 1 :])
+        assert [e["content"] for e in attempts if e["status"] == 200] == [f"m{i}" for i in range(5)]
+
+
+async def test_a_resend_of_a_delivered_part_is_recognised_as_delivered(db: Database) -> None:
+    async with stack(db) as herald:
+        message = await herald.user_says("alice")
+        request = SendRequest("item-x", ALICE, (Text("once"),), trigger_id=message.message_id)
+        first = await herald.platform.send(request)
+        # A crash after the platform accepted, before Herald wrote it down.
+        async with db.session() as session:
+            await session.execute(update(ReplyReservation).values(sent_id=None))
+            await session.commit()
+        second = await herald.platform.send(SendRequest("item-x", ALICE, (Text("once"),), attempt=2))
+
+        assert (second.mode, second.anchor_id, second.msg_seq) == (first.mode, first.anchor_id, first.msg_seq)
+        attempts = await herald.control.outbound("c2c", "alice")
+        assert [e["code"] for e in attempts] == [0, 40054005]
+        assert len(await herald.control.delivered("c2c", "alice")) == 1
+
+
+async def test_markdown_falls_back_to_text_and_the_target_is_remembered(db: Database) -> None:
+    async with stack(db, markdown_allowed=False) as herald:
+        message = await herald.user_says("alice")
+        for text in ("**one**", "**two**"):
+            result = await (
+                await herald.outbox.enqueue(
+                    ALICE, [Markdown(text)], origin="t", trigger_id=message.message_id
+                )
+            )
+            assert result.delivered
+        attempts = await herald.control.outbound("c2c", "alice")
+        assert [(e["msg_type"], e["code"]) for e in attempts] == [(2, 40034127), (0, 0), (0, 0)]
+        # The refused attempt did not use up its msg_seq: the text went out on the same one.
+        assert [e["msg_seq"] for e in attempts] == [1, 1, 2]
+
+
+async def test_media_is_uploaded_once_per_scene_and_sent_as_msg_type_7(db: Database) -> None:
+    async with stack(db, assume_fetchable=["https://img.example/"]) as herald:
+        image = Media(MediaKind.IMAGE, url="https://img.example/cat.png", caption="a cat")
+        for user in ("alice", "bob"):
+            message = await herald.user_says(user)
+            result = await (
+                await herald.outbox.enqueue(
+                    Target(Scene.C2C, user), [image], origin="t", trigger_id=message.message_id
+                )
+            )
+            assert result.delivered
+        assert herald.platform.media is not None and herald.platform.media.uploads == 1
+        for user in ("alice", "bob"):
+            (entry,) = await herald.control.delivered("c2c", user)
+            assert entry["msg_type"] == 7
+
+
+async def test_long_text_becomes_several_passive_messages(db: Database) -> None:
+    config = DeliveryConfig(max_text_chars=100)
+    async with stack(db, config=config) as herald:
+        message = await herald.user_says("alice")
+        paragraphs = [f"paragraph {n} " + "x" * 60 for n in range(3)]
+        result = await (
+            await herald.outbox.enqueue(
+                ALICE, [Text("\n\n".join(paragraphs))], origin="t", trigger_id=message.message_id
+            )
+        )
+        assert result.delivered and result.sent is not None and len(result.sent.platform_ids) == 3
+        delivered = await herald.control.delivered("c2c", "alice")
+        assert [e["content"] for e in delivered] == paragraphs
+        assert [e["msg_seq"] for e in delivered] == [1, 2, 3]
+
+
+async def test_refusals_are_classified_by_the_one_error_table(db: Database) -> None:
+    async with stack(db) as herald:
+        message = await herald.user_says("alice")
+        await herald.control.fail_next(1, 400, 40054013)
+        result = await (
+            await herald.outbox.enqueue(ALICE, [Text("refused")], origin="t", trigger_id=message.message_id)
+        )
+        assert not result.delivered
+        assert result.code == 40054013 and result.reason
+        async with db.session() as session:
+            row = await session.get(OutboxItem, 1)
+        assert row is not None and row.state == "failed"
+        assert row.error_kind == CODE_KINDS[40054013].value
