@@ -37,10 +37,11 @@ def create_app(settings: SimSettings | None = None, state: SimState | None = Non
             await pusher.stop()
 
     app = Starlette(
+        # REST first: routes are matched in order and message sends are the hot path.
         routes=[
+            *rest.routes(state),
             *control.routes(state),
             *gateway.routes(state),
-            *rest.routes(state),
             *page.routes(state),
         ],
         lifespan=lifespan,

@@ -161,13 +161,13 @@ def routes(state: SimState) -> list[BaseRoute]:
 
     r = api.route
     return [
+        r("/v2/users/{openid}/messages", sends.c2c, "POST", "c2c_messages"),
+        r("/v2/groups/{group_openid}/messages", sends.group, "POST", "group_messages"),
         Route("/app/getAppAccessToken", token, methods=["POST"]),
         Route("/_sim/cos/{upload_id}/{index:int}", put_part, methods=["PUT"]),
         r("/users/@me", me, "GET"),
         r("/gateway", gateway, "GET"),
         r("/gateway/bot", gateway_bot, "GET"),
-        r("/v2/users/{openid}/messages", sends.c2c, "POST", "c2c_messages"),
-        r("/v2/groups/{group_openid}/messages", sends.group, "POST", "group_messages"),
         r("/v2/users/{openid}/stream_messages", sends.stream, "POST", "stream"),
         r("/v2/groups/{group_openid}/stream_messages", no_group_stream, "POST"),
         r("/v2/users/{openid}/files", sends.c2c_files, "POST", "files"),
