@@ -1,0 +1,136 @@
+"""`herald outbox list|show|retry`: what is waiting, what failed and why, and re-queueing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from herald.cli import app
+from herald.config import ConfigError, load_config
+from herald.core.clock import SystemClock
+from herald.delivery import inspect
+from herald.delivery.codec import load_segments
+from herald.store.db import Database
+
+outbox_app = typer.Typer(help="Inspect and retry the durable outbox.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Herald TOML config file.")]
+T = TypeVar("T")
+
+
+def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
+    try:
+        url = load_config(config).storage.url
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> T:
+        db = Database(url)
+        try:
+            await db.migrate()
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+@outbox_app.command("list")
+def list_command(
+    config: ConfigOption = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", "-s", help="pending, delivered, failed, dead")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Newest first, at most this many.")] = 50,
+) -> None:
+    """Pending, failed and dead items (or the given states), with the reason for each."""
+    states = state or list(inspect.ATTENTION)
+    rows = _run(config, lambda db: inspect.list_items(db, states, limit))
+    table = Table(title=f"outbox: {', '.join(states)}")
+    for column in ("id", "conversation", "state", "tries", "origin", "next / finished", "code", "reason"):
+        table.add_column(column)
+    for row in rows:
+        when = row.finished_at or row.next_attempt_at
+        table.add_row(
+            row.id[:8],
+            row.conversation,
+            row.state,
+            str(row.attempts),
+            row.origin,
+            when.strftime("%Y-%m-%d %H:%M:%S") if when else "",
+            "" if row.code is None else str(row.code),
+            row.reason or "",
+        )
+    Console().print(table)
+    if not rows:
+        typer.echo("nothing in these states")
+
+
+@outbox_app.command("show")
+def show_command(item_id: str, config: ConfigOption = None) -> None:
+    """Everything about one item: its content, outcome, and the routes reserved for its parts."""
+
+    async def work(db: Database) -> None:
+        row = await inspect.find_item(db, item_id)
+        if row is None:
+            typer.echo(f"no single outbox item matches {item_id!r}", err=True)
+            raise typer.Exit(1)
+        parts = await inspect.reservations(db, row.id)
+        segments = [repr(segment) for segment in load_segments(row.segments)]
+        detail = {
+            "id": row.id,
+            "conversation": row.conversation,
+            "origin": row.origin,
+            "trigger_id": row.trigger_id,
+            "idempotency_key": row.idempotency_key,
+            "state": row.state,
+            "attempts": row.attempts,
+            "created_at": row.created_at.isoformat(),
+            "next_attempt_at": row.next_attempt_at.isoformat(),
+            "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+            "code": row.code,
+            "reason": row.reason,
+            "error_kind": row.error_kind,
+            "mode": row.mode,
+            "platform_ids": json.loads(row.platform_ids) if row.platform_ids else [],
+            "segments": segments,
+            "routes": [
+                {
+                    "part": p.part,
+                    "mode": p.mode,
+                    "anchor": p.anchor_id,
+                    "msg_seq": p.msg_seq,
+                    "sent": p.sent_id,
+                }
+                for p in parts
+            ],
+        }
+        typer.echo(json.dumps(detail, ensure_ascii=False, indent=2))
+
+    _run(config, work)
+
+
+@outbox_app.command("retry")
+def retry_command(item_id: str, config: ConfigOption = None) -> None:
+    """Put a failed or dead item back in line; a running Herald delivers it on its next poll."""
+
+    async def work(db: Database) -> None:
+        row = await inspect.find_item(db, item_id)
+        if row is None:
+            typer.echo(f"no single outbox item matches {item_id!r}", err=True)
+            raise typer.Exit(1)
+        if not await inspect.retry(db, row.id, SystemClock().now()):
+            typer.echo(f"{row.id} is {row.state}; only failed or dead items can be retried", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{row.id} queued again")
+
+    _run(config, work)

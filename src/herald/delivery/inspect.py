@@ -1,0 +1,65 @@
+"""The operator's view of the outbox: list items by state, show one, put failed ones back in line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from herald.delivery.outbox import DEAD, FAILED, PENDING
+from herald.store.db import Database
+from herald.store.tables.ledger import ReplyReservation
+from herald.store.tables.outbox import OutboxItem
+
+ATTENTION = (PENDING, FAILED, DEAD)
+
+
+async def list_items(db: Database, states: Sequence[str] = ATTENTION, limit: int = 50) -> list[OutboxItem]:
+    async with db.session() as session:
+        rows = await session.scalars(
+            select(OutboxItem)
+            .where(OutboxItem.state.in_(states))
+            .order_by(OutboxItem.seq.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+
+async def find_item(db: Database, item_id: str) -> OutboxItem | None:
+    """By full id or an unambiguous prefix (as `list` prints them)."""
+    async with db.session() as session:
+        rows = list(
+            await session.scalars(select(OutboxItem).where(OutboxItem.id.startswith(item_id)).limit(2))
+        )
+    return rows[0] if len(rows) == 1 else None
+
+
+async def reservations(db: Database, item_id: str) -> list[ReplyReservation]:
+    async with db.session() as session:
+        rows = await session.scalars(
+            select(ReplyReservation)
+            .where(ReplyReservation.item_id == item_id)
+            .order_by(ReplyReservation.part)
+        )
+        return list(rows)
+
+
+async def retry(db: Database, item_id: str, now: datetime) -> bool:
+    """Queue a failed or dead item again (a running Herald picks it up on its next poll)."""
+    async with db.session() as session:
+        result = await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id, OutboxItem.state.in_((FAILED, DEAD)))
+            .values(
+                state=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                updated_at=now,
+                finished_at=None,
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+        await session.commit()
+    return bool(getattr(result, "rowcount", 0))
