@@ -166,3 +166,18 @@ async def test_rule78_audit_hold_then_verdict_event(client: SimClient) -> None:
         await asyncio.sleep(0.05)
     assert verdicts[0]["d"]["audit_id"] == audit_id
     assert verdicts[0]["d"]["message_id"]
+
+
+async def test_rule41_permission_can_default_to_refused_until_a_receive_event(client: SimClient) -> None:
+    await client.settings(proactive_default_allowed=False)
+    (await client.send_c2c("u1")).error(40034105)
+    await client.event("C2C_MSG_RECEIVE", {"openid": "u1"})
+    (await client.send_c2c("u1")).ok()
+    assert (await client.get("/v2/groups/g1/bot_state")).ok()["allow_proactive_msg"] is False
+
+
+async def test_rule47_is_wakeup_stream_skips_the_anchor_check(client: SimClient) -> None:
+    await client.user_says("u1")
+    body = {"is_wakeup": True, "msg_id": "ignored", "index": 0, "input_state": 10, "content_raw": "come back"}
+    (await client.post("/v2/users/u1/stream_messages", body)).ok()
+    (await client.post("/v2/users/u1/stream_messages", body)).error(40034122)

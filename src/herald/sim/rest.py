@@ -144,7 +144,9 @@ def routes(state: SimState) -> list[BaseRoute]:
         gid = request.path_params["group_openid"]
         return 200, {
             "group_openid": gid,
-            "allow_proactive_msg": state.proactive_allowed.get(("group", gid), True),
+            "allow_proactive_msg": state.proactive_allowed.get(
+                ("group", gid), state.settings.proactive_default_allowed
+            ),
         }
 
     async def no_group_stream(request: Request, body: dict[str, Any]) -> Reply:

@@ -259,7 +259,7 @@ def plan_proactive_v2(state: SimState, scene: Scene, target: str) -> Plan:
     s = state.settings
     if s.mode == "2025":
         raise SimError(s.withdrawn_code, "主动推送能力已不再提供")
-    if not state.proactive_allowed.get((scene, target), True):
+    if not state.proactive_allowed.get((scene, target), s.proactive_default_allowed):
         raise SimError(s.no_permission_code)
     now = state.clock.time()
     plan = Plan(scene=scene, target=target, kind="proactive")

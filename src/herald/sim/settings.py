@@ -76,6 +76,8 @@ class SimSettings(BaseModel):
     group_per_group_per_minute: int = 20
     group_per_group_per_day: int = 1000
     monthly_proactive_limit: int = 4  # "2023" mode: the 5th in a calendar month fails with 22009
+    # Permission of a user/group that sent no C2C_MSG_RECEIVE / GROUP_MSG_RECEIVE (or REJECT) yet.
+    proactive_default_allowed: bool = True
     # Proactive refused for lack of permission (rule 41; cfg 40054013) and in "2025" mode (cfg 40034102).
     no_permission_code: int = 40034105
     withdrawn_code: int = 40034105
