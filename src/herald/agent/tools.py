@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_ai.messages import RetryPromptPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
 from herald.core.clock import Clock
@@ -32,7 +32,7 @@ from herald.scheduler import (
     once_schedule,
 )
 
-ToolResult = ToolReturnPart | RetryPromptPart
+ToolResult = ToolReturnPart
 
 
 class Sender(Protocol):
@@ -126,8 +126,11 @@ class Toolbox:
                 task_args = FutureTaskArgs.model_validate(call.args_as_dict())
                 return lambda: self._future_task(call, context, key, task_args)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            return _ready(RetryPromptPart(errors, tool_name=call.tool_name, tool_call_id=call.tool_call_id))
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            return _ready(_retry(call, f"invalid arguments: {problems}. Fix them and call again."))
         except ValueError as exc:  # args that are not JSON
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
         return _ready(
@@ -226,8 +229,11 @@ def _return(call: ToolCallPart, content: str) -> ToolReturnPart:
     return ToolReturnPart(tool_name=call.tool_name, content=content, tool_call_id=call.tool_call_id)
 
 
-def _retry(call: ToolCallPart, message: str) -> RetryPromptPart:
-    return RetryPromptPart(content=message, tool_name=call.tool_name, tool_call_id=call.tool_call_id)
+def _retry(call: ToolCallPart, message: str) -> ToolReturnPart:
+    """A result that asks the model to call again with better arguments."""
+    return ToolReturnPart(
+        tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id, outcome="retried"
+    )
 
 
 def _ready(result: ToolResult) -> Finisher:

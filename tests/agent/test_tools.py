@@ -1,0 +1,128 @@
+"""The tools as the model sees and uses them: schemas, argument errors fed back to the model,
+future_task list/edit/delete scoped to the conversation and its creator, images and markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+
+from app.herald_harness import Script, harness
+from herald.agent import TOOL_DEFINITIONS
+
+
+def test_the_model_sees_both_tools_with_their_parameters() -> None:
+    tools = {tool.name: tool for tool in TOOL_DEFINITIONS}
+    send = tools["send_message_to_user"].parameters_json_schema
+    assert set(send["properties"]) == {"text", "image_url", "markdown"}
+    assert send["required"] == ["text"]
+    task = tools["future_task"].parameters_json_schema
+    assert set(task["properties"]) == {"action", "name", "cron_expression", "run_at", "note", "job_id"}
+    assert task["properties"]["action"]["enum"] == ["create", "list", "edit", "delete"]
+    assert all(tool.description for tool in TOOL_DEFINITIONS)
+
+
+class Calls(Script):
+    """Makes the tool calls queued for a turn text, one response per step."""
+
+    def __init__(self, steps: dict[str, list[list[tuple[str, dict[str, Any]]]]]) -> None:
+        super().__init__()
+        self.steps = steps
+        self.position: dict[str, int] = {}
+
+    def _next(self, text: str) -> ModelResponse:
+        index = self.position.get(text, 0)
+        self.position[text] = index + 1
+        plan = self.steps.get(text, [])
+        if index < len(plan):
+            return ModelResponse(parts=[ToolCallPart(name, args) for name, args in plan[index]])
+        return ModelResponse(parts=[TextPart(f"ok {text}")])
+
+    def first(self, text: str) -> ModelResponse:
+        return self._next(text)
+
+    def after_tools(self, text: str, results: list[str]) -> ModelResponse:
+        return self._next(text)
+
+
+async def test_bad_arguments_go_back_to_the_model_which_can_correct_them(db_url: str) -> None:
+    script = Calls(
+        {
+            "go": [
+                [("send_message_to_user", {"txt": "typo"}), ("no_such_tool", {})],
+                [("send_message_to_user", {"text": "fixed"})],
+            ]
+        }
+    )
+    async with harness(db_url, script) as h:
+        await h.user_says("kim", "go")
+        entries = await h.wait_delivered("c2c", "kim", 2)
+        assert [e["content"] for e in entries] == ["fixed", "ok go"]
+        assert "text" in script.results[0] and "unknown tool" in script.results[1]
+
+
+async def test_future_task_is_scoped_to_the_conversation_and_its_creator(db_url: str) -> None:
+    create = (
+        "future_task",
+        {"action": "create", "name": "morning", "cron_expression": "0 9 * * *", "note": "greet"},
+    )
+    script = Calls({"make": [[create]], "list": [[("future_task", {"action": "list"})]]})
+    async with harness(db_url, script) as h:
+        await h.member_says("grp", "m1", "make")
+        await h.wait_delivered("group", "grp", 1)
+        await h.idle()
+        assert script.results[0].startswith("created: [")
+        job_id = script.results[0].split("[", 1)[1].split("]", 1)[0]
+
+        script.steps["others"] = [[("future_task", {"action": "delete", "job_id": job_id})]]
+        await h.member_says("grp", "m2", "others")
+        await h.wait_delivered("group", "grp", 2)
+        await h.idle()
+        assert "belongs to someone else" in script.results[-1]
+
+        await h.user_says("lee", "list")  # another conversation sees none of the group's tasks
+        await h.wait_delivered("c2c", "lee", 1)
+        await h.idle()
+        assert script.results[-1] == "no scheduled tasks in this conversation"
+
+        script.steps["retime"] = [
+            [("future_task", {"action": "edit", "job_id": job_id, "cron_expression": "30 8 * * *"})],
+            [("future_task", {"action": "delete", "job_id": job_id})],
+        ]
+        await h.member_says("grp", "m1", "retime")
+        await h.wait_delivered("group", "grp", 3)
+        await h.idle()
+        assert "30 8 * * *" in script.results[-2] and script.results[-1].startswith("deleted task")
+
+
+async def test_future_task_refuses_bad_schedules_with_the_reason(db_url: str) -> None:
+    script = Calls(
+        {
+            "bad": [
+                [
+                    ("future_task", {"action": "create", "note": "x", "cron_expression": "every minute"}),
+                    ("future_task", {"action": "create", "note": "x", "run_at": "2001-01-01T00:00:00"}),
+                    ("future_task", {"action": "create", "note": "x"}),
+                ]
+            ]
+        }
+    )
+    async with harness(db_url, script) as h:
+        await h.user_says("max", "bad")
+        await h.wait_delivered("c2c", "max", 1)
+        await h.idle()
+        assert "cron" in script.results[0]
+        assert "in the past" in script.results[1]
+        assert "exactly one of" in script.results[2]
+
+
+async def test_markdown_and_image_sends(db_url: str) -> None:
+    image = "http://127.0.0.1:1/cat.png"
+    script = Calls(
+        {"pic": [[("send_message_to_user", {"text": "**bold**", "markdown": True, "image_url": image})]]}
+    )
+    async with harness(db_url, script, assume_fetchable=["http://127.0.0.1:1/"]) as h:
+        await h.user_says("ned", "pic")
+        await h.wait_delivered("c2c", "ned", 2)
+        await h.idle()
+        assert script.results[0].startswith("delivered"), script.results
