@@ -1,0 +1,91 @@
+"""Configuration: TOML + HERALD_* env; every mistake is an error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from herald.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "herald.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("HERALD_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_without_a_file_use_the_local_model_and_no_platform() -> None:
+    config = load_config()
+    assert config.qq is None
+    assert config.llm.provider == "local" and not config.llm.offers_tools
+    assert config.agent.timezone == "Asia/Shanghai"
+    assert config.storage.url.startswith("sqlite+aiosqlite:///")
+
+
+def test_a_full_file(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+[qq]
+app_id = "1024"
+secret = "s3cret"
+[llm]
+provider = "openai"
+base_url = "https://api.deepseek.com/v1"
+api_key = "sk-123"
+model = "deepseek-chat"
+[agent]
+timezone = "UTC"
+history_turns = 5
+[scheduler]
+min_interval_s = 30
+""",
+        )
+    )
+    assert config.qq is not None and config.qq.secret.get_secret_value() == "s3cret"
+    assert config.llm.offers_tools and config.llm.model == "deepseek-chat"
+    assert config.agent.history_turns == 5 and config.scheduler.min_interval_s == 30
+    assert "s3cret" not in repr(config) and "sk-123" not in repr(config)
+
+
+def test_environment_overrides_the_file_with_nested_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERALD_QQ__SECRET", "from-env")
+    monkeypatch.setenv("HERALD_AGENT__HISTORY_TURNS", "3")
+    config = load_config(write(tmp_path, '[qq]\napp_id = "1"\nsecret = "from-file"\n'))
+    assert config.qq is not None and config.qq.secret.get_secret_value() == "from-env"
+    assert config.agent.history_turns == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[llm]\nmodle = "x"\n', "llm.modle: unknown key"),
+        ('[qq]\napp_id = "1"\n', "qq.secret: required but missing (set it in the file or HERALD_QQ__SECRET)"),
+        ('[llm]\nprovider = "openai"\n', "llm.base_url, llm.api_key required when llm.provider = 'openai'"),
+        ('[agent]\ntimezone = "Mars/Olympus"\n', "agent.timezone"),
+        ("[nonsense]\n", "nonsense: unknown key"),
+        ("[qq\n", "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, text))
+    assert message in str(raised.value)
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
