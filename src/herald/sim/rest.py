@@ -214,8 +214,8 @@ class Sends:
         entry["status"], entry["code"], entry["error"] = error.status, error.code, error.message
         self.state.record(scene, target, entry)
 
-    def _sent(self, scene: Scene, target: str, entry: dict[str, Any], plan: rules.Plan, msg_id: str) -> None:
-        entry["status"], entry["code"], entry["id"], entry["kind"] = 200, 0, msg_id, plan.kind
+    def _sent(self, scene: Scene, target: str, entry: dict[str, Any], kind: str, msg_id: str) -> None:
+        entry["status"], entry["code"], entry["id"], entry["kind"] = 200, 0, msg_id, kind
         self.state.record(scene, target, entry)
 
     # ---- v2 sends -------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class Sends:
         except SimError as error:
             self._failed(scene, target, entry, error)
             raise
-        self._sent(scene, target, entry, plan, reply["id"])
+        self._sent(scene, target, entry, plan.kind, reply["id"])
         return 200, reply
 
     async def stream(self, request: Request, body: dict[str, Any]) -> Reply:
@@ -260,7 +260,7 @@ class Sends:
         except SimError as error:
             self._failed("c2c", target, entry, error)
             raise
-        self._sent("c2c", target, entry, plan or rules.Plan("c2c", target, "passive"), reply["id"])
+        self._sent("c2c", target, entry, plan.kind if plan else "stream chunk", reply["id"])
         return 200, reply
 
     # ---- media ------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ class Sends:
             out = state.add_outbound(scene, target, f"[media file_type={record.file_type}]")
             reply["id"] = out.id
             entry = self._entry({"msg_type": 7, "content": out.content})
-            self._sent(scene, target, entry, plan, out.id)
+            self._sent(scene, target, entry, plan.kind, out.id)
         return 200, reply
 
     async def c2c_prepare(self, request: Request, body: dict[str, Any]) -> Reply:
@@ -327,7 +327,7 @@ class Sends:
         except SimError as error:
             self._failed(scene, target, entry, error)
             raise
-        self._sent(scene, target, entry, plan, out.id)
+        self._sent(scene, target, entry, plan.kind, out.id)
         return 200, message
 
     def _guild_message(self, scene: Scene, target: str, out: Outbound) -> dict[str, Any]:
@@ -377,9 +377,7 @@ class Sends:
         if verdict == "pass":
             d["message_id"] = message["id"]
         t = "MESSAGE_AUDIT_PASS" if verdict == "pass" else "MESSAGE_AUDIT_REJECT"
-        asyncio.get_running_loop().call_later(
-            state.settings.audit_delay_s, lambda: state.inject_event(t, d) and None
-        )
+        asyncio.get_running_loop().call_later(state.settings.audit_delay_s, lambda: state.inject_event(t, d))
         code = 304023 if plan.kind == "proactive" else 304024
         return SimError(code, status=202, data={"message_audit": {"audit_id": audit_id}})
 
