@@ -99,6 +99,9 @@ class Fault:
 
 
 class SimState:
+    """The emulator's memory. Wires use `settings`, `clock`, `bus`, `check_token`; tests and the
+    control API use the `inject_*` methods; the REST rules use the registries."""
+
     def __init__(self, settings: SimSettings) -> None:
         self.settings = settings
         self.clock = SimClock()
@@ -119,7 +122,7 @@ class SimState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=self.settings.request_log_limit)
         self.request_count = 0
         self.faults: list[Fault] = []
-        # Proactive permission per (scene, target); absent = allowed (rule 41 default).
+        # Proactive permission per (scene, target); absent = settings.proactive_default_allowed (rule 41).
         self.proactive_allowed: dict[tuple[Scene, str], bool] = {}
         # Last inbound message per C2C user, for is_wakeup periods (rule 47).
         self.last_inbound_c2c: dict[str, float] = {}
