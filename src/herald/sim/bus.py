@@ -16,7 +16,14 @@ from typing import Any, Protocol
 # Event type -> the intent bit that must be subscribed for it to be delivered (qq-platform.md §2.5).
 INTENT_OF_EVENT: dict[str, int] = {
     **dict.fromkeys(
-        ["GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE"],
+        [
+            "GUILD_CREATE",
+            "GUILD_UPDATE",
+            "GUILD_DELETE",
+            "CHANNEL_CREATE",
+            "CHANNEL_UPDATE",
+            "CHANNEL_DELETE",
+        ],
         1 << 0,
     ),
     **dict.fromkeys(["GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"], 1 << 1),
@@ -98,7 +105,9 @@ class EventBus:
         self.endpoints.append(endpoint)
 
     def publish(self, t: str, d: Any, *, at: float, envelope_id: str | None = None) -> Dispatch:
-        dispatch = Dispatch(t=t, d=d, id=envelope_id or new_envelope_id(t), intent=intent_of(t), created_at=at)
+        dispatch = Dispatch(
+            t=t, d=d, id=envelope_id or new_envelope_id(t), intent=intent_of(t), created_at=at
+        )
         self.history.append(dispatch)
         for endpoint in self.endpoints:
             endpoint.deliver(dispatch)

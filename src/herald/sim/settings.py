@@ -20,7 +20,7 @@ class SimSettings(BaseModel):
     port: int = 8090
     app_id: str = "102000001"
     secret: str = "herald-sim-secret-0123456789abcd"
-    bot_id: str = "sim-bot-0001"
+    bot_id: str = "10000000001"  # numeric: botpy does int(user["id"])
     bot_name: str = "Herald Sim Bot"
 
     # Platform era for proactive C2C/group sends (rules 41-46).
