@@ -1,0 +1,260 @@
+"""Herald's turn overhead end to end: a user message injected at `herald sim` → gateway →
+Herald (ledger, durable turn, zero-latency scripted model, outbox, ledger plan) → the reply's
+API request at the sim. Timestamps are the sim's own (one clock): `in.at` when the message was
+dispatched, the first `out.at` when the reply request arrived.
+
+    .venv/bin/python bench/turns.py                       # SQLite
+    .venv/bin/python bench/turns.py --db postgresql
+    .venv/bin/python bench/turns.py --latency 300 --messages 3000 --conversations 300
+
+Phases:
+  latency     one message at a time (paced, nothing queued): p50/p99 of inbound → first request.
+  throughput  `--messages` over `--conversations`, injected as fast as an injector process can:
+              messages/s from the first injection to the last reply, and Herald's CPU time per
+              message (this process's CPU time during the phase / messages).
+
+The sim and the injector run in their own processes; the sim's and Herald's rate limits are off.
+`--profile` prints where Herald's time goes in the throughput phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import multiprocessing
+import pstats
+import secrets
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from herald.app import Herald, ModelChoice
+from herald.config import DeliveryConfig, HeraldConfig, QQConfig, SchedulerConfig, StorageConfig
+
+APP_ID = "102000001"
+SECRET = "herald-sim-secret-0123456789abcd"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_sim(port: int) -> None:
+    from herald.sim.app import serve
+    from herald.sim.settings import SimSettings
+
+    async def forever() -> None:
+        settings = SimSettings(port=port, rate_limits=False, request_log_limit=500_000, endpoint_qps={})
+        async with serve(settings):
+            await asyncio.Event().wait()
+
+    asyncio.run(forever())
+
+
+def run_injector(base: str, jobs: list[tuple[str, str]], concurrency: int, ready: Any, go: Any) -> None:
+    async def inject() -> None:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            queue = list(reversed(jobs))
+
+            async def worker() -> None:
+                while queue:
+                    user, content = queue.pop()
+                    async with http.post(f"{base}/_sim/c2c/{user}/messages", json={"content": content}) as r:
+                        await r.read()
+
+            ready.set()
+            go.wait()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(inject())
+
+
+@contextlib.asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        path = Path(f"/tmp/herald-bench-turns-{secrets.token_hex(4)}.db")
+        try:
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"herald_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart("ok")])
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url) as response:
+        return await response.json()
+
+
+async def replies_seen(http: aiohttp.ClientSession, base: str) -> int:
+    data = await get(http, f"{base}/_sim/requests?since=999999999")
+    return int(data["total"])
+
+
+async def wait_requests(http: aiohttp.ClientSession, base: str, total: int, limit_s: float) -> None:
+    async with asyncio.timeout(limit_s):
+        while await replies_seen(http, base) < total:
+            await asyncio.sleep(0.02)
+
+
+async def overheads(
+    http: aiohttp.ClientSession, base: str, users: list[str]
+) -> tuple[list[float], float, float]:
+    """Per message: first reply request time minus dispatch time (sim clock); first in, last out."""
+    values: list[float] = []
+    first_in, last_out = float("inf"), 0.0
+    for user in users:
+        entries = (await get(http, f"{base}/_sim/transcript?scene=c2c&target={user}"))["entries"]
+        pending: list[float] = []
+        for entry in entries:
+            if entry["direction"] == "in":
+                pending.append(entry["at"])
+                first_in = min(first_in, entry["at"])
+            elif pending:
+                values.append(entry["at"] - pending.pop(0))
+                last_out = max(last_out, entry["at"])
+    return values, first_in, last_out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(
+    args: argparse.Namespace, base: str, http: aiohttp.ClientSession, url: str
+) -> dict[str, Any]:
+    config = HeraldConfig(
+        qq=QQConfig(
+            app_id=APP_ID, secret=SecretStr(SECRET), api_base=base, token_url=f"{base}/app/getAppAccessToken"
+        ),
+        storage=StorageConfig(url=url),
+        delivery=DeliveryConfig(
+            message_qps=1e9, max_concurrent_conversations=args.concurrency, instance="bench"
+        ),
+        scheduler=SchedulerConfig(enabled=False),
+    )
+    herald = Herald(config, model=ModelChoice(FunctionModel(answer)), rate_limits=False)
+    await herald.start()
+    await herald.wait_ready()
+    result: dict[str, Any] = {"db": args.db}
+    try:
+        # Warm up (token, connections, caches).
+        for i in range(20):
+            async with http.post(f"{base}/_sim/c2c/warm-{i}/messages", json={"content": "hi"}) as r:
+                await r.read()
+        await wait_requests(http, base, await replies_seen(http, base) + 0, 5)
+        await asyncio.sleep(0.5)
+
+        # Latency: one at a time, paced so nothing queues.
+        users = [f"lat-{i:05d}" for i in range(args.latency)]
+        for user in users:
+            async with http.post(f"{base}/_sim/c2c/{user}/messages", json={"content": "hi"}) as r:
+                await r.read()
+            await asyncio.sleep(args.pace)
+        await asyncio.sleep(0.5)
+        values, _, _ = await overheads(http, base, users)
+        result["latency_n"] = len(values)
+        result["p50_ms"] = round(percentile(values, 0.50) * 1000, 3)
+        result["p99_ms"] = round(percentile(values, 0.99) * 1000, 3)
+        result["mean_ms"] = round(statistics.fmean(values) * 1000, 3)
+
+        # Throughput: many conversations at once, injected from another process.
+        convs = [f"tp-{i:05d}" for i in range(args.conversations)]
+        jobs = [(convs[i % len(convs)], f"m{i}") for i in range(args.messages)]
+        ready, go = multiprocessing.Event(), multiprocessing.Event()
+        injector = multiprocessing.Process(
+            target=run_injector, args=(base, jobs, args.inject_concurrency, ready, go)
+        )
+        injector.start()
+        await asyncio.to_thread(ready.wait)
+        baseline = await replies_seen(http, base)
+        profiler = cProfile.Profile() if args.profile else None
+        cpu0 = time.process_time()
+        if profiler:
+            profiler.enable()
+        go.set()
+        await wait_requests(http, base, baseline + args.messages, 600)
+        if profiler:
+            profiler.disable()
+        cpu = time.process_time() - cpu0
+        await asyncio.to_thread(injector.join)
+        values, first_in, last_out = await overheads(http, base, convs)
+        result["messages"] = len(values)
+        result["messages_per_s"] = round(len(values) / (last_out - first_in), 1)
+        result["throughput_p50_ms"] = round(percentile(values, 0.50) * 1000, 3)
+        result["throughput_p99_ms"] = round(percentile(values, 0.99) * 1000, 3)
+        result["herald_cpu_ms_per_message"] = round(cpu / args.messages * 1000, 3)
+        if profiler:
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+    finally:
+        await herald.stop()
+    return result
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    sim = multiprocessing.Process(target=run_sim, args=(port,), daemon=True)
+    sim.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http, database(args.db) as url:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(base + "/_sim/clock") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            return await measure(args, base, http, url)
+    finally:
+        sim.terminate()
+        sim.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--latency", type=int, default=200, help="messages in the latency phase")
+    parser.add_argument("--pace", type=float, default=0.02, help="seconds between latency-phase messages")
+    parser.add_argument("--messages", type=int, default=2000, help="messages in the throughput phase")
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=64, help="outbox conversations in flight")
+    parser.add_argument("--inject-concurrency", type=int, default=32)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(bench(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
