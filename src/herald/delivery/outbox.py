@@ -56,8 +56,9 @@ class _Head:
     id: str
     trigger_id: str | None
     segments: str
-    attempts: int
+    attempts: int  # including the attempt about to be made
     next_attempt_at: datetime
+    claimed: bool
 
 
 class Outbox:
@@ -80,6 +81,7 @@ class Outbox:
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
         self._poller: asyncio.Task[None] | None = None
         self._running = False
+        self._writer = _GroupCommit(db)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -228,10 +230,9 @@ class Outbox:
                         if conversation in self._dirty:
                             continue
                         break
-                    wait = (head.next_attempt_at - self._clock.now()).total_seconds()
-                    if wait > 0:
-                        await self._release(head.seq)
-                        await self._clock.sleep(wait)
+                    if not head.claimed:
+                        wait = (head.next_attempt_at - self._clock.now()).total_seconds()
+                        await self._clock.sleep(max(wait, 0.0))
                         continue
                     await self._deliver(conversation, head)
         except asyncio.CancelledError:
@@ -243,7 +244,8 @@ class Outbox:
                 del self._workers[conversation]
 
     async def _claim_head(self, conversation: str) -> _Head | None:
-        """Lease the conversation's oldest pending item, or None if there is none we may take."""
+        """The conversation's oldest pending item, leased to us (and its attempt counted) if it is
+        due; None if there is none or another live instance holds it."""
         now = self._clock.now()
         head_seq = (
             select(func.min(OutboxItem.seq))
@@ -273,36 +275,26 @@ class Outbox:
             )
             if held_by_other:
                 return None
-            await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.seq == row.seq)
-                .values(
-                    claimed_by=self._instance,
-                    lease_until=now + timedelta(seconds=self._cfg.lease_s),
+            due = row.next_attempt_at <= now
+            if due:
+                # Count the attempt before making it, so a crash loop still reaches max_attempts.
+                await session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.seq == row.seq)
+                    .values(
+                        claimed_by=self._instance,
+                        lease_until=now + timedelta(seconds=self._cfg.lease_s),
+                        attempts=row.attempts + 1,
+                        updated_at=now,
+                    )
                 )
-            )
-            await session.commit()
-        return _Head(row.seq, row.id, row.trigger_id, row.segments, row.attempts, row.next_attempt_at)
-
-    async def _release(self, seq: int) -> None:
-        async with self._db.session() as session:
-            await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.seq == seq, OutboxItem.claimed_by == self._instance)
-                .values(claimed_by=None, lease_until=None)
-            )
-            await session.commit()
+                await session.commit()
+        return _Head(
+            row.seq, row.id, row.trigger_id, row.segments, row.attempts + 1, row.next_attempt_at, claimed=due
+        )
 
     async def _deliver(self, conversation: str, head: _Head) -> None:
-        attempt = head.attempts + 1
-        async with self._db.session() as session:
-            # Count the attempt before making it, so a crash loop still reaches max_attempts.
-            await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.seq == head.seq)
-                .values(attempts=attempt, updated_at=self._clock.now())
-            )
-            await session.commit()
+        attempt = head.attempts
         request = SendRequest(
             item_id=head.id,
             target=Target.parse(conversation),
@@ -372,14 +364,53 @@ class Outbox:
         return delay
 
     async def _finish(self, seq: int, values: dict[str, object]) -> None:
-        async with self._db.session() as session:
-            await session.execute(update(OutboxItem).where(OutboxItem.seq == seq).values(**values))
-            await session.commit()
+        await self._writer.write(seq, values)
 
     def _resolve(self, result: DeliveryResult) -> None:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
+
+
+class _GroupCommit:
+    """Outcomes of concurrently finishing items share one transaction (and one commit).
+
+    Each writer still waits for its own row to be committed before it goes on, so nothing is
+    reported (and no later item of the conversation starts) before its outcome is durable.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[tuple[int, dict[str, object], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, seq: int, values: dict[str, object]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((seq, values, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="outbox-commit")
+        await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            # Rows with the same columns go in one executemany (bulk UPDATE by primary key).
+            groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+            for seq, values, _ in batch:
+                groups.setdefault(tuple(sorted(values)), []).append({"seq": seq, **values})
+            try:
+                async with self._db.session() as session:
+                    for rows in groups.values():
+                        await session.execute(update(OutboxItem), rows)
+                    await session.commit()
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
 
 def _claimable(instance: str, now: datetime) -> ColumnElement[bool]:

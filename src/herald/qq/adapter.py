@@ -241,8 +241,9 @@ class QQPlatform:
     ) -> tuple[Route, str | None]:
         target = request.target
         where = f" (part {index + 1} of {total})" if total > 1 else ""
-        for _ in range(MAX_REPLANS):
-            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id)
+        for round_ in range(MAX_REPLANS):
+            fresh = request.attempt == 1 and round_ == 0
+            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id, fresh=fresh)
             if isinstance(plan, Undeliverable):
                 raise DeliveryError(ErrorKind.UNDELIVERABLE, plan.reason + where)
             if isinstance(plan, Wait):
@@ -268,7 +269,10 @@ class QQPlatform:
                 raise self._delivery_error(error, where) from None
             sent_id = answer.get("id")
             outbound = OutboundId(str(sent_id)) if sent_id else None
-            await self.ledger.delivered(request.item_id, index, outbound)
+            if route.mode is DeliveryMode.PROACTIVE:
+                # A proactive resend has no platform dedup, so this part's arrival must be written
+                # down; a passive part's resend reuses its (msg_id, msg_seq) and gets 40054005.
+                await self.ledger.delivered(request.item_id, index, outbound)
             return route, outbound.value if outbound else None
         raise DeliveryError(ErrorKind.RETRY_LATER, f"every route died while planning{where}; will retry")
 

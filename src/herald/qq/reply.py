@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from herald.config import DeliveryConfig
 from herald.core.clock import Clock
@@ -130,6 +131,7 @@ class ReplyLedger:
             Scene.CHANNEL: SceneRules(cfg.guild_window_s, None),
             Scene.DM: SceneRules(cfg.guild_window_s, None),
         }
+        self._markdown_memo: dict[str, bool] = {}
 
     def rules(self, scene: Scene) -> SceneRules:
         return self._rules[scene]
@@ -199,11 +201,19 @@ class ReplyLedger:
             row.updated_at = now
 
     async def markdown_refused(self, target: Target) -> bool:
+        # A process-local memo of a database fact that only ever turns true; another instance
+        # learning it later costs this one at most one refused attempt.
+        known = self._markdown_memo.get(target.key)
+        if known is not None:
+            return known
         async with self._db.session() as session:
             row = await session.get(TargetPermission, target.key)
-        return bool(row and row.markdown_refused)
+        refused = bool(row and row.markdown_refused)
+        self._markdown_memo[target.key] = refused
+        return refused
 
     async def refuse_markdown(self, target: Target) -> None:
+        self._markdown_memo[target.key] = True
         async with self._db.session() as session:
             row = await session.get(TargetPermission, target.key)
             if row is None:
@@ -216,10 +226,16 @@ class ReplyLedger:
 
     # --- planning and reserving ----------------------------------------------------------------
 
-    async def reserve(self, item_id: str, part: int, target: Target, trigger_id: str | None) -> Plan:
-        """The route for part `part` of outbox item `item_id`, persisted before it is used."""
+    async def reserve(
+        self, item_id: str, part: int, target: Target, trigger_id: str | None, *, fresh: bool = False
+    ) -> Plan:
+        """The route for part `part` of outbox item `item_id`, persisted before it is used.
+
+        `fresh=True` promises no earlier attempt of this item can have reserved anything (its
+        first attempt, first try of this part), which saves a lookup.
+        """
         async with self._db.session() as session:
-            existing = await session.get(ReplyReservation, (item_id, part))
+            existing = None if fresh else await session.get(ReplyReservation, (item_id, part))
             if existing is not None:
                 return Route(
                     DeliveryMode(existing.mode),
@@ -266,10 +282,10 @@ class ReplyLedger:
         target: Target,
         rules: SceneRules,
         oldest: datetime,
-        which: object,
+        which: ColumnElement[bool],
     ) -> Route | None:
         """Atomically take one reply (and the next msg_seq) from the newest usable anchor."""
-        conditions = [
+        conditions: list[ColumnElement[bool]] = [
             ReplyAnchor.target == target.key,
             ReplyAnchor.state == "live",
             ReplyAnchor.received_at > oldest,
@@ -279,28 +295,33 @@ class ReplyLedger:
             conditions.append(ReplyAnchor.replies_used < rules.reply_limit)
         # A concurrent reservation may win the last reply of an anchor; then try the next one.
         for _ in range(8):
-            candidate = await session.scalar(
+            newest = (
                 select(ReplyAnchor.id)
-                .where(*conditions)  # type: ignore[arg-type]
+                .where(*conditions)
                 .order_by(ReplyAnchor.received_at.desc())
                 .limit(1)
+                .scalar_subquery()
             )
-            if candidate is None:
-                return None
             taken = (
                 await session.execute(
                     update(ReplyAnchor)
-                    .where(ReplyAnchor.id == candidate, *conditions)  # type: ignore[arg-type]
+                    .where(ReplyAnchor.id == newest, *conditions)
                     .values(
                         replies_used=ReplyAnchor.replies_used + 1,
                         next_seq=ReplyAnchor.next_seq + 1,
                     )
-                    .returning(ReplyAnchor.next_seq, ReplyAnchor.kind)
+                    .returning(ReplyAnchor.id, ReplyAnchor.next_seq, ReplyAnchor.kind)
+                    .execution_options(synchronize_session=False)
                 )
             ).one_or_none()
             if taken is not None:
                 mode = DeliveryMode.PASSIVE if taken.kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
-                return Route(mode, candidate, taken.next_seq - 1)
+                return Route(mode, taken.id, taken.next_seq - 1)
+            still_there = await session.scalar(
+                select(func.count()).select_from(ReplyAnchor).where(*conditions)
+            )
+            if not still_there:
+                return None
         return None
 
     async def _proactive(self, session: AsyncSession, target: Target, now: datetime) -> Plan:

@@ -1,0 +1,200 @@
+"""End-to-end durable deliveries per second: Outbox + QQPlatform against `herald sim` over sockets.
+
+    .venv/bin/python bench/outbox.py --db sqlite --messages 5000 --targets 500
+    .venv/bin/python bench/outbox.py --db postgresql --messages 5000 --targets 500
+    .venv/bin/python bench/outbox.py --db sqlite --rate-limits --messages 5000 --targets 500
+
+The sim runs in its own process (so it does not share this event loop). Without `--rate-limits`
+the sim's and Herald's rate limits are off, measuring raw capacity; with it both are on and the
+run measures how close Herald gets to the platform's ceiling (100 message sends/s per endpoint)
+without provoking a single rate-limit error. Every message is passive on a user message injected
+at the sim (4 replies per anchor), so nothing is limited by proactive quotas.
+
+`--profile` prints where the time goes (cProfile, by cumulative time, top entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import multiprocessing
+import pstats
+import secrets
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+
+from herald.config import DeliveryConfig, QQConfig
+from herald.core.clock import SystemClock
+from herald.core.events import InboundMessage
+from herald.core.segments import Text
+from herald.core.target import Scene, Target
+from herald.delivery.outbox import Outbox
+from herald.qq.adapter import QQPlatform
+from herald.store.db import Database
+
+APP_ID = "102000001"
+SECRET = "herald-sim-secret-0123456789abcd"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run_sim(port: int, rate_limits: bool) -> None:
+    from herald.sim.app import serve
+    from herald.sim.settings import SimSettings
+
+    settings: dict[str, Any] = {"port": port, "rate_limits": rate_limits, "request_log_limit": 200_000}
+    if not rate_limits:
+        settings["endpoint_qps"] = {}
+
+    async def forever() -> None:
+        async with serve(SimSettings(**settings)):
+            await asyncio.Event().wait()
+
+    asyncio.run(forever())
+
+
+@contextlib.asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        path = Path(f"/tmp/herald-bench-{secrets.token_hex(4)}.db")
+        try:
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"herald_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    port = _free_port()
+    sim = multiprocessing.Process(target=_run_sim, args=(port, args.rate_limits), daemon=True)
+    sim.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http, database(args.db) as url:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(base + "/_sim/clock") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            return await _measure(args, base, http, url)
+    finally:
+        sim.terminate()
+        sim.join()
+
+
+async def _measure(
+    args: argparse.Namespace, base: str, http: aiohttp.ClientSession, url: str
+) -> dict[str, Any]:
+    db = Database(url)
+    await db.migrate()
+    clock = SystemClock()
+    config = DeliveryConfig(max_concurrent_conversations=args.concurrency, instance="bench")
+    platform = QQPlatform(
+        QQConfig(
+            app_id=APP_ID,
+            secret=SecretStr(SECRET),
+            api_base=base,
+            token_url=base + "/app/getAppAccessToken",
+        ),
+        db,
+        clock,
+        delivery=config,
+        rate_limits=args.rate_limits,
+    )
+    await platform.connect()
+    targets = [Target(Scene.C2C, f"bench-{i:05d}") for i in range(args.targets)]
+    per_target = -(-args.messages // args.targets)
+    anchors_per_target = -(-per_target // 4)
+    # Anchors: user messages injected at the sim, recorded as the gateway would have.
+    for target in targets:
+        for _ in range(anchors_per_target):
+            async with http.post(f"{base}/_sim/c2c/{target.id}/messages", json={"content": "hi"}) as resp:
+                injected = await resp.json()
+            await platform.ledger.record(
+                InboundMessage(target, injected["msg_id"], target.id, "hi", clock.now())
+            )
+
+    outbox = Outbox(db, platform, clock, config=config)
+    started = time.perf_counter()
+    receipts = []
+    for n in range(args.messages):
+        target = targets[n % len(targets)]
+        receipts.append(await outbox.enqueue(target, [Text(f"message {n}")], origin="bench"))
+    enqueued = time.perf_counter()
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    await outbox.start()
+    results = [await receipt for receipt in receipts]
+    finished = time.perf_counter()
+    if profiler:
+        profiler.disable()
+    await outbox.stop()
+    await platform.stop()
+    await db.dispose()
+
+    async with http.get(f"{base}/_sim/requests") as resp:
+        log = await resp.json()
+    sends = [r for r in log["requests"] if r["path"].endswith("/messages") and r["method"] == "POST"]
+    rate_limited = [r for r in sends if r["status"] == 429 or r["code"] in (50002, 40034100)]
+    delivered = sum(1 for r in results if r.delivered)
+    report = {
+        "db": args.db,
+        "rate_limits": args.rate_limits,
+        "messages": args.messages,
+        "targets": args.targets,
+        "delivered": delivered,
+        "enqueue_per_s": round(args.messages / (enqueued - started), 1),
+        "deliver_per_s": round(delivered / (finished - enqueued), 1),
+        "end_to_end_per_s": round(delivered / (finished - started), 1),
+        "rate_limit_errors": len(rate_limited),
+        "send_requests": len(sends),
+    }
+    if profiler:
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats(args.sort).print_stats(35)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--targets", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=64, help="conversations delivering at once")
+    parser.add_argument("--rate-limits", action="store_true", help="sim and client limits on")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="profile order: tottime or cumulative")
+    args = parser.parse_args()
+    report = asyncio.run(bench(args))
+    for key, value in report.items():
+        print(f"{key:>20}: {value}")
+
+
+if __name__ == "__main__":
+    main()
