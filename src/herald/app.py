@@ -80,7 +80,7 @@ class Herald:
         self.outbox = Outbox(self.db, self.platform, self.clock, config=config.delivery)
         await self.outbox.start()
 
-        self.turns = TurnStore(self.db, self.clock)
+        self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
         self.jobs = JobStore(
             self.db, self.clock, max_per_conversation=config.scheduler.max_jobs_per_conversation
         )

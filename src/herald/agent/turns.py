@@ -50,13 +50,14 @@ def load_messages(raw: str | None) -> list[ModelMessage]:
 
 
 class TurnStore:
-    def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096) -> None:
+    def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096, history_keep: int = 50) -> None:
         self.db = db
         self.clock = clock
         self._insert = postgresql.insert if db.is_postgresql else sqlite.insert
-        # Parsed messages of finished turns, so history is not re-parsed on every turn.
-        self._parsed: OrderedDict[int, list[ModelMessage]] = OrderedDict()
+        # Per conversation: (turn id, parsed messages) of its latest finished turns.
+        self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
         self._cache_size = cache_size
+        self._history_keep = history_keep
 
     async def record(
         self,
@@ -90,9 +91,8 @@ class TurnStore:
             .on_conflict_do_nothing(index_elements=["source_id"])
             .returning(AgentTurn.id)
         )
-        async with self.db.session() as session:
-            turn_id = await session.scalar(statement)
-            await session.commit()
+        async with self.db.engine.begin() as conn:
+            turn_id = (await conn.execute(statement)).scalar()
         if turn_id is None:
             return None
         return Turn(
@@ -109,25 +109,26 @@ class TurnStore:
 
     async def save(self, turn: Turn, steps: int) -> None:
         """Persist the turn's messages so far (after a model response or a round of tool results)."""
-        async with self.db.session() as session:
-            await session.execute(
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
                 update(AgentTurn)
                 .where(AgentTurn.id == turn.id)
                 .values(messages=dump_messages(turn.messages), steps=steps)
             )
-            await session.commit()
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
         turn.status = status
-        async with self.db.session() as session:
-            await session.execute(
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
                 update(AgentTurn)
                 .where(AgentTurn.id == turn.id)
                 .values(status=status, error=error, finished_at=self.clock.now())
             )
-            await session.commit()
-        if status == DONE and turn.messages:
-            self._remember(turn.id, turn.messages)
+        if status == DONE and turn.messages and turn.kind != "command":
+            cached = self._histories.get(turn.conversation)
+            if cached is not None and (not cached or cached[-1][0] < turn.id):
+                cached.append((turn.id, turn.messages))
+                del cached[: -self._history_keep]
 
     async def pending(self) -> list[Turn]:
         """Unfinished turns, oldest first (to resume after a restart)."""
@@ -143,9 +144,25 @@ class TurnStore:
             return self._turn(row) if row is not None else None
 
     async def history(self, conversation: str, before: int, limit: int) -> list[list[ModelMessage]]:
-        """The message lists of the last `limit` finished turns before turn `before`, oldest first."""
+        """The message lists of the last `limit` finished turns before turn `before`, oldest first.
+
+        Turns of one conversation run one at a time in id order, so after the first load the
+        conversation's history is kept in memory and extended as turns finish.
+        """
         if limit <= 0:
             return []
+        cached = self._histories.get(conversation)
+        if cached is None or limit > self._history_keep:
+            cached = await self._load_history(conversation, before, max(limit, self._history_keep))
+            self._histories[conversation] = cached
+        self._histories.move_to_end(conversation)
+        while len(self._histories) > self._cache_size:
+            self._histories.popitem(last=False)
+        return [messages for turn_id, messages in cached if turn_id < before][-limit:]
+
+    async def _load_history(
+        self, conversation: str, before: int, limit: int
+    ) -> list[tuple[int, list[ModelMessage]]]:
         query = (
             select(AgentTurn.id, AgentTurn.messages)
             .where(
@@ -154,20 +171,14 @@ class TurnStore:
                 AgentTurn.status == DONE,
                 AgentTurn.in_history.is_(True),
                 AgentTurn.messages.is_not(None),
+                AgentTurn.kind != "command",
             )
             .order_by(AgentTurn.id.desc())
             .limit(limit)
         )
-        async with self.db.session() as session:
-            rows = (await session.execute(query)).all()
-        turns: list[list[ModelMessage]] = []
-        for turn_id, raw in reversed(rows):
-            parsed = self._parsed.get(turn_id)
-            if parsed is None:
-                parsed = load_messages(raw)
-                self._remember(turn_id, parsed)
-            turns.append(parsed)
-        return turns
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(turn_id, load_messages(raw)) for turn_id, raw in reversed(rows)]
 
     async def reset(self, conversation: str) -> int:
         """Drop the conversation's history (turns stay stored, out of the model's view)."""
@@ -178,6 +189,7 @@ class TurnStore:
                 .values(in_history=False)
             )
             await session.commit()
+        self._histories[conversation] = []
         count: int = result.rowcount  # type: ignore[attr-defined]
         return count
 
@@ -196,12 +208,6 @@ class TurnStore:
                 )
             )
         return int(value or 0)
-
-    def _remember(self, turn_id: int, messages: list[ModelMessage]) -> None:
-        self._parsed[turn_id] = messages
-        self._parsed.move_to_end(turn_id)
-        while len(self._parsed) > self._cache_size:
-            self._parsed.popitem(last=False)
 
     @staticmethod
     def _turn(row: AgentTurn) -> Turn:
