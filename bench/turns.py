@@ -94,7 +94,7 @@ async def database(kind: str) -> AsyncIterator[str]:
             yield f"sqlite+aiosqlite:///{path}"
         finally:
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+                Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240
         return
     name = f"herald_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
@@ -122,7 +122,7 @@ async def replies_seen(http: aiohttp.ClientSession, base: str) -> int:
 
 async def wait_requests(http: aiohttp.ClientSession, base: str, total: int, limit_s: float) -> None:
     async with asyncio.timeout(limit_s):
-        while await replies_seen(http, base) < total:
+        while await replies_seen(http, base) < total:  # noqa: ASYNC110 (polling the sim's process)
             await asyncio.sleep(0.02)
 
 

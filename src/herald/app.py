@@ -60,6 +60,13 @@ class Herald:
         self.started = False
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         self.db = Database(config.storage.url)
         await self.db.migrate()

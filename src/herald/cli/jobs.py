@@ -33,7 +33,7 @@ async def _list(settings: HeraldConfig, conversation: str | None, include_ended:
     zone = ZoneInfo(settings.agent.timezone)
     table = Table(title=f"Scheduled jobs ({len(jobs)})")
     for column in ("id", "conversation", "name", "schedule", "next run", "runs", "action", "state"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("id", "conversation", "name"))
     for job in jobs:
         following = f"{job.next_run_at.astimezone(zone):%Y-%m-%d %H:%M:%S}" if job.next_run_at else "-"
         action = f"send {job.text!r}" if job.action == "send" else f"agent: {job.note}"
