@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from herald.config import DeliveryConfig, QQConfig
-from herald.core.clock import VirtualClock
+from herald.core.clock import Clock, VirtualClock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.outbox import Outbox
 from herald.qq.adapter import QQPlatform
@@ -77,10 +77,12 @@ class SimControl:
 
 
 class Stack:
-    def __init__(self, sim: RunningSim, db: Database, config: DeliveryConfig, *, rate_limits: bool) -> None:
+    def __init__(
+        self, sim: RunningSim, db: Database, config: DeliveryConfig, *, rate_limits: bool, clock: Clock | None
+    ) -> None:
         self.sim = sim
         self.db = db
-        self.clock = VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
+        self.clock: Any = clock or VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
         self.platform = QQPlatform(qq_config(sim), db, self.clock, delivery=config, rate_limits=rate_limits)
         self.outbox = Outbox(db, self.platform, self.clock, config=config)
         self.events: list[InboundEvent] = []
@@ -154,12 +156,13 @@ async def stack(
     config: DeliveryConfig | None = None,
     rate_limits: bool = False,
     inbound: bool = True,
+    clock: Clock | None = None,
     **sim_settings: Any,
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as exits:
         if sim is None:
             sim = await exits.enter_async_context(running_sim(**sim_settings))
-        herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits)
+        herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock)
         await herald.start(inbound=inbound)
         try:
             yield herald
