@@ -96,6 +96,7 @@ class Dispatcher:
         self.sender = sender
         self.config = config
         self.lanes = Lanes(self._handle)
+        self.duplicates = 0  # inbound messages dropped because their id was already stored
 
     async def sink(self, event: InboundEvent) -> None:
         """The platform's event sink: returns once the message is stored (its turn runs later)."""
@@ -124,6 +125,7 @@ class Dispatcher:
             trigger_id=event.message_id,
         )
         if turn is None:
+            self.duplicates += 1
             log.debug("duplicate message %s dropped", event.message_id)
             return
         self.lanes.submit(turn)

@@ -128,3 +128,20 @@ async def test_empty_final_text_sends_nothing(db_url: str) -> None:
         entries = await h.wait_delivered("c2c", "gina", 1)
         await h.idle()
         assert len(entries) == 1 and entries[0]["content"].startswith("可用命令")
+
+
+async def test_a_redelivered_message_after_a_restart_is_dropped_durably(db_url: str) -> None:
+    async with harness(db_url) as h:
+        await h.user_says("quinn", "hello")
+        await h.wait_delivered("c2c", "quinn", 1)
+        await h.idle()
+        herald = await h.restart()  # the adapter's in-memory dedup is gone; the store remembers
+        assert herald.dispatcher is not None
+        data = await h.call("POST", "/_sim/faults", {"kind": "redeliver_last"})
+        assert data["event_id"]
+        async with asyncio.timeout(WAIT_S):
+            while herald.dispatcher.duplicates == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await h.idle()
+        assert len(await h.delivered("c2c", "quinn")) == 1
+        assert h.script.calls == ["hello"]

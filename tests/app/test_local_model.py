@@ -49,3 +49,25 @@ async def test_a_c2c_message_gets_a_non_empty_answer_from_the_local_model(db_url
             await herald.stop()
         answer = str(entries[0]["content"]).strip()
         assert answer and answer != config.agent.error_message
+
+
+async def test_the_managed_server_is_restarted_if_it_dies_and_stopped_with_herald() -> None:
+    import asyncio
+
+    from herald.llm.local import LocalModelServer
+
+    server = LocalModelServer()
+    await server.start()
+    try:
+        assert await server.healthy()
+        process = server._process
+        assert process is not None
+        process.kill()  # the child we started, by its handle
+        async with asyncio.timeout(WAIT_S):
+            while server.restarts == 0 or not await server.healthy():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        assert server._process is not process
+    finally:
+        await server.stop()
+    assert not server.running
+    assert process.returncode is not None

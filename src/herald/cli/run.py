@@ -13,6 +13,7 @@ import typer
 
 from herald.cli import app
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
+from herald.llm.local import LocalModelError
 
 DEMO_STORAGE = "sqlite+aiosqlite:///./data/demo.db"
 
@@ -75,7 +76,7 @@ def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
     setup_logging(log_level)
     try:
         asyncio.run(run_herald(settings))
-    except ConfigError as exc:
+    except (ConfigError, LocalModelError) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -91,13 +92,18 @@ async def run_demo(settings: HeraldConfig, port: int) -> None:
         settings.qq = QQConfig(
             app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
         )
-        model = "the embedded local model" if settings.llm.provider == "local" else settings.llm.model
+        if settings.llm.offers_tools:
+            model = settings.llm.model
+            tries = "启用一个心跳任务,每分钟向我发送一次心跳信号   or   /every 1m 心跳   or   /help"
+        else:
+            model = f"the embedded {settings.llm.model}, chat only: it cannot call tools"
+            tries = "hello   or   /every 1m 心跳   or   /help  (configure [llm] for tool use)"
         await run_herald(
             settings,
             on_ready=(
                 f"\nHerald demo is running (model: {model}).\n"
                 f"  Chat as a QQ user:  {sim.base_url}/\n"
-                f"  Try: 启用一个心跳任务,每分钟向我发送一次心跳信号   or   /every 1m 心跳   or   /help\n"
+                f"  Try: {tries}\n"
                 f"  Stop with Ctrl-C.\n"
             ),
         )
@@ -125,6 +131,6 @@ def demo(
             asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
         else:
             asyncio.run(run_demo(settings, port))
-    except ConfigError as exc:
+    except (ConfigError, LocalModelError) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None

@@ -84,6 +84,9 @@ class LocalModelServer:
         self._process: asyncio.subprocess.Process | None = None
         self._output: deque[str] = deque(maxlen=40)
         self._drain: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
 
     @property
     def base_url(self) -> str:
@@ -94,6 +97,31 @@ class LocalModelServer:
         return self._process is not None and self._process.returncode is None
 
     async def start(self) -> None:
+        """Start the server and wait until it answers; then keep it running until `stop()`."""
+        self._stopping = False
+        await self._launch()
+        self._watch = asyncio.create_task(self._supervise(), name="local-model-supervisor")
+
+    async def _supervise(self) -> None:
+        """Restart the server (same port, so the model client keeps working) if it dies."""
+        while not self._stopping:
+            process = self._process
+            if process is None:
+                return
+            code = await process.wait()
+            if self._stopping:
+                return
+            tail = " | ".join(list(self._output)[-3:])
+            log.error("the embedded model server exited (code %s); restarting. Last output: %s", code, tail)
+            await asyncio.sleep(1.0)
+            try:
+                await self._launch()
+                self.restarts += 1
+            except LocalModelError as exc:
+                log.error("the embedded model could not be restarted: %s", exc)
+                await asyncio.sleep(10.0)
+
+    async def _launch(self) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelError(
                 "the embedded model needs the `local` extra: pip install 'herald[local]' "
@@ -133,12 +161,12 @@ class LocalModelServer:
         try:
             await self._wait_healthy()
         except BaseException:
-            await self.stop()
+            await self._terminate()
             raise
 
     async def _drain_output(self) -> None:
         assert self._process is not None and self._process.stdout is not None
-        async for raw in self._process.stdout:
+        async for raw in self._process.stdout:  # this process's output, until it exits
             line = raw.decode(errors="replace").rstrip()
             self._output.append(line)
             log.debug("local model: %s", line)
@@ -175,6 +203,15 @@ class LocalModelServer:
             return False
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        await self._terminate()
+
+    async def _terminate(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             process.terminate()
