@@ -215,7 +215,7 @@ async def measure(
         result["throughput_p99_ms"] = round(percentile(values, 0.99) * 1000, 3)
         result["herald_cpu_ms_per_message"] = round(cpu / args.messages * 1000, 3)
         if profiler:
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(args.sort).print_stats(args.top)
     finally:
         await herald.stop()
     return result
@@ -252,6 +252,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="outbox conversations in flight")
     parser.add_argument("--inject-concurrency", type=int, default=32)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="profile sort key (tottime, cumulative)")
+    parser.add_argument("--top", type=int, default=30, help="profile entries to print")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(bench(args)), indent=2))
 
