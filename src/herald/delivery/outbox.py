@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from herald.config import DeliveryConfig
@@ -35,6 +36,7 @@ from herald.core.segments import Segment
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
+from herald.store.batch import GroupCommit
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -81,7 +83,8 @@ class Outbox:
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
         self._poller: asyncio.Task[None] | None = None
         self._running = False
-        self._writer = _GroupCommit(db)
+        # Claims and outcomes of concurrently working conversations share commits.
+        self._commits = GroupCommit(db)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -264,7 +267,9 @@ class Outbox:
         ).where(OutboxItem.seq == head_seq)
         if self._db.is_postgresql:
             query = query.with_for_update(skip_locked=True)
-        async with self._db.session() as session:
+        lease_until = now + timedelta(seconds=self._cfg.lease_s)
+
+        async def claim(session: AsyncSession) -> _Head | None:
             row = (await session.execute(query)).one_or_none()
             if row is None:
                 return None
@@ -283,15 +288,22 @@ class Outbox:
                     .where(OutboxItem.seq == row.seq)
                     .values(
                         claimed_by=self._instance,
-                        lease_until=now + timedelta(seconds=self._cfg.lease_s),
+                        lease_until=lease_until,
                         attempts=row.attempts + 1,
                         updated_at=now,
                     )
                 )
-                await session.commit()
-        return _Head(
-            row.seq, row.id, row.trigger_id, row.segments, row.attempts + 1, row.next_attempt_at, claimed=due
-        )
+            return _Head(
+                row.seq,
+                row.id,
+                row.trigger_id,
+                row.segments,
+                row.attempts + 1,
+                row.next_attempt_at,
+                claimed=due,
+            )
+
+        return await self._commits.run(claim)
 
     async def _deliver(self, conversation: str, head: _Head) -> None:
         attempt = head.attempts
@@ -364,53 +376,15 @@ class Outbox:
         return delay
 
     async def _finish(self, seq: int, values: dict[str, object]) -> None:
-        await self._writer.write(seq, values)
+        async def write(session: AsyncSession) -> None:
+            await session.execute(update(OutboxItem).where(OutboxItem.seq == seq).values(**values))
+
+        await self._commits.run(write)
 
     def _resolve(self, result: DeliveryResult) -> None:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
-
-
-class _GroupCommit:
-    """Outcomes of concurrently finishing items share one transaction (and one commit).
-
-    Each writer still waits for its own row to be committed before it goes on, so nothing is
-    reported (and no later item of the conversation starts) before its outcome is durable.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._queue: list[tuple[int, dict[str, object], asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def write(self, seq: int, values: dict[str, object]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((seq, values, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="outbox-commit")
-        await future
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            # Rows with the same columns go in one executemany (bulk UPDATE by primary key).
-            groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
-            for seq, values, _ in batch:
-                groups.setdefault(tuple(sorted(values)), []).append({"seq": seq, **values})
-            try:
-                async with self._db.session() as session:
-                    for rows in groups.values():
-                        await session.execute(update(OutboxItem), rows)
-                    await session.commit()
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
 
 
 def _claimable(instance: str, now: datetime) -> ColumnElement[bool]:

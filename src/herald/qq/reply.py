@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,7 @@ from herald.core.clock import Clock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode
 from herald.core.target import Scene, Target
+from herald.store.batch import GroupCommit
 from herald.store.db import Database
 from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
 
@@ -132,6 +133,7 @@ class ReplyLedger:
             Scene.DM: SceneRules(cfg.guild_window_s, None),
         }
         self._markdown_memo: dict[str, bool] = {}
+        self._commits = GroupCommit(db)
 
     def rules(self, scene: Scene) -> SceneRules:
         return self._rules[scene]
@@ -154,9 +156,9 @@ class ReplyLedger:
                     "next_seq": 1,
                     "state": "live",
                 }
-                insert = pg_insert if self._db.is_postgresql else sqlite_insert
+                upsert = pg_insert if self._db.is_postgresql else sqlite_insert
                 await session.execute(
-                    insert(ReplyAnchor).values(**values).on_conflict_do_nothing(index_elements=["id"])
+                    upsert(ReplyAnchor).values(**values).on_conflict_do_nothing(index_elements=["id"])
                 )
             if isinstance(event, RelationEvent):
                 if event.kind is RelationKind.PROACTIVE_ALLOWED:
@@ -234,7 +236,8 @@ class ReplyLedger:
         `fresh=True` promises no earlier attempt of this item can have reserved anything (its
         first attempt, first try of this part), which saves a lookup.
         """
-        async with self._db.session() as session:
+
+        async def work(session: AsyncSession) -> Plan:
             existing = None if fresh else await session.get(ReplyReservation, (item_id, part))
             if existing is not None:
                 return Route(
@@ -246,20 +249,23 @@ class ReplyLedger:
                 )
             plan = await self._plan(session, target, trigger_id)
             if isinstance(plan, Route):
-                session.add(
-                    ReplyReservation(
+                now = self._clock.now()
+                await session.execute(
+                    insert(ReplyReservation).values(
                         item_id=item_id,
                         part=part,
                         mode=plan.mode.value,
                         anchor_id=plan.anchor_id,
                         msg_seq=plan.msg_seq,
-                        reserved_at=self._clock.now(),
+                        reserved_at=now,
                     )
                 )
                 if plan.mode is DeliveryMode.PROACTIVE:
-                    session.add(ProactiveSend(target=target.key, sent_at=self._clock.now()))
-            await session.commit()
+                    await session.execute(insert(ProactiveSend).values(target=target.key, sent_at=now))
             return plan
+
+        # Concurrent reservations (many conversations at once) share one commit.
+        return await self._commits.run(work)
 
     async def _plan(self, session: AsyncSession, target: Target, trigger_id: str | None) -> Plan:
         rules = self._rules[target.scene]
