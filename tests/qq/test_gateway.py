@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from herald.core import InboundMessage, Interaction, RelationEvent, RelationKind
+from herald.core import InboundMessage, Interaction, RelationEvent, RelationKind, VirtualClock
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.gateway import GatewayClient, GatewayError
@@ -284,3 +284,33 @@ async def test_dispatch_handler_failure_does_not_stop_the_stream(
         await gateway.stop()
         await task
     assert contents(sink.events) == ["after"]
+
+
+async def test_a_virtual_clock_neither_stalls_reconnects_nor_floods_heartbeats(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+) -> None:
+    """Herald's app hands its VirtualClock to the gateway: hours of virtual time must not look like
+    missed heartbeats, and a reconnect must not wait for someone to advance the clock."""
+    clock = VirtualClock()
+    await control.settings(heartbeat_interval_ms=300)
+    pipeline = InboundPipeline(api, sink)
+    gateway = GatewayClient(
+        api, tokens, ALL_INTENTS, (0, 1), pipeline.handle_dispatch, clock, backoff_base_s=0.05
+    )
+    task = asyncio.create_task(gateway.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await gateway.wait_ready()
+        said = await talk(control, 1)
+        await clock.advance(6 * 3600, settle=0.01)
+        said += await talk(control, 2)
+        await sink.wait_for(len(said))
+        assert gateway.connections == 1
+        await control.fault(kind="close", code=4009)  # the clock is never advanced again
+        said += await talk(control, 3)
+        await sink.wait_for(len(said))
+        assert (gateway.identifies, gateway.connections) == (1, 2)
+    finally:
+        await gateway.stop()
+        await task
+    assert contents(sink.events) == said

@@ -7,15 +7,16 @@
 
 `GET /gateway/bot` gives the URL. After Hello (op 10) the client sends Identify (op 2) for a new
 session or Resume (op 6, saved `session_id` + last `s`) for an old one, and heartbeats (op 1) at
-the server's interval; a heartbeat that was not acknowledged (op 11) by the next one means a
-dead socket: reconnect and resume.
+the server's interval (on real time, as the server's watchdog); a heartbeat that was not
+acknowledged (op 11) by the next one means a dead socket: reconnect and resume.
 
 Reconnect rules (§2.4): resume after 4008/4009, op 7 and a socket lost without a close frame;
 identify anew after op 9, 4006/4007, 4900-4913 and other codes; after 4004 refresh the token and
 resume once more if there is a session (a token that expired mid-session must not cost the events
 published meanwhile), else identify; stop with `GatewayError` on 4914/4915 (taken down /
 banned), 4013/4014 (intents: the message names the intents asked for) and 4010-4012
-(shard/version). Reconnects back off exponentially with jitter, sleeping on the `Clock`.
+(shard/version). Reconnects back off exponentially with jitter, sleeping on the `Clock`
+(capped by the same real time).
 
 Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)`, awaited one at a
 time in arrival order by a consumer task, so a slow handler never delays heartbeats. The last
@@ -360,7 +361,9 @@ class GatewayClient:
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> None:
         self._acked = True
         while not ws.closed:
-            await self.clock.sleep(interval_s)
+            # Real time, not the Clock: the server's watchdog runs on real time, and a virtual
+            # clock jump (tests advance hours) must neither flood heartbeats nor starve them.
+            await asyncio.sleep(interval_s)
             if ws.closed:
                 return
             if not self._acked:
@@ -402,13 +405,15 @@ class GatewayClient:
         return ceiling * random.uniform(0.5, 1.0)
 
     async def _pause(self, seconds: float) -> None:
-        """Sleeps on the clock, but wakes at once when `stop()` is called."""
+        """Backs off on the Clock, never longer than the same real time, and wakes at once on
+        `stop()`: a virtual clock can shorten a backoff but cannot stall a reconnect."""
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        real = asyncio.ensure_future(asyncio.sleep(seconds))
         stopper = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleeper, real, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, stopper):
+            for task in (sleeper, real, stopper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
