@@ -3,11 +3,12 @@ future_task list/edit/delete scoped to the conversation and its creator, images 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 
-from app.herald_harness import Script, harness
+from app.herald_harness import WAIT_S, Script, harness
 from herald.agent import TOOL_DEFINITIONS
 
 
@@ -126,3 +127,46 @@ async def test_markdown_and_image_sends(db_url: str) -> None:
         await h.wait_delivered("c2c", "ned", 2)
         await h.idle()
         assert script.results[0].startswith("delivered"), script.results
+
+
+async def test_a_round_interrupted_midway_resumes_only_the_calls_without_a_result(db_url: str) -> None:
+    create = ("future_task", {"action": "create", "name": "tmp", "cron_expression": "0 9 * * *", "note": "x"})
+    script = Calls({"make": [[create]]})
+    async with harness(db_url, script) as h:
+        await h.user_says("rex", "make")
+        await h.wait_delivered("c2c", "rex", 1)
+        await h.idle()
+        job_id = script.results[0].split("[", 1)[1].split("]", 1)[0]
+
+        # One round: delete the job (done at once) and send a message the platform refuses for now.
+        script.steps["both"] = [
+            [
+                ("future_task", {"action": "delete", "job_id": job_id}),
+                ("send_message_to_user", {"text": "later"}),
+            ]
+        ]
+        await h.call(
+            "POST", "/_sim/faults", {"kind": "fail_next", "count": 1, "status": 500, "code": 50055001}
+        )
+        await h.user_says("rex", "both")
+        assert h.herald is not None and h.herald.turns is not None
+        turns = h.herald.turns
+
+        async def stored_results() -> int:
+            pending = await turns.pending()
+            if not pending or len(pending[0].messages) < 3:
+                return 0
+            return len(pending[0].messages[-1].parts)
+
+        async with asyncio.timeout(WAIT_S):
+            while await stored_results() < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await h.stop()  # the send is still waiting for its retry; the delete's result is stored
+
+        await h.start()
+        await h.advance(5)  # the outbox retries the send
+        entries = await h.wait_delivered("c2c", "rex", 3)
+        await h.idle()
+        assert [e["content"] for e in entries][1:] == ["later", "ok both"]
+        deletes = [r for r in script.results if r.startswith("deleted task")]
+        assert len(deletes) == 1 and not [r for r in script.results if "no active job" in r]

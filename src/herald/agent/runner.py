@@ -14,19 +14,61 @@ import dataclasses
 import logging
 
 from pydantic_ai.direct import model_request
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
-from herald.agent.tools import Sender, Toolbox, ToolContext, ToolResult
+from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig
 from herald.core.clock import Clock
 from herald.core.segments import Text
 
 log = logging.getLogger(__name__)
+
+
+def _open_tool_round(messages: list[ModelMessage]) -> tuple[list[ToolCallPart], dict[str, ToolResult]]:
+    """The calls of the newest model response and the results already stored for them.
+
+    Returns no calls when every call has its result (time to ask the model) or when the last
+    message is a user prompt.
+    """
+    last = messages[-1]
+    if isinstance(last, ModelResponse):
+        return list(last.tool_calls), {}
+    if len(messages) < 2 or not isinstance(messages[-2], ModelResponse):
+        return [], {}
+    calls = list(messages[-2].tool_calls)
+    done = {part.tool_call_id: part for part in last.parts if isinstance(part, ToolReturnPart)}
+    if all(call.tool_call_id in done for call in calls):
+        return [], done
+    return calls, done
+
+
+def _unique_call_ids(response: ModelResponse, step: int) -> ModelResponse:
+    """Give every tool call an id unique in its response (some servers repeat or omit them):
+    the id keys the call's stored result and its idempotency key."""
+    calls = response.tool_calls
+    ids = [call.tool_call_id for call in calls]
+    if all(ids) and len(set(ids)) == len(ids):
+        return response
+    index = 0
+    parts = []
+    for part in response.parts:
+        if isinstance(part, ToolCallPart):
+            part = dataclasses.replace(part, tool_call_id=f"herald_{step}_{index}")
+            index += 1
+        parts.append(part)
+    return dataclasses.replace(response, parts=parts)
 
 
 class ModelFailure(Exception):
@@ -79,13 +121,11 @@ class AgentRunner:
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
         while True:
             last = turn.messages[-1]
-            if isinstance(last, ModelResponse):
-                calls = last.tool_calls
-                if not calls:
-                    break
-                results = await self._run_tools(context, steps, calls)
-                turn.messages.append(ModelRequest(parts=results))
-                await self.turns.save(turn, steps)
+            if isinstance(last, ModelResponse) and not last.tool_calls:
+                break
+            calls, done = _open_tool_round(turn.messages)
+            if calls:
+                await self._run_tools(turn, context, steps, calls, done)
                 continue
             if steps >= self.config.max_steps:
                 log.warning("turn %s: stopped after %s model steps", turn.id, steps)
@@ -105,7 +145,7 @@ class AgentRunner:
                 await self._fail(turn, f"{type(cause).__name__}: {cause}")
                 return
             steps += 1
-            turn.messages.append(response)
+            turn.messages.append(_unique_call_ids(response, steps))
             await self.turns.save(turn, steps)
         final = turn.messages[-1]
         assert isinstance(final, ModelResponse)
@@ -140,13 +180,38 @@ class AgentRunner:
             raise ModelFailure() from exc
 
     async def _run_tools(
-        self, context: ToolContext, step: int, calls: list[ToolCallPart]
-    ) -> list[ToolResult]:
-        finishers = []
+        self,
+        turn: Turn,
+        context: ToolContext,
+        step: int,
+        calls: list[ToolCallPart],
+        done: dict[str, ToolResult],
+    ) -> None:
+        """Run the round's calls that have no stored result yet; store each result as it comes.
+
+        Calls begin in call order (sends enqueue in order); they finish concurrently. The stored
+        round is a `ModelRequest` holding the results so far, in call order, so a resumed turn
+        runs only the calls still missing.
+        """
+        lock = asyncio.Lock()
+        if not isinstance(turn.messages[-1], ModelRequest):
+            turn.messages.append(ModelRequest(parts=[]))
+
+        async def finish(call: ToolCallPart, finisher: Finisher) -> None:
+            result = await finisher()
+            async with lock:
+                done[call.tool_call_id] = result
+                turn.messages[-1] = ModelRequest(
+                    parts=[done[c.tool_call_id] for c in calls if c.tool_call_id in done]
+                )
+                await self.turns.save(turn, step)
+
+        started: list[tuple[ToolCallPart, Finisher]] = []
         for call in calls:
-            key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
-            finishers.append(await self.toolbox.begin(call, context, key))
-        return list(await asyncio.gather(*(finish() for finish in finishers)))
+            if call.tool_call_id not in done:
+                key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
+                started.append((call, await self.toolbox.begin(call, context, key)))
+        await asyncio.gather(*(finish(call, finisher) for call, finisher in started))
 
     async def _fail(self, turn: Turn, error: str) -> None:
         await self.sender.enqueue(
