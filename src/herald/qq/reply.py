@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,11 @@ from herald.store.db import Database
 from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
 
 BEIJING = timezone(timedelta(hours=8))
+
+# Hot paths use the Core tables: ORM-enabled statements cost several times more per row.
+ANCHORS = cast(Table, ReplyAnchor.__table__)
+RESERVATIONS = cast(Table, ReplyReservation.__table__)
+PROACTIVE_SENDS = cast(Table, ProactiveSend.__table__)
 
 # Platform codes that kill an anchor (qq-platform.md §6.4, checklist §13.5).
 SPENT_CODES = frozenset({40034005, 40034128, 304027, 304103})
@@ -251,7 +256,7 @@ class ReplyLedger:
             if isinstance(plan, Route):
                 now = self._clock.now()
                 await session.execute(
-                    insert(ReplyReservation).values(
+                    insert(RESERVATIONS).values(
                         item_id=item_id,
                         part=part,
                         mode=plan.mode.value,
@@ -261,7 +266,7 @@ class ReplyLedger:
                     )
                 )
                 if plan.mode is DeliveryMode.PROACTIVE:
-                    await session.execute(insert(ProactiveSend).values(target=target.key, sent_at=now))
+                    await session.execute(insert(PROACTIVE_SENDS).values(target=target.key, sent_at=now))
             return plan
 
         # Concurrent reservations (many conversations at once) share one commit.
@@ -273,11 +278,11 @@ class ReplyLedger:
         # An anchor received before `oldest` is (or will be, by the time the request lands) expired.
         oldest = now - timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
         if trigger_id is not None:
-            route = await self._take(session, target, rules, oldest, ReplyAnchor.id == trigger_id)
+            route = await self._take(session, target, rules, oldest, ANCHORS.c.id == trigger_id)
             if route is not None:
                 return route
         for kind in (AnchorKind.MESSAGE, AnchorKind.EVENT):
-            route = await self._take(session, target, rules, oldest, ReplyAnchor.kind == kind.value)
+            route = await self._take(session, target, rules, oldest, ANCHORS.c.kind == kind.value)
             if route is not None:
                 return route
         return await self._proactive(session, target, now)
@@ -292,40 +297,37 @@ class ReplyLedger:
     ) -> Route | None:
         """Atomically take one reply (and the next msg_seq) from the newest usable anchor."""
         conditions: list[ColumnElement[bool]] = [
-            ReplyAnchor.target == target.key,
-            ReplyAnchor.state == "live",
-            ReplyAnchor.received_at > oldest,
+            ANCHORS.c.target == target.key,
+            ANCHORS.c.state == "live",
+            ANCHORS.c.received_at > oldest,
             which,
         ]
         if rules.reply_limit is not None:
-            conditions.append(ReplyAnchor.replies_used < rules.reply_limit)
+            conditions.append(ANCHORS.c.replies_used < rules.reply_limit)
         # A concurrent reservation may win the last reply of an anchor; then try the next one.
         for _ in range(8):
             newest = (
-                select(ReplyAnchor.id)
+                select(ANCHORS.c.id)
                 .where(*conditions)
-                .order_by(ReplyAnchor.received_at.desc())
+                .order_by(ANCHORS.c.received_at.desc())
                 .limit(1)
                 .scalar_subquery()
             )
             taken = (
                 await session.execute(
-                    update(ReplyAnchor)
-                    .where(ReplyAnchor.id == newest, *conditions)
+                    update(ANCHORS)
+                    .where(ANCHORS.c.id == newest, *conditions)
                     .values(
-                        replies_used=ReplyAnchor.replies_used + 1,
-                        next_seq=ReplyAnchor.next_seq + 1,
+                        replies_used=ANCHORS.c.replies_used + 1,
+                        next_seq=ANCHORS.c.next_seq + 1,
                     )
-                    .returning(ReplyAnchor.id, ReplyAnchor.next_seq, ReplyAnchor.kind)
-                    .execution_options(synchronize_session=False)
+                    .returning(ANCHORS.c.id, ANCHORS.c.next_seq, ANCHORS.c.kind)
                 )
             ).one_or_none()
             if taken is not None:
                 mode = DeliveryMode.PASSIVE if taken.kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
                 return Route(mode, taken.id, taken.next_seq - 1)
-            still_there = await session.scalar(
-                select(func.count()).select_from(ReplyAnchor).where(*conditions)
-            )
+            still_there = await session.scalar(select(func.count()).select_from(ANCHORS).where(*conditions))
             if not still_there:
                 return None
         return None
