@@ -101,14 +101,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         if resp.status == 200:
                             break
                 await asyncio.sleep(0.05)
-            return await _measure(args, base, http, url)
+            return await _measure(args, base, http, url, sim.pid)
     finally:
         sim.terminate()
         sim.join()
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process (Linux /proc), in seconds."""
+    import os
+
+    fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(
-    args: argparse.Namespace, base: str, http: aiohttp.ClientSession, url: str
+    args: argparse.Namespace, base: str, http: aiohttp.ClientSession, url: str, sim_pid: int | None
 ) -> dict[str, Any]:
     db = Database(url)
     await db.migrate()
@@ -149,9 +157,11 @@ async def _measure(
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
+    herald_cpu, sim_cpu = _cpu_seconds(None), _cpu_seconds(sim_pid)
     await outbox.start()
     results = [await receipt for receipt in receipts]
     finished = time.perf_counter()
+    herald_cpu, sim_cpu = _cpu_seconds(None) - herald_cpu, _cpu_seconds(sim_pid) - sim_cpu
     if profiler:
         profiler.disable()
     await outbox.stop()
@@ -172,6 +182,9 @@ async def _measure(
         "enqueue_per_s": round(args.messages / (enqueued - started), 1),
         "deliver_per_s": round(delivered / (finished - enqueued), 1),
         "end_to_end_per_s": round(delivered / (finished - started), 1),
+        "deliver_wall_ms_per_msg": round(1000 * (finished - enqueued) / max(delivered, 1), 3),
+        "herald_cpu_ms_per_msg": round(1000 * herald_cpu / max(delivered, 1), 3),
+        "sim_cpu_ms_per_msg": round(1000 * sim_cpu / max(delivered, 1), 3),
         "rate_limit_errors": len(rate_limited),
         "send_requests": len(sends),
     }
