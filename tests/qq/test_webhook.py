@@ -155,8 +155,9 @@ async def test_forged_tampered_stale_malformed_and_oversized_requests_are_refuse
             "replayed, new timestamp": await post(good, {**good_headers, "X-Signature-Timestamp": "1"}),
             "signature not hex": await post(good, {**good_headers, "X-Signature-Ed25519": "zz" * 64}),
             "stale": await post(good, pushes.headers(good, ts=stale_ts)),
-            "unsigned op 13": await post(
-                json.dumps({"op": 13, "d": {"plain_token": "x", "event_ts": "1"}}).encode(), {}
+            # A token that is not a plain token would make the answer a signature over JSON.
+            "unsigned op 13, JSON token": await post(
+                json.dumps({"op": 13, "d": {"plain_token": '{"op":0}', "event_ts": "1"}}).encode(), {}
             ),
             "malformed, signed": await post(b"{not json", pushes.headers(b"{not json")),
             "no op, signed": await post(b'{"d": {}}', pushes.headers(b'{"d": {}}')),
@@ -169,7 +170,7 @@ async def test_forged_tampered_stale_malformed_and_oversized_requests_are_refuse
             "replayed, new timestamp": 401,
             "signature not hex": 401,
             "stale": 401,
-            "unsigned op 13": 401,
+            "unsigned op 13, JSON token": 401,
             "malformed, signed": 400,
             "no op, signed": 400,
             "oversized": 413,
@@ -178,6 +179,17 @@ async def test_forged_tampered_stale_malformed_and_oversized_requests_are_refuse
         await receiver.drain()
     assert [e.message_id for e in sink.events if isinstance(e, InboundMessage)] == ["ROBOT1.0_m1"]
     assert receiver.rejected == len(statuses)
+
+
+async def test_an_unsigned_validation_with_a_plain_token_is_answered(
+    http: aiohttp.ClientSession, sink: Collector
+) -> None:
+    receiver = WebhookReceiver("11111111", "DG5g3B4j9X2KOErG", InboundPipeline(None, sink).handle_dispatch)
+    body = json.dumps({"d": {"plain_token": "Arq0D5A61EgUu4OxUvOp", "event_ts": "1725442341"}, "op": 13})
+    async with serve_app(receiver.app) as url, http.post(url, data=body.encode()) as r:
+        assert r.status == 200
+        answer = await r.json()
+    assert answer["signature"].startswith("87befc99c42c651b")
 
 
 async def test_validation_answer_is_signed_with_the_bot_key(

@@ -13,7 +13,13 @@ time, answers 401; a signed body that is not a valid envelope answers 400. Each 
 logged (without the secret or the body).
 
 Op 13 (callback URL validation) is answered with `{"plain_token", "signature"}` signed over
-`event_ts + plain_token`. Op 0 pushes are acknowledged at once with 200 `{"op": 12}` and queued;
+`event_ts + plain_token`. The documentation does not say whether the platform signs op 13, so an
+unsigned one is answered too, but only when `event_ts` is all digits and `plain_token` is a plain
+token (letters, digits, `._-`): a signature over such a string can never pass as a push, whose
+signed message is a timestamp followed by a JSON object. Anything else unsigned is refused, so the
+validation answer cannot be used as a signing oracle to forge pushes.
+
+Op 0 pushes are acknowledged at once with 200 `{"op": 12}` and queued;
 one worker task hands them to `on_dispatch(envelope)` in arrival order (the gateway's contract).
 """
 
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +45,9 @@ from starlette.routing import Route
 from herald.core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
+
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,256}")
 
 OnDispatch = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -136,6 +146,8 @@ class WebhookReceiver:
     async def endpoint(self, request: Request) -> Response:
         try:
             body = await self._read_body(request)
+            if self._unsigned(request):
+                return self._unsigned_validation(body)
             self._verify(request, body)
             envelope = self._envelope(body)
         except _Rejected as exc:
@@ -171,6 +183,26 @@ class WebhookReceiver:
         except ClientDisconnect:
             raise _Rejected(400, "client disconnected mid-body") from None
         return b"".join(chunks)
+
+    @staticmethod
+    def _unsigned(request: Request) -> bool:
+        return not request.headers.get(SIGNATURE_HEADER) and not request.headers.get(TIMESTAMP_HEADER)
+
+    def _unsigned_validation(self, body: bytes) -> Response:
+        """Answer an unsigned op 13 whose answer cannot be replayed as a push signature."""
+        try:
+            envelope = self._envelope(body)
+        except _Rejected:
+            raise _Rejected(401, "missing signature headers") from None
+        d = envelope.get("d")
+        if (
+            envelope["op"] != 13
+            or not isinstance(d, dict)
+            or not _DIGITS.fullmatch(str(d["event_ts"]))
+            or not _PLAIN_TOKEN.fullmatch(str(d["plain_token"]))
+        ):
+            raise _Rejected(401, "missing signature headers")
+        return self._validate(envelope)
 
     def _verify(self, request: Request, body: bytes) -> None:
         signature = request.headers.get(SIGNATURE_HEADER)
