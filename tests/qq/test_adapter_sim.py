@@ -148,3 +148,25 @@ async def test_refusals_are_classified_by_the_one_error_table(db: Database) -> N
             row = await session.get(OutboxItem, 1)
         assert row is not None and row.state == "failed"
         assert row.error_kind == CODE_KINDS[40054013].value
+
+
+async def test_group_permission_is_learned_from_bot_state_and_refusal_is_undeliverable(db: Database) -> None:
+    async with stack(db, proactive_default_allowed=False) as herald:
+        result = await (
+            await herald.outbox.enqueue(Target(Scene.GROUP, "quiet"), [Text("push")], origin="job:1")
+        )
+        assert not result.delivered and result.reason and "bot_state" in result.reason
+        # Never tried: Herald knew before sending.
+        assert await herald.control.outbound("group", "quiet") == []
+
+
+async def test_proactive_refusal_is_remembered_for_the_target(db: Database) -> None:
+    async with stack(db) as herald:
+        await herald.control.call("POST", "/_sim/events", {"t": "C2C_MSG_REJECT", "d": {"openid": "bob"}})
+        for _ in range(100):
+            if herald.events:
+                break
+            await asyncio.sleep(0.02)
+        result = await (await herald.outbox.enqueue(Target(Scene.C2C, "bob"), [Text("push")], origin="job:1"))
+        assert not result.delivered and result.reason and "proactive" in result.reason
+        assert await herald.control.outbound("c2c", "bob") == []

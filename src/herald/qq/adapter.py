@@ -106,6 +106,7 @@ class QQPlatform:
         self._sink: EventSink | None = None
         self._transport: asyncio.Task[None] | None = None
         self._stoppers: list[Any] = []
+        self._stopped = False
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
         self._limits = {
             "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0),
@@ -189,6 +190,7 @@ class QQPlatform:
         self._transport = asyncio.create_task(server.serve(), name="qq-webhook")
 
     async def stop(self) -> None:
+        self._stopped = True
         for stopper in reversed(self._stoppers):
             with contextlib.suppress(Exception):
                 await stopper()
@@ -211,6 +213,8 @@ class QQPlatform:
     # --- sending -------------------------------------------------------------------------------
 
     async def send(self, request: SendRequest) -> Sent:
+        if self._stopped:
+            raise DeliveryError(ErrorKind.RETRY_LATER, "the QQ platform adapter is stopped")
         api = await self.connect()
         target = request.target
         markdown_ok = not await self.ledger.markdown_refused(target)
@@ -254,6 +258,9 @@ class QQPlatform:
             route = plan
             if route.sent_id is not None:  # an earlier attempt of this item delivered this part
                 return route, route.sent_id or None
+            if route.mode is DeliveryMode.PROACTIVE and not await self._group_allows_proactive(api, target):
+                await self.ledger.route_died(request.item_id, index, route, None, "proactive not allowed")
+                continue
             try:
                 answer = await self._post(api, target, route, part)
             except QQApiError as error:
@@ -275,6 +282,22 @@ class QQPlatform:
                 await self.ledger.delivered(request.item_id, index, outbound)
             return route, outbound.value if outbound else None
         raise DeliveryError(ErrorKind.RETRY_LATER, f"every route died while planning{where}; will retry")
+
+    async def _group_allows_proactive(self, api: QQApi, target: Target) -> bool:
+        """For a group whose permission we never learned, ask `bot_state` once (2026 API)."""
+        if target.scene is not Scene.GROUP or await self.ledger.proactive_known(target):
+            return True
+        try:
+            state = await api.group_bot_state(target.id)
+        except QQApiError as error:
+            log.info("qq %s: bot_state unavailable (%s); trying the send", target, error)
+            return True
+        allowed = state.get("allow_proactive_msg")
+        if not isinstance(allowed, bool):
+            return True
+        reason = None if allowed else "the group does not allow proactive messages (bot_state)"
+        await self.ledger.set_proactive(target, allowed, reason)
+        return allowed
 
     async def _after_error(
         self, request: SendRequest, index: int, route: Route, part: Part, error: QQApiError

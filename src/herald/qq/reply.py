@@ -207,6 +207,12 @@ class ReplyLedger:
             row.proactive_reason = reason
             row.updated_at = now
 
+    async def proactive_known(self, target: Target) -> bool:
+        """Whether the platform ever told us if this target takes proactive messages."""
+        async with self._db.session() as session:
+            row = await session.get(TargetPermission, target.key)
+        return row is not None and row.proactive is not None
+
     async def markdown_refused(self, target: Target) -> bool:
         # A process-local memo of a database fact that only ever turns true; another instance
         # learning it later costs this one at most one refused attempt.
