@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from herald.config import DeliveryConfig, QQConfig
@@ -76,7 +76,7 @@ async def database(kind: str) -> AsyncIterator[str]:
             yield f"sqlite+aiosqlite:///{path}"
         finally:
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+                Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 (once, at exit)
         return
     name = f"herald_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
@@ -195,7 +195,9 @@ async def _measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--targets", type=int, default=500)

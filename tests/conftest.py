@@ -23,7 +23,7 @@ PG_URL_TEMPLATE = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 def _pg_admin(sql: str) -> None:
     import asyncio
 
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     async def run() -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)

@@ -3,8 +3,6 @@ one turn: all four passive on the user's message with distinct msg_seq, never a 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from delivery.harness import stack
@@ -59,7 +57,7 @@ async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
             )
             for i in range(5)
         ]
-        results = await asyncio.gather(*(asyncio.ensure_future(_wait(r)) for r in receipts))
+        results = [await r for r in receipts]
 
         assert all(r.delivered for r in results[:4])
         fifth = results[4]
@@ -71,7 +69,3 @@ async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
         sent = await herald.control.delivered("c2c", "user-2")
         assert [e["content"] for e in sent] == [f"m{i}" for i in range(5 if delivered else 4)]
         assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
-
-
-async def _wait(receipt):  # type: ignore[no-untyped-def]
-    return await receipt
