@@ -14,6 +14,8 @@ Phases:
               message (this process's CPU time during the phase / messages).
 
 The sim and the injector run in their own processes; the sim's and Herald's rate limits are off.
+`--agent-only` measures the agent layer alone (turn record, history, model, step save, finish on
+the store, an outbox stand-in that sends nothing), to separate it from delivery and the wire.
 `--profile` prints where Herald's time goes in the throughput phase.
 """
 
@@ -221,7 +223,88 @@ async def measure(
     return result
 
 
+class _Delivered:
+    """A receipt that is already final (for `--agent-only`)."""
+
+    def __await__(self) -> Any:
+        if False:
+            yield
+        return None
+
+
+class _NullSender:
+    """Stands in for the outbox in `--agent-only`: counts items, sends nothing."""
+
+    def __init__(self) -> None:
+        self.items = 0
+
+    async def enqueue(self, target: Any, segments: Any, **kwargs: Any) -> Any:
+        self.items += 1
+        return _Delivered()
+
+
+async def agent_only(args: argparse.Namespace) -> dict[str, Any]:
+    """The agent layer alone (durable turn record, history, model, step save, finish) on the store."""
+    from herald.agent import AgentRunner, Toolbox, TurnStore
+    from herald.config import AgentConfig
+    from herald.core.clock import SystemClock
+    from herald.scheduler import JobStore
+    from herald.store import Database
+
+    async with database(args.db) as url:
+        db = Database(url)
+        await db.migrate()
+        clock = SystemClock()
+        turns = TurnStore(db, clock)
+        sender = _NullSender()
+        runner = AgentRunner(
+            model=FunctionModel(answer),
+            turns=turns,
+            toolbox=Toolbox(sender, JobStore(db, clock), clock),
+            sender=sender,
+            clock=clock,
+            config=AgentConfig(),
+        )
+        tag = secrets.token_hex(4)
+
+        async def one(i: int, conversation: str) -> float:
+            start = time.perf_counter()
+            turn = await turns.record(
+                conversation=conversation,
+                source_id=f"{tag}-{i}",
+                kind="message",
+                content="hi",
+                trigger_id=str(i),
+            )
+            assert turn is not None
+            await runner.run(turn)
+            return time.perf_counter() - start
+
+        try:
+            cpu0 = time.process_time()
+            values = [await one(i, f"c2c:seq-{i % 50}") for i in range(args.latency)]
+            cpu = time.process_time() - cpu0
+            start = time.perf_counter()
+            convs = args.conversations
+            for base in range(0, args.messages, convs):
+                count = min(convs, args.messages - base)
+                await asyncio.gather(*(one(args.latency + base + k, f"c2c:par-{k}") for k in range(count)))
+            elapsed = time.perf_counter() - start
+        finally:
+            await db.dispose()
+    return {
+        "db": args.db,
+        "layer": "agent only (store + scripted model, no platform)",
+        "turn_p50_ms": round(percentile(values, 0.5) * 1000, 3),
+        "turn_p99_ms": round(percentile(values, 0.99) * 1000, 3),
+        "cpu_ms_per_turn": round(cpu / len(values) * 1000, 3),
+        "turns_per_s_concurrent": round(args.messages / elapsed, 1),
+    }
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.agent_only:
+        return await agent_only(args)
     port = free_port()
     sim = multiprocessing.Process(target=run_sim, args=(port,), daemon=True)
     sim.start()
@@ -251,6 +334,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64, help="outbox conversations in flight")
     parser.add_argument("--inject-concurrency", type=int, default=32)
+    parser.add_argument("--agent-only", action="store_true", help="measure the agent layer alone")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="profile sort key (tottime, cumulative)")
     parser.add_argument("--top", type=int, default=30, help="profile entries to print")
