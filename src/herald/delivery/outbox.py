@@ -229,19 +229,20 @@ class Outbox:
 
     async def _work(self, conversation: str) -> None:
         try:
-            async with self._slots:
-                while self._running:
-                    self._dirty.discard(conversation)
+            while self._running:
+                self._dirty.discard(conversation)
+                # A slot is held only while working, not while a head waits out its backoff.
+                async with self._slots:
                     head = await self._claim_head(conversation)
-                    if head is None:
-                        if conversation in self._dirty:
-                            continue
-                        break
-                    if not head.claimed:
-                        wait = (head.next_attempt_at - self._clock.now()).total_seconds()
-                        await self._clock.sleep(max(wait, 0.0))
+                    if head is not None and head.claimed:
+                        await self._deliver(conversation, head)
                         continue
-                    await self._deliver(conversation, head)
+                if head is None:
+                    if conversation in self._dirty:
+                        continue
+                    break
+                wait = (head.next_attempt_at - self._clock.now()).total_seconds()
+                await self._clock.sleep(max(wait, 0.0))
         except asyncio.CancelledError:
             raise
         except Exception:

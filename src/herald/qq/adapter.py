@@ -51,11 +51,15 @@ class SlidingWindow:
     never earlier than when the server counted it, so latency cannot make us exceed the limit.
     """
 
-    def __init__(self, clock: Clock, limit: int, window: float) -> None:
+    def __init__(self, clock: Clock, limit: int, window: float, *, primed: bool = False) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
         self._done: collections.deque[float] = collections.deque()
+        if primed:
+            # A process that just (re)started cannot know what its previous run sent in the last
+            # window, and the platform still counts it: assume the window is full.
+            self._done.extend([clock.monotonic()] * limit)
         self._in_flight = 0
         self._lock = asyncio.Lock()
 
@@ -109,8 +113,8 @@ class QQPlatform:
         self._stopped = False
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
         self._limits = {
-            "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0),
-            "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0),
+            "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0, primed=True),
+            "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0, primed=True),
             "group_proactive": SlidingWindow(self.clock, self.delivery.group_bot_per_minute, 60.0),
         }
 
