@@ -37,7 +37,7 @@ from herald.core.segments import Segment
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
-from herald.store.batch import GroupCommit
+from herald.store.batch import GroupCommit, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -382,7 +382,7 @@ class Outbox:
 
     async def _finish(self, seq: int, values: dict[str, object]) -> None:
         async def write(session: AsyncSession) -> None:
-            await session.execute(update(ITEMS).where(ITEMS.c.seq == seq).values(**values))
+            defer_update(session, ITEMS, "seq", {"seq": seq, **values})
 
         await self._commits.run(write)
 

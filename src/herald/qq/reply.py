@@ -32,7 +32,7 @@ from herald.core.clock import Clock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode
 from herald.core.target import Scene, Target
-from herald.store.batch import GroupCommit
+from herald.store.batch import GroupCommit, defer_insert
 from herald.store.db import Database
 from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
 
@@ -261,17 +261,18 @@ class ReplyLedger:
             plan = await self._plan(session, target, trigger_id)
             if isinstance(plan, Route):
                 now = self._clock.now()
-                await session.execute(
-                    insert(RESERVATIONS).values(
-                        item_id=item_id,
-                        part=part,
-                        mode=plan.mode.value,
-                        anchor_id=plan.anchor_id,
-                        msg_seq=plan.msg_seq,
-                        reserved_at=now,
-                    )
-                )
+                reservation = {
+                    "item_id": item_id,
+                    "part": part,
+                    "mode": plan.mode.value,
+                    "anchor_id": plan.anchor_id,
+                    "msg_seq": plan.msg_seq,
+                    "reserved_at": now,
+                    "sent_id": None,
+                }
+                defer_insert(session, RESERVATIONS, reservation)
                 if plan.mode is DeliveryMode.PROACTIVE:
+                    # Counted at once: the next plan in this same batch must see it.
                     await session.execute(insert(PROACTIVE_SENDS).values(target=target.key, sent_at=now))
             return plan
 

@@ -3,6 +3,8 @@
 Each caller still gets its own result only after the shared commit succeeded, so "durable before
 it is used" holds for every unit; what is saved is the per-transaction overhead (session set-up,
 BEGIN/COMMIT round trips), which dominates small writes on both SQLite and PostgreSQL.
+Units may also defer plain inserts and updates-by-key (`defer_insert`, `defer_update`); those
+run as one executemany per table and column set just before the commit.
 If any unit fails, the whole batch is rolled back and every caller in it gets the exception.
 """
 
@@ -12,12 +14,27 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.store.db import Database
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[Any]]
+
+_INSERTS = "herald.deferred_inserts"
+_UPDATES = "herald.deferred_updates"
+
+
+def defer_insert(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
+    """Insert `row` into `table` with the batch's other inserts, before its commit."""
+    session.info.setdefault(_INSERTS, {}).setdefault(table, []).append(row)
+
+
+def defer_update(session: AsyncSession, table: Table, key: str, row: dict[str, Any]) -> None:
+    """Update the row whose `key` column equals `row[key]` with the rest of `row`, before the commit."""
+    columns = tuple(sorted(row))
+    session.info.setdefault(_UPDATES, {}).setdefault((table, key, columns), []).append(row)
 
 
 class GroupCommit:
@@ -42,6 +59,7 @@ class GroupCommit:
                 async with self._db.session() as session:
                     for work, _ in batch:
                         results.append(await work(session))
+                    await _write_deferred(session)
                     await session.commit()
             except BaseException as exc:
                 for _, future in batch:
@@ -53,3 +71,19 @@ class GroupCommit:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+async def _write_deferred(session: AsyncSession) -> None:
+    inserts: dict[Table, list[dict[str, Any]]] = session.info.pop(_INSERTS, {})
+    for table, rows in inserts.items():
+        await session.execute(insert(table), rows)
+    updates: dict[tuple[Table, str, tuple[str, ...]], list[dict[str, Any]]] = session.info.pop(_UPDATES, {})
+    for (table, key, columns), rows in updates.items():
+        # Bind names must differ from column names in an executemany UPDATE.
+        statement = (
+            update(table)
+            .where(table.c[key] == bindparam(f"k_{key}"))
+            .values({name: bindparam(f"v_{name}") for name in columns if name != key})
+        )
+        params = [{f"k_{key}" if name == key else f"v_{name}": row[name] for name in columns} for row in rows]
+        await session.execute(statement, params)
