@@ -291,6 +291,7 @@ async def agent_only(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.gather(*(one(args.latency + base + k, f"c2c:par-{k}") for k in range(count)))
             elapsed = time.perf_counter() - start
         finally:
+            await turns.close()
             await db.dispose()
     return {
         "db": args.db,

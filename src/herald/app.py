@@ -144,6 +144,8 @@ class Herald:
             await _quietly(self.scheduler.stop(), "scheduler")
         if self.dispatcher is not None:
             await _quietly(self.dispatcher.stop(), "dispatcher")
+        if self.turns is not None:
+            await _quietly(self.turns.close(), "turn store")
         if self.outbox is not None:
             await _quietly(self.outbox.stop(), "outbox")
         if self._model_handle is not None:

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.agent.writer import HeldConnections
 from herald.core.clock import Clock
 from herald.core.target import Target
 from herald.store import Database
 from herald.store.tables.agent import AgentTurn
+from herald.store.types import UTCDateTime
 
 PENDING = "pending"
 DONE = "done"
@@ -53,11 +55,34 @@ class TurnStore:
     def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096, history_keep: int = 50) -> None:
         self.db = db
         self.clock = clock
-        self._insert = postgresql.insert if db.is_postgresql else sqlite.insert
+        insert = postgresql.insert if db.is_postgresql else sqlite.insert
+        # Built once: the hot path only binds parameters.
+        self._record_statement = (
+            insert(AgentTurn).on_conflict_do_nothing(index_elements=["source_id"]).returning(AgentTurn.id)
+        )
+        self._save_statement = (
+            update(AgentTurn)
+            .where(AgentTurn.id == bindparam("p_id"))
+            .values(messages=bindparam("p_messages"), steps=bindparam("p_steps"))
+        )
+        self._finish_statement = (
+            update(AgentTurn)
+            .where(AgentTurn.id == bindparam("p_id"))
+            .values(
+                status=bindparam("p_status"),
+                error=bindparam("p_error"),
+                finished_at=bindparam("p_finished_at", type_=UTCDateTime()),
+            )
+        )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
         self._cache_size = cache_size
         self._history_keep = history_keep
+        # SQLite has one writer at a time anyway; PostgreSQL commits concurrently.
+        self._writes = HeldConnections(db.engine, 4 if db.is_postgresql else 1)
+
+    async def close(self) -> None:
+        await self._writes.close()
 
     async def record(
         self,
@@ -85,14 +110,8 @@ class TurnStore:
             "in_history": True,
             "created_at": now,
         }
-        statement = (
-            self._insert(AgentTurn)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["source_id"])
-            .returning(AgentTurn.id)
-        )
-        async with self.db.engine.begin() as conn:
-            turn_id = (await conn.execute(statement)).scalar()
+        async with self._writes.transaction() as conn:
+            turn_id = (await conn.execute(self._record_statement, values)).scalar()
         if turn_id is None:
             return None
         return Turn(
@@ -109,20 +128,18 @@ class TurnStore:
 
     async def save(self, turn: Turn, steps: int) -> None:
         """Persist the turn's messages so far (after a model response or a round of tool results)."""
-        async with self.db.engine.begin() as conn:
+        async with self._writes.transaction() as conn:
             await conn.execute(
-                update(AgentTurn)
-                .where(AgentTurn.id == turn.id)
-                .values(messages=dump_messages(turn.messages), steps=steps)
+                self._save_statement,
+                {"p_id": turn.id, "p_messages": dump_messages(turn.messages), "p_steps": steps},
             )
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
         turn.status = status
-        async with self.db.engine.begin() as conn:
+        async with self._writes.transaction() as conn:
             await conn.execute(
-                update(AgentTurn)
-                .where(AgentTurn.id == turn.id)
-                .values(status=status, error=error, finished_at=self.clock.now())
+                self._finish_statement,
+                {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
             )
         if status == DONE and turn.messages and turn.kind != "command":
             cached = self._histories.get(turn.conversation)

@@ -1,0 +1,99 @@
+"""A few long-lived connections for the turn store's short write transactions.
+
+Checking a connection out of SQLAlchemy's pool, resetting it and checking it back in costs about
+three times the write itself on SQLite (measured: 0.56 ms vs 0.18 ms per one-statement
+transaction), and a turn makes three such writes on its way to the first reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+
+class HeldConnections:
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        self._engine = engine
+        self._size = size
+        self._open: list[AsyncConnection] = []
+        self._opening = 0
+        self._closed = False
+        self._idle: asyncio.Queue[AsyncConnection] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction on a held connection: committed on success, the connection dropped
+        (and a fresh one opened later) on any error or cancellation."""
+        conn = await self._acquire()
+        assert self._idle is not None
+        try:
+            yield conn
+            await conn.commit()
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._idle.put_nowait(conn)
+
+    async def _acquire(self) -> AsyncConnection:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+        if self._idle.empty() and len(self._open) + self._opening < self._size:
+            self._opening += 1  # counted before the await, so concurrent callers cannot overshoot
+            try:
+                conn = await self._engine.connect()
+            finally:
+                self._opening -= 1
+            self._open.append(conn)
+            return conn
+        return await self._idle.get()
+
+    def _discard(self, conn: AsyncConnection) -> None:
+        """Drop a connection whose transaction failed; open a replacement for anyone waiting."""
+        if conn in self._open:
+            self._open.remove(conn)
+        loop = asyncio.get_running_loop()
+        for work in (self._close(conn), self._refill()):
+            task = loop.create_task(work)
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _refill(self) -> None:
+        if self._closed or self._idle is None or len(self._open) + self._opening >= self._size:
+            return
+        self._opening += 1
+        try:
+            conn = await self._engine.connect()
+        except Exception:
+            log.warning(
+                "could not reopen a turn-store connection; the next write will try again", exc_info=True
+            )
+            return
+        finally:
+            self._opening -= 1
+        self._open.append(conn)
+        self._idle.put_nowait(conn)
+
+    @staticmethod
+    async def _close(conn: AsyncConnection) -> None:
+        try:
+            await conn.rollback()
+        except Exception:
+            log.debug("rollback of a dropped connection failed", exc_info=True)
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        connections, self._open = self._open, []
+        self._idle = None
+        for conn in connections:
+            await self._close(conn)
