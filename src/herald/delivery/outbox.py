@@ -288,16 +288,14 @@ class Outbox:
             due = row.next_attempt_at <= now
             if due:
                 # Count the attempt before making it, so a crash loop still reaches max_attempts.
-                await session.execute(
-                    update(ITEMS)
-                    .where(ITEMS.c.seq == row.seq)
-                    .values(
-                        claimed_by=self._instance,
-                        lease_until=lease_until,
-                        attempts=row.attempts + 1,
-                        updated_at=now,
-                    )
-                )
+                claimed = {
+                    "seq": row.seq,
+                    "claimed_by": self._instance,
+                    "lease_until": lease_until,
+                    "attempts": row.attempts + 1,
+                    "updated_at": now,
+                }
+                defer_update(session, ITEMS, "seq", claimed)
             return _Head(
                 row.seq,
                 row.id,
