@@ -141,7 +141,7 @@ class DeliveryConfig(Section):
     backoff_max_s: float = 300.0
     lease_s: float = 120.0
     instance: str = "herald"
-    max_concurrent_conversations: int = 64
+    max_concurrent_conversations: int = 256
     max_text_chars: int = 2000  # longer text is split into several messages
 
 
