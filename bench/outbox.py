@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--targets", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=64, help="conversations delivering at once")
+    parser.add_argument("--concurrency", type=int, default=256, help="conversations delivering at once")
     parser.add_argument("--rate-limits", action="store_true", help="sim and client limits on")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="profile order: tottime or cumulative")
