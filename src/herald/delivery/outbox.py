@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -255,27 +256,11 @@ class Outbox:
         """The conversation's oldest pending item, leased to us (and its attempt counted) if it is
         due; None if there is none or another live instance holds it."""
         now = self._clock.now()
-        head_seq = (
-            select(func.min(ITEMS.c.seq))
-            .where(ITEMS.c.conversation == conversation, ITEMS.c.state == PENDING)
-            .scalar_subquery()
-        )
-        query = select(
-            ITEMS.c.seq,
-            ITEMS.c.id,
-            ITEMS.c.trigger_id,
-            ITEMS.c.segments,
-            ITEMS.c.attempts,
-            ITEMS.c.next_attempt_at,
-            ITEMS.c.claimed_by,
-            ITEMS.c.lease_until,
-        ).where(ITEMS.c.seq == head_seq)
-        if self._db.is_postgresql:
-            query = query.with_for_update(skip_locked=True)
+        query = _head_query(self._db.is_postgresql)
         lease_until = now + timedelta(seconds=self._cfg.lease_s)
 
         async def claim(session: AsyncSession) -> _Head | None:
-            row = (await session.execute(query)).one_or_none()
+            row = (await session.execute(query, {"p_conversation": conversation})).one_or_none()
             if row is None:
                 return None
             held_by_other = (
@@ -388,6 +373,28 @@ class Outbox:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
+
+
+@functools.cache
+def _head_query(lock: bool) -> Select[Any]:
+    """Built once: the oldest pending item of a conversation (locked, skipping a locked head, on
+    PostgreSQL: the head is found first, so a lock held elsewhere never lets a later item jump it)."""
+    head_seq = (
+        select(func.min(ITEMS.c.seq))
+        .where(ITEMS.c.conversation == bindparam("p_conversation"), ITEMS.c.state == PENDING)
+        .scalar_subquery()
+    )
+    query = select(
+        ITEMS.c.seq,
+        ITEMS.c.id,
+        ITEMS.c.trigger_id,
+        ITEMS.c.segments,
+        ITEMS.c.attempts,
+        ITEMS.c.next_attempt_at,
+        ITEMS.c.claimed_by,
+        ITEMS.c.lease_until,
+    ).where(ITEMS.c.seq == head_seq)
+    return query.with_for_update(skip_locked=True) if lock else query
 
 
 def _claimable(instance: str, now: datetime) -> ColumnElement[bool]:

@@ -16,15 +16,17 @@ All state lives in the database, so several Herald instances (or a restart) agre
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 
 from herald.config import DeliveryConfig
@@ -285,11 +287,11 @@ class ReplyLedger:
         # An anchor received before `oldest` is (or will be, by the time the request lands) expired.
         oldest = now - timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
         if trigger_id is not None:
-            route = await self._take(session, target, rules, oldest, ANCHORS.c.id == trigger_id)
+            route = await self._take(session, target, rules, oldest, "id", trigger_id)
             if route is not None:
                 return route
         for kind in (AnchorKind.MESSAGE, AnchorKind.EVENT):
-            route = await self._take(session, target, rules, oldest, ANCHORS.c.kind == kind.value)
+            route = await self._take(session, target, rules, oldest, "kind", kind.value)
             if route is not None:
                 return route
         return await self._proactive(session, target, now)
@@ -300,42 +302,19 @@ class ReplyLedger:
         target: Target,
         rules: SceneRules,
         oldest: datetime,
-        which: ColumnElement[bool],
+        by: Literal["id", "kind"],
+        which: str,
     ) -> Route | None:
         """Atomically take one reply (and the next msg_seq) from the newest usable anchor."""
-        conditions: list[ColumnElement[bool]] = [
-            ANCHORS.c.target == target.key,
-            ANCHORS.c.state == "live",
-            ANCHORS.c.received_at > oldest,
-            which,
-        ]
-        if rules.reply_limit is not None:
-            conditions.append(ANCHORS.c.replies_used < rules.reply_limit)
+        take, remaining = _take_statements(by, rules.reply_limit is not None)
+        params = {"p_target": target.key, "p_oldest": oldest, "p_which": which, "p_limit": rules.reply_limit}
         # A concurrent reservation may win the last reply of an anchor; then try the next one.
         for _ in range(8):
-            newest = (
-                select(ANCHORS.c.id)
-                .where(*conditions)
-                .order_by(ANCHORS.c.received_at.desc())
-                .limit(1)
-                .scalar_subquery()
-            )
-            taken = (
-                await session.execute(
-                    update(ANCHORS)
-                    .where(ANCHORS.c.id == newest, *conditions)
-                    .values(
-                        replies_used=ANCHORS.c.replies_used + 1,
-                        next_seq=ANCHORS.c.next_seq + 1,
-                    )
-                    .returning(ANCHORS.c.id, ANCHORS.c.next_seq, ANCHORS.c.kind)
-                )
-            ).one_or_none()
+            taken = (await session.execute(take, params)).one_or_none()
             if taken is not None:
                 mode = DeliveryMode.PASSIVE if taken.kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
                 return Route(mode, taken.id, taken.next_seq - 1)
-            still_there = await session.scalar(select(func.count()).select_from(ANCHORS).where(*conditions))
-            if not still_there:
+            if not await session.scalar(remaining, params):
                 return None
         return None
 
@@ -440,3 +419,31 @@ class ReplyLedger:
         async with self._db.session() as session:
             row = await session.get(ReplyAnchor, anchor_id)
         return None if row is None else (row.state, row.replies_used, row.next_seq)
+
+
+@functools.cache
+def _take_statements(by: Literal["id", "kind"], limited: bool) -> tuple[ReturningUpdate[Any], Select[Any]]:
+    """Built once: taking a reply from the newest usable anchor, and counting usable anchors."""
+    conditions: list[ColumnElement[bool]] = [
+        ANCHORS.c.target == bindparam("p_target"),
+        ANCHORS.c.state == "live",
+        ANCHORS.c.received_at > bindparam("p_oldest"),
+        ANCHORS.c[by] == bindparam("p_which"),
+    ]
+    if limited:
+        conditions.append(ANCHORS.c.replies_used < bindparam("p_limit"))
+    newest = (
+        select(ANCHORS.c.id)
+        .where(*conditions)
+        .order_by(ANCHORS.c.received_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    take = (
+        update(ANCHORS)
+        .where(ANCHORS.c.id == newest, *conditions)
+        .values(replies_used=ANCHORS.c.replies_used + 1, next_seq=ANCHORS.c.next_seq + 1)
+        .returning(ANCHORS.c.id, ANCHORS.c.next_seq, ANCHORS.c.kind)
+    )
+    remaining = select(func.count()).select_from(ANCHORS).where(*conditions)
+    return take, remaining
