@@ -149,10 +149,13 @@ async def _measure(
 
     outbox = Outbox(db, platform, clock, config=config)
     started = time.perf_counter()
-    receipts = []
-    for n in range(args.messages):
-        target = targets[n % len(targets)]
-        receipts.append(await outbox.enqueue(target, [Text(f"message {n}")], origin="bench"))
+    # Many producers at once (agent turns, jobs), as in a busy deployment.
+    receipts = await asyncio.gather(
+        *(
+            outbox.enqueue(targets[n % len(targets)], [Text(f"message {n}")], origin="bench")
+            for n in range(args.messages)
+        )
+    )
     enqueued = time.perf_counter()
     profiler = cProfile.Profile() if args.profile else None
     if profiler:

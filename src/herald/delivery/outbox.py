@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -38,7 +38,7 @@ from herald.core.segments import Segment
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
-from herald.store.batch import GroupCommit, defer_update
+from herald.store.batch import GroupCommit, defer_insert, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -141,31 +141,37 @@ class Outbox:
                 return existing
         now = self._clock.now()
         item_id = str(uuid.uuid4())
-        row = OutboxItem(
-            id=item_id,
-            conversation=target.key,
-            origin=origin,
-            trigger_id=trigger_id,
-            idempotency_key=idempotency_key,
-            segments=dump_segments(segments),
-            state=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with self._db.session() as session:
-                session.add(row)
-                await session.commit()
-        except IntegrityError:
-            # Lost a race on the idempotency key with another enqueue: that one's item wins.
-            if idempotency_key is None:
-                raise
-            existing = await self._find_by_key(idempotency_key)
-            if existing is None:
-                raise
-            return existing
+        row: dict[str, object] = {
+            "id": item_id,
+            "conversation": target.key,
+            "origin": origin,
+            "trigger_id": trigger_id,
+            "idempotency_key": idempotency_key,
+            "segments": dump_segments(segments),
+            "state": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if idempotency_key is None:
+            # Concurrent enqueues (and claims, outcomes) share one commit; ours is in it before
+            # this returns.
+            async def store(session: AsyncSession) -> None:
+                defer_insert(session, ITEMS, row)
+
+            await self._commits.run(store)
+        else:
+            # Alone in its transaction: a lost race on the key must not fail anyone else's batch.
+            try:
+                async with self._db.session() as session:
+                    await session.execute(insert(ITEMS).values(**row))
+                    await session.commit()
+            except IntegrityError:
+                existing = await self._find_by_key(idempotency_key)
+                if existing is None:
+                    raise
+                return existing
         receipt = Receipt(item_id, self._future(item_id))
         self._kick(target.key)
         return receipt
