@@ -153,6 +153,8 @@ class Herald:
             self._model_handle = None
         if self.db is not None:
             await _quietly(self.db.dispose(), "store")
+        if self.started:
+            log.info("Herald stopped")
         self.started = False
 
     async def __aenter__(self) -> Herald:
