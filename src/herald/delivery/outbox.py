@@ -231,8 +231,21 @@ class Outbox:
             await self._clock.sleep(POLL_INTERVAL_S)
             try:
                 await self._scan()
+                await self._resolve_finished_elsewhere()
             except Exception:  # a database hiccup must not end polling
                 log.exception("outbox poll failed")
+
+    async def _resolve_finished_elsewhere(self) -> None:
+        """Receipts of items another instance (or a previous run) finished resolve from the row."""
+        waiting = [item_id for item_id, future in self._waiters.items() if not future.done()]
+        for start in range(0, len(waiting), 500):
+            chunk = waiting[start : start + 500]
+            async with self._db.session() as session:
+                rows = await session.scalars(
+                    select(OutboxItem).where(OutboxItem.id.in_(chunk), OutboxItem.state.in_(FINAL_STATES))
+                )
+                for row in rows:
+                    self._resolve(_result_of(row))
 
     async def _work(self, conversation: str) -> None:
         try:
@@ -334,7 +347,7 @@ class Outbox:
             "error_kind": None,
             "updated_at": now,
             "finished_at": now,
-            "claimed_by": None,
+            "claimed_by": self._instance,  # kept on a finished item: who delivered it
             "lease_until": None,
         }
         await self._finish(head.seq, values)
@@ -359,6 +372,7 @@ class Outbox:
             return
         values["state"] = DEAD if retryable else FAILED
         values["finished_at"] = now
+        values["claimed_by"] = self._instance
         log.warning("outbox item %s %s: %s", head.id, values["state"], error)
         await self._finish(head.seq, values)
         self._resolve(DeliveryResult(head.id, False, None, error.code, error.reason))

@@ -28,7 +28,8 @@ class OutboxItem(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Which instance works on the item and until when; an expired lease may be taken over.
+    # Which instance works on the item and until when (an expired lease may be taken over); on a
+    # finished item, which instance finished it.
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The outcome (or the last error while still pending).
