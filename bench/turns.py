@@ -27,6 +27,7 @@ import contextlib
 import cProfile
 import json
 import multiprocessing
+import os
 import pstats
 import secrets
 import socket
@@ -217,7 +218,10 @@ async def measure(
         result["throughput_p99_ms"] = round(percentile(values, 0.99) * 1000, 3)
         result["herald_cpu_ms_per_message"] = round(cpu / args.messages * 1000, 3)
         if profiler:
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats(args.sort).print_stats(args.top)
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats(args.sort)
+            stats.print_stats(args.top)
+            if os.environ.get("HERALD_BENCH_CALLERS"):
+                stats.print_callers(os.environ["HERALD_BENCH_CALLERS"])
     finally:
         await herald.stop()
     return result

@@ -121,10 +121,10 @@ class Herald:
         log.info("Herald started (storage %r)", self.db)
 
     async def wait_ready(self) -> None:
-        """Until the platform's inbound transport is connected (when the platform can tell)."""
-        wait = getattr(self.platform, "wait_ready", None)
-        if wait is not None:
-            await wait()
+        """Until the platform's inbound transport is connected."""
+        if self.platform is None:
+            raise RuntimeError("Herald.start() must run before wait_ready()")
+        await self.platform.wait_ready()
 
     def _qq_platform(self) -> Platform:
         from herald.qq.adapter import QQPlatform

@@ -11,13 +11,6 @@ from rich.table import Table
 from herald.cli import app
 from herald.sim.settings import ProactiveMode, SimSettings
 
-if app.registered_callback is None:
-    # Typer runs a lone command as the whole program (`herald --port ...`); a group callback keeps
-    # `herald sim ...` a subcommand even when no other command module is installed.
-    @app.callback()
-    def _group() -> None:
-        pass
-
 
 def describe(settings: SimSettings) -> Table:
     base = f"http://{settings.host}:{settings.port}"

@@ -60,6 +60,10 @@ class Platform(Protocol):
         it needs to survive a crash before returning.
         """
 
+    async def wait_ready(self) -> None:
+        """Return once inbound events can arrive (e.g. the gateway session is identified)."""
+        ...
+
     async def stop(self) -> None: ...
 
     async def send(self, request: SendRequest) -> Sent:
