@@ -69,6 +69,39 @@ async def test_rule70_url_fetching(client: SimClient) -> None:
     (await client.post("/v2/groups/g1/files", elsewhere)).ok()
 
 
+async def test_rule70_size_limits_downgrade_then_refuse(client: SimClient) -> None:
+    big = b"\x89PNG" + b"2" * (20 * 1024 * 1024)  # just over the 20 MB soft limit for images
+
+    async def image(request: web.Request) -> web.Response:
+        return web.Response(body=big, content_type="image/png")
+
+    assets = web.Application()
+    assets.router.add_get("/big.png", image)
+    runner = web.AppRunner(assets)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        url = f"http://127.0.0.1:{port}/big.png"
+        (await client.post("/v2/groups/g1/files", {"file_type": 1, "url": url, "srv_send_msg": True})).ok()
+    finally:
+        await runner.cleanup()
+    await _upload(client, "/v2/groups/g1/files", srv_send_msg=True)
+    entries = (await client.get("/_sim/transcript?scene=group&target=g1")).ok()["entries"]
+    # Over the soft limit the image is silently sent as a file; a small one stays an image.
+    assert [e["content"] for e in entries[-2:]] == ["[media file_type=4]", "[media file_type=1]"]
+    over_hard_limit = {
+        "file_type": 4,
+        "file_name": "huge.bin",
+        "file_size": str(200 * 1024 * 1024 + 1),
+        "md5": "0" * 32,
+        "sha1": "0" * 40,
+        "md5_10m": "0" * 32,
+    }
+    (await client.post("/v2/users/u1/upload_prepare", over_hard_limit)).error(850031)
+
+
 async def test_rule71_srv_send_msg_returns_an_id_and_records_a_message(client: SimClient) -> None:
     sent = await _upload(client, "/v2/groups/g1/files", srv_send_msg=True)
     assert sent["id"].startswith("ROBOT1.0_")
