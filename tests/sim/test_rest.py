@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import aiohttp
+
 if TYPE_CHECKING:
     from tests.sim.conftest import SimClient
 
@@ -149,3 +151,35 @@ async def test_guild_message_can_be_fetched_by_id(client: SimClient) -> None:
     for message_id in (inbound["msg_id"], sent["id"]):
         assert (await client.get(f"/channels/c1/messages/{message_id}")).ok()["message"]["id"] == message_id
     (await client.get(f"/channels/c2/messages/{sent['id']}")).error(306004)
+
+
+async def test_guild_send_as_multipart_with_a_file_image(client: SimClient) -> None:
+    """§5.3: guild sends may be multipart; objects are JSON strings, `file_image` is the raw file."""
+    await client.settings(require_session_for_guild=False)
+    inbound = (
+        await client.post("/_sim/channels/c1/messages", {"guild_id": "G1", "author_id": "a", "content": "hi"})
+    ).ok()
+    token = await client.fetch_token()
+    headers = {"Authorization": f"QQBot {token}"}
+
+    def form(**fields: str) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        for key, value in fields.items():
+            data.add_field(key, value)
+        data.add_field("file_image", b"\x89PNG" + b"0" * 64, filename="cat.png", content_type="image/png")
+        return data
+
+    url = client.sim.base_url + "/channels/c1/messages"
+    async with client.session.post(
+        url, data=form(content="a cat", msg_id=inbound["msg_id"]), headers=headers
+    ) as response:
+        message = await response.json()
+    assert response.status == 200 and message["content"] == "a cat" and message["author"]["bot"] is True
+    bad = form(message_reference="{not json")
+    async with client.session.post(url, data=bad, headers=headers) as response:
+        assert (response.status, (await response.json())["code"]) == (400, 12002)
+    # v2 endpoints take JSON only.
+    async with client.session.post(
+        client.sim.base_url + "/v2/users/u1/messages", data=form(content="x"), headers=headers
+    ) as response:
+        assert (response.status, (await response.json())["code"]) == (400, 12002)

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -96,13 +97,40 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/"):
-        raise SimError(12002, "此模拟器只接受JSON请求体（multipart/form-data不支持）")
+        return await _form_body(request)
     try:
         body = json.loads(raw)
     except ValueError:
         raise SimError(12002, "请求体不是合法的JSON") from None
     if not isinstance(body, dict):
         raise SimError(12002, "请求体必须是JSON对象")
+    return body
+
+
+# Guild sends may be multipart (qq-platform.md §5.3): object fields arrive as JSON strings and
+# `file_image` as the raw file. v2 endpoints take JSON only.
+_FORM_PATHS = ("/channels/", "/dms/")
+_FORM_OBJECT_FIELDS = frozenset({"embed", "ark", "message_reference", "markdown", "keyboard"})
+
+
+async def _form_body(request: Request) -> dict[str, Any]:
+    if not request.url.path.startswith(_FORM_PATHS):
+        raise SimError(12002, "此接口只接受JSON请求体（multipart/form-data仅用于频道消息）")
+    body: dict[str, Any] = {}
+    async with request.form() as form:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                if not data:
+                    raise SimError(12002, f"{key}为空文件")
+                body[key] = f"<{len(data)} bytes {value.filename or ''}>".strip()
+            elif key in _FORM_OBJECT_FIELDS:
+                try:
+                    body[key] = json.loads(value)
+                except ValueError:
+                    raise SimError(12002, f"{key}必须是JSON字符串") from None
+            else:
+                body[key] = value
     return body
 
 
