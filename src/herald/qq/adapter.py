@@ -56,10 +56,10 @@ class SlidingWindow:
         self._limit = limit
         self._window = window
         self._done: collections.deque[float] = collections.deque()
-        if primed:
-            # A process that just (re)started cannot know what its previous run sent in the last
-            # window, and the platform still counts it: assume the window is full.
-            self._done.extend([clock.monotonic()] * limit)
+        # A process that just (re)started cannot know what its previous run sent in the last
+        # window, and the platform still counts it: assume the window is full until one window
+        # from now. (One deadline, not `limit` entries: a limit of 1e9 must not cost 8 GB.)
+        self._full_until = clock.monotonic() + window if primed else None
         self._in_flight = 0
         self._lock = asyncio.Lock()
 
@@ -67,6 +67,11 @@ class SlidingWindow:
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
+                if self._full_until is not None:
+                    if now < self._full_until:
+                        await self._clock.sleep(self._full_until - now + 1e-4)
+                        continue
+                    self._full_until = None
                 while self._done and self._done[0] <= now - self._window:
                     self._done.popleft()
                 if self._in_flight + len(self._done) < self._limit:
