@@ -5,14 +5,16 @@ when it ends. Unique `source_id` makes platform redelivery a durable no-op."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald.agent.writer import HeldConnections
 from herald.core.clock import Clock
 from herald.core.target import Target
 from herald.store import Database
@@ -78,11 +80,11 @@ class TurnStore:
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
         self._cache_size = cache_size
         self._history_keep = history_keep
-        # SQLite has one writer at a time anyway; PostgreSQL commits concurrently.
-        self._writes = HeldConnections(db.engine, 4 if db.is_postgresql else 1)
+        # Records, step saves and finishes share commits with the rest of the store's writes.
+        self._writes = db.writes
 
     async def close(self) -> None:
-        await self._writes.close()
+        """Nothing to release: the writes run on the database's group commit."""
 
     async def record(
         self,
@@ -110,8 +112,7 @@ class TurnStore:
             "in_history": True,
             "created_at": now,
         }
-        async with self._writes.transaction() as conn:
-            turn_id = (await conn.execute(self._record_statement, values)).scalar()
+        turn_id = await self._write(self._record_statement, values)
         if turn_id is None:
             return None
         return Turn(
@@ -128,24 +129,32 @@ class TurnStore:
 
     async def save(self, turn: Turn, steps: int) -> None:
         """Persist the turn's messages so far (after a model response or a round of tool results)."""
-        async with self._writes.transaction() as conn:
-            await conn.execute(
-                self._save_statement,
-                {"p_id": turn.id, "p_messages": dump_messages(turn.messages), "p_steps": steps},
-            )
+        await self._write(
+            self._save_statement,
+            {"p_id": turn.id, "p_messages": dump_messages(turn.messages), "p_steps": steps},
+        )
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
         turn.status = status
-        async with self._writes.transaction() as conn:
-            await conn.execute(
-                self._finish_statement,
-                {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
-            )
+        await self._write(
+            self._finish_statement,
+            {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
+        )
         if status == DONE and turn.messages and turn.kind != "command":
             cached = self._histories.get(turn.conversation)
             if cached is not None and (not cached or cached[-1][0] < turn.id):
                 cached.append((turn.id, turn.messages))
                 del cached[: -self._history_keep]
+
+    async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """Run one statement in the shared group commit; its first scalar (if it returns rows)."""
+
+        async def work(session: AsyncSession) -> Any:
+            # On the Core connection: an ORM-enabled UPDATE would evaluate it against the session.
+            result = await (await session.connection()).execute(statement, params)
+            return result.scalar() if result.returns_rows else None
+
+        return await self._writes.run(work)
 
     async def pending(self) -> list[Turn]:
         """Unfinished turns, oldest first (to resume after a restart)."""

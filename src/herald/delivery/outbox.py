@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,7 +39,7 @@ from herald.core.segments import Segment
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
-from herald.store.batch import GroupCommit, defer_insert, defer_update
+from herald.store.batch import defer_insert, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -88,8 +89,8 @@ class Outbox:
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
         self._poller: asyncio.Task[None] | None = None
         self._running = False
-        # Claims and outcomes of concurrently working conversations share commits.
-        self._commits = GroupCommit(db)
+        # Enqueues, claims and outcomes share commits with each other and the rest of the store.
+        self._commits = db.writes
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -135,10 +136,6 @@ class Outbox:
         """
         if not segments:
             raise ValueError("an outbox item needs at least one segment")
-        if idempotency_key is not None:
-            existing = await self._find_by_key(idempotency_key)
-            if existing is not None:
-                return existing
         now = self._clock.now()
         item_id = str(uuid.uuid4())
         row: dict[str, object] = {
@@ -162,16 +159,19 @@ class Outbox:
 
             await self._commits.run(store)
         else:
-            # Alone in its transaction: a lost race on the key must not fail anyone else's batch.
-            try:
-                async with self._db.session() as session:
-                    await session.execute(insert(ITEMS).values(**row))
-                    await session.commit()
-            except IntegrityError:
-                existing = await self._find_by_key(idempotency_key)
-                if existing is None:
-                    raise
-                return existing
+            keyed = _keyed_insert(self._db.is_postgresql)
+
+            async def store_keyed(session: AsyncSession) -> OutboxItem | None:
+                # On a key that exists, nothing is inserted (a conflict must not fail the rest of
+                # the batch) and the existing item is returned instead.
+                if (await session.execute(keyed, row)).first() is not None:
+                    return None
+                existing = select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key)
+                return await session.scalar(existing)
+
+            existing = await self._commits.run(store_keyed)
+            if existing is not None:
+                return self._receipt_for(existing)
         receipt = Receipt(item_id, self._future(item_id))
         self._kick(target.key)
         return receipt
@@ -199,11 +199,6 @@ class Outbox:
             future.set_result(_result_of(row))
             self._waiters.pop(row.id, None)
         return Receipt(row.id, future)
-
-    async def _find_by_key(self, key: str) -> Receipt | None:
-        async with self._db.session() as session:
-            row = await session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
-        return None if row is None else self._receipt_for(row)
 
     def _kick(self, conversation: str) -> None:
         if not self._running:
@@ -393,6 +388,13 @@ class Outbox:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
+
+
+@functools.cache
+def _keyed_insert(postgresql: bool) -> Any:
+    """Built once: insert an item unless its idempotency key exists (RETURNING a row if inserted)."""
+    insert_ = pg_insert if postgresql else sqlite_insert
+    return insert_(ITEMS).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(ITEMS.c.seq)
 
 
 @functools.cache

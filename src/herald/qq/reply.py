@@ -34,7 +34,7 @@ from herald.core.clock import Clock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode
 from herald.core.target import Scene, Target
-from herald.store.batch import GroupCommit, defer_insert
+from herald.store.batch import defer_insert
 from herald.store.db import Database
 from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
 
@@ -140,7 +140,7 @@ class ReplyLedger:
             Scene.DM: SceneRules(cfg.guild_window_s, None),
         }
         self._markdown_memo: dict[str, bool] = {}
-        self._commits = GroupCommit(db)
+        self._commits = db.writes
 
     def rules(self, scene: Scene) -> SceneRules:
         return self._rules[scene]
@@ -150,7 +150,9 @@ class ReplyLedger:
     async def record(self, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
         """Remember the anchor (and permission change) an inbound event brings. Redeliveries are no-ops."""
         anchor = Anchor.from_event(event)
-        async with self._db.session() as session:
+        upsert = pg_insert if self._db.is_postgresql else sqlite_insert
+
+        async def work(session: AsyncSession) -> None:
             if anchor is not None:
                 values = {
                     "id": anchor.id,
@@ -163,9 +165,8 @@ class ReplyLedger:
                     "next_seq": 1,
                     "state": "live",
                 }
-                upsert = pg_insert if self._db.is_postgresql else sqlite_insert
                 await session.execute(
-                    upsert(ReplyAnchor).values(**values).on_conflict_do_nothing(index_elements=["id"])
+                    upsert(ANCHORS).values(**values).on_conflict_do_nothing(index_elements=["id"])
                 )
             if isinstance(event, RelationEvent):
                 if event.kind is RelationKind.PROACTIVE_ALLOWED:
@@ -180,7 +181,9 @@ class ReplyLedger:
                     )
                 elif event.kind in (RelationKind.BOT_ADDED, RelationKind.FRIEND_ADDED):
                     await self._set_permission(session, event.target, None, None)
-            await session.commit()
+
+        # Shares a commit with whatever else is being written (other anchors, turns, outbox rows).
+        await self._commits.run(work)
         return anchor
 
     async def set_proactive(self, target: Target, allowed: bool | None, reason: str | None = None) -> None:

@@ -6,6 +6,11 @@ BEGIN/COMMIT round trips), which dominates small writes on both SQLite and Postg
 Units may also defer plain inserts and updates-by-key (`defer_insert`, `defer_update`); those
 run as one executemany per table and column set just before the commit.
 If any unit fails, the whole batch is rolled back and every caller in it gets the exception.
+
+Batches run on held connections (no pool checkout per commit), at most one batch per connection.
+`Database.writes` is the one instance every hot writer shares (reply ledger, outbox, turn store):
+on SQLite that makes this process a single writer, so its writers queue here, in order, instead
+of meeting on SQLite's file lock, where a loser sleeps in the busy handler (1, 2, 5, 10 … ms).
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from herald.store.db import Database
+from herald.store.held import HeldConnections
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[Any]]
@@ -38,29 +43,50 @@ def defer_update(session: AsyncSession, table: Table, key: str, row: dict[str, A
 
 
 class GroupCommit:
-    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
-        self._db = db
+    def __init__(self, engine: AsyncEngine, *, connections: int = 1, max_batch: int = 256) -> None:
+        self._held = HeldConnections(engine, connections)
+        self._connections = connections
         self._max_batch = max_batch
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushing = 0  # flusher tasks running; each one drains the queue, then ends
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((work, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="group-commit")
+        if self._flushing < self._connections:
+            # Counted here and uncounted by the flusher itself when it finds the queue empty (no
+            # await in between), so a unit queued as a flusher ends always has one to run it.
+            self._flushing += 1
+            task = asyncio.create_task(self._flush(), name="group-commit")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
+    async def close(self) -> None:
+        await self._held.close()
+
     async def _flush(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            self._flushing -= 1
+
+    async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             results: list[Any] = []
             try:
-                async with self._db.session() as session:
-                    for work, _ in batch:
-                        results.append(await work(session))
-                    await _write_deferred(session)
-                    await session.commit()
+                async with self._held.transaction() as conn:
+                    # The session begins (and commits) the transaction on the held connection.
+                    session = AsyncSession(bind=conn, expire_on_commit=False)
+                    try:
+                        for work, _ in batch:
+                            results.append(await work(session))
+                        await _write_deferred(session)
+                        await session.commit()
+                    finally:
+                        await session.close()
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():

@@ -2,6 +2,8 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout so the outbox writer and readers
 (the CLI, a second process after a crash) do not trip over each other; PostgreSQL is used as is.
+`writes` is the shared group commit of the hot write paths: one held connection on SQLite (one
+writer at a time anyway), a few on PostgreSQL (which commits concurrently).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from herald.store.batch import GroupCommit
 
 DEFAULT_URL = "sqlite+aiosqlite:///./data/herald.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +41,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.writes = GroupCommit(self.engine, connections=1 if self.is_sqlite else 4)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -49,6 +54,7 @@ class Database:
             await conn.run_sync(_upgrade_head)
 
     async def dispose(self) -> None:
+        await self.writes.close()
         await self.engine.dispose()
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""The turn store's held connections: a failed transaction is rolled back and its connection
+"""Held connections (the store's write path): a failed transaction is rolled back and its connection
 replaced, so other writers waiting for one carry on."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from herald.agent.writer import HeldConnections
 from herald.store import Database
+from herald.store.held import HeldConnections
 
 
 async def test_a_failed_transaction_rolls_back_and_waiters_continue(db: Database) -> None:
