@@ -150,7 +150,7 @@ class ReplyLedger:
     async def record(self, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
         """Remember the anchor (and permission change) an inbound event brings. Redeliveries are no-ops."""
         anchor = Anchor.from_event(event)
-        upsert = pg_insert if self._db.is_postgresql else sqlite_insert
+        statement = _anchor_insert(self._db.is_postgresql)
 
         async def work(session: AsyncSession) -> None:
             if anchor is not None:
@@ -165,9 +165,7 @@ class ReplyLedger:
                     "next_seq": 1,
                     "state": "live",
                 }
-                await session.execute(
-                    upsert(ANCHORS).values(**values).on_conflict_do_nothing(index_elements=["id"])
-                )
+                await session.execute(statement, values)
             if isinstance(event, RelationEvent):
                 if event.kind is RelationKind.PROACTIVE_ALLOWED:
                     await self._set_permission(session, event.target, True, None)
@@ -422,6 +420,13 @@ class ReplyLedger:
         async with self._db.session() as session:
             row = await session.get(ReplyAnchor, anchor_id)
         return None if row is None else (row.state, row.replies_used, row.next_seq)
+
+
+@functools.cache
+def _anchor_insert(postgresql: bool) -> Any:
+    """Built once: record an anchor unless it exists (the platform redelivers)."""
+    upsert = pg_insert if postgresql else sqlite_insert
+    return upsert(ANCHORS).on_conflict_do_nothing(index_elements=["id"])
 
 
 @functools.cache

@@ -16,10 +16,11 @@ of meeting on SQLite's file lock, where a loser sleeps in the busy handler (1, 2
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from herald.store.held import HeldConnections
@@ -102,14 +103,24 @@ class GroupCommit:
 async def _write_deferred(session: AsyncSession) -> None:
     inserts: dict[Table, list[dict[str, Any]]] = session.info.pop(_INSERTS, {})
     for table, rows in inserts.items():
-        await session.execute(insert(table), rows)
+        await session.execute(_insert(table), rows)
     updates: dict[tuple[Table, str, tuple[str, ...]], list[dict[str, Any]]] = session.info.pop(_UPDATES, {})
     for (table, key, columns), rows in updates.items():
-        # Bind names must differ from column names in an executemany UPDATE.
-        statement = (
-            update(table)
-            .where(table.c[key] == bindparam(f"k_{key}"))
-            .values({name: bindparam(f"v_{name}") for name in columns if name != key})
-        )
         params = [{f"k_{key}" if name == key else f"v_{name}": row[name] for name in columns} for row in rows]
-        await session.execute(statement, params)
+        await session.execute(_update(table, key, columns), params)
+
+
+# Built once per shape: constructing a statement (and its cache key) costs more than binding it.
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.cache
+def _update(table: Table, key: str, columns: tuple[str, ...]) -> Update:
+    # Bind names must differ from column names in an executemany UPDATE.
+    return (
+        update(table)
+        .where(table.c[key] == bindparam(f"k_{key}"))
+        .values({name: bindparam(f"v_{name}") for name in columns if name != key})
+    )
