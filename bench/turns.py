@@ -237,13 +237,17 @@ class _Delivered:
 
 
 class _NullSender:
-    """Stands in for the outbox in `--agent-only`: counts items, sends nothing."""
+    """Stands in for the outbox in `--agent-only`: counts items, sends nothing (but commits what
+    the sender asks to be committed with the item, as the outbox does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Any) -> None:
+        self.db = db
         self.items = 0
 
-    async def enqueue(self, target: Any, segments: Any, **kwargs: Any) -> Any:
+    async def enqueue(self, target: Any, segments: Any, *, also: Any = None, **kwargs: Any) -> Any:
         self.items += 1
+        if also is not None:
+            await self.db.writes.run(also)
         return _Delivered()
 
 
@@ -260,7 +264,7 @@ async def agent_only(args: argparse.Namespace) -> dict[str, Any]:
         await db.migrate()
         clock = SystemClock()
         turns = TurnStore(db, clock)
-        sender = _NullSender()
+        sender = _NullSender(db)
         runner = AgentRunner(
             model=FunctionModel(answer),
             turns=turns,

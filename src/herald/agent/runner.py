@@ -145,11 +145,16 @@ class AgentRunner:
                 await self._fail(turn, f"{type(cause).__name__}: {cause}")
                 return
             steps += 1
-            turn.messages.append(_unique_call_ids(response, steps))
+            response = _unique_call_ids(response, steps)
+            turn.messages.append(response)
+            if not response.tool_calls:
+                break  # the final response is stored with the turn's end, below
             await self.turns.save(turn, steps)
         final = turn.messages[-1]
         assert isinstance(final, ModelResponse)
         text = (final.text or "").strip()
+        # The final response, the reply's outbox row and the turn's end commit together: one
+        # transaction instead of three, and still all durable before anything is sent.
         if text:
             await self.sender.enqueue(
                 turn.target,
@@ -157,8 +162,11 @@ class AgentRunner:
                 origin="agent_reply",
                 trigger_id=turn.trigger_id,
                 idempotency_key=f"turn:{turn.id}:final",
+                also=self.turns.ending(turn, steps),
             )
-        await self.turns.finish(turn, DONE)
+            self.turns.ended(turn, DONE)
+        else:
+            await self.turns.end(turn, steps)
 
     async def _request(self, history: list[ModelMessage], turn: Turn, context: ToolContext) -> ModelResponse:
         messages = [*history, *turn.messages]

@@ -31,6 +31,7 @@ from herald.scheduler import (
     cron_schedule,
     once_schedule,
 )
+from herald.store.batch import Work
 
 ToolResult = ToolReturnPart
 
@@ -46,6 +47,7 @@ class Sender(Protocol):
         origin: str,
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
+        also: Work | None = None,
     ) -> Receipt: ...
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from herald.core.clock import Clock
 from herald.core.target import Target
 from herald.store import Database
+from herald.store.batch import Work
 from herald.store.tables.agent import AgentTurn
 from herald.store.types import UTCDateTime
 
@@ -75,6 +76,9 @@ class TurnStore:
                 error=bindparam("p_error"),
                 finished_at=bindparam("p_finished_at", type_=UTCDateTime()),
             )
+        )
+        self._end_statement = self._finish_statement.values(
+            messages=bindparam("p_messages"), steps=bindparam("p_steps")
         )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
@@ -136,10 +140,35 @@ class TurnStore:
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
         turn.status = status
-        await self._write(
-            self._finish_statement,
-            {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
+        await self._writes.run(
+            self._unit(
+                self._finish_statement,
+                {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
+            )
         )
+        self.ended(turn, status)
+
+    def ending(self, turn: Turn, steps: int, status: str = DONE, error: str | None = None) -> Work:
+        """Saving the turn's messages and ending it, as a unit of work for a writer that commits it
+        together with what the turn produced (the reply's outbox row). Call `ended` once it is."""
+        params = {
+            "p_id": turn.id,
+            "p_messages": dump_messages(turn.messages),
+            "p_steps": steps,
+            "p_status": status,
+            "p_error": error,
+            "p_finished_at": self.clock.now(),
+        }
+        return self._unit(self._end_statement, params)
+
+    async def end(self, turn: Turn, steps: int, status: str = DONE, error: str | None = None) -> None:
+        """Save the turn's messages and end it, alone."""
+        await self._writes.run(self.ending(turn, steps, status, error))
+        self.ended(turn, status)
+
+    def ended(self, turn: Turn, status: str) -> None:
+        """The turn's end is committed: extend the in-memory history."""
+        turn.status = status
         if status == DONE and turn.messages and turn.kind != "command":
             cached = self._histories.get(turn.conversation)
             if cached is not None and (not cached or cached[-1][0] < turn.id):
@@ -148,13 +177,16 @@ class TurnStore:
 
     async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run one statement in the shared group commit; its first scalar (if it returns rows)."""
+        return await self._writes.run(self._unit(statement, params))
 
+    @staticmethod
+    def _unit(statement: Executable, params: Mapping[str, Any]) -> Work:
         async def work(session: AsyncSession) -> Any:
             # On the Core connection: an ORM-enabled UPDATE would evaluate it against the session.
             result = await (await session.connection()).execute(statement, params)
             return result.scalar() if result.returns_rows else None
 
-        return await self._writes.run(work)
+        return work
 
     async def pending(self) -> list[Turn]:
         """Unfinished turns, oldest first (to resume after a restart)."""

@@ -39,7 +39,7 @@ from herald.core.segments import Segment
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
-from herald.store.batch import defer_insert, defer_update
+from herald.store.batch import Work, defer_insert, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -129,10 +129,13 @@ class Outbox:
         origin: str,
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
+        also: Work | None = None,
     ) -> Receipt:
         """Store one item (committed before this returns) and schedule its delivery.
 
         With an `idempotency_key` that already exists, returns that item's receipt instead.
+        `also` runs in the same transaction (what the sender records with the item, such as the
+        agent turn that produced it), whether or not the item was new.
         """
         if not segments:
             raise ValueError("an outbox item needs at least one segment")
@@ -156,6 +159,8 @@ class Outbox:
             # this returns.
             async def store(session: AsyncSession) -> None:
                 defer_insert(session, ITEMS, row)
+                if also is not None:
+                    await also(session)
 
             await self._commits.run(store)
         else:
@@ -164,6 +169,8 @@ class Outbox:
             async def store_keyed(session: AsyncSession) -> OutboxItem | None:
                 # On a key that exists, nothing is inserted (a conflict must not fail the rest of
                 # the batch) and the existing item is returned instead.
+                if also is not None:
+                    await also(session)
                 if (await session.execute(keyed, row)).first() is not None:
                     return None
                 existing = select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key)

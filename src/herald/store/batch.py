@@ -65,6 +65,9 @@ class GroupCommit:
         return await future
 
     async def close(self) -> None:
+        """Let batches in flight commit (their callers are waiting), then close the connections."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._held.close()
 
     async def _flush(self) -> None:
