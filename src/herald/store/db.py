@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from herald.store import aiosqlite_fast
 from herald.store.batch import GroupCommit
 
 DEFAULT_URL = "sqlite+aiosqlite:///./data/herald.db"
@@ -33,7 +34,11 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url.database)
-            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            kwargs["connect_args"] = {
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                # One thread round trip per statement (see aiosqlite_fast).
+                "async_creator_fn": aiosqlite_fast.connect,
+            }
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
