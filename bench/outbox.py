@@ -21,16 +21,13 @@ import contextlib
 import cProfile
 import multiprocessing
 import pstats
-import secrets
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
+from common import APP_ID, SECRET, database, free_port, run_sim
 from pydantic import SecretStr
 
 from herald.config import DeliveryConfig, QQConfig
@@ -42,55 +39,19 @@ from herald.delivery.outbox import Outbox
 from herald.qq.adapter import QQPlatform
 from herald.store.db import Database
 
-APP_ID = "102000001"
-SECRET = "herald-sim-secret-0123456789abcd"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _run_sim(port: int, rate_limits: bool) -> None:
-    from herald.sim.app import serve
-    from herald.sim.settings import SimSettings
-
-    settings: dict[str, Any] = {"port": port, "rate_limits": rate_limits, "request_log_limit": 200_000}
+def _sim_settings(rate_limits: bool) -> dict[str, Any]:
+    settings: dict[str, Any] = {"rate_limits": rate_limits, "request_log_limit": 200_000}
     if not rate_limits:
         settings["endpoint_qps"] = {}
-
-    async def forever() -> None:
-        async with serve(SimSettings(**settings)):
-            await asyncio.Event().wait()
-
-    asyncio.run(forever())
-
-
-@contextlib.asynccontextmanager
-async def database(kind: str) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        path = Path(f"/tmp/herald-bench-{secrets.token_hex(4)}.db")
-        try:
-            yield f"sqlite+aiosqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 (once, at exit)
-        return
-    name = f"herald_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    return settings
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
-    sim = multiprocessing.Process(target=_run_sim, args=(port, args.rate_limits), daemon=True)
+    port = free_port()
+    sim = multiprocessing.Process(
+        target=run_sim, args=(port,), kwargs=_sim_settings(args.rate_limits), daemon=True
+    )
     sim.start()
     base = f"http://127.0.0.1:{port}"
     try:

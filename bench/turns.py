@@ -30,44 +30,19 @@ import multiprocessing
 import os
 import pstats
 import secrets
-import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
+from common import APP_ID, SECRET, database, free_port, run_sim
 from pydantic import SecretStr
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from herald.app import Herald, ModelChoice
 from herald.config import DeliveryConfig, HeraldConfig, QQConfig, SchedulerConfig, StorageConfig
-
-APP_ID = "102000001"
-SECRET = "herald-sim-secret-0123456789abcd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run_sim(port: int) -> None:
-    from herald.sim.app import serve
-    from herald.sim.settings import SimSettings
-
-    async def forever() -> None:
-        settings = SimSettings(port=port, rate_limits=False, request_log_limit=500_000, endpoint_qps={})
-        async with serve(settings):
-            await asyncio.Event().wait()
-
-    asyncio.run(forever())
 
 
 def run_injector(base: str, jobs: list[tuple[str, str]], concurrency: int, ready: Any, go: Any) -> None:
@@ -87,26 +62,6 @@ def run_injector(base: str, jobs: list[tuple[str, str]], concurrency: int, ready
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
     asyncio.run(inject())
-
-
-@contextlib.asynccontextmanager
-async def database(kind: str) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        path = Path(f"/tmp/herald-bench-turns-{secrets.token_hex(4)}.db")
-        try:
-            yield f"sqlite+aiosqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240
-        return
-    name = f"herald_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -315,7 +270,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.agent_only:
         return await agent_only(args)
     port = free_port()
-    sim = multiprocessing.Process(target=run_sim, args=(port,), daemon=True)
+    sim = multiprocessing.Process(
+        target=run_sim,
+        args=(port,),
+        kwargs={"rate_limits": False, "request_log_limit": 500_000, "endpoint_qps": {}},
+        daemon=True,
+    )
     sim.start()
     base = f"http://127.0.0.1:{port}"
     try:
