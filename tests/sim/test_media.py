@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -45,24 +47,31 @@ async def test_rule69_file_type_and_exactly_one_source(client: SimClient) -> Non
     (await client.post("/v2/users/u1/files", both)).error(12002)
 
 
-async def test_rule70_url_fetching(client: SimClient) -> None:
+@contextlib.asynccontextmanager
+async def _image_server(body: bytes) -> AsyncIterator[str]:
+    """A loopback server the sim can fetch an upload `url` from; yields the image's URL."""
+
     async def image(request: web.Request) -> web.Response:
-        return web.Response(body=b"\x89PNG" + b"1" * 64, content_type="image/png")
+        return web.Response(body=body, content_type="image/png")
 
     assets = web.Application()
-    assets.router.add_get("/cat.png", image)
+    assets.router.add_get("/image.png", image)
     runner = web.AppRunner(assets)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        base = f"http://127.0.0.1:{port}"
-        (await client.post("/v2/groups/g1/files", {"file_type": 1, "url": f"{base}/cat.png"})).ok()
-        missing = {"file_type": 1, "url": f"{base}/missing.png"}
-        (await client.post("/v2/groups/g1/files", missing)).error(850026)
+        yield f"http://127.0.0.1:{port}/image.png"
     finally:
         await runner.cleanup()
+
+
+async def test_rule70_url_fetching(client: SimClient) -> None:
+    async with _image_server(b"\x89PNG" + b"1" * 64) as url:
+        (await client.post("/v2/groups/g1/files", {"file_type": 1, "url": url})).ok()
+        missing = {"file_type": 1, "url": url.replace("image.png", "missing.png")}
+        (await client.post("/v2/groups/g1/files", missing)).error(850026)
     elsewhere = {"file_type": 1, "url": "https://cdn.example.com/a.png"}
     (await client.post("/v2/groups/g1/files", elsewhere)).error(850026)
     await client.settings(assume_fetchable=["https://cdn.example.com/"])
@@ -71,22 +80,8 @@ async def test_rule70_url_fetching(client: SimClient) -> None:
 
 async def test_rule70_size_limits_downgrade_then_refuse(client: SimClient) -> None:
     big = b"\x89PNG" + b"2" * (20 * 1024 * 1024)  # just over the 20 MB soft limit for images
-
-    async def image(request: web.Request) -> web.Response:
-        return web.Response(body=big, content_type="image/png")
-
-    assets = web.Application()
-    assets.router.add_get("/big.png", image)
-    runner = web.AppRunner(assets)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        url = f"http://127.0.0.1:{port}/big.png"
+    async with _image_server(big) as url:
         (await client.post("/v2/groups/g1/files", {"file_type": 1, "url": url, "srv_send_msg": True})).ok()
-    finally:
-        await runner.cleanup()
     await _upload(client, "/v2/groups/g1/files", srv_send_msg=True)
     entries = (await client.get("/_sim/transcript?scene=group&target=g1")).ok()["entries"]
     # Over the soft limit the image is silently sent as a file; a small one stays an image.
