@@ -24,6 +24,7 @@ from herald.qq.adapter import QQPlatform
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from herald.store.db import Database
+from sim_control import SimControl
 
 WAIT_S = 30.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
@@ -37,43 +38,6 @@ def qq_config(sim: RunningSim) -> QQConfig:
         token_url=sim.token_url,
         intents=(1 << 25) | (1 << 26) | (1 << 30) | (1 << 12),
     )
-
-
-class SimControl:
-    def __init__(self, sim: RunningSim, session: aiohttp.ClientSession) -> None:
-        self.sim = sim
-        self.session = session
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, self.sim.base_url + path, json=body) as resp:
-            data = await resp.json(content_type=None)
-            assert resp.status == 200, (path, resp.status, data)
-            return data
-
-    async def settings(self, **values: Any) -> None:
-        await self.call("PUT", "/_sim/settings", values)
-
-    async def transcript(self, scene: str, target: str) -> list[dict[str, Any]]:
-        data = await self.call("GET", f"/_sim/transcript?scene={scene}&target={target}")
-        entries: list[dict[str, Any]] = data["entries"]
-        return entries
-
-    async def outbound(self, scene: str, target: str) -> list[dict[str, Any]]:
-        """Every send the bot attempted in this conversation, accepted or refused, in order."""
-        return [e for e in await self.transcript(scene, target) if e.get("direction") == "out"]
-
-    async def delivered(self, scene: str, target: str) -> list[dict[str, Any]]:
-        return [e for e in await self.outbound(scene, target) if e.get("status") == 200]
-
-    async def requests(self) -> list[dict[str, Any]]:
-        data = await self.call("GET", "/_sim/requests")
-        rows: list[dict[str, Any]] = data["requests"]
-        return rows
-
-    async def fail_next(self, count: int, status: int, code: int) -> None:
-        await self.call(
-            "POST", "/_sim/faults", {"kind": "fail_next", "count": count, "status": status, "code": code}
-        )
 
 
 class Stack:

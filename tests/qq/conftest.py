@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,69 +16,12 @@ from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
+from sim_control import SimControl
 
 # Generous safety limits so a broken client fails instead of hanging; never a timing assertion.
 WAIT_S = 20.0
 
 ALL_INTENTS = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12) | (1 << 9)
-
-
-class Control:
-    """The sim's `/_sim/` control API."""
-
-    def __init__(self, sim: RunningSim, session: aiohttp.ClientSession) -> None:
-        self.sim = sim
-        self.session = session
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, self.sim.base_url + path, json=body) as resp:
-            data = await resp.json(content_type=None)
-            assert resp.status == 200, (path, resp.status, data)
-            return data
-
-    async def c2c(self, openid: str, content: str) -> dict[str, str]:
-        result: dict[str, str] = await self.call("POST", f"/_sim/c2c/{openid}/messages", {"content": content})
-        return result
-
-    async def group(self, gid: str, member: str, content: str, at_bot: bool = True) -> dict[str, str]:
-        result: dict[str, str] = await self.call(
-            "POST",
-            f"/_sim/groups/{gid}/messages",
-            {"member_openid": member, "content": content, "at_bot": at_bot},
-        )
-        return result
-
-    async def channel(self, cid: str, guild: str, author: str, content: str) -> dict[str, str]:
-        result: dict[str, str] = await self.call(
-            "POST",
-            f"/_sim/channels/{cid}/messages",
-            {"guild_id": guild, "author_id": author, "content": content},
-        )
-        return result
-
-    async def dm(self, guild: str, author: str, content: str) -> dict[str, str]:
-        result: dict[str, str] = await self.call(
-            "POST", f"/_sim/dms/{guild}/messages", {"author_id": author, "content": content}
-        )
-        return result
-
-    async def event(self, t: str, d: dict[str, Any]) -> str:
-        result = await self.call("POST", "/_sim/events", {"t": t, "d": d})
-        return str(result["event_id"])
-
-    async def fault(self, **body: Any) -> Any:
-        return await self.call("POST", "/_sim/faults", body)
-
-    async def advance(self, seconds: float) -> None:
-        await self.call("POST", "/_sim/clock/advance", {"seconds": seconds})
-
-    async def settings(self, **values: Any) -> None:
-        await self.call("PUT", "/_sim/settings", values)
-
-    async def requests(self) -> list[dict[str, Any]]:
-        result = await self.call("GET", "/_sim/requests")
-        requests: list[dict[str, Any]] = result["requests"]
-        return requests
 
 
 class Collector:
@@ -170,8 +112,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def control(sim: RunningSim, http: aiohttp.ClientSession) -> Control:
-    return Control(sim, http)
+def control(sim: RunningSim, http: aiohttp.ClientSession) -> SimControl:
+    return SimControl(sim, http)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 import aiohttp
 import pytest
@@ -15,15 +14,14 @@ from herald.qq.api import FileHashes, FileType, QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.errors import QQApiError
 from herald.sim.app import RunningSim
-
-Control = Any
+from sim_control import SimControl
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 
 
-async def test_replies_in_four_scenes(api: QQApi, control: Control) -> None:
+async def test_replies_in_four_scenes(api: QQApi, control: SimControl) -> None:
     await control.settings(require_session_for_guild=False)
     c2c = await control.c2c("u1", "hi")
     grp = await control.group("g1", "m1", "hi")
@@ -49,7 +47,7 @@ async def test_replies_in_four_scenes(api: QQApi, control: Control) -> None:
     ]
 
 
-async def test_the_seed_bug_is_a_replan_and_a_duplicate_is_flagged(api: QQApi, control: Control) -> None:
+async def test_the_seed_bug_is_a_replan_and_a_duplicate_is_flagged(api: QQApi, control: SimControl) -> None:
     inbound = await control.c2c("u1", "hi")
     first = await api.post_message(
         Scene.C2C, "u1", {"msg_type": 0, "content": "1", "msg_id": inbound["msg_id"], "msg_seq": 1}
@@ -71,7 +69,7 @@ async def test_the_seed_bug_is_a_replan_and_a_duplicate_is_flagged(api: QQApi, c
 
 
 async def test_401_refreshes_the_token_once_and_retries_once(
-    api: QQApi, tokens: TokenManager, control: Control
+    api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     await api.me()
     await control.fault(kind="expire_tokens")
@@ -81,7 +79,7 @@ async def test_401_refreshes_the_token_once_and_retries_once(
     assert statuses == [200, 401, 200]
 
 
-async def test_a_5xx_burst_is_retry_later_then_passes(api: QQApi, control: Control) -> None:
+async def test_a_5xx_burst_is_retry_later_then_passes(api: QQApi, control: SimControl) -> None:
     await control.fault(kind="fail_next", count=3, status=500, code=50055001)
     kinds = []
     for _ in range(3):
@@ -94,7 +92,7 @@ async def test_a_5xx_burst_is_retry_later_then_passes(api: QQApi, control: Contr
     assert (await api.me())["id"]
 
 
-async def test_rate_limit_429_is_retry_later(api: QQApi, control: Control) -> None:
+async def test_rate_limit_429_is_retry_later(api: QQApi, control: SimControl) -> None:
     await control.fault(kind="fail_next", count=1, status=429, code=50002)
     with pytest.raises(QQApiError) as info:
         await api.gateway_bot()
@@ -108,7 +106,7 @@ async def test_unreachable_api_is_retry_later(http: aiohttp.ClientSession, token
     assert (info.value.status, info.value.kind) == (0, ErrorKind.RETRY_LATER)
 
 
-async def test_inline_upload_then_media_message(api: QQApi, control: Control) -> None:
+async def test_inline_upload_then_media_message(api: QQApi, control: SimControl) -> None:
     inbound = await control.c2c("u1", "send me a picture")
     uploaded = await api.upload_file(Scene.C2C, "u1", FileType.IMAGE, data=PNG, file_name="dot.png")
     assert uploaded["file_info"]
@@ -138,7 +136,7 @@ class FastClock(SystemClock):
 
 @pytest.mark.parametrize("part_base", [0, 1])
 async def test_chunked_upload_retries_40093001(
-    http: aiohttp.ClientSession, tokens: TokenManager, sim: RunningSim, control: Control, part_base: int
+    http: aiohttp.ClientSession, tokens: TokenManager, sim: RunningSim, control: SimControl, part_base: int
 ) -> None:
     await control.settings(upload_block_size=1000, upload_part_base=part_base)
     await control.fault(kind="upload_part_fail", count=2)
@@ -160,7 +158,7 @@ def test_md5_10m_covers_exactly_10002432_bytes() -> None:
     assert FileHashes.of(b"short").md5_10m == hashlib.md5(b"short").hexdigest()
 
 
-async def test_stream_recall_interaction_and_identity(api: QQApi, control: Control) -> None:
+async def test_stream_recall_interaction_and_identity(api: QQApi, control: SimControl) -> None:
     inbound = await control.c2c("u1", "stream please")
     first = await api.stream_message(
         "u1",
@@ -208,7 +206,7 @@ async def test_stream_recall_interaction_and_identity(api: QQApi, control: Contr
     assert "secret" not in repr(api)
 
 
-async def test_guild_dm_session_and_channel_recall(api: QQApi, control: Control) -> None:
+async def test_guild_dm_session_and_channel_recall(api: QQApi, control: SimControl) -> None:
     await control.settings(require_session_for_guild=False)
     session = await api.create_dm("guser", "4194304")
     assert session["guild_id"] and session["channel_id"]

@@ -12,8 +12,7 @@ import pytest
 from herald.core import ErrorKind, VirtualClock
 from herald.qq.auth import AuthError, TokenManager
 from herald.sim.app import RunningSim
-
-Control = Any
+from sim_control import SimControl
 
 
 def manager(sim: RunningSim, http: aiohttp.ClientSession, **kw: Any) -> TokenManager:
@@ -33,7 +32,7 @@ async def test_token_is_cached(sim: RunningSim, http: aiohttp.ClientSession) -> 
 
 
 async def test_refreshes_within_the_last_60_seconds(
-    sim: RunningSim, http: aiohttp.ClientSession, control: Control
+    sim: RunningSim, http: aiohttp.ClientSession, control: SimControl
 ) -> None:
     clock = VirtualClock()
     tokens = manager(sim, http, clock=clock)

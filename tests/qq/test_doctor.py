@@ -17,8 +17,8 @@ from herald.config import QQConfig
 from herald.qq.doctor import Check, run_checks
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim
+from sim_control import SimControl
 
-Control = Any
 WAIT_S = 20.0
 
 
@@ -86,7 +86,7 @@ async def test_unreachable_token_endpoint(sim: RunningSim) -> None:
     assert checks["credentials"].ok is False and "token_url" in checks["credentials"].fix
 
 
-async def test_intent_not_permitted_is_named(sim: RunningSim, control: Control) -> None:
+async def test_intent_not_permitted_is_named(sim: RunningSim, control: SimControl) -> None:
     await control.settings(intents_allowed=(1 << 25) | (1 << 26) | (1 << 12))
     checks = by_name(await run_checks(qq_config(sim)))
     intents = checks["intents"]

@@ -16,11 +16,11 @@ from herald.qq.auth import TokenManager
 from herald.qq.gateway import GatewayClient, GatewayError
 from herald.qq.inbound import InboundPipeline
 from herald.sim.app import RunningSim
+from sim_control import SimControl
 
 WAIT_S = 20.0  # a safety limit against hangs, never a timing assertion
 ALL_INTENTS = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12) | (1 << 9)
 Collector = Any
-Control = Any
 Proxy = Any
 
 
@@ -67,7 +67,7 @@ def contents(events: list[Any]) -> list[str]:
 
 
 async def test_every_scene_and_event_kind_arrives_in_order(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     async with running(api, tokens, sink):
         c2c = await control.c2c("u1", "private hello")
@@ -128,7 +128,7 @@ async def test_every_scene_and_event_kind_arrives_in_order(
     assert len(acks) == 1 and acks[0].get("method") == "PUT"
 
 
-async def talk(control: Control, round_no: int) -> list[str]:
+async def talk(control: SimControl, round_no: int) -> list[str]:
     said = [f"r{round_no} u{i}" for i in range(3)]
     for i, text in enumerate(said):
         if i == 1:
@@ -139,7 +139,7 @@ async def talk(control: Control, round_no: int) -> list[str]:
 
 
 async def test_close_4009_every_30s_for_5_virtual_minutes_loses_and_repeats_nothing(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     expected: list[str] = []
     async with running(api, tokens, sink) as (gateway, _):
@@ -156,7 +156,7 @@ async def test_close_4009_every_30s_for_5_virtual_minutes_loses_and_repeats_noth
 
 
 async def test_op7_reconnect_resumes_without_loss(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     async with running(api, tokens, sink) as (gateway, _):
         said = await talk(control, 1)
@@ -168,7 +168,7 @@ async def test_op7_reconnect_resumes_without_loss(
 
 
 async def test_socket_cut_without_close_frame_resumes(
-    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: Control, proxy: Proxy
+    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: SimControl, proxy: Proxy
 ) -> None:
     url = f"ws://127.0.0.1:{proxy.port}/websocket/"
     async with running(api, tokens, sink, url=url) as (gateway, _):
@@ -183,7 +183,7 @@ async def test_socket_cut_without_close_frame_resumes(
 
 
 async def test_unanswered_heartbeat_means_a_dead_socket(
-    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: Control, proxy: Proxy
+    sink: Collector, sim: RunningSim, api: QQApi, tokens: TokenManager, control: SimControl, proxy: Proxy
 ) -> None:
     await control.settings(heartbeat_interval_ms=200)
     url = f"ws://127.0.0.1:{proxy.port}/websocket/"
@@ -198,7 +198,7 @@ async def test_unanswered_heartbeat_means_a_dead_socket(
 
 
 async def test_all_tokens_expired_mid_session(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     async with running(api, tokens, sink) as (gateway, _):
         said = await talk(control, 1)
@@ -216,7 +216,7 @@ async def test_all_tokens_expired_mid_session(
 
 
 async def test_redelivered_event_is_handled_once(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     async with running(api, tokens, sink) as (_, pipeline):
         await control.c2c("u1", "once")
@@ -228,7 +228,7 @@ async def test_redelivered_event_is_handled_once(
 
 
 async def test_invalid_session_reidentifies(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     async with running(api, tokens, sink) as (gateway, _):
         await control.fault(kind="close", code=4006)
@@ -247,7 +247,7 @@ async def run_until_error(api: QQApi, tokens: TokenManager, intents: int) -> Gat
 
 
 async def test_intent_not_permitted_stops_with_the_intents_named(
-    api: QQApi, tokens: TokenManager, control: Control
+    api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     await control.settings(intents_allowed=(1 << 25) | (1 << 26))
     error = await run_until_error(api, tokens, (1 << 25) | (1 << 30))
@@ -255,14 +255,14 @@ async def test_intent_not_permitted_stops_with_the_intents_named(
     assert "PUBLIC_GUILD_MESSAGES" in error.message and "GROUP_AND_C2C_EVENT" in error.message
 
 
-async def test_banned_bot_stops(api: QQApi, tokens: TokenManager, control: Control) -> None:
+async def test_banned_bot_stops(api: QQApi, tokens: TokenManager, control: SimControl) -> None:
     await control.call("PUT", "/_sim/gateway", {"refusal_code": 4915})
     error = await run_until_error(api, tokens, 1 << 25)
     assert error.code == 4915 and "banned" in error.message
 
 
 async def test_dispatch_handler_failure_does_not_stop_the_stream(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
 
     async def flaky(event: Any) -> None:
@@ -287,7 +287,7 @@ async def test_dispatch_handler_failure_does_not_stop_the_stream(
 
 
 async def test_a_virtual_clock_neither_stalls_reconnects_nor_floods_heartbeats(
-    sink: Collector, api: QQApi, tokens: TokenManager, control: Control
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
     """Herald's app hands its VirtualClock to the gateway: hours of virtual time must not look like
     missed heartbeats, and a reconnect must not wait for someone to advance the clock."""

@@ -9,9 +9,9 @@ import pytest
 from herald.core import InboundEvent, InboundMessage, Interaction
 from herald.qq.api import QQApi
 from herald.qq.inbound import InboundPipeline
+from sim_control import SimControl
 
 Collector = Any
-Control = Any
 
 
 def c2c(n: int, envelope: str | None = None, msg_id: str | None = None) -> dict[str, Any]:
@@ -69,7 +69,7 @@ async def test_a_failed_handler_leaves_the_event_unseen(sink: Collector) -> None
 
 
 async def test_interactions_are_acknowledged_before_they_are_handed_on(
-    api: QQApi, control: Control, sink: Collector
+    api: QQApi, control: SimControl, sink: Collector
 ) -> None:
     d = {"id": "btn-1", "type": 11, "scene": "c2c", "chat_type": 2, "user_openid": "u1", "data": {"type": 11}}
     envelope_id = await control.event("INTERACTION_CREATE", d)

@@ -21,10 +21,10 @@ from herald.qq.api import QQApi
 from herald.qq.inbound import InboundPipeline
 from herald.qq.webhook import Signer, WebhookReceiver, seed_from_secret
 from herald.sim.app import RunningSim
+from sim_control import SimControl
 
 WAIT_S = 20.0  # a safety limit against hangs, never a timing assertion
 Collector = Any
-Control = Any
 
 
 @asynccontextmanager
@@ -58,7 +58,7 @@ def test_official_signing_vectors() -> None:
 
 
 async def test_sim_pushes_arrive_in_order_once(
-    sim: RunningSim, api: QQApi, control: Control, sink: Collector
+    sim: RunningSim, api: QQApi, control: SimControl, sink: Collector
 ) -> None:
     s = sim.state.settings
     pipeline = InboundPipeline(api, sink)

@@ -1,0 +1,83 @@
+"""The sim's `/_sim/` control API as tests drive it: inject what users do, fault, read what the bot did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from herald.sim.app import RunningSim
+
+
+class SimControl:
+    def __init__(self, sim: RunningSim, session: aiohttp.ClientSession) -> None:
+        self.sim = sim
+        self.session = session
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.sim.base_url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            assert resp.status == 200, (path, resp.status, data)
+            return data
+
+    # -- what users and the platform do ------------------------------------------------------
+    async def c2c(self, openid: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call("POST", f"/_sim/c2c/{openid}/messages", {"content": content})
+        return result
+
+    async def group(self, gid: str, member: str, content: str, at_bot: bool = True) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST",
+            f"/_sim/groups/{gid}/messages",
+            {"member_openid": member, "content": content, "at_bot": at_bot},
+        )
+        return result
+
+    async def channel(self, cid: str, guild: str, author: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST",
+            f"/_sim/channels/{cid}/messages",
+            {"guild_id": guild, "author_id": author, "content": content},
+        )
+        return result
+
+    async def dm(self, guild: str, author: str, content: str) -> dict[str, str]:
+        result: dict[str, str] = await self.call(
+            "POST", f"/_sim/dms/{guild}/messages", {"author_id": author, "content": content}
+        )
+        return result
+
+    async def event(self, t: str, d: dict[str, Any]) -> str:
+        result = await self.call("POST", "/_sim/events", {"t": t, "d": d})
+        return str(result["event_id"])
+
+    # -- the emulator itself -------------------------------------------------------------------
+    async def fault(self, **body: Any) -> Any:
+        return await self.call("POST", "/_sim/faults", body)
+
+    async def fail_next(self, count: int, status: int, code: int) -> None:
+        await self.fault(kind="fail_next", count=count, status=status, code=code)
+
+    async def advance(self, seconds: float) -> None:
+        await self.call("POST", "/_sim/clock/advance", {"seconds": seconds})
+
+    async def settings(self, **values: Any) -> None:
+        await self.call("PUT", "/_sim/settings", values)
+
+    # -- what the bot did ----------------------------------------------------------------------
+    async def requests(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", "/_sim/requests")
+        requests: list[dict[str, Any]] = result["requests"]
+        return requests
+
+    async def transcript(self, scene: str, target: str) -> list[dict[str, Any]]:
+        data = await self.call("GET", f"/_sim/transcript?scene={scene}&target={target}")
+        entries: list[dict[str, Any]] = data["entries"]
+        return entries
+
+    async def outbound(self, scene: str, target: str) -> list[dict[str, Any]]:
+        """Every send the bot attempted in this conversation, accepted or refused, in order."""
+        return [e for e in await self.transcript(scene, target) if e.get("direction") == "out"]
+
+    async def delivered(self, scene: str, target: str) -> list[dict[str, Any]]:
+        return [e for e in await self.outbound(scene, target) if e.get("status") == 200]
