@@ -11,6 +11,10 @@ class ErrorKind(StrEnum):
     PERMANENT = "permanent"  # this target cannot receive it (no permission, bot removed, ...)
     BUG = "bug"  # our request was malformed; retrying cannot help
     UNDELIVERABLE = "undeliverable"  # no route exists right now (no anchor, proactive not allowed)
+    # The request may have reached the platform (e.g. a crash between sending and recording the
+    # answer) and the platform does not dedup a resend (proactive sends): resending could
+    # duplicate, so the item is not retried blindly; the operator and the agent are told.
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class DeliveryError(Exception):
