@@ -13,7 +13,7 @@ import pytest
 from herald.core import InboundMessage, Interaction, RelationEvent, RelationKind, VirtualClock
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
-from herald.qq.gateway import GatewayClient, GatewayError
+from herald.qq.gateway import BUG_ATTEMPTS, GatewayClient, GatewayError
 from herald.qq.inbound import InboundPipeline
 from herald.sim.app import RunningSim
 from sim_control import SimControl
@@ -264,9 +264,13 @@ async def test_banned_bot_stops(api: QQApi, tokens: TokenManager, control: SimCo
 async def test_dispatch_handler_failure_does_not_stop_the_stream(
     sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
 ) -> None:
+    """A handler that raises means "not stored": the event is asked for again (resume from the
+    last handled `s`); a bug that fails it every time gives it up after BUG_ATTEMPTS, loudly."""
+    tries: list[str] = []
 
     async def flaky(event: Any) -> None:
         if isinstance(event, InboundMessage) and event.content == "boom":
+            tries.append(event.content)
             raise RuntimeError("handler bug")
         await sink(event)
 
@@ -284,6 +288,7 @@ async def test_dispatch_handler_failure_does_not_stop_the_stream(
         await gateway.stop()
         await task
     assert contents(sink.events) == ["after"]
+    assert len(tries) == BUG_ATTEMPTS
 
 
 async def test_a_virtual_clock_neither_stalls_reconnects_nor_floods_heartbeats(

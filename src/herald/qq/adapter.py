@@ -149,15 +149,19 @@ class QQPlatform:
             await self._start_webhook()
         else:
             from herald.qq.gateway import GatewayClient
+            from herald.qq.resume import ResumePoint
 
             assert self.tokens is not None
+            shard = self.config.shard
             gateway = GatewayClient(
                 api,
                 self.tokens,
                 self.config.intents,
-                self.config.shard,
+                shard,
                 self.pipeline.handle_dispatch,
                 self.clock,
+                # Persisted so a restart resumes and the platform replays what arrived meanwhile.
+                resume_point=ResumePoint(self._db, self.config.app_id, shard, self.clock),
             )
             self.gateway = gateway
             self._stoppers.append(gateway.stop)

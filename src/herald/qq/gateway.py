@@ -22,6 +22,16 @@ Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)`, a
 time in arrival order by a consumer task, so a slow handler never delays heartbeats. The last
 `s` received is what Resume asks from, and envelopes already received are handled even if the
 socket drops meanwhile.
+
+Nothing inbound is lost (architecture invariant 8). `on_dispatch` returning means the event is
+stored; raising means it is not. With a `ResumePoint` (`qq/resume.py`) the session and the `s` of
+the last *stored* event are persisted, and `run()` starts with a Resume from them, so the platform
+replays what arrived while Herald was down. When `on_dispatch` raises (the database is full or
+gone), the point does not move: the envelopes received after it are dropped from memory, the
+socket is closed, and after a backoff the client resumes from the last stored `s`, so the platform
+delivers the failed event and everything after it again, until storing works. A Resume the
+platform refuses (op 9, 4006/4007) is logged as a WARNING naming the session and the `s` and time
+from which events may have been missed.
 """
 
 from __future__ import annotations
@@ -32,8 +42,9 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -42,6 +53,9 @@ from herald.core.errors import ErrorKind
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.errors import QQApiError
+
+if TYPE_CHECKING:
+    from herald.qq.resume import ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +89,9 @@ FATAL_CODES: dict[int, str] = {
     4914: "the bot is taken down (下架): only the sandbox may connect; check its status on q.qq.com",
     4915: "the bot is banned (封禁): do not connect until it is unbanned on q.qq.com",
 }
+# A handler that fails this often on the same event for a reason other than storage (a bug, not a
+# full or unreachable database) gives up on that event, loudly, instead of stalling every later one.
+BUG_ATTEMPTS = 3
 MISSED_ACK_CLOSE = 4000  # our own close code for a socket whose heartbeat went unanswered
 
 
@@ -126,6 +143,7 @@ class GatewayClient:
         backoff_cap_s: float = 60.0,
         hello_timeout_s: float = 30.0,
         close_timeout_s: float = 5.0,
+        resume_point: ResumePoint | None = None,
     ) -> None:
         self.api = api
         self.tokens = tokens
@@ -138,6 +156,7 @@ class GatewayClient:
         self.backoff_cap_s = backoff_cap_s
         self.hello_timeout_s = hello_timeout_s
         self.close_timeout_s = close_timeout_s  # how long a close handshake may take (dead peers)
+        self.resume_point = resume_point
 
         self.session_id: str | None = None
         self.seq = 0  # last `s` received in this session
@@ -149,8 +168,21 @@ class GatewayClient:
         self.resumes = 0
         self.connections = 0
         self.dispatches = 0
+        self.store_failures = 0  # dispatches whose handler raised (not stored; replayed)
+        self.lost_resumes = 0  # Resumes the platform refused: events may have been missed
 
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # The newest point whose event (and every one before it) was handled: (session, s, when).
+        self.handled: tuple[str, int, datetime] | None = None
+        # Set between an op 6 and its RESUMED: what a refusal may have cost.
+        self._resuming: tuple[str, int] | None = None
+        # Each socket has an epoch; envelopes of an epoch at or below `_stale_epoch` are dropped
+        # unhandled because the platform is asked to send them again.
+        self._epoch = 0
+        self._stale_epoch = 0
+        self._store_failed = False
+        self._failing: tuple[str, int, int] | None = None
+        self._closers: set[asyncio.Task[bool]] = set()  # (session, s, attempts) of a failing event
+        self._queue: asyncio.Queue[tuple[int, str | None, dict[str, Any]]] = asyncio.Queue()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
         self._acked = True
@@ -164,6 +196,11 @@ class GatewayClient:
     async def run(self) -> None:
         """Connect and stay connected until `stop()`; raises `GatewayError` on a fatal refusal."""
         self._stopping.clear()
+        if self.resume_point is not None and self.session_id is None:
+            saved = await self.resume_point.load()
+            if saved is not None:
+                self.session_id, self.seq = saved.session_id, saved.seq
+                self.handled = (saved.session_id, saved.seq, saved.updated_at)
         consumer = asyncio.create_task(self._consume(), name="qq-gateway-dispatch")
         failures = 0
         try:
@@ -183,10 +220,18 @@ class GatewayClient:
                     self.url = None  # ask /gateway/bot again next time
                 if self._stopping.is_set():
                     break
-                failures = 0 if healthy else failures + 1
+                if self._store_failed:
+                    # Storing failed: back off like a failed connection however healthy the
+                    # socket was, so a full disk is retried calmly, not in a tight loop.
+                    self._store_failed = False
+                    failures += 1
+                else:
+                    failures = 0 if healthy else failures + 1
                 await self._pause(self._backoff(failures))
         finally:
             await self._drain(consumer)
+            if self.resume_point is not None:
+                await self.resume_point.flush()
 
     async def stop(self) -> None:
         """Close the socket and end `run()` once already-received dispatches are handled."""
@@ -217,6 +262,7 @@ class GatewayClient:
         )
         self._ws = ws
         self.connections += 1
+        self._epoch += 1
         self._zombie = False
         heartbeat: asyncio.Task[None] | None = None
         healthy = False
@@ -238,9 +284,12 @@ class GatewayClient:
                 self._auth_failures = 0
             if self._stopping.is_set():
                 return healthy
+            refusal = "op 9"
             if next_step is None:
                 next_step = self._after_close(ws.close_code)
+                refusal = f"close code {ws.close_code}"
             if next_step is _Next.IDENTIFY:
+                self._session_lost(refusal)
                 self.session_id = None
                 self.seq = 0
             return healthy
@@ -258,12 +307,14 @@ class GatewayClient:
         token = await self.tokens.get()
         if self.session_id:
             self.resumes += 1
+            self._resuming = (self.session_id, self.seq)
             log.info("qq gateway: resuming session %s from s=%s", self.session_id, self.seq)
             frame: dict[str, Any] = {
                 "op": 6,
                 "d": {"token": f"QQBot {token}", "session_id": self.session_id, "seq": self.seq},
             }
         else:
+            self._resuming = None
             self.identifies += 1
             log.info("qq gateway: identifying (intents=%s shard=%s)", self.intents, list(self.shard))
             frame = {
@@ -301,6 +352,8 @@ class GatewayClient:
     async def _on_frame(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> _Next | None:
         op = frame.get("op")
         if op == 0:
+            if self._epoch <= self._stale_epoch:
+                return None  # this socket is being replaced: the platform sends it again
             s = frame.get("s")
             if isinstance(s, int) and not isinstance(s, bool):
                 self.seq = s
@@ -312,13 +365,17 @@ class GatewayClient:
                 user = d.get("user")
                 self.bot_user = user if isinstance(user, dict) else {}
                 log.info("qq gateway: READY session %s", self.session_id)
+                if self.session_id is not None:
+                    # Nothing of the new session is unhandled yet: resume from here after a restart.
+                    self._handled(self.session_id, self.seq)
                 self.ready.set()
             elif t == "RESUMED":
                 log.info("qq gateway: RESUMED session %s at s=%s", self.session_id, self.seq)
+                self._resuming = None
                 self.ready.set()
             else:
                 self.dispatches += 1
-                self._queue.put_nowait(frame)
+                self._queue.put_nowait((self._epoch, self.session_id, frame))
         elif op == 11:
             self._acked = True
         elif op == 1:
@@ -328,7 +385,8 @@ class GatewayClient:
             await ws.close()
             return _Next.RESUME
         elif op == 9:
-            log.info("qq gateway: invalid session (op 9); identifying anew")
+            if self._resuming is None:
+                log.info("qq gateway: invalid session (op 9); identifying anew")
             await ws.close()
             return _Next.IDENTIFY
         return None
@@ -381,14 +439,100 @@ class GatewayClient:
     # -- dispatch ----------------------------------------------------------------------------
     async def _consume(self) -> None:
         while True:
-            frame = await self._queue.get()
+            epoch, session_id, frame = await self._queue.get()
             try:
+                if epoch <= self._stale_epoch:
+                    continue
                 if self.on_dispatch is not None:
                     await self.on_dispatch(frame)
-            except Exception:
-                log.exception("qq gateway: handling dispatch %s %s failed", frame.get("t"), frame.get("id"))
+            except Exception as exc:
+                await self._not_stored(epoch, session_id, frame, exc)
+            else:
+                s = frame.get("s")
+                if session_id is not None and isinstance(s, int) and not isinstance(s, bool):
+                    self._handled(session_id, s)
             finally:
                 self._queue.task_done()
+
+    def _handled(self, session_id: str, s: int) -> None:
+        if session_id != self.session_id:
+            return  # an envelope of a session that was replaced: it cannot be resumed anyway
+        self.handled = (session_id, s, self.clock.now())
+        if self.resume_point is not None:
+            self.resume_point.advance(session_id, s)
+
+    async def _not_stored(
+        self, epoch: int, session_id: str | None, frame: dict[str, Any], exc: Exception
+    ) -> None:
+        """The handler raised: the event is not stored. Ask the platform for it again."""
+        self.store_failures += 1
+        what = f"{frame.get('t')} {frame.get('id')} (s={frame.get('s')})"
+        cause = _cause(exc)
+        s = frame.get("s")
+        if session_id is not None and isinstance(s, int) and not _is_storage_error(exc):
+            same = self._failing is not None and self._failing[:2] == (session_id, s)
+            attempts = self._failing[2] + 1 if same and self._failing is not None else 1
+            self._failing = (session_id, s, attempts)
+            if attempts >= BUG_ATTEMPTS:
+                log.error(
+                    "qq gateway: %s failed %d times (%s): a bug, not storage; giving it up so that "
+                    "later events are handled. The event is NOT stored",
+                    what,
+                    attempts,
+                    cause,
+                    exc_info=exc,
+                )
+                self._failing = None
+                self._handled(session_id, s)
+                return
+        if session_id is None or session_id != self.session_id:
+            log.error(
+                "qq gateway: %s was not stored (%s) and its session has ended since: the platform "
+                "cannot replay it",
+                what,
+                cause,
+            )
+            return
+        handled_seq = self.handled[1] if self.handled and self.handled[0] == session_id else 0
+        log.warning(
+            "qq gateway: %s was not stored (%s); it and every later event will be asked for "
+            "again: resuming session %s from s=%s after a backoff",
+            what,
+            cause,
+            session_id,
+            handled_seq,
+            exc_info=not _is_storage_error(exc),
+        )
+        # Later envelopes of this socket (queued or still arriving) are dropped: the Resume
+        # replays them in order after the failed one.
+        self._stale_epoch = max(self._stale_epoch, epoch, self._epoch)
+        self.seq = handled_seq
+        self._store_failed = True
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            # Closed by its own task: this consumer must not wait on the socket's reader.
+            closer = asyncio.create_task(ws.close(), name="qq-gateway-close")
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+
+    def _session_lost(self, refusal: str) -> None:
+        """A new session is about to be identified: say what the lost one may have cost."""
+        if self._resuming is None:
+            return
+        session_id, seq = self._resuming
+        self._resuming = None
+        self.lost_resumes += 1
+        since = ""
+        if self.handled is not None and self.handled[0] == session_id:
+            since = f" since {self.handled[2].isoformat(timespec='seconds')}"
+        log.warning(
+            "qq gateway: the platform refused to resume session %s (%s); identifying a new "
+            "session. Events published%s after s=%s were not replayed and may have been missed",
+            session_id,
+            refusal,
+            since,
+            seq,
+        )
 
     async def _drain(self, consumer: asyncio.Task[None]) -> None:
         try:
@@ -417,6 +561,24 @@ class GatewayClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    """A database that is full, locked or unreachable: expected, logged without a traceback."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError | TimeoutError)
+
+
+def _cause(exc: BaseException) -> str:
+    """The error in one line: a database error without its SQL and parameters (user text)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
 def _hello_interval(msg: aiohttp.WSMessage) -> int | None:
