@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import pytest
 import uvicorn
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.types import ASGIApp
@@ -209,3 +210,68 @@ async def test_validation_answer_is_signed_with_the_bot_key(
         answer = await r.json()
     assert answer["plain_token"] == "Arq0D5A61EgUu4OxUvOp"
     assert answer["signature"].startswith("87befc99c42c651b")
+
+
+async def test_deep_nesting_and_non_finite_timestamps_are_refused_cleanly(
+    http: aiohttp.ClientSession, sink: Collector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`'[' * 100000` used to escape as a RecursionError (HTTP 500 and a traceback per request);
+    an `inf` timestamp answered 500 and a `nan` one passed the freshness check."""
+    secret = "test-secret-abc"
+    receiver = WebhookReceiver("1", secret, InboundPipeline(None, sink).handle_dispatch, max_age_s=60)
+    pushes = Pushes(secret)
+    deep = b"[" * 100_000
+    async with serve_app(receiver.app) as url:
+
+        async def post(body: bytes, headers: dict[str, str]) -> int:
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+
+        good = envelope(1)
+        statuses = {
+            "deep, unsigned": await post(deep, {"Content-Type": "application/json"}),
+            "deep, signed": await post(deep, pushes.headers(deep)),
+            "inf": await post(good, pushes.headers(good, ts="inf")),
+            "-inf": await post(good, pushes.headers(good, ts="-inf")),
+            "nan": await post(good, pushes.headers(good, ts="nan")),
+            "1e999": await post(good, pushes.headers(good, ts="1e999")),
+        }
+        assert statuses == {
+            "deep, unsigned": 400,
+            "deep, signed": 400,
+            "inf": 401,
+            "-inf": 401,
+            "nan": 401,
+            "1e999": 401,
+        }
+        await receiver.drain()
+    assert sink.events == []
+    assert not [r for r in caplog.records if r.exc_info], "a rejection logged a traceback"
+
+
+async def test_a_push_that_is_not_stored_is_answered_503_and_stored_on_redelivery_in_order(
+    sim: RunningSim, api: QQApi, control: SimControl, sink: Collector
+) -> None:
+    """The receiver used to answer 200 at once: a push whose storing failed was lost. Now it gets
+    503, the platform redelivers it, and the pushes after it wait for it (order holds)."""
+    failures = ["m2"]
+
+    async def storing(event: Any) -> None:
+        if isinstance(event, InboundMessage) and event.content in failures:
+            failures.remove(event.content)
+            raise OSError(28, "No space left on device")
+        await sink(event)
+
+    s = sim.state.settings
+    receiver = WebhookReceiver(s.app_id, s.secret, InboundPipeline(api, storing).handle_dispatch)
+    async with serve_app(receiver.app) as url:
+        await control.settings(webhook_url=url)
+        for content in ("m1", "m2", "m3", "m4"):
+            await control.c2c("u1", content)
+        await sink.wait_for(4)
+        log = (await control.call("GET", "/_sim/webhook"))["deliveries"]
+    assert [e.content for e in sink.events if isinstance(e, InboundMessage)] == ["m1", "m2", "m3", "m4"]
+    assert receiver.refused >= 1
+    m2 = [entry for entry in log if entry["t"] == "C2C_MESSAGE_CREATE"][1]
+    assert m2["status"] == "acked" and m2["attempts"] >= 2, m2

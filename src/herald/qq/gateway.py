@@ -53,6 +53,7 @@ from herald.core.errors import ErrorKind
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.errors import QQApiError
+from herald.qq.inbound import BUG_ATTEMPTS, error_cause, storage_unavailable
 
 if TYPE_CHECKING:
     from herald.qq.resume import ResumePoint
@@ -89,9 +90,6 @@ FATAL_CODES: dict[int, str] = {
     4914: "the bot is taken down (下架): only the sandbox may connect; check its status on q.qq.com",
     4915: "the bot is banned (封禁): do not connect until it is unbanned on q.qq.com",
 }
-# A handler that fails this often on the same event for a reason other than storage (a bug, not a
-# full or unreachable database) gives up on that event, loudly, instead of stalling every later one.
-BUG_ATTEMPTS = 3
 MISSED_ACK_CLOSE = 4000  # our own close code for a socket whose heartbeat went unanswered
 
 
@@ -336,8 +334,8 @@ class GatewayClient:
                 data = msg.data if isinstance(msg.data, str) else bytes(msg.data).decode("utf-8", "replace")
                 try:
                     frame = json.loads(data)
-                except ValueError:
-                    log.warning("qq gateway: ignoring a frame that is not JSON")
+                except (ValueError, RecursionError):
+                    log.warning("qq gateway: ignoring a frame that is not JSON (or nested too deeply)")
                     continue
                 if not isinstance(frame, dict):
                     continue
@@ -467,9 +465,9 @@ class GatewayClient:
         """The handler raised: the event is not stored. Ask the platform for it again."""
         self.store_failures += 1
         what = f"{frame.get('t')} {frame.get('id')} (s={frame.get('s')})"
-        cause = _cause(exc)
+        cause = error_cause(exc)
         s = frame.get("s")
-        if session_id is not None and isinstance(s, int) and not _is_storage_error(exc):
+        if session_id is not None and isinstance(s, int) and not storage_unavailable(exc):
             same = self._failing is not None and self._failing[:2] == (session_id, s)
             attempts = self._failing[2] + 1 if same and self._failing is not None else 1
             self._failing = (session_id, s, attempts)
@@ -501,7 +499,7 @@ class GatewayClient:
             cause,
             session_id,
             handled_seq,
-            exc_info=not _is_storage_error(exc),
+            exc_info=not storage_unavailable(exc),
         )
         # Later envelopes of this socket (queued or still arriving) are dropped: the Resume
         # replays them in order after the failed one.
@@ -561,24 +559,6 @@ class GatewayClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-
-
-def _is_storage_error(exc: BaseException) -> bool:
-    """A database that is full, locked or unreachable: expected, logged without a traceback."""
-    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError | TimeoutError)
-
-
-def _cause(exc: BaseException) -> str:
-    """The error in one line: a database error without its SQL and parameters (user text)."""
-    from sqlalchemy.exc import DBAPIError
-
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
 def _hello_interval(msg: aiohttp.WSMessage) -> int | None:

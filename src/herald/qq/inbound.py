@@ -27,6 +27,9 @@ from herald.qq.events import parse_dispatch
 log = logging.getLogger(__name__)
 
 SEEN_LIMIT = 10_000
+# A handler that fails this often on the same event for a reason other than storage (a bug, not a
+# full or unreachable database) gives that event up, loudly, instead of stalling every later one.
+BUG_ATTEMPTS = 3
 
 
 class SeenIds:
@@ -47,6 +50,26 @@ class SeenIds:
         self._ids.move_to_end(key)
         while len(self._ids) > self.limit:
             self._ids.popitem(last=False)
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """The database is full, locked or unreachable: the event is worth asking for again as is
+    (a bug or bad data is not: it would fail the same way every time)."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError | TimeoutError)
+
+
+def error_cause(exc: BaseException) -> str:
+    """The error in one line; a database error without its SQL and parameters (user text)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _keys(envelope_id: str, event: InboundEvent) -> list[str]:

@@ -19,8 +19,16 @@ token (letters, digits, `._-`): a signature over such a string can never pass as
 signed message is a timestamp followed by a JSON object. Anything else unsigned is refused, so the
 validation answer cannot be used as a signing oracle to forge pushes.
 
-Op 0 pushes are acknowledged at once with 200 `{"op": 12}` and queued;
-one worker task hands them to `on_dispatch(envelope)` in arrival order (the gateway's contract).
+Op 0 pushes are queued; one worker task hands them to `on_dispatch(envelope)` in arrival order
+(the gateway's contract), and each push is answered only once its turn is done: 200 `{"op": 12}`
+when `on_dispatch` returned (the event is stored), 503 when it raised, so the platform redelivers
+it (architecture invariant 8). To keep the order, after a failed push X every other push is
+answered 503 too (the platform redelivers those later) until X arrives again and is stored, or X
+failed `BUG_ATTEMPTS` times for a reason other than storage (a bug: X is given up with an ERROR
+and 200), or `hold_s` passed without X coming back (a WARNING: order may not hold from there).
+
+Bodies are parsed with a nesting limit: a deeply nested body is a 400 like any other malformed
+one, never a RecursionError; a timestamp that is not a finite number (`inf`, `nan`) is a 401.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from herald.core.clock import Clock, SystemClock
+from herald.qq.inbound import BUG_ATTEMPTS, error_cause, storage_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,7 @@ MAX_BODY = 1 << 20  # 1 MiB: real pushes are a few KB
 MAX_AGE_S = 300.0
 SIGNATURE_HEADER = "X-Signature-Ed25519"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
+HOLD_S = 300.0  # how long later pushes wait (503) for a failed push to be redelivered
 
 
 def seed_from_secret(secret: str) -> bytes:
@@ -119,6 +130,7 @@ class WebhookReceiver:
         max_body: int = MAX_BODY,
         path: str = "/",
         wall_time: Callable[[], float] = time.time,
+        hold_s: float = HOLD_S,
     ) -> None:
         self.app_id = app_id
         self.signer = Signer(secret)
@@ -131,9 +143,13 @@ class WebhookReceiver:
         self.max_age_s = max_age_s
         self.max_body = max_body
         self.path = path
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.hold_s = hold_s
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        # The push that failed last and has not been stored since: (id, first failure, attempts).
+        self._held: tuple[str, float, int] | None = None
         # Counters (observability, tests).
+        self.refused = 0  # pushes answered 503 (not stored; the platform redelivers)
         self.accepted = 0
         self.rejected = 0
         self.validations = 0
@@ -161,8 +177,7 @@ class WebhookReceiver:
         if op == 13:
             return self._validate(envelope)
         if op == 0:
-            self.accepted += 1
-            self._enqueue(envelope)
+            return await self._push(envelope)
         return JSONResponse({"op": 12})
 
     async def _read_body(self, request: Request) -> bytes:
@@ -192,7 +207,9 @@ class WebhookReceiver:
         """Answer an unsigned op 13 whose answer cannot be replayed as a push signature."""
         try:
             envelope = self._envelope(body)
-        except _Rejected:
+        except _Rejected as exc:
+            if exc.status == 400 and "nested" in exc.reason:
+                raise  # not a body anyone could have signed: a bad request, whoever sent it
             raise _Rejected(401, "missing signature headers") from None
         d = envelope.get("d")
         if (
@@ -216,6 +233,8 @@ class WebhookReceiver:
                 sent_at = float(timestamp)
             except ValueError:
                 raise _Rejected(401, "timestamp is not a number") from None
+            if not math.isfinite(sent_at):
+                raise _Rejected(401, "timestamp is not a finite number")
             age = self.wall_time() - sent_at
             if abs(age) > self.max_age_s:
                 raise _Rejected(401, f"stale timestamp ({int(age)} s old)")
@@ -226,6 +245,8 @@ class WebhookReceiver:
             envelope = json.loads(body)
         except ValueError:
             raise _Rejected(400, "body is not JSON") from None
+        except RecursionError:
+            raise _Rejected(400, "body is JSON nested too deeply") from None
         if not isinstance(envelope, dict):
             raise _Rejected(400, "body is not a JSON object")
         op = envelope.get("op")
@@ -255,20 +276,79 @@ class WebhookReceiver:
         )
 
     # -- processing ---------------------------------------------------------------------------
-    def _enqueue(self, envelope: dict[str, Any]) -> None:
-        self._queue.put_nowait(envelope)
+    async def _push(self, envelope: dict[str, Any]) -> Response:
+        """Answered once the push is handled: 200 if stored, 503 (redeliver) if not."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((envelope, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="qq-webhook-dispatch")
+        try:
+            # Shielded: a platform that gives up waiting must not cancel the handling half-way.
+            await asyncio.shield(future)
+        except _NotStored as exc:
+            self.refused += 1
+            return JSONResponse({"error": f"not stored: {exc.reason}; redeliver"}, status_code=503)
+        self.accepted += 1
+        return JSONResponse({"op": 12})
 
     async def _work(self) -> None:
         while True:
-            envelope = await self._queue.get()
+            envelope, future = await self._queue.get()
             try:
-                await self.on_dispatch(envelope)
-            except Exception:
-                log.exception("qq webhook: handling %s %s failed", envelope.get("t"), envelope.get("id"))
+                await self._handle(envelope)
+            except _NotStored as exc:
+                future.set_exception(exc)
+            except BaseException as exc:
+                future.set_exception(_NotStored(f"{type(exc).__name__}"))
+                raise
+            else:
+                future.set_result(None)
             finally:
                 self._queue.task_done()
+
+    async def _handle(self, envelope: dict[str, Any]) -> None:
+        envelope_id = str(envelope.get("id") or "")
+        what = f"{envelope.get('t')} {envelope_id or '(no id)'}"
+        held = self._held
+        if held is not None and held[0] != envelope_id:
+            if self.wall_time() - held[1] <= self.hold_s:
+                raise _NotStored(f"waiting for {held[0]}, which was not stored, to be redelivered first")
+            log.warning(
+                "qq webhook: %s was not redelivered within %.0f s; taking later pushes again, so "
+                "it may be missing or arrive out of order",
+                held[0],
+                self.hold_s,
+            )
+            self._held = held = None
+        try:
+            await self.on_dispatch(envelope)
+        except Exception as exc:
+            attempts = held[2] + 1 if held is not None else 1
+            first = held[1] if held is not None else self.wall_time()
+            cause = error_cause(exc)
+            if attempts >= BUG_ATTEMPTS and not storage_unavailable(exc):
+                self._held = None
+                log.error(
+                    "qq webhook: %s failed %d times (%s): a bug, not storage; giving it up so that "
+                    "later pushes are handled. The event is NOT stored",
+                    what,
+                    attempts,
+                    cause,
+                    exc_info=exc,
+                )
+                return
+            self._held = (envelope_id, first, attempts)
+            log.warning(
+                "qq webhook: %s was not stored (%s); answered 503 so the platform redelivers it, "
+                "and later pushes wait for it",
+                what,
+                cause,
+                exc_info=None if storage_unavailable(exc) else exc,
+            )
+            raise _NotStored(cause) from None
+        if held is not None:
+            log.info("qq webhook: %s stored on redelivery; taking later pushes again", what)
+        self._held = None
 
     async def drain(self) -> None:
         """Waits until every accepted push has been handed to `on_dispatch`."""
@@ -281,6 +361,12 @@ class WebhookReceiver:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+
+
+class _NotStored(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def webhook_app(
