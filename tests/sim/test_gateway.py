@@ -398,3 +398,30 @@ async def test_a_socket_that_never_identifies_is_closed_4009() -> None:
     async with serve(SimSettings(port=0, heartbeat_interval_ms=200)) as sim, aiohttp.ClientSession() as http:
         ws = await hello(http, sim)
         assert await closed_with(ws) == 4009
+
+
+async def test_a_lone_surrogate_is_sent_as_a_json_escape_and_the_transcript_still_answers(
+    sim: RunningSim, http: aiohttp.ClientSession
+) -> None:
+    """A lone surrogate used to kill the session's writer silently (no UTF-8 encoding exists) and
+    make `/_sim/transcript` answer 500. It travels as the JSON escape `\\ud800` (docs/sim.md)."""
+    ws, _ = await identify(http, sim)
+    content = "bad \ud800 text"
+    # The control API takes JSON; `\ud800` is how such a string can reach it.
+    body = json.dumps({"content": content}).encode()
+    url = f"{sim.base_url}/_sim/c2c/u-surrogate/messages"
+    async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 200
+    message = await asyncio.wait_for(ws.receive(), WAIT)
+    assert message.type == aiohttp.WSMsgType.TEXT, (message.type, ws.close_code)
+    assert "\\ud800" in message.data
+    assert json.loads(message.data)["d"]["content"] == content
+    # The socket still works: the next message arrives too.
+    async with http.post(url, json={"content": "next"}) as r:
+        assert r.status == 200
+    assert (await recv(ws))["d"]["content"] == "next"
+    async with http.get(f"{sim.base_url}/_sim/transcript?scene=c2c&target=u-surrogate") as r:
+        assert r.status == 200
+        raw = await r.read()
+    assert [e["content"] for e in json.loads(raw)["entries"]] == [content, "next"]
+    await ws.close()

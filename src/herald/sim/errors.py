@@ -7,11 +7,11 @@ botpy compares the header string and treats anything else (such as a charset suf
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
 
+from herald.sim import wire
 from herald.sim.state import new_trace_id
 
 # Messages as the platform writes them where known (WIKI26 §2.8, §4.8, §5.8, §7, §8); the rest
@@ -109,7 +109,7 @@ class JsonResponse(Response):
 
 
 def _dumps(content: Any) -> bytes:
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    return wire.encode(content)
 
 
 def error_body(error: SimError, trace_id: str) -> dict[str, Any]:

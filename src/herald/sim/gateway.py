@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from herald.sim import wire
 from herald.sim.bus import DEFAULT_INTENT, INTENT_OF_EVENT, Dispatch, EventBus
 from herald.sim.settings import SimSettings
+
+log = logging.getLogger(__name__)
 
 # Every documented intent bit (§2.5); a bit outside this set is "invalid intent" (4013).
 KNOWN_INTENTS = DEFAULT_INTENT | (1 << 18) | (1 << 19) | sum(set(INTENT_OF_EVENT.values()))
@@ -57,8 +61,7 @@ class GatewayState(Protocol):
     def check_token(self, token: str) -> str: ...
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+dumps = wire.dumps
 
 
 @dataclass(eq=False)
@@ -153,6 +156,12 @@ class Connection:
                     await self.websocket.close(code=item.code)
                     return
                 await self.websocket.send_text(item)
+        except (ValueError, TypeError):
+            # Not the peer: a frame that cannot be sent. Never silently: say so and close the
+            # socket (resumably), so the client reconnects instead of waiting on a dead writer.
+            log.exception("sim gateway: a frame could not be sent; closing the socket with 4009")
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4009)
         except Exception:
             # The peer is gone; the reader sees the disconnect and detaches the session.
             return

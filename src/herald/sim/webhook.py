@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from herald.sim import signing
+from herald.sim import signing, wire
 from herald.sim.bus import Dispatch, EventBus
 from herald.sim.settings import SimSettings
 
@@ -77,7 +77,7 @@ def signed_headers(settings: SimSettings, body: bytes) -> dict[str, str]:
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return wire.encode(payload)
 
 
 _PUSHERS: dict[int, WebhookPusher] = {}
