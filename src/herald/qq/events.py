@@ -7,7 +7,17 @@ Message events become `InboundMessage` (`message_id` = `d.id`, the only kind of 
 anchor a passive reply); relation events become `RelationEvent`; button clicks become
 `Interaction`. `event_id` (the envelope id) is set only on events the platform lets the bot
 answer by event id (§4.10): INTERACTION_CREATE, FRIEND_ADD, C2C_MSG_RECEIVE, GROUP_ADD_ROBOT,
-GROUP_MSG_RECEIVE. Unknown types and payloads that do not fit give `None` (logged at debug).
+GROUP_MSG_RECEIVE. Unknown types give `None` (logged at debug).
+
+Bad input is cleaned or rejected here, where it enters, never dropped silently:
+- every string is made storable: a lone surrogate (no UTF-8 form) becomes U+FFFD, a NUL byte
+  (PostgreSQL text cannot hold it) is removed;
+- one malformed attachment or mention (not an object, fields of the wrong type) is dropped with
+  a WARNING; the message keeps the rest;
+- an event whose ids do not fit the store (`MAX_ID_CHARS`: a message, interaction or envelope
+  id, or a target key) is rejected with a WARNING naming the event and the length: it can be
+  neither recorded nor answered (a passive reply needs the stored message id);
+- a payload that does not fit at all is rejected with a WARNING naming the field.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -38,8 +48,26 @@ EVENT_REPLYABLE = frozenset(
 )
 
 
+# The longest id the store keeps (String(255) columns: anchors, turn source ids, target keys).
+MAX_ID_CHARS = 255
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Text the database can store: lone surrogates → U+FFFD, NUL removed."""
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return clean_text(value) if isinstance(value, str) else value
 
 
 def _str(value: Any) -> Any:
@@ -96,14 +124,18 @@ class Mention(_Model):
     _coerce = field_validator("id", mode="before")(_str)
 
 
+M = TypeVar("M", bound=_Model)
+
+
 class MessagePayload(_Model):
     """C2C, group and guild message `d` (§4.1-4.4): only what Herald reads."""
 
     id: str
     content: str = ""
     author: Author = Field(default_factory=Author)
-    attachments: list[QQAttachment] = Field(default_factory=list)
-    mentions: list[Mention] = Field(default_factory=list)
+    # Validated one by one (`valid_items`): one bad entry must not cost the whole message.
+    attachments: list[Any] = Field(default_factory=list)
+    mentions: list[Any] = Field(default_factory=list)
     group_openid: str = ""
     group_id: str = ""
     channel_id: str = ""
@@ -117,8 +149,32 @@ class MessagePayload(_Model):
     def _list(cls, value: Any) -> Any:
         return value if isinstance(value, list) else []
 
-    def core_attachments(self) -> tuple[Attachment, ...]:
-        return tuple(a.to_core() for a in self.attachments if a.url)
+    @property
+    def where(self) -> str:
+        return f"message {self.id}"
+
+    def core_attachments(self, where: str) -> tuple[Attachment, ...]:
+        items = valid_items(self.attachments, QQAttachment, "attachment", where)
+        return tuple(a.to_core() for a in items if a.url)
+
+    def valid_mentions(self, where: str) -> list[Mention]:
+        return valid_items(self.mentions, Mention, "mention", where)
+
+
+def valid_items(items: list[Any], model: type[M], what: str, where: str) -> list[M]:
+    """The entries that fit `model`; each one that does not is dropped with a WARNING."""
+    valid: list[M] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            kind = type(item).__name__
+            log.warning("qq %s: %s #%d dropped: not an object (%s)", where, what, index + 1, kind)
+            continue
+        try:
+            valid.append(model.model_validate(item))
+        except ValidationError as exc:
+            loc = ".".join(str(part) for part in exc.errors()[0]["loc"])
+            log.warning("qq %s: %s #%d dropped: field %r does not fit", where, what, index + 1, loc)
+    return valid
 
 
 class RelationPayload(_Model):
@@ -184,7 +240,7 @@ def _c2c_message(d: dict[str, Any], envelope_id: str, received_at: datetime) -> 
         author_id=openid,
         content=p.content,
         received_at=received_at,
-        attachments=p.core_attachments(),
+        attachments=p.core_attachments(p.where),
     )
 
 
@@ -200,7 +256,7 @@ def _group_message(mentions_bot: bool) -> _Parser:
             author_id=p.author.member_openid or p.author.id,
             content=p.content.strip() if mentions_bot else p.content,
             received_at=received_at,
-            attachments=p.core_attachments(),
+            attachments=p.core_attachments(p.where),
             mentions_bot=mentions_bot,
         )
 
@@ -212,14 +268,15 @@ def _channel_message(mentions_bot: bool) -> _Parser:
         p = MessagePayload.model_validate(d)
         if not p.channel_id:
             return None
-        mentioned = mentions_bot or any(m.bot for m in p.mentions)
+        mentions = p.valid_mentions(p.where)
+        mentioned = mentions_bot or any(m.bot for m in mentions)
         return InboundMessage(
             target=Target(Scene.CHANNEL, p.channel_id),
             message_id=p.id,
             author_id=p.author.id,
-            content=_strip_bot_mentions(p.content, p.mentions),
+            content=_strip_bot_mentions(p.content, mentions),
             received_at=received_at,
-            attachments=p.core_attachments(),
+            attachments=p.core_attachments(p.where),
             mentions_bot=mentioned,
             guild_id=p.guild_id or None,
         )
@@ -237,7 +294,7 @@ def _direct_message(d: dict[str, Any], envelope_id: str, received_at: datetime) 
         author_id=p.author.id,
         content=p.content,
         received_at=received_at,
-        attachments=p.core_attachments(),
+        attachments=p.core_attachments(p.where),
         guild_id=p.src_guild_id or p.guild_id,
     )
 
@@ -296,7 +353,7 @@ def _interaction(d: dict[str, Any], envelope_id: str, received_at: datetime) -> 
         for key in ("scope", "opt_scene"):
             value = resolved.authorize_data.get(key)
             if value is not None:
-                extra[f"authorize_{key}"] = str(value)
+                extra[f"authorize_{key}"] = clean_text(str(value))
     return Interaction(
         target=target,
         interaction_id=p.id,
@@ -340,10 +397,43 @@ def parse_dispatch(t: str, d: Any, envelope_id: str, received_at: datetime) -> I
     if not isinstance(d, dict):
         log.debug("qq dispatch %s ignored: d is not an object", t)
         return None
+    envelope_id = clean_text(envelope_id)
     try:
-        return parser(d, envelope_id, received_at)
+        event = parser(d, envelope_id, received_at)
     except ValidationError as exc:
         log.warning(
-            "qq dispatch %s %s ignored: payload does not fit (%s)", t, envelope_id, exc.errors()[0]["loc"]
+            "qq dispatch %s %s rejected: payload does not fit (%s)", t, envelope_id, exc.errors()[0]["loc"]
         )
         return None
+    if event is None:
+        log.warning("qq dispatch %s %s rejected: it names no target (no openid / channel)", t, envelope_id)
+        return None
+    too_long = _too_long(event)
+    if too_long is not None:
+        name, length = too_long
+        log.warning(
+            "qq dispatch %s %s rejected: its %s is %d characters, over the %d Herald can store; "
+            "it is neither recorded nor answered",
+            t,
+            envelope_id[:80] + ("…" if len(envelope_id) > 80 else ""),
+            name,
+            length,
+            MAX_ID_CHARS,
+        )
+        return None
+    return event
+
+
+def _too_long(event: InboundEvent) -> tuple[str, int] | None:
+    """The first id of `event` that is longer than the store keeps, with its length."""
+    ids: list[tuple[str, str | None]] = [("target", event.target.key)]
+    if isinstance(event, InboundMessage):
+        ids += [("message id", event.message_id), ("author id", event.author_id)]
+    elif isinstance(event, Interaction):
+        ids += [("interaction id", event.interaction_id), ("envelope id", event.event_id)]
+    elif isinstance(event, RelationEvent):
+        ids += [("envelope id", event.event_id)]
+    for name, value in ids:
+        if value is not None and len(value) > MAX_ID_CHARS:
+            return name, len(value)
+    return None
