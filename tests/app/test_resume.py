@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.herald_harness import Harness, Script, harness, wait_for
 from app.test_crash import launch, write_config
 from herald.qq.gateway import GatewayClient
+from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 
@@ -210,3 +212,59 @@ async def test_messages_that_arrive_while_the_disk_is_full_are_answered_once_it_
         assert counts == Counter({f"echo: {t}": 1 for t in ["before", *replies]})
         messages = [r.getMessage() for r in caplog.records if r.name == "herald.qq.gateway"]
         assert any("was not stored" in m and "database or disk is full" in m for m in messages), messages
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_webhook_pushes_that_cannot_be_stored_get_503_and_are_answered_once_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Webhook mode: a push was acknowledged (200) before it was stored, so the 8 messages that
+    arrived while the disk was full were lost. Now the push gets 503, the platform redelivers
+    it, and the pushes after it wait for it."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}"
+    async with serve(SimSettings(port=0)) as sim:
+        h = Harness(sim, db_url, ShortEchoScript())
+        assert h.config.qq is not None
+        port = free_port()
+        h.config.qq = h.config.qq.model_copy(update={"transport": "webhook", "webhook_port": port})
+        try:
+            await h.start()
+            await h.call("PUT", "/_sim/settings", {"webhook_url": f"http://127.0.0.1:{port}/qq/webhook"})
+            async with asyncio.timeout(60):
+                while not (await h.call("GET", "/_sim/webhook"))["online"]:  # noqa: ASYNC110 (validation)
+                    await asyncio.sleep(0.02)
+            await h.user_says(USER, "before")
+            await answered(h, ["before"])
+            await h.idle()
+            assert h.herald is not None
+            receiver = getattr(h.herald.platform, "webhook", None)
+            assert isinstance(receiver, WebhookReceiver)
+            disk = DiskLimit(h)
+
+            padding = "x" * 9000
+            full = [f"full {i} {padding}" for i in range(4)]
+            with caplog.at_level(logging.WARNING):
+                await disk.fill()
+                for content in full:
+                    await h.user_says(USER, content)
+                async with asyncio.timeout(60):
+                    while receiver.refused < 1:  # noqa: ASYNC110 (a counter owned by the receiver)
+                        await asyncio.sleep(0.01)
+                await disk.lift()
+                replies = [f"full {i}" for i in range(4)]
+                await answered(h, ["before", *replies])
+                await h.idle()
+            entries = await h.transcript("c2c", USER)
+        finally:
+            await h.close()
+    assert answers(entries) == Counter({f"echo: {t}": 1 for t in ["before", *replies]})
+    out = [str(e["content"]) for e in entries if e.get("direction") == "out" and e.get("status") == 200]
+    assert out == [f"echo: {t}" for t in ["before", *replies]]
+    messages = [r.getMessage() for r in caplog.records if r.name == "herald.qq.webhook"]
+    assert any("was not stored" in m and "database or disk is full" in m for m in messages), messages

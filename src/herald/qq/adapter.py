@@ -117,6 +117,7 @@ class QQPlatform:
         self._stoppers: list[Any] = []
         self._stopped = False
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
+        self.webhook: Any = None  # herald.qq.webhook.WebhookReceiver when the transport is webhook
         self._limits = {
             "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0, primed=True),
             "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0, primed=True),
@@ -199,6 +200,7 @@ class QQPlatform:
             server.should_exit = True
             await receiver.close()
 
+        self.webhook = receiver
         self._stoppers.append(stop)
         self._transport = asyncio.create_task(server.serve(), name="qq-webhook")
 
