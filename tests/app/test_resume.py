@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import socket
 from collections import Counter
@@ -268,3 +269,35 @@ async def test_webhook_pushes_that_cannot_be_stored_get_503_and_are_answered_onc
     assert out == [f"echo: {t}" for t in ["before", *replies]]
     messages = [r.getMessage() for r in caplog.records if r.name == "herald.qq.webhook"]
     assert any("was not stored" in m and "database or disk is full" in m for m in messages), messages
+
+
+async def test_messages_that_arrive_while_postgresql_drops_the_connection_are_answered_once() -> None:
+    """The database goes away under Herald (every backend terminated, as in a server restart):
+    the first event's store fails, is asked for again, and everything is answered exactly once."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from conftest import PG_ADMIN_DSN, PG_URL_TEMPLATE
+
+    name = f"herald_t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        async with harness(PG_URL_TEMPLATE.format(name=name)) as h:
+            await h.user_says(USER, "before")
+            await answered(h, ["before"])
+            await h.idle()
+            gateway = gateway_of(h)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            later = [f"later {i}" for i in range(4)]
+            for content in later:
+                await h.user_says(USER, content)
+            await answered(h, ["before", *later])
+            await h.idle()
+            counts = answers(await h.transcript("c2c", USER))
+            assert gateway.store_failures >= 1
+        assert counts == Counter({f"echo: {t}": 1 for t in ["before", *later]})
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -9,6 +9,11 @@ INTERACTION_CREATE with `PUT /interactions/{id}` `{"code": 0}`, then awaits `on_
 Envelopes must be handed in one at a time, in arrival order (the gateway and the webhook
 receiver both do). An id counts as seen only once `on_event` returned, so an event whose
 handler failed is handled again if the platform delivers it again.
+
+`on_event` returning means the event is stored; raising means it is not, and the transports ask
+the platform for it again (the gateway resumes from the last stored `s`, the webhook answers 503).
+`storage_unavailable` tells a database that cannot write right now (retried without end) from a
+bug or refused data (given up after `BUG_ATTEMPTS`, loudly). docs/inbound.md has the whole flow.
 """
 
 from __future__ import annotations
