@@ -13,8 +13,8 @@ import pytest
 from herald.core import InboundMessage, Interaction, RelationEvent, RelationKind, VirtualClock
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
-from herald.qq.gateway import BUG_ATTEMPTS, GatewayClient, GatewayError
-from herald.qq.inbound import InboundPipeline
+from herald.qq.gateway import GatewayClient, GatewayError
+from herald.qq.inbound import BUG_ATTEMPTS, InboundPipeline
 from herald.sim.app import RunningSim
 from sim_control import SimControl
 
