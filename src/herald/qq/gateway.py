@@ -195,7 +195,15 @@ class GatewayClient:
         """Connect and stay connected until `stop()`; raises `GatewayError` on a fatal refusal."""
         self._stopping.clear()
         if self.resume_point is not None and self.session_id is None:
-            saved = await self.resume_point.load()
+            try:
+                saved = await self.resume_point.load()
+            except Exception as exc:
+                saved = None
+                log.warning(
+                    "qq gateway: the saved resume point could not be read (%s); identifying a new "
+                    "session, so events published while Herald was down may be missed",
+                    error_cause(exc),
+                )
             if saved is not None:
                 self.session_id, self.seq = saved.session_id, saved.seq
                 self.handled = (saved.session_id, saved.seq, saved.updated_at)
@@ -444,7 +452,7 @@ class GatewayClient:
                 if self.on_dispatch is not None:
                     await self.on_dispatch(frame)
             except Exception as exc:
-                await self._not_stored(epoch, session_id, frame, exc)
+                self._not_stored(epoch, session_id, frame, exc)
             else:
                 s = frame.get("s")
                 if session_id is not None and isinstance(s, int) and not isinstance(s, bool):
@@ -459,9 +467,7 @@ class GatewayClient:
         if self.resume_point is not None:
             self.resume_point.advance(session_id, s)
 
-    async def _not_stored(
-        self, epoch: int, session_id: str | None, frame: dict[str, Any], exc: Exception
-    ) -> None:
+    def _not_stored(self, epoch: int, session_id: str | None, frame: dict[str, Any], exc: Exception) -> None:
         """The handler raised: the event is not stored. Ask the platform for it again."""
         self.store_failures += 1
         what = f"{frame.get('t')} {frame.get('id')} (s={frame.get('s')})"
