@@ -200,3 +200,41 @@ def test_unknown_or_unfit_payloads_give_none() -> None:
     assert parse_dispatch("C2C_MESSAGE_CREATE", {"content": "no id"}, "x", NOW) is None
     assert parse_dispatch("C2C_MESSAGE_CREATE", {"id": "1", "author": {}}, "x", NOW) is None
     assert parse_dispatch("GROUP_ADD_ROBOT", {"timestamp": 1}, "x", NOW) is None
+
+
+def test_every_string_is_made_storable_and_bad_list_entries_cost_only_themselves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    d = {
+        "id": "m\x001",
+        "channel_id": "c1",
+        "guild_id": "g1",
+        "content": "<@!BOT> hi \ud83d there\x00",
+        "author": {"id": "a\ud8001"},
+        "mentions": ["BOT", {"id": "BOT", "bot": True}, {"id": ["not", "a", "string"]}],
+        "attachments": [None, {"url": "https://x/y.png", "content_type": "image/png"}],
+    }
+    event = parse_dispatch("AT_MESSAGE_CREATE", d, "AT_MESSAGE_CREATE:\udc00", NOW)
+    assert isinstance(event, InboundMessage)
+    assert (event.message_id, event.author_id, event.content) == ("m1", "a\ufffd1", "hi \ufffd there")
+    assert [a.url for a in event.attachments] == ["https://x/y.png"]
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == [
+        "qq message m1: mention #1 dropped: not an object (str)",
+        "qq message m1: mention #3 dropped: field 'id' does not fit",
+        "qq message m1: attachment #1 dropped: not an object (NoneType)",
+    ]
+
+
+def test_ids_longer_than_the_store_keeps_are_rejected_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    long_openid = "o" * 260
+    d = {"id": "m1", "content": "hi", "author": {"user_openid": long_openid}}
+    assert parse_dispatch("C2C_MESSAGE_CREATE", d, "C2C_MESSAGE_CREATE:1", NOW) is None
+    interaction = {"id": "i" * 256, "scene": "c2c", "user_openid": "u1"}
+    assert parse_dispatch("INTERACTION_CREATE", interaction, "INTERACTION_CREATE:2", NOW) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert "C2C_MESSAGE_CREATE:1 rejected: its target is 264 characters" in warnings[0]
+    assert "INTERACTION_CREATE:2 rejected: its interaction id is 256 characters" in warnings[1]
