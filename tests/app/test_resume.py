@@ -126,7 +126,7 @@ async def test_messages_sent_while_herald_is_killed_are_answered_once(
         process.send_signal(getattr(signal, stop))
         await process.wait()
 
-        missed = [f"while {stop} {i}" for i in range(4)]
+        missed = [f"while {stop} {i}" for i in range(8)]
         for content in missed:
             await say(content)
         assert await sim_sessions_online(sim) is False
@@ -301,3 +301,46 @@ async def test_messages_that_arrive_while_postgresql_drops_the_connection_are_an
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_sigkills_while_messages_keep_arriving_lose_and_duplicate_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Messages are injected without pause while Herald is SIGKILLed twice (so kills land before,
+    during and after storing): every message is answered exactly once."""
+    config, record = tmp_path / "herald.toml", tmp_path / "calls.log"
+    async with serve(SimSettings(port=0)) as sim, aiohttp.ClientSession() as http:
+        write_config(config, sim, db_url)
+        sent: list[str] = []
+
+        async def say(content: str) -> None:
+            async with http.post(f"{sim.base_url}/_sim/c2c/{USER}/messages", json={"content": content}) as r:
+                assert r.status == 200
+            sent.append(content)
+
+        async def counts() -> Counter[str]:
+            async with http.get(f"{sim.base_url}/_sim/transcript?scene=c2c&target={USER}") as r:
+                return answers((await r.json())["entries"])
+
+        process = await launch(config, record)
+        try:
+            for round_ in range(3):
+                for i in range(10):
+                    await say(f"r{round_} m{i}")
+                if round_ < 2:
+                    process.send_signal(signal.SIGKILL)
+                    await process.wait()
+                    for i in range(3):
+                        await say(f"r{round_} down {i}")
+                    process = await launch(config, record)
+            wanted = {f"echo: {t}" for t in sent}
+            try:
+                async with asyncio.timeout(60):
+                    while not wanted <= set(await counts()):  # noqa: ASYNC110 (another process)
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                raise AssertionError(f"never answered: {sorted(wanted - set(await counts()))}") from None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+        assert await counts() == Counter({f"echo: {t}": 1 for t in sent})

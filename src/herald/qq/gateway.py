@@ -373,7 +373,11 @@ class GatewayClient:
                 log.info("qq gateway: READY session %s", self.session_id)
                 if self.session_id is not None:
                     # Nothing of the new session is unhandled yet: resume from here after a restart.
-                    self._handled(self.session_id, self.seq)
+                    # Awaited, so the session is on record before the app counts as connected
+                    # and before any of its events can be lost with the process.
+                    self.handled = (self.session_id, self.seq, self.clock.now())
+                    if self.resume_point is not None:
+                        await self.resume_point.save(self.session_id, self.seq)
                 self.ready.set()
             elif t == "RESUMED":
                 log.info("qq gateway: RESUMED session %s at s=%s", self.session_id, self.seq)

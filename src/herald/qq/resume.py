@@ -2,6 +2,7 @@
 
     point = ResumePoint(db, app_id, shard, clock)
     saved = await point.load()            # Saved(session_id, seq, updated_at) | None
+    await point.save(session_id, seq)     # a new session (READY): written before events count
     point.advance(session_id, seq)        # after the event numbered `seq` is stored
     await point.flush()                   # on stop: the newest point is written
 
@@ -91,6 +92,12 @@ class ResumePoint:
         self._pending = (session_id, seq)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="qq-gateway-resume-point")
+
+    async def save(self, session_id: str, seq: int) -> None:
+        """Write this point now and return once it is committed (a new session's first point:
+        until it is written, nothing published in the session could be asked for again)."""
+        self._pending = (session_id, seq)
+        await self.flush()
 
     async def flush(self) -> None:
         """Write the newest point now (stop); a failure is logged, never raised."""
