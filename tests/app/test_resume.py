@@ -213,6 +213,7 @@ async def test_messages_that_arrive_while_the_disk_is_full_are_answered_once_it_
         assert counts == Counter({f"echo: {t}": 1 for t in ["before", *replies]})
         messages = [r.getMessage() for r in caplog.records if r.name == "herald.qq.gateway"]
         assert any("was not stored" in m and "database or disk is full" in m for m in messages), messages
+        assert any("storing works again" in m for m in messages), messages
 
 
 def free_port() -> int:

@@ -178,8 +178,9 @@ class GatewayClient:
         self._epoch = 0
         self._stale_epoch = 0
         self._store_failed = False
-        self._failing: tuple[str, int, int] | None = None
-        self._closers: set[asyncio.Task[bool]] = set()  # (session, s, attempts) of a failing event
+        self._failing: tuple[str, int, int] | None = None  # (session, s, attempts) of a failing event
+        self._failed_since: int | None = None  # failed attempts since the last stored event
+        self._closers: set[asyncio.Task[bool]] = set()
         self._queue: asyncio.Queue[tuple[int, str | None, dict[str, Any]]] = asyncio.Queue()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
@@ -461,6 +462,16 @@ class GatewayClient:
                 s = frame.get("s")
                 if session_id is not None and isinstance(s, int) and not isinstance(s, bool):
                     self._handled(session_id, s)
+                if self._failed_since is not None:
+                    log.warning(
+                        "qq gateway: storing works again: %s %s (s=%s) stored after %d failed "
+                        "attempt(s); the events replayed since are handled in order",
+                        frame.get("t"),
+                        frame.get("id"),
+                        s,
+                        self._failed_since,
+                    )
+                    self._failed_since = None
             finally:
                 self._queue.task_done()
 
@@ -511,6 +522,7 @@ class GatewayClient:
             handled_seq,
             exc_info=not storage_unavailable(exc),
         )
+        self._failed_since = (self._failed_since or 0) + 1
         # Later envelopes of this socket (queued or still arriving) are dropped: the Resume
         # replays them in order after the failed one.
         self._stale_epoch = max(self._stale_epoch, epoch, self._epoch)
