@@ -89,7 +89,10 @@ class Herald:
 
         self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
         self.jobs = JobStore(
-            self.db, self.clock, max_per_conversation=config.scheduler.max_jobs_per_conversation
+            self.db,
+            self.clock,
+            max_per_conversation=config.scheduler.max_jobs_per_conversation,
+            min_interval_s=config.scheduler.min_interval_s,
         )
         runner = AgentRunner(
             model=model,

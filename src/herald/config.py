@@ -113,7 +113,7 @@ class AgentConfig(Section):
     timezone: str = "Asia/Shanghai"
     max_steps: int = Field(default=8, ge=1)  # model requests per turn (each tool round is one)
     error_message: str = "抱歉，我暂时无法回答，请稍后再试。"
-    # Group messages that do not @ the bot ("receive all messages" mode) start a turn only if true.
+    # Group and channel messages that do not @ the bot ("receive all" mode) start a turn only if true.
     answer_unmentioned: bool = False
 
     @field_validator("timezone")
