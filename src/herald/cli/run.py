@@ -12,10 +12,9 @@ from typing import Annotated
 import typer
 
 from herald.cli import app
+from herald.cli.storage import DEMO_STORAGE
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
 from herald.llm.local import LocalModelError
-
-DEMO_STORAGE = "sqlite+aiosqlite:///./data/demo.db"
 
 ConfigOption = Annotated[
     Path | None,
