@@ -60,6 +60,7 @@ class Herald:
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
+        self.model_description = ""
         self.started = False
 
     async def start(self) -> None:
@@ -84,6 +85,7 @@ class Herald:
             self._model_handle = await open_model(config.llm)
             model, settings = self._model_handle.model, self._model_handle.settings
             description = self._model_handle.description
+        self.model_description = description
         log.info("model: %s", description)
 
         self.platform = self._platform_override or self._qq_platform()

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +16,10 @@ from herald.cli import app
 from herald.cli.storage import DEMO_STORAGE
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
 from herald.llm.local import LocalModelError
+
+if TYPE_CHECKING:
+    from herald.app import Herald
+    from herald.sim.state import SimState
 
 ConfigOption = Annotated[
     Path | None,
@@ -49,18 +54,46 @@ async def wait_for_signal() -> None:
     await stop.wait()
 
 
-async def run_herald(config: HeraldConfig, on_ready: str | None = None) -> None:
+async def run_herald(
+    config: HeraldConfig,
+    on_ready: str | None = None,
+    beside: Callable[[Herald], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Run Herald until a signal; `beside` runs alongside once it has started."""
     from herald.app import Herald
 
     herald = Herald(config)
+    helper: asyncio.Task[None] | None = None
     try:
         await herald.start()
+        if beside is not None:
+            helper = asyncio.create_task(beside(herald))
         if on_ready:
             await herald.wait_ready()
             typer.echo(on_ready)
         await wait_for_signal()
     finally:
+        if helper is not None:
+            helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
         await herald.stop()
+
+
+MODEL_NOTICE = "herald"  # the page banner's source
+
+
+async def show_model_state(herald: Herald, sim: SimState, every_s: float = 1.0) -> None:
+    """Keep the emulator page's banner on the model's state, so an apology never looks like a
+    working model (the page polls the notice; this polls Herald's ModelHealth)."""
+    shown = None
+    while True:
+        state = herald.model_health.describe()
+        if state != shown:
+            text = f"model {herald.model_description}: {state}"
+            sim.set_notice(MODEL_NOTICE, text, "ok" if herald.model_health.ok else "error")
+            shown = state
+        await asyncio.sleep(every_s)
 
 
 @app.command("run")
@@ -99,6 +132,7 @@ async def run_demo(settings: HeraldConfig, port: int) -> None:
             tries = "hello   or   /every 1m 心跳   or   /help  (configure [llm] for tool use)"
         await run_herald(
             settings,
+            beside=lambda herald: show_model_state(herald, sim.state),
             on_ready=(
                 f"\nHerald demo is running (model: {model}).\n"
                 f"  Chat as a QQ user:  {sim.base_url}/\n"
