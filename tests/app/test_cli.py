@@ -120,3 +120,15 @@ def test_a_configured_database_that_does_not_exist_is_named(cli: CliRunner, tmp_
     result = cli.invoke(app, ["jobs", "list", "--config", str(config)])
     assert result.exit_code == 1
     assert f"no database at {tmp_path / 'gone.db'} (set by your config)" in result.output
+
+
+def test_the_demo_keeps_the_emulator_state_next_to_its_database(tmp_path: Path) -> None:
+    from herald.cli.run import demo_sim_state
+    from herald.config import HeraldConfig, StorageConfig
+
+    default = HeraldConfig(storage=StorageConfig(url="sqlite+aiosqlite:///./data/demo.db"))
+    assert demo_sim_state(default) == Path("data/demo-sim.json")
+    elsewhere = HeraldConfig(storage=StorageConfig(url=f"sqlite+aiosqlite:///{tmp_path}/x/h.db"))
+    assert demo_sim_state(elsewhere) == tmp_path / "x" / "demo-sim.json"
+    postgres = HeraldConfig(storage=StorageConfig(url="postgresql+asyncpg://u@127.0.0.1/test"))
+    assert demo_sim_state(postgres) == Path("data/demo-sim.json")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from herald.cli import app
-from herald.cli.storage import DEMO_STORAGE
+from herald.cli.storage import DEMO_STORAGE, sqlite_file
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
 from herald.llm.local import LocalModelError
 
@@ -113,13 +113,21 @@ def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
         raise typer.Exit(2) from None
 
 
+def demo_sim_state(settings: HeraldConfig) -> Path:
+    """The emulator's state file, next to the demo's database: both must survive a restart
+    together, or Herald's reply ledger would hold anchors the emulator no longer knows."""
+    database = sqlite_file(settings.storage.url)
+    return (database.parent if database else Path("data")) / "demo-sim.json"
+
+
 async def run_demo(settings: HeraldConfig, port: int) -> None:
     from pydantic import SecretStr
 
     from herald.sim.app import serve
     from herald.sim.settings import SimSettings
 
-    async with serve(SimSettings(port=port)) as sim:
+    state_file = demo_sim_state(settings)
+    async with serve(SimSettings(port=port), state_file=state_file) as sim:
         s = sim.state.settings
         settings.qq = QQConfig(
             app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
@@ -137,6 +145,7 @@ async def run_demo(settings: HeraldConfig, port: int) -> None:
                 f"\nHerald demo is running (model: {model}).\n"
                 f"  Chat as a QQ user:  {sim.base_url}/\n"
                 f"  Try: {tries}\n"
+                f"  Emulator state: {state_file} (kept across restarts, like the database)\n"
                 f"  Stop with Ctrl-C.\n"
             ),
         )
@@ -152,6 +161,8 @@ def demo(
     log_level: LogLevel = "warning",
 ) -> None:
     """Try Herald on this machine: the QQ emulator with its chat page, Herald, and a model."""
+    from herald.sim.persist import StateFileError
+
     settings = load_or_exit(config)
     if storage is not None:
         settings.storage = StorageConfig(url=storage)
@@ -164,6 +175,6 @@ def demo(
             asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
         else:
             asyncio.run(run_demo(settings, port))
-    except (ConfigError, LocalModelError) as exc:
+    except (ConfigError, LocalModelError, StateFileError) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
