@@ -76,3 +76,37 @@ async def test_an_unreadable_state_file_is_named_with_the_fix(tmp_path: Path) ->
     with pytest.raises(StateFileError, match=r"sim-state\.json.*move it away"):
         async with serve(SimSettings(port=0), state_file=state_file):
             pass
+
+
+def test_every_kept_registry_survives_the_file(tmp_path: Path) -> None:
+    """Quotas, files, uploads, streams, faults and odd keys come back equal (streams share their message)."""
+    from collections import deque
+
+    from herald.sim import persist
+    from herald.sim.media import FileRecord, Upload
+    from herald.sim.state import Fault, SimState
+    from herald.sim.stream import Stream
+
+    state = SimState(SimSettings())
+    sent = state.add_outbound("c2c", "u", "hi")
+    state.streams[sent.id] = Stream(
+        outbound=sent, target="u", index=1, content="a", first_content="a", last_at=1.0
+    )
+    state.uploads["up"] = Upload("up", "c2c", 1, "f", 3, "m", "s", 5, [1, 2], {1: b"\x00\x01"}, {1})
+    state.files["fi"] = FileRecord("fi", "uu", "group", 1, 3, None)
+    state.faults.append(Fault(1, 500, 50055001, "x"))
+    state.counters[("c2c", "u", "minute")] = deque([1.0, 2.0])
+    state.day_counts[("c2c", "u", 20261202)] = 3
+    state.counters_set(("guild-channels", "g", 1)).add("ch")
+    state.transcripts[("c2c", "u")] = [{"direction": "in", "d": {"$tuple": 1, "k": [1, 2]}}]
+    state.clock.advance(42)
+    path = tmp_path / "state.json"
+    persist.save(state, path)
+
+    restored = SimState(SimSettings())
+    assert persist.load(restored, path)
+    for name in persist.KEPT:
+        if name != "streams":
+            assert getattr(restored, name) == getattr(state, name), name
+    assert restored.streams[sent.id].outbound is restored.outbound[sent.id]
+    assert restored.clock.offset == 42
