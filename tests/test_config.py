@@ -89,3 +89,24 @@ def test_mistakes_name_the_key(tmp_path: Path, text: str, message: str) -> None:
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("api_base", "token_url"),
+    [
+        ("https://api.sgroup.qq.com", "https://bots.qq.com/app/getAppAccessToken"),
+        ("https://sandbox.api.sgroup.qq.com", "https://bots.qq.com/app/getAppAccessToken"),
+        ("http://127.0.0.1:8090", "http://127.0.0.1:8090/app/getAppAccessToken"),
+        ("http://127.0.0.1:8090/", "http://127.0.0.1:8090/app/getAppAccessToken"),
+    ],
+)
+def test_token_url_follows_api_base_unless_set(tmp_path: Path, api_base: str, token_url: str) -> None:
+    """The README's emulator config sets only api_base; the token must come from the emulator too."""
+    config = load_config(write(tmp_path, f'[qq]\napp_id = "1"\nsecret = "s"\napi_base = "{api_base}"\n'))
+    assert config.qq is not None and config.qq.token_url == token_url
+
+
+def test_an_explicit_token_url_wins(tmp_path: Path) -> None:
+    text = '[qq]\napp_id = "1"\nsecret = "s"\napi_base = "http://127.0.0.1:8090"\ntoken_url = "http://t/x"\n'
+    config = load_config(write(tmp_path, text))
+    assert config.qq is not None and config.qq.token_url == "http://t/x"

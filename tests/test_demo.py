@@ -65,6 +65,7 @@ async def demo(tmp_path: Path) -> AsyncIterator[str]:
             process.kill()
             await process.wait()
     assert (tmp_path / "data" / "demo.db").exists()
+    assert (tmp_path / "data" / "demo-sim.json").exists()  # the emulator's state, kept beside it
 
 
 async def test_demo_page_chats_with_herald(demo: str) -> None:
@@ -77,15 +78,17 @@ async def test_demo_page_chats_with_herald(demo: str) -> None:
         try:
             page = await browser.new_page()
             await page.goto(demo)
-            await page.fill("#new-target", "demo-user")
-            await page.click("#new-conversation button[type=submit]")
-            await page.wait_for_selector("#composer:not([hidden])")
+            await page.wait_for_selector("#composer:not([hidden])")  # a conversation is open at once
             await page.fill("#content", "Hello! Who are you?")
             await page.click("#send")
             await page.wait_for_selector("#transcript li.msg.user", timeout=START_S * 1000)
             answer = await page.wait_for_selector("#transcript li.msg.bot .bubble", timeout=START_S * 1000)
             assert answer is not None
             text = (await answer.inner_text()).strip()
+            route = await page.wait_for_selector("#transcript li.msg.bot .delivery")
+            assert route is not None and await route.get_attribute("data-route") == "passive"
+            banner = await page.wait_for_selector('#notices .notice[data-source="herald"]')
+            assert banner is not None and "ok" in (await banner.get_attribute("class") or "")
         finally:
             await browser.close()
     assert text and "抱歉" not in text

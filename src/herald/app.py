@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
-from herald.agent import AgentRunner, Toolbox, TurnStore
+from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.core.clock import Clock, SystemClock
@@ -50,6 +50,9 @@ class Herald:
         self._platform_override = platform
         self._rate_limits = rate_limits
         self._model_handle: ModelHandle | None = None
+        # What the model's owner knows without a request (the embedded server crashed) joins
+        # the failures the agent records.
+        self.model_health = ModelHealth(self.clock, problem=self._model_problem)
         self.db: Database | None = None
         self.platform: Platform | None = None
         self.outbox: Outbox | None = None
@@ -57,6 +60,7 @@ class Herald:
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
+        self.model_description = ""
         self.started = False
 
     async def start(self) -> None:
@@ -81,6 +85,7 @@ class Herald:
             self._model_handle = await open_model(config.llm)
             model, settings = self._model_handle.model, self._model_handle.settings
             description = self._model_handle.description
+        self.model_description = description
         log.info("model: %s", description)
 
         self.platform = self._platform_override or self._qq_platform()
@@ -89,7 +94,10 @@ class Herald:
 
         self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
         self.jobs = JobStore(
-            self.db, self.clock, max_per_conversation=config.scheduler.max_jobs_per_conversation
+            self.db,
+            self.clock,
+            max_per_conversation=config.scheduler.max_jobs_per_conversation,
+            min_interval_s=config.scheduler.min_interval_s,
         )
         runner = AgentRunner(
             model=model,
@@ -101,13 +109,18 @@ class Herald:
             settings=settings,
             offer_tools=config.llm.offers_tools if self._model_choice is None else True,
             timeout_s=config.llm.timeout_s,
+            health=self.model_health,
         )
         commands = Commands(
             jobs=self.jobs,
             turns=self.turns,
             clock=self.clock,
             config=config,
-            status=StatusInfo(model=description, started_monotonic=time.monotonic()),
+            status=StatusInfo(
+                model=description,
+                started_monotonic=time.monotonic(),
+                model_state=self.model_health.describe,
+            ),
         )
         self.dispatcher = Dispatcher(
             turns=self.turns, runner=runner, commands=commands, sender=self.outbox, config=config.agent
@@ -119,6 +132,9 @@ class Herald:
         await self.platform.start(self.dispatcher.sink)
         self.started = True
         log.info("Herald started (storage %r)", self.db)
+
+    def _model_problem(self) -> str | None:
+        return self._model_handle.problem if self._model_handle is not None else None
 
     async def wait_ready(self) -> None:
         """Until the platform's inbound transport is connected."""

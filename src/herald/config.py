@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,11 +34,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+PRODUCTION_TOKEN_URL = "https://bots.qq.com/app/getAppAccessToken"
+TOKEN_PATH = "/app/getAppAccessToken"
+
+
 class QQConfig(Section):
     app_id: str
     secret: SecretStr
     api_base: str = "https://api.sgroup.qq.com"
-    token_url: str = "https://bots.qq.com/app/getAppAccessToken"
+    # Unset: the platform's token host for a `*.qq.com` api_base, else the api_base's own token path,
+    # so pointing api_base at an emulator never sends the secret to the production token host.
+    token_url: str = PRODUCTION_TOKEN_URL
     transport: Literal["websocket", "webhook"] = "websocket"
     # GROUP_AND_C2C_EVENT | INTERACTION | PUBLIC_GUILD_MESSAGES | DIRECT_MESSAGE
     intents: int = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12)
@@ -46,6 +53,20 @@ class QQConfig(Section):
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8080
     webhook_path: str = "/qq/webhook"
+
+    @model_validator(mode="after")
+    def _token_url_follows_api_base(self) -> QQConfig:
+        if "token_url" not in self.model_fields_set:
+            self.token_url = default_token_url(self.api_base)
+        return self
+
+
+def default_token_url(api_base: str) -> str:
+    """The token endpoint that goes with `api_base` when `token_url` is not set."""
+    host = urlsplit(api_base).hostname or ""
+    if host == "qq.com" or host.endswith(".qq.com"):
+        return PRODUCTION_TOKEN_URL
+    return api_base.rstrip("/") + TOKEN_PATH
 
 
 class LLMConfig(Section):
@@ -92,7 +113,7 @@ class AgentConfig(Section):
     timezone: str = "Asia/Shanghai"
     max_steps: int = Field(default=8, ge=1)  # model requests per turn (each tool round is one)
     error_message: str = "抱歉，我暂时无法回答，请稍后再试。"
-    # Group messages that do not @ the bot ("receive all messages" mode) start a turn only if true.
+    # Group and channel messages that do not @ the bot ("receive all" mode) start a turn only if true.
     answer_unmentioned: bool = False
 
     @field_validator("timezone")

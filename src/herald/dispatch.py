@@ -18,7 +18,6 @@ from herald.commands import CommandContext, Commands, parse_command
 from herald.config import AgentConfig
 from herald.core.events import InboundEvent, InboundMessage
 from herald.core.segments import Text
-from herald.core.target import Scene
 from herald.scheduler import Job, slot_key
 
 log = logging.getLogger(__name__)
@@ -103,11 +102,9 @@ class Dispatcher:
         if not isinstance(event, InboundMessage):
             log.debug("ignoring %s", type(event).__name__)
             return
-        if (
-            not event.mentions_bot
-            and event.target.scene is Scene.GROUP
-            and not self.config.answer_unmentioned
-        ):
+        # Every scene: C2C and DMs are always addressed to the bot; group and channel messages
+        # say whether they @ the bot.
+        if not event.mentions_bot and not self.config.answer_unmentioned:
             return
         content = event.content.strip()
         if not content and not event.attachments:

@@ -54,3 +54,60 @@ async def test_a_model_timeout_is_reported_the_same_way(
         await h.idle()
         assert [e["content"] for e in entries] == [AgentConfig().error_message]
     assert any("TimeoutError" in r.getMessage() for r in caplog.records if r.name.startswith("herald.agent"))
+
+
+class Flaky(Script):
+    """Fails while `broken` is set, then answers."""
+
+    broken = True
+
+    async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if self.broken:
+            raise ModelHTTPError(
+                status_code=503, model_name="scripted", body={"error": "upstream overloaded"}
+            )
+        return await super().respond(messages, info)
+
+
+async def test_status_reports_a_failing_model_until_it_answers_again(db_url: str) -> None:
+    """The apology is not the whole story: /status names the cause and the count, and clears."""
+    script = Flaky()
+    async with harness(db_url, script) as h:
+        await h.user_says("kim", "/status")
+        (status,) = await h.wait_delivered("c2c", "kim", 1)
+        assert "model: scripted · ok" in status["content"]
+
+        await h.user_says("kim", "hello")
+        await h.user_says("kim", "hello again")
+        await h.wait_delivered("c2c", "kim", 3)
+        await h.user_says("kim", "/status")
+        status = (await h.wait_delivered("c2c", "kim", 4))[-1]
+        assert "model: scripted · failing: ModelHTTPError" in status["content"]
+        assert "503" in status["content"] and "2 requests in a row" in status["content"]
+        assert h.herald is not None and not h.herald.model_health.ok
+
+        script.broken = False
+        await h.user_says("kim", "hello once more")
+        await h.wait_delivered("c2c", "kim", 5)
+        await h.user_says("kim", "/status")
+        status = (await h.wait_delivered("c2c", "kim", 6))[-1]
+        assert "model: scripted · ok" in status["content"]
+
+
+def test_the_model_owners_problem_is_part_of_the_state() -> None:
+    """The embedded server's supervisor sets ModelHandle.problem; app.py passes it as `problem`."""
+    from datetime import UTC, datetime
+
+    from herald.agent import ModelHealth
+    from herald.core.clock import VirtualClock
+
+    problem: list[str | None] = ["the embedded model server exited (code -11); restarting"]
+    health = ModelHealth(VirtualClock(datetime(2026, 12, 2, tzinfo=UTC)), problem=lambda: problem[0])
+    assert not health.ok
+    assert health.describe() == "failing: the embedded model server exited (code -11); restarting"
+    line = health.failed("APIConnectionError: Connection error.")
+    assert line.startswith("failing: APIConnectionError: Connection error. (1 request")
+    assert line.endswith("; the embedded model server exited (code -11); restarting")
+    problem[0] = None
+    health.succeeded()
+    assert health.ok and health.describe() == "ok"

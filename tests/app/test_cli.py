@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,66 @@ def test_jobs_list_and_cancel(cli: CliRunner, tmp_path: Path) -> None:
     assert job_id not in cli.invoke(app, ["jobs", "list", "--config", str(config)]).output
     again = cli.invoke(app, ["jobs", "cancel", job_id, "--config", str(config)])
     assert again.exit_code != 0
+
+
+def test_jobs_and_outbox_find_the_demos_database_without_config(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`herald demo` stores ./data/demo.db; run in its directory, the read commands find it."""
+    import herald.cli.outbox  # noqa: F401  (registers the command group)
+
+    for key in [key for key in os.environ if key.startswith("HERALD_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+    nothing = cli.invoke(app, ["jobs", "list"])
+    assert nothing.exit_code == 1
+    assert "no database at data/herald.db" in nothing.output and "data/demo.db" in nothing.output
+    assert not (tmp_path / "data").exists()  # no empty database was created by looking
+
+    (tmp_path / "data").mkdir()
+    url = "sqlite+aiosqlite:///./data/demo.db"
+
+    async def make() -> str:
+        db = Database(url)
+        await db.migrate()
+        try:
+            job = await JobStore(db, SystemClock()).create(
+                conversation="c2c:u1",
+                creator_id="u1",
+                name="心跳",
+                schedule=cron_schedule("* * * * *", "UTC"),
+            )
+        finally:
+            await db.dispose()
+        return job.id
+
+    job_id = asyncio.run(make())
+    listing = cli.invoke(app, ["jobs", "list"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0, listing.output
+    assert job_id in listing.output
+    assert "using the demo's database data/demo.db" in listing.output
+    outbox = cli.invoke(app, ["outbox", "list"], env={"COLUMNS": "200"})
+    assert outbox.exit_code == 0, outbox.output
+    assert "using the demo's database" in outbox.output
+    assert not (tmp_path / "data" / "herald.db").exists()
+
+
+def test_a_configured_database_that_does_not_exist_is_named(cli: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "herald.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "gone.db"}"\n', encoding="utf-8")
+    result = cli.invoke(app, ["jobs", "list", "--config", str(config)])
+    assert result.exit_code == 1
+    assert f"no database at {tmp_path / 'gone.db'} (set by your config)" in result.output
+
+
+def test_the_demo_keeps_the_emulator_state_next_to_its_database(tmp_path: Path) -> None:
+    from herald.cli.run import demo_sim_state
+    from herald.config import HeraldConfig, StorageConfig
+
+    default = HeraldConfig(storage=StorageConfig(url="sqlite+aiosqlite:///./data/demo.db"))
+    assert demo_sim_state(default) == Path("data/demo-sim.json")
+    elsewhere = HeraldConfig(storage=StorageConfig(url=f"sqlite+aiosqlite:///{tmp_path}/x/h.db"))
+    assert demo_sim_state(elsewhere) == tmp_path / "x" / "demo-sim.json"
+    postgres = HeraldConfig(storage=StorageConfig(url="postgresql+asyncpg://u@127.0.0.1/test"))
+    assert demo_sim_state(postgres) == Path("data/demo-sim.json")

@@ -14,6 +14,7 @@ from herald.scheduler import (
     next_after,
     once_schedule,
     parse_interval,
+    shortest_gap,
 )
 
 T0 = datetime(2026, 11, 21, 1, 0, 30, tzinfo=UTC)  # 09:00:30 in Shanghai
@@ -80,3 +81,12 @@ def test_bad_cron_is_refused(text: str) -> None:
 def test_format_interval() -> None:
     assert format_interval(5400) == "1h30m"
     assert format_interval(60) == "1m"
+
+
+def test_shortest_gap_of_each_kind() -> None:
+    now = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+    assert shortest_gap(cron_schedule("* * * * *", "UTC"), now) == 60
+    assert shortest_gap(cron_schedule("0,1 9 * * *", "Asia/Shanghai"), now) == 60  # not the daily gap
+    assert shortest_gap(cron_schedule("0 9 * * 1-5", "UTC"), now) == 86400
+    assert shortest_gap(interval_schedule(90, "UTC", now), now) == 90
+    assert shortest_gap(once_schedule("2026-11-22T00:00:00", "UTC", now), now) is None

@@ -37,7 +37,7 @@ def get_json(url: str) -> Any:
 def test_sim_is_a_subcommand_with_its_options() -> None:
     result = CliRunner().invoke(app, ["sim", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for option in ("--host", "--port", "--app-id", "--secret", "--mode", "--webhook-url"):
+    for option in ("--host", "--port", "--app-id", "--secret", "--mode", "--webhook-url", "--state"):
         assert option in result.output
 
 

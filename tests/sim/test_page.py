@@ -61,7 +61,6 @@ async def bot_sends(sim: RunningSim, openid: str, body: dict[str, Any]) -> tuple
 async def test_typing_as_a_c2c_user_shows_the_message_and_the_bots_replies(
     sim: RunningSim, page: Any
 ) -> None:
-    assert not await page.locator("#composer").is_visible()  # nothing to type into yet
     await page.fill("#new-target", "user-page")
     await page.click("#new-conversation button")
     await page.locator("#composer").wait_for(state="visible", timeout=WAIT_MS)
@@ -120,3 +119,82 @@ async def test_conversations_started_elsewhere_appear_in_the_list(sim: RunningSi
     await item.click()
     await page.locator("#transcript li.user .bubble", has_text="injected by a test").wait_for(timeout=WAIT_MS)
     assert "user-elsewhere" in await page.inner_text("#chat-title")
+
+
+async def test_the_page_opens_a_conversation_at_once(sim: RunningSim, page: Any) -> None:
+    """No openid to invent: a private chat with a default user is open and ready to type into."""
+    await page.locator("#composer").wait_for(state="visible", timeout=WAIT_MS)
+    assert "demo-user" in await page.inner_text("#chat-title")
+    await page.fill("#content", "你好")
+    await page.click("#send")
+    await page.locator("#transcript li.user .bubble", has_text="你好").wait_for(timeout=WAIT_MS)
+    (entry,) = sim.state.transcripts[("c2c", "demo-user")]
+    assert entry["content"] == "你好"
+
+
+async def test_an_existing_conversation_is_opened_first(sim: RunningSim) -> None:
+    sim.state.inject_c2c("user-before", "已经在聊")
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = await browser.new_page()
+            await tab.goto(sim.base_url + "/")
+            await tab.locator("#transcript li.user .bubble", has_text="已经在聊").wait_for(timeout=WAIT_MS)
+            assert "user-before" in await tab.inner_text("#chat-title")
+            assert tab.url.endswith("#c2c:user-before")  # a reload keeps the conversation
+        finally:
+            await browser.close()
+
+
+async def test_bubbles_show_route_anchor_and_msg_seq_and_bots_post_notices(
+    sim: RunningSim, page: Any, tmp_path: Any
+) -> None:
+    user = "demo-user"
+    injected = sim.state.inject_c2c(user, "请向我连续发送3条测试消息")
+    async with aiohttp.ClientSession() as http:
+        async with http.put(
+            f"{sim.base_url}/_sim/notices/herald",
+            json={"text": "model failing: APIConnectionError: Connection error.", "level": "error"},
+        ) as response:
+            assert response.status == 200
+        async with http.put(f"{sim.base_url}/_sim/notices/x", json={"text": "t", "level": "loud"}) as bad:
+            assert bad.status == 400 and "level" in (await bad.json())["error"]
+    for seq in (1, 2):
+        status, _ = await bot_sends(
+            sim,
+            user,
+            {"msg_type": 0, "content": f"测试消息 {seq}", "msg_id": injected.msg_id, "msg_seq": seq},
+        )
+        assert status == 200
+    status, _ = await bot_sends(sim, user, {"msg_type": 0, "content": "主动消息"})
+    assert status == 200
+    status, _ = await bot_sends(
+        sim, user, {"msg_type": 0, "content": "重复的 msg_seq", "msg_id": injected.msg_id, "msg_seq": 2}
+    )
+    assert status == 400
+
+    bots = page.locator("#transcript li.bot")
+    await bots.nth(3).wait_for(timeout=WAIT_MS)
+    routes = [await bots.nth(i).locator(".delivery").get_attribute("data-route") for i in range(4)]
+    assert routes == ["passive", "passive", "proactive", "passive"]
+    first = bots.nth(0).locator(".delivery")
+    assert await first.get_attribute("data-anchor") == injected.msg_id
+    assert await first.get_attribute("data-msg-seq") == "1"
+    assert "msg_id ROBOT1.0_" in await first.inner_text() and "msg_seq 1" in await first.inner_text()
+    assert await bots.nth(2).locator(".delivery").get_attribute("data-anchor") is None
+    refused = bots.nth(3)
+    assert "failed" in (await refused.get_attribute("class") or "")
+    assert "40054005" in await refused.locator(".code").inner_text()
+
+    banner = page.locator('#notices .notice.error[data-source="herald"]')
+    await banner.wait_for(timeout=WAIT_MS)
+    assert "APIConnectionError" in await banner.inner_text()
+
+    shot = os.environ.get("HERALD_PAGE_SCREENSHOT") or str(tmp_path / "page.png")
+    await page.set_viewport_size({"width": 1100, "height": 640})
+    await page.screenshot(path=shot)
+
+    async with aiohttp.ClientSession() as http:
+        async with http.delete(f"{sim.base_url}/_sim/notices/herald") as response:
+            assert (await response.json()) == {"deleted": True}
+    await page.locator("#notices .notice").wait_for(state="detached", timeout=WAIT_MS)

@@ -1,5 +1,6 @@
 """The agent: durable turns on pydantic-ai models, with tools that send and schedule."""
 
+from herald.agent.health import ModelHealth
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import FUTURE_TASK, SEND_MESSAGE, TOOL_DEFINITIONS, Sender, Toolbox, ToolContext
 from herald.agent.turns import Turn, TurnStore
@@ -9,6 +10,7 @@ __all__ = [
     "SEND_MESSAGE",
     "TOOL_DEFINITIONS",
     "AgentRunner",
+    "ModelHealth",
     "Sender",
     "ToolContext",
     "Toolbox",

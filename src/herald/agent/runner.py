@@ -25,6 +25,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
 from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult
@@ -88,8 +89,10 @@ class AgentRunner:
         settings: ModelSettings | None = None,
         offer_tools: bool = True,
         timeout_s: float = 60.0,
+        health: ModelHealth | None = None,
     ) -> None:
         self.model = model
+        self.health = health or ModelHealth(clock)
         self.turns = turns
         self.toolbox = toolbox
         self.sender = sender
@@ -134,16 +137,12 @@ class AgentRunner:
             try:
                 response = await self._request(history, turn, context)
             except ModelFailure as failure:
-                cause = failure.__cause__ or failure
-                log.error(
-                    "turn %s in %s: the model failed: %s: %s",
-                    turn.id,
-                    turn.conversation,
-                    type(cause).__name__,
-                    cause,
-                )
-                await self._fail(turn, f"{type(cause).__name__}: {cause}")
+                cause = self._cause(failure.__cause__ or failure)
+                state = self.health.failed(cause)
+                log.error("turn %s in %s: the model is %s", turn.id, turn.conversation, state)
+                await self._fail(turn, cause)
                 return
+            self.health.succeeded()
             steps += 1
             response = _unique_call_ids(response, steps)
             turn.messages.append(response)
@@ -167,6 +166,11 @@ class AgentRunner:
             self.turns.ended(turn, DONE)
         else:
             await self.turns.end(turn, steps)
+
+    def _cause(self, error: BaseException) -> str:
+        if isinstance(error, TimeoutError) and not str(error):
+            return f"TimeoutError: no answer within {self.timeout_s:g} s ([llm] timeout_s)"
+        return f"{type(error).__name__}: {error}"
 
     async def _request(self, history: list[ModelMessage], turn: Turn, context: ToolContext) -> ModelResponse:
         messages = [*history, *turn.messages]

@@ -11,20 +11,21 @@ from rich.table import Table
 
 from herald.cli import app
 from herald.cli.run import ConfigOption, load_or_exit
+from herald.cli.storage import storage_url
 from herald.config import HeraldConfig
 
 jobs_app = typer.Typer(help="List or cancel scheduled jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 
-async def _list(settings: HeraldConfig, conversation: str | None, include_ended: bool) -> Table:
+async def _list(url: str, settings: HeraldConfig, conversation: str | None, include_ended: bool) -> Table:
     from zoneinfo import ZoneInfo
 
     from herald.core.clock import SystemClock
     from herald.scheduler import JobStore
     from herald.store import Database
 
-    db = Database(settings.storage.url)
+    db = Database(url)
     try:
         await db.migrate()
         jobs = await JobStore(db, SystemClock()).list_jobs(conversation, include_ended=include_ended)
@@ -59,15 +60,16 @@ def list_jobs(
 ) -> None:
     """List scheduled jobs."""
     settings = load_or_exit(config)
-    Console().print(asyncio.run(_list(settings, conversation, all_jobs)))
+    url = storage_url(settings)
+    Console().print(asyncio.run(_list(url, settings, conversation, all_jobs)))
 
 
-async def _cancel(settings: HeraldConfig, job_id: str) -> str:
+async def _cancel(url: str, job_id: str) -> str:
     from herald.core.clock import SystemClock
     from herald.scheduler import JobError, JobStore
     from herald.store import Database
 
-    db = Database(settings.storage.url)
+    db = Database(url)
     try:
         await db.migrate()
         job = await JobStore(db, SystemClock()).end(job_id, reason="cancelled")
@@ -85,4 +87,4 @@ def cancel(
 ) -> None:
     """Cancel a job; a running Herald stops firing it."""
     settings = load_or_exit(config)
-    typer.echo(asyncio.run(_cancel(settings, job_id)))
+    typer.echo(asyncio.run(_cancel(storage_url(settings), job_id)))

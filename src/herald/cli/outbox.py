@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from herald.cli import app
+from herald.cli.storage import storage_url
 from herald.config import ConfigError, load_config
 from herald.core.clock import SystemClock
 from herald.delivery import inspect
@@ -28,10 +29,11 @@ T = TypeVar("T")
 
 def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
     try:
-        url = load_config(config).storage.url
+        settings = load_config(config)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    url = storage_url(settings)
 
     async def main() -> T:
         db = Database(url)

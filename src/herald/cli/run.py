@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from herald.cli import app
+from herald.cli.storage import DEMO_STORAGE, sqlite_file
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
 from herald.llm.local import LocalModelError
 
-DEMO_STORAGE = "sqlite+aiosqlite:///./data/demo.db"
+if TYPE_CHECKING:
+    from herald.app import Herald
+    from herald.sim.state import SimState
 
 ConfigOption = Annotated[
     Path | None,
@@ -50,18 +54,46 @@ async def wait_for_signal() -> None:
     await stop.wait()
 
 
-async def run_herald(config: HeraldConfig, on_ready: str | None = None) -> None:
+async def run_herald(
+    config: HeraldConfig,
+    on_ready: str | None = None,
+    beside: Callable[[Herald], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Run Herald until a signal; `beside` runs alongside once it has started."""
     from herald.app import Herald
 
     herald = Herald(config)
+    helper: asyncio.Task[None] | None = None
     try:
         await herald.start()
+        if beside is not None:
+            helper = asyncio.create_task(beside(herald))
         if on_ready:
             await herald.wait_ready()
             typer.echo(on_ready)
         await wait_for_signal()
     finally:
+        if helper is not None:
+            helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
         await herald.stop()
+
+
+MODEL_NOTICE = "herald"  # the page banner's source
+
+
+async def show_model_state(herald: Herald, sim: SimState, every_s: float = 1.0) -> None:
+    """Keep the emulator page's banner on the model's state, so an apology never looks like a
+    working model (the page polls the notice; this polls Herald's ModelHealth)."""
+    shown = None
+    while True:
+        state = herald.model_health.describe()
+        if state != shown:
+            text = f"model {herald.model_description}: {state}"
+            sim.set_notice(MODEL_NOTICE, text, "ok" if herald.model_health.ok else "error")
+            shown = state
+        await asyncio.sleep(every_s)
 
 
 @app.command("run")
@@ -81,13 +113,21 @@ def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
         raise typer.Exit(2) from None
 
 
+def demo_sim_state(settings: HeraldConfig) -> Path:
+    """The emulator's state file, next to the demo's database: both must survive a restart
+    together, or Herald's reply ledger would hold anchors the emulator no longer knows."""
+    database = sqlite_file(settings.storage.url)
+    return (database.parent if database else Path("data")) / "demo-sim.json"
+
+
 async def run_demo(settings: HeraldConfig, port: int) -> None:
     from pydantic import SecretStr
 
     from herald.sim.app import serve
     from herald.sim.settings import SimSettings
 
-    async with serve(SimSettings(port=port)) as sim:
+    state_file = demo_sim_state(settings)
+    async with serve(SimSettings(port=port), state_file=state_file) as sim:
         s = sim.state.settings
         settings.qq = QQConfig(
             app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
@@ -100,10 +140,12 @@ async def run_demo(settings: HeraldConfig, port: int) -> None:
             tries = "hello   or   /every 1m 心跳   or   /help  (configure [llm] for tool use)"
         await run_herald(
             settings,
+            beside=lambda herald: show_model_state(herald, sim.state),
             on_ready=(
                 f"\nHerald demo is running (model: {model}).\n"
                 f"  Chat as a QQ user:  {sim.base_url}/\n"
                 f"  Try: {tries}\n"
+                f"  Emulator state: {state_file} (kept across restarts, like the database)\n"
                 f"  Stop with Ctrl-C.\n"
             ),
         )
@@ -119,6 +161,8 @@ def demo(
     log_level: LogLevel = "warning",
 ) -> None:
     """Try Herald on this machine: the QQ emulator with its chat page, Herald, and a model."""
+    from herald.sim.persist import StateFileError
+
     settings = load_or_exit(config)
     if storage is not None:
         settings.storage = StorageConfig(url=storage)
@@ -131,6 +175,6 @@ def demo(
             asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
         else:
             asyncio.run(run_demo(settings, port))
-    except (ConfigError, LocalModelError) as exc:
+    except (ConfigError, LocalModelError, StateFileError) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, cast
 
 import typer
@@ -12,7 +13,7 @@ from herald.cli import app
 from herald.sim.settings import ProactiveMode, SimSettings
 
 
-def describe(settings: SimSettings) -> Table:
+def describe(settings: SimSettings, state_file: Path | None = None) -> Table:
     base = f"http://{settings.host}:{settings.port}"
     table = Table(title="Herald sim: a QQ Open Platform on loopback", show_header=False)
     table.add_column(style="bold")
@@ -26,6 +27,7 @@ def describe(settings: SimSettings) -> Table:
     table.add_row("Webhook URL", settings.webhook_url or "(off: events go over the gateway)")
     table.add_row("Page", f"{base}/")
     table.add_row("Control API", f"{base}/_sim/")
+    table.add_row("State", str(state_file) if state_file else "(in memory: forgotten on exit)")
     return table
 
 
@@ -39,11 +41,20 @@ def sim(
     webhook_url: Annotated[
         str | None, typer.Option("--webhook-url", help="Push events to this URL instead of only the gateway.")
     ] = None,
+    state_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Keep the traffic (anchors, msg_seq, reply counts, quotas, transcripts) in this file "
+            "across restarts.",
+        ),
+    ] = None,
 ) -> None:
     """Run the emulator: token endpoint, OpenAPI, WebSocket gateway, webhook push and a web page."""
     import uvicorn
 
     from herald.sim.app import create_app
+    from herald.sim.persist import StateFileError
 
     if mode not in ("2026", "2025", "2023"):
         raise typer.BadParameter("must be 2026, 2025 or 2023", param_hint="--mode")
@@ -54,5 +65,10 @@ def sim(
     if secret is not None:
         fields["secret"] = secret
     settings = SimSettings.model_validate(fields)
-    Console().print(describe(settings))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", ws_ping_interval=None)
+    Console().print(describe(settings, state_file))
+    try:
+        application = create_app(settings, state_file=state_file)
+    except StateFileError as exc:
+        typer.echo(f"✗ {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level="warning", ws_ping_interval=None)

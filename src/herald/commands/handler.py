@@ -44,6 +44,7 @@ class CommandContext:
 class StatusInfo:
     model: str
     started_monotonic: float
+    model_state: Callable[[], str] = lambda: "ok"  # `ok` or `failing: <cause>`
 
 
 Handler = Callable[["Commands", CommandContext, str], Awaitable[str]]
@@ -152,8 +153,10 @@ async def _status(commands: Commands, context: CommandContext, args: str) -> str
     uptime = int(time.monotonic() - commands.status_info.started_monotonic)
     jobs = await commands.jobs.list_jobs(context.target.key)
     history = await commands.turns.count_history(context.target.key)
+    info = commands.status_info
     return (
-        f"Herald {__version__} · up {format_interval(uptime)} · model: {commands.status_info.model}\n"
+        f"Herald {__version__} · up {format_interval(uptime)}\n"
+        f"model: {info.model} · {info.model_state()}\n"
         f"this conversation: {history} turns in history, {len(jobs)} active jobs"
     )
 

@@ -23,6 +23,7 @@ class ModelHandle:
     settings: ModelSettings = field(default_factory=lambda: ModelSettings())
     server: LocalModelServer | None = None
     description: str = ""
+    problem: str | None = None
 
     async def close(self) -> None:
         if self.server is not None:

@@ -10,6 +10,7 @@ from herald.scheduler.schedule import (
     next_after,
     once_schedule,
     parse_interval,
+    shortest_gap,
 )
 from herald.scheduler.service import FireHandler, Scheduler, slot_key
 
@@ -27,5 +28,6 @@ __all__ = [
     "next_after",
     "once_schedule",
     "parse_interval",
+    "shortest_gap",
     "slot_key",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.core.clock import Clock
 from herald.core.target import Target
-from herald.scheduler.schedule import Schedule, ScheduleError, next_after
+from herald.scheduler.schedule import Schedule, ScheduleError, format_interval, next_after, shortest_gap
 from herald.store import Database
 from herald.store.tables.agent import AgentJob
 
@@ -80,11 +80,26 @@ def _apply(row: AgentJob, schedule: Schedule) -> None:
 
 
 class JobStore:
-    def __init__(self, db: Database, clock: Clock, *, max_per_conversation: int = 20) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, max_per_conversation: int = 20, min_interval_s: int = 0
+    ) -> None:
         self.db = db
         self.clock = clock
         self.max_per_conversation = max_per_conversation
+        self.min_interval_s = min_interval_s
         self.on_change: Callable[[], None] | None = None
+
+    def _check_often(self, schedule: Schedule) -> None:
+        """Every job, whoever creates it (/every, the agent's future_task), runs at most this often."""
+        if not self.min_interval_s:
+            return
+        gap = shortest_gap(schedule, self.clock.now())
+        if gap is not None and gap < self.min_interval_s:
+            raise ScheduleError(
+                f"that schedule runs every {format_interval(int(gap))}, more often than the minimum "
+                f"{format_interval(self.min_interval_s)} ([scheduler] min_interval_s); "
+                "choose a longer interval"
+            )
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -104,6 +119,7 @@ class JobStore:
     ) -> Job:
         """Store a new job; with `created_key`, a second call returns the first call's job."""
         now = self.clock.now()
+        self._check_often(schedule)
         async with self.db.session() as session:
             if created_key is not None:
                 existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
@@ -190,6 +206,7 @@ class JobStore:
             if note is not None:
                 row.note = note
             if schedule is not None:
+                self._check_often(schedule)
                 if schedule.kind == "interval":
                     schedule = Schedule(
                         "interval", schedule.timezone, interval_s=schedule.interval_s, anchor=self.clock.now()

@@ -93,6 +93,26 @@ def next_after(schedule: Schedule, after: datetime) -> datetime | None:
     return following.astimezone(UTC)
 
 
+def shortest_gap(schedule: Schedule, after: datetime, *, slots: int = 500) -> float | None:
+    """The shortest time between two runs (s), over the next `slots` runs; None for a one-shot."""
+    if schedule.kind == "once":
+        return None
+    if schedule.kind == "interval":
+        return float(schedule.interval_s or 0)
+    shortest: float | None = None
+    previous = next_after(schedule, after)
+    for _ in range(slots):
+        if previous is None:
+            break
+        following = next_after(schedule, previous)
+        if following is None:
+            break
+        gap = (following - previous).total_seconds()
+        shortest = gap if shortest is None else min(shortest, gap)
+        previous = following
+    return shortest
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _INTERVAL = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
 

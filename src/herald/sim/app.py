@@ -15,25 +15,37 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
-from herald.sim import control, gateway, page, rest, webhook
+from herald.sim import control, gateway, page, persist, rest, webhook
 from herald.sim.settings import SimSettings
 from herald.sim.state import SimState
 
 
-def create_app(settings: SimSettings | None = None, state: SimState | None = None) -> Starlette:
+def create_app(
+    settings: SimSettings | None = None, state: SimState | None = None, state_file: Path | None = None
+) -> Starlette:
+    """`state_file`: keep the traffic there across restarts (`persist.py`); read here, written
+    while the app runs and when it stops."""
     state = state or SimState(settings or SimSettings())
+    if state_file is not None:
+        persist.load(state, state_file)
     pusher = webhook.WebhookPusher(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pusher.start()
+        keeper = asyncio.create_task(persist.keep(state, state_file)) if state_file is not None else None
         try:
             yield
         finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             await pusher.stop()
 
     app = Starlette(
@@ -70,8 +82,11 @@ class RunningSim:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: SimSettings | None = None) -> AsyncIterator[RunningSim]:
-    """Run the emulator in this event loop on a real loopback socket (port 0 = any free port)."""
+async def serve(
+    settings: SimSettings | None = None, state_file: Path | None = None
+) -> AsyncIterator[RunningSim]:
+    """Run the emulator in this event loop on a real loopback socket (port 0 = any free port);
+    with `state_file`, the traffic of an earlier run is restored and kept there."""
     settings = settings or SimSettings(port=0)
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it Nagle + delayed ACK add 40 ms to every request.
@@ -81,9 +96,12 @@ async def serve(settings: SimSettings | None = None) -> AsyncIterator[RunningSim
     port = sock.getsockname()[1]
     settings.port = port
     state = SimState(settings)
-    config = uvicorn.Config(
-        create_app(state=state), log_level="warning", lifespan="on", ws_ping_interval=None
-    )
+    try:
+        app = create_app(state=state, state_file=state_file)
+    except BaseException:
+        sock.close()
+        raise
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_ping_interval=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

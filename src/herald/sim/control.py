@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from herald.sim import stream
 from herald.sim.errors import JsonResponse
 from herald.sim.settings import SimSettings
-from herald.sim.state import SCENES, Fault, SimState
+from herald.sim.state import NOTICE_LEVELS, SCENES, Fault, SimState
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Any]]
 
@@ -206,6 +206,18 @@ def routes(state: SimState) -> list[BaseRoute]:
             raise BadRequest(f"no stream {request.path_params['stream_id']!r}", status=404)
         return found
 
+    async def notices(request: Request, body: dict[str, Any]) -> Any:
+        return {"notices": sorted(state.notices.values(), key=lambda notice: notice["source"])}
+
+    async def notice_put(request: Request, body: dict[str, Any]) -> Any:
+        level = body.get("level", "info")
+        if level not in NOTICE_LEVELS:
+            raise BadRequest(f"field 'level' must be one of {', '.join(NOTICE_LEVELS)}, got {level!r}")
+        return state.set_notice(request.path_params["source"], _str(body, "text"), level)
+
+    async def notice_delete(request: Request, body: dict[str, Any]) -> Any:
+        return {"deleted": state.notices.pop(request.path_params["source"], None) is not None}
+
     return [
         route("/_sim/c2c/{user_openid}/messages", c2c_message, "POST"),
         route("/_sim/groups/{group_openid}/messages", group_message, "POST"),
@@ -223,4 +235,7 @@ def routes(state: SimState) -> list[BaseRoute]:
         route("/_sim/settings", settings_put, "PUT"),
         route("/_sim/reset", reset, "POST"),
         route("/_sim/streams/{stream_id}", stream_view, "GET"),
+        route("/_sim/notices", notices, "GET"),
+        route("/_sim/notices/{source}", notice_put, "PUT"),
+        route("/_sim/notices/{source}", notice_delete, "DELETE"),
     ]

@@ -20,6 +20,8 @@ from herald.sim.settings import SimSettings
 
 Scene = Literal["c2c", "group", "channel", "dm"]
 TokenStatus = Literal["ok", "missing", "wrong", "expired"]
+NoticeLevel = Literal["info", "ok", "warning", "error"]
+NOTICE_LEVELS: tuple[NoticeLevel, ...] = ("info", "ok", "warning", "error")
 
 SCENES: tuple[Scene, ...] = ("c2c", "group", "channel", "dm")
 
@@ -108,6 +110,9 @@ class SimState:
         self.bus = EventBus()
         self.tokens: dict[str, Token] = {}
         self.current_token: Token | None = None
+        # Status lines bots post for the page (`PUT /_sim/notices/{source}`); not traffic, so a
+        # reset keeps them.
+        self.notices: dict[str, dict[str, Any]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -147,6 +152,11 @@ class SimState:
         if found is None:
             found = self.sets[key] = set()
         return found
+
+    def set_notice(self, source: str, text: str, level: NoticeLevel = "info") -> dict[str, Any]:
+        notice = {"source": source, "text": text, "level": level, "at": self.clock.time()}
+        self.notices[source] = notice
+        return notice
 
     # ---- auth -------------------------------------------------------------------------------
 
@@ -364,11 +374,13 @@ class SimState:
 
 
 __all__ = [
+    "NOTICE_LEVELS",
     "SCENES",
     "Anchor",
     "EventAnchor",
     "Fault",
     "Injected",
+    "NoticeLevel",
     "Outbound",
     "Scene",
     "SimState",

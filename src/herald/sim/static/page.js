@@ -2,6 +2,9 @@
 "use strict";
 
 const POLL_MS = 500;
+// The page opens a conversation at once: the one in the URL (#c2c:openid), else the newest, else
+// a private chat with this user.
+const DEFAULT_CONVERSATION = { scene: "c2c", target: "demo-user" };
 const state = { current: null, known: [], transcriptKey: "", busy: false };
 const $ = (id) => document.getElementById(id);
 
@@ -91,6 +94,44 @@ function entryText(entry) {
   return entry.summary || "";
 }
 
+// "ROBOT1.0_AbCd…Xy!!": enough to tell anchors apart; the full id is in the title and data-anchor.
+function shortId(id) {
+  return id.length > 24 ? `${id.slice(0, 14)}…${id.slice(-6)}` : id;
+}
+
+// How the emulator saw a bot message arrive: the route (the emulator's own `kind` when accepted,
+// else the one the request asked for), the anchor it named, and its msg_seq.
+function delivery(entry) {
+  if (entry.recall) return null;
+  const route = entry.kind || (entry.msg_id ? "passive" : entry.event_id ? "event" : "proactive");
+  const anchor = entry.msg_id ? ["msg_id", entry.msg_id] : entry.event_id ? ["event_id", entry.event_id] : null;
+  const seq = entry.msg_seq ?? (anchor ? "1 (omitted)" : null);
+  const box = document.createElement("span");
+  box.className = "delivery";
+  box.dataset.route = route;
+  const badge = document.createElement("span");
+  badge.className = `route ${route}`;
+  badge.textContent = route;
+  const parts = [badge];
+  if (anchor) {
+    box.dataset.anchor = anchor[1];
+    const id = document.createElement("span");
+    id.className = "anchor";
+    id.title = anchor[1];
+    id.textContent = ` ${anchor[0]} ${shortId(anchor[1])}`;
+    parts.push(id);
+  }
+  if (seq !== null) {
+    box.dataset.msgSeq = String(seq);
+    const n = document.createElement("span");
+    n.className = "msg-seq";
+    n.textContent = ` · msg_seq ${seq}`;
+    parts.push(n);
+  }
+  box.append(...parts);
+  return box;
+}
+
 function renderTranscript(entries) {
   const key = JSON.stringify(entries);
   if (key === state.transcriptKey) return;
@@ -111,6 +152,8 @@ function renderTranscript(entries) {
     bubble.className = "bubble";
     bubble.textContent = entryText(entry);
     li.append(who, bubble);
+    const route = bot ? delivery(entry) : null;
+    if (route) li.append(route);
     if (failed) {
       const code = document.createElement("span");
       code.className = "code";
@@ -124,6 +167,7 @@ function renderTranscript(entries) {
 
 function select(conv) {
   state.current = conv;
+  history.replaceState(null, "", `#${conv.scene}:${encodeURIComponent(conv.target)}`);
   state.transcriptKey = "";
   $("chat-title").textContent = `${sceneLabel(conv.scene)} · ${conv.target}`;
   $("composer").hidden = !(conv.scene === "c2c" || conv.scene === "group");
@@ -156,11 +200,36 @@ async function refreshStatus() {
   }
 }
 
+// Status lines bots post with PUT /_sim/notices/{source} (e.g. Herald's model state in the demo).
+async function refreshNotices() {
+  const data = await api("GET", "/_sim/notices");
+  const box = $("notices");
+  const notices = listOf(data, "notices");
+  const key = JSON.stringify(notices.map((n) => [n.source, n.level, n.text]));
+  if (key === box.dataset.key) return;
+  box.dataset.key = key;
+  box.replaceChildren();
+  for (const notice of notices) {
+    const div = document.createElement("div");
+    div.className = `notice ${notice.level}`;
+    div.dataset.source = notice.source;
+    div.setAttribute("role", notice.level === "error" ? "alert" : "status");
+    const source = document.createElement("span");
+    source.className = "source";
+    source.textContent = notice.source;
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = notice.text;
+    div.append(source, text);
+    box.append(div);
+  }
+}
+
 async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
-    await Promise.all([refreshConversations(), refreshTranscript(), refreshStatus()]);
+    await Promise.all([refreshConversations(), refreshTranscript(), refreshStatus(), refreshNotices()]);
     $("error").textContent = "";
   } catch (err) {
     $("error").textContent = String(err.message || err);
@@ -203,5 +272,23 @@ $("new-conversation").addEventListener("submit", (event) => {
   if (target) select({ scene: $("new-scene").value, target });
 });
 
-refresh();
-setInterval(refresh, POLL_MS);
+function fromHash() {
+  const match = /^#(c2c|group|channel|dm):(.+)$/.exec(location.hash);
+  return match ? { scene: match[1], target: decodeURIComponent(match[2]) } : null;
+}
+
+async function start() {
+  let first = fromHash();
+  if (!first) {
+    try {
+      const known = listOf(await api("GET", "/_sim/conversations"), "conversations");
+      first = known.length ? { scene: known[0].scene, target: known[0].target } : null;
+    } catch (_) {
+      first = null;
+    }
+  }
+  select(first || DEFAULT_CONVERSATION);
+  setInterval(refresh, POLL_MS);
+}
+
+start();
