@@ -53,7 +53,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 COUNTING = """\
 What is counted (a send is one accepted message: an outbound transcript entry with HTTP 200):
   expected sends      per request `send N [TAG]`: N + 1 (`TAG #1`..`TAG #N` and the final answer `TAG done`)
-* inbound lost        requests with not one expected send accepted (never answered)
+* inbound lost        requests with not one expected send accepted (never answered); by the phase
+                      they were injected in: down (no Herald), starting (launched, gateway not
+                      READY yet), up
 * outbound lost       expected sends missing, of requests answered at least once
                       (a send whose outbox item is in "outcome unknown" is listed, not counted)
 * duplicated          accepted copies of an expected send beyond the first
@@ -85,7 +87,7 @@ class Request:
     conversation: Conversation
     index: int
     tag: str
-    while_down: bool = False
+    phase: str = "up"  # when injected: "down" (no Herald), "starting" (gateway not READY yet), "up"
     msg_id: str | None = None
 
     def expected(self, sends: int) -> list[str]:
@@ -120,14 +122,19 @@ class HeraldProcess:
                 stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
 
+    def is_ready(self) -> bool:
+        """Whether this launch's gateway has said READY/RESUMED yet."""
+        if self.process is None or self.log is None:
+            return False
+        return bool(READY.search(self.log.read_text(encoding="utf-8", errors="replace")))
+
     async def ready(self, limit_s: float) -> bool:
         """Whether the gateway said READY/RESUMED within `limit_s` (False if it exited)."""
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            assert self.log is not None and self.process is not None
-            if READY.search(self.log.read_text(encoding="utf-8", errors="replace")):
+            if self.is_ready():
                 return True
-            if self.process.returncode is not None:
+            if self.process is None or self.process.returncode is not None:
                 return False
             await asyncio.sleep(0.05)
         return False
@@ -186,11 +193,12 @@ class Soak:
                 raise RuntimeError(f"{method} {path}: HTTP {resp.status}: {data}")
             return data
 
-    async def inject(self, down: bool) -> None:
+    async def inject(self, herald: HeraldProcess | None) -> None:
+        """The next request; `herald` None while no Herald runs."""
         if not self.queue:
             return
         request = self.queue.pop()
-        request.while_down = down
+        request.phase = "down" if herald is None else "up" if herald.is_ready() else "starting"
         c = request.conversation
         content = f"send {self.args.sends} [{request.tag}]"
         if c.scene == "c2c":
@@ -212,6 +220,19 @@ class Soak:
                 f"  [{self.clock():6.1f}s] fault: the next {count} OpenAPI calls answer {status} {code}",
                 flush=True,
             )
+
+    async def fault(self, kinds: list[str]) -> float:
+        """Inject the faults due now; the seconds the platform was unreachable."""
+        unreachable = 0.0
+        for kind in kinds:
+            if kind == "5xx":
+                await self.fail_next(self.args.burst_5xx, FAULT_5XX)
+            elif kind == "429":
+                await self.fail_next(self.args.burst_429, FAULT_429)
+            elif self.args.outage > 0:
+                await self.outage(self.args.outage)
+                unreachable += self.args.outage
+        return unreachable
 
     async def outage(self, seconds: float) -> None:
         print(f"  [{self.clock():6.1f}s] outage: the platform unreachable for {seconds:g} s", flush=True)
@@ -250,21 +271,20 @@ class Soak:
             up = math.ceil((len(self.queue) - reserved) / cycles_left)
             uptime = self.rng.uniform(args.min_up, args.max_up)
             started = time.monotonic()
-            for _, fault in (f for f in faults if f[0] == k):
-                if fault == "5xx":
-                    await self.fail_next(args.burst_5xx, FAULT_5XX)
-                elif fault == "429":
-                    await self.fail_next(args.burst_429, FAULT_429)
-                elif args.outage > 0:
-                    await self.outage(args.outage)
-            for i in range(up):
-                await asyncio.sleep(max(0.0, started + uptime * (i + 1) / (up + 1) - time.monotonic()))
-                await self.inject(down=False)
+            due = [kind for at, kind in faults if at == k]
+            for i in range(max(up, 1)):
+                if i < up:
+                    await asyncio.sleep(max(0.0, started + uptime * (i + 1) / (up + 1) - time.monotonic()))
+                    await self.inject(herald)
+                if i == 0 and due:
+                    # Once Herald is up and has work: a fault at startup would hit only the gateway.
+                    await herald.ready(max(0.0, started + uptime - time.monotonic()))
+                    started += await self.fault(due)
             await asyncio.sleep(max(0.0, started + uptime - time.monotonic()))
             await herald.kill()
             down = min(args.while_down, len(self.queue))
             for _ in range(down):
-                await self.inject(down=True)
+                await self.inject(None)
             print(
                 f"  [{self.clock():6.1f}s] kill {k + 1}/{kills} after {time.monotonic() - started:.1f} s; "
                 f"{down} injected while down, {len(self.queue)} to go",
@@ -277,7 +297,7 @@ class Soak:
                 f"  herald did not connect within 60 s after the last restart; see {herald.log}", flush=True
             )
         while self.queue:
-            await self.inject(down=False)
+            await self.inject(herald)
         kill_phase = self.clock()
         print(f"  [{kill_phase:6.1f}s] all {len(self.injected)} requests injected; draining", flush=True)
         drained = await self.drain(db_url)
@@ -423,9 +443,9 @@ def analyse(
         "expected_sends": len(soak.injected) * (sends + 1),
         "accepted_sends": sum(len(v) for v in accepted.values()),
         "inbound_lost": len(inbound_lost),
-        "inbound_lost_while_down": sum(r.while_down for r in inbound_lost),
+        "inbound_lost_by_phase": dict(Counter(r.phase for r in inbound_lost)),
         "inbound_lost_seen_by_model": sum(r.tag in seen for r in inbound_lost),
-        "inbound_lost_tags": [f"{r.tag}{' (down)' if r.while_down else ''}" for r in inbound_lost],
+        "inbound_lost_tags": [f"{r.tag} ({r.phase})" for r in inbound_lost],
         "outbound_lost": len(outbound_lost),
         "outbound_lost_sends": outbound_lost,
         "outbound_missing_outcome_unknown": outbound_unknown,
@@ -487,14 +507,13 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     )
     line("duration (kill phase / drain)", f"{f['kill_phase_s']}s/{f['drain_s']}s", f"drain: {f['drain']}")
     line("herald launches", f["launches"])
-    line("requests injected", f["requests_injected"], f"while Herald was down: {f['requests_while_down']}")
+    line("requests injected", f["requests_injected"], f"by phase: {f['requests_by_phase']}")
     line("expected sends", f["expected_sends"])
     line("accepted sends", f["accepted_sends"])
     line(
         "* inbound lost",
         f["inbound_lost"],
-        f"injected while down: {f['inbound_lost_while_down']}; "
-        f"seen by the model: {f['inbound_lost_seen_by_model']}",
+        f"by phase: {f['inbound_lost_by_phase']}; seen by the model: {f['inbound_lost_seen_by_model']}",
     )
     listing(f["inbound_lost_tags"])
     line("* outbound lost", f["outbound_lost"])
@@ -535,7 +554,9 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
 async def soak(
     args: argparse.Namespace, base: str, llm_base: str, record: Path, sim_pid: int, logs: Path
 ) -> int:
-    async with aiohttp.ClientSession() as http, database(args.db) as db_url:
+    # A connection per call: after an outage (SIGSTOP) the sim closes kept-alive connections.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http, database(args.db) as db_url:
         for url in (f"{base}/_sim/clock", f"{llm_base}/models"):
             for _ in range(400):
                 with contextlib.suppress(aiohttp.ClientError):
@@ -581,7 +602,7 @@ url = "{db_url}"
         **timing,
         "launches": herald.launches,
         "requests_injected": len(runner.injected),
-        "requests_while_down": sum(r.while_down for r in runner.injected),
+        "requests_by_phase": dict(Counter(r.phase for r in runner.injected)),
         **analyse(runner, accepted, unknown_texts, seen),
         **refusals(log["requests"], runner.faults_injected),
         "injected_faults": sum(runner.faults_injected.values()),
