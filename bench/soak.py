@@ -17,8 +17,8 @@ restarted `--down-s` later; `--while-down` requests are injected in each gap, wh
 runs. Optional faults: `--burst-5xx N` / `--burst-429 N` (the emulator's `fail_next`: the next N
 OpenAPI calls answer HTTP 500 / 429 `50002`) at a third / half of the kills; `--outage S`: the
 platform unreachable for S seconds (the emulator's process stopped with SIGSTOP, then SIGCONT) at
-two thirds. Then a drain: until every expected send is accepted, or nothing is pending in
-Herald's database and the platform saw no request for `--quiet-s`, or `--drain-s` passed.
+two thirds. Then a drain: until every expected send is accepted, or Herald is connected, nothing
+is pending in its database and the platform saw no request for `--quiet-s`, or `--drain-s` passed.
 
 Exit status 0 when every figure marked * below is zero, 1 otherwise.
 """
@@ -300,13 +300,13 @@ class Soak:
             await self.inject(herald)
         kill_phase = self.clock()
         print(f"  [{kill_phase:6.1f}s] all {len(self.injected)} requests injected; draining", flush=True)
-        drained = await self.drain(db_url)
+        drained = await self.drain(db_url, herald)
         drain_s = self.clock() - kill_phase
         print(f"  [{self.clock():6.1f}s] drain ended: {drained}", flush=True)
         await herald.stop()
         return {"kill_phase_s": round(kill_phase, 1), "drain_s": round(drain_s, 1), "drain": drained}
 
-    async def drain(self, db_url: str) -> str:
+    async def drain(self, db_url: str, herald: HeraldProcess) -> str:
         expected = {s for r in self.injected for s in r.expected(self.args.sends)}
         deadline = time.monotonic() + self.args.drain_s
         engine = create_async_engine(db_url)
@@ -322,9 +322,10 @@ class Soak:
                 if total != last_total:
                     last_total, quiet_since = total, time.monotonic()
                 busy = await pending(engine)
-                if not busy and time.monotonic() - quiet_since >= self.args.quiet_s:
+                if not busy and herald.is_ready() and time.monotonic() - quiet_since >= self.args.quiet_s:
                     return (
-                        f"nothing pending in the database and no platform request for {self.args.quiet_s:g} s"
+                        f"Herald connected, nothing pending in its database, "
+                        f"no platform request for {self.args.quiet_s:g} s"
                     )
                 await asyncio.sleep(1.0)
             return f"the drain limit ({self.args.drain_s:g} s) passed"
