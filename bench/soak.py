@@ -378,7 +378,7 @@ async def outbox_report(db_url: str) -> tuple[Counter[str], list[dict[str, Any]]
         if (
             r["state"] == "unknown"
             or r["error_kind"] == "outcome_unknown"
-            or "outcome unknown" in (r["reason"] or "")
+            or "outcome unknown" in (r["reason"] or "").lower()
         ):
             unknown.append(item)
         elif r["state"] != "delivered":
