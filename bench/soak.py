@@ -462,7 +462,7 @@ def analyse(
 
 def refusals(requests: list[dict[str, Any]], injected: Counter[tuple[int, int]]) -> dict[str, Any]:
     codes: Counter[tuple[int, int]] = Counter(
-        (int(r["status"]), int(r["code"])) for r in requests if r.get("code") or int(r["status"]) >= 400
+        (int(r["status"]), int(r["code"] or 0)) for r in requests if r.get("code") or int(r["status"]) >= 400
     )
     answered_faults = 0
     for fault, count in injected.items():
