@@ -1,0 +1,124 @@
+"""A scripted OpenAI-compatible chat model over real HTTP, for soaks of `herald run`.
+
+`POST /v1/chat/completions` (non-streaming) decides from the conversation's last user message:
+`send N [TAG]` is answered with N `send_message_to_user` tool calls whose texts are `TAG #1` …
+`TAG #N`; once the tool results are in (a `tool` message after that user message), with the
+final text `TAG done`. Anything else gets `echo: <text>`. The answer depends only on the
+request, so a turn resumed after a crash is answered exactly as before.
+
+Every request is appended to a record file as `<TAG>\\t<first|after>`, so a soak can tell a
+message Herald never received from one it received but did not answer.
+
+    python bench/scripted_llm.py --port 8091 --record /tmp/llm.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+SEND = re.compile(r"send (\d+) \[([^\]\s]+)\]")
+TOOL = "send_message_to_user"  # herald.agent.tools.SEND_MESSAGE
+
+
+def _text(content: Any) -> str:
+    """A message's content as text (OpenAI allows a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def decide(messages: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
+    """(tag or "", phase, the assistant message) for a chat request's messages."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    text = _text(messages[last_user].get("content")) if last_user >= 0 else ""
+    match = SEND.search(text)
+    if match is None:
+        return "", "first", {"role": "assistant", "content": f"echo: {text.strip()}"}
+    count, tag = int(match.group(1)), match.group(2)
+    if any(m.get("role") == "tool" for m in messages[last_user + 1 :]):
+        return tag, "after", {"role": "assistant", "content": f"{tag} done"}
+    calls = [
+        {
+            "id": f"call_{tag}_{i}",
+            "type": "function",
+            "function": {"name": TOOL, "arguments": json.dumps({"text": f"{tag} #{i}"})},
+        }
+        for i in range(1, count + 1)
+    ]
+    return tag, "first", {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def app(record: Path) -> web.Application:
+    ids = itertools.count(1)
+    log = record.open("a", buffering=1, encoding="utf-8")
+
+    async def completions(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("stream"):
+            return web.json_response(
+                {"error": {"message": "the scripted model answers non-streaming requests only"}}, status=400
+            )
+        tag, phase, message = decide(body.get("messages", []))
+        if tag:
+            log.write(f"{tag}\t{phase}\n")
+        return web.json_response(
+            {
+                "id": f"chatcmpl-scripted-{next(ids)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "scripted"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+    application = web.Application()
+    application.router.add_post("/v1/chat/completions", completions)
+    application.router.add_get("/v1/models", models)
+    return application
+
+
+def run_llm(port: int, record: str) -> None:
+    """Target of a `multiprocessing.Process`: the scripted model on `port` until terminated."""
+
+    async def forever() -> None:
+        runner = web.AppRunner(app(Path(record)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(forever())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--record", default="/dev/null")
+    args = parser.parse_args()
+    run_llm(args.port, args.record)
+
+
+if __name__ == "__main__":
+    main()
