@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from delivery.harness import stack
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery.outbox import Outbox
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
+from tests.delivery.harness import stack
 
 
 async def _delivered_rows(db: Database) -> int:
