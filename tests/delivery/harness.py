@@ -21,10 +21,9 @@ from herald.core.clock import Clock, VirtualClock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.outbox import Outbox
 from herald.qq.adapter import QQPlatform
-from herald.sim.app import RunningSim, serve
-from herald.sim.settings import SimSettings
+from herald.sim.app import RunningSim
 from herald.store.db import Database
-from sim_control import SimControl
+from tests.sim_control import SimControl, running_sim
 
 WAIT_S = 30.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
@@ -104,12 +103,6 @@ class Stack:
         await self.control.call("POST", "/_sim/clock/advance", {"seconds": seconds})
         await self.clock.advance(seconds)
         await asyncio.sleep(0.005)
-
-
-@contextlib.asynccontextmanager
-async def running_sim(**settings: Any) -> AsyncIterator[RunningSim]:
-    async with serve(SimSettings(port=0, **settings)) as sim:
-        yield sim
 
 
 @contextlib.asynccontextmanager
