@@ -21,7 +21,8 @@ from herald.core.clock import Clock, VirtualClock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.outbox import Outbox
 from herald.qq.adapter import QQPlatform
-from herald.sim.app import RunningSim
+from herald.sim.app import RunningSim, serve
+from herald.sim.settings import SimSettings
 from herald.store.db import Database
 from tests.sim_control import SimControl, running_sim
 
@@ -118,7 +119,11 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as exits:
         if sim is None:
-            sim = await exits.enter_async_context(running_sim(**sim_settings))
+            # On virtual time the sim starts at noon in Beijing (see running_sim); a stack on a real
+            # clock keeps the sim on real time too, or its anchors would be hours in Herald's future.
+            sim = await exits.enter_async_context(
+                running_sim(**sim_settings) if clock is None else serve(SimSettings(port=0, **sim_settings))
+            )
         herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock)
         await herald.start(inbound=inbound)
         try:
