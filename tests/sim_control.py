@@ -4,6 +4,7 @@ and `running_sim`, the emulator as tests start it."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +21,13 @@ QUIET_HOUR = 12
 
 
 def seconds_to_quiet_hour(now: float) -> float:
-    """From `now` (seconds since the epoch) to the next noon in Beijing (0 at noon exactly)."""
+    """From `now` (seconds since the epoch) to the next noon in Beijing (0 at noon exactly), rounded
+    up to whole seconds so that a test's own offsets add to the clock's offset exactly."""
     local = datetime.fromtimestamp(now, BEIJING)
     noon = local.replace(hour=QUIET_HOUR, minute=0, second=0, microsecond=0)
     if noon < local:
         noon += timedelta(days=1)
-    return (noon - local).total_seconds()
+    return float(math.ceil((noon - local).total_seconds()))
 
 
 @contextlib.asynccontextmanager
