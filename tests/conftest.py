@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
-# Lets any test import the shared helpers under tests/ (e.g. `from delivery.harness import stack`).
-sys.path.insert(0, str(Path(__file__).parent))
 
 # --- storage (owned by store/delivery) ------------------------------------------------------
 # Every storage-touching test runs on SQLite and on PostgreSQL. Each PostgreSQL test gets its

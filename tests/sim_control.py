@@ -1,12 +1,42 @@
-"""The sim's `/_sim/` control API as tests drive it: inject what users do, fault, read what the bot did."""
+"""The sim's `/_sim/` control API as tests drive it: inject what users do, fault, read what the bot did;
+and `running_sim`, the emulator as tests start it."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 
-from herald.sim.app import RunningSim
+from herald.sim.app import RunningSim, serve
+from herald.sim.clock import BEIJING
+from herald.sim.settings import SimSettings
+
+# Daily quotas reset at midnight in Beijing, monthly ones at the first midnight of the month. A test
+# that starts at noon there is twelve hours from either, so it counts the same at whatever hour it runs.
+QUIET_HOUR = 12
+
+
+def seconds_to_quiet_hour(now: float) -> float:
+    """From `now` (seconds since the epoch) to the next noon in Beijing (0 at noon exactly), rounded
+    up to whole seconds so that a test's own offsets add to the clock's offset exactly."""
+    local = datetime.fromtimestamp(now, BEIJING)
+    noon = local.replace(hour=QUIET_HOUR, minute=0, second=0, microsecond=0)
+    if noon < local:
+        noon += timedelta(days=1)
+    return float(math.ceil((noon - local).total_seconds()))
+
+
+@contextlib.asynccontextmanager
+async def running_sim(settings: SimSettings | None = None, **values: Any) -> AsyncIterator[RunningSim]:
+    """The emulator on a free loopback port (or as `settings` say), its virtual clock moved forward to
+    the next noon in Beijing before any traffic: a test's quotas never depend on the time of day."""
+    async with serve(settings or SimSettings(port=0, **values)) as sim:
+        sim.state.clock.advance(seconds_to_quiet_hour(sim.state.clock.time()))
+        yield sim
 
 
 class SimControl:

@@ -17,8 +17,9 @@ from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.commands import CommandContext, Commands, parse_command
 from herald.config import AgentConfig
 from herald.core.events import InboundEvent, InboundMessage
+from herald.core.jobs import Job
 from herald.core.segments import Text
-from herald.scheduler import Job, slot_key
+from herald.scheduler import slot_key
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo
 
-from app.herald_harness import Script, harness
 from herald.config import AgentConfig
+from tests.app.herald_harness import Script, harness
 
 
 class Broken(Script):

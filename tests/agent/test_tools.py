@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 
-from app.herald_harness import WAIT_S, Script, harness
 from herald.agent import TOOL_DEFINITIONS
+from tests.app.herald_harness import WAIT_S, Script, harness
 
 
 def test_the_model_sees_both_tools_with_their_parameters() -> None:

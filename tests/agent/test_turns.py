@@ -8,7 +8,7 @@ import asyncio
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo
 
-from app.herald_harness import WAIT_S, Script, harness, last_user_text, tool_results
+from tests.app.herald_harness import WAIT_S, Script, harness, last_user_text, tool_results
 
 
 class Gated(Script):

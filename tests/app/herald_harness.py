@@ -28,8 +28,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from herald.app import Herald, ModelChoice
 from herald.config import DeliveryConfig, HeraldConfig, QQConfig, StorageConfig
 from herald.core.clock import VirtualClock
-from herald.sim.app import RunningSim, serve
-from herald.sim.settings import SimSettings
+from herald.sim.app import RunningSim
+from tests.sim_control import running_sim
 
 WAIT_S = 60.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
@@ -212,7 +212,7 @@ async def wait_for(
 async def harness(
     db_url: str, script: Script | None = None, delivery: dict[str, Any] | None = None, **sim_settings: Any
 ) -> AsyncIterator[Harness]:
-    async with serve(SimSettings(port=0, **sim_settings)) as sim:
+    async with running_sim(**sim_settings) as sim:
         h = Harness(sim, db_url, script or Script(), **(delivery or {}))
         await h.start()
         try:

@@ -1,6 +1,6 @@
 """Herald as its own process with the scripted model, for tests that SIGKILL it.
 
-    PYTHONPATH=tests python -m app.scripted_herald CONFIG.toml CALLS.log
+    python -m tests.app.scripted_herald CONFIG.toml CALLS.log     (from the repository's root)
 
 Prints READY once connected; every model request is appended to CALLS.log as
 `<turn text>\t<first|after>`; SIGTERM stops it gracefully.
@@ -16,9 +16,9 @@ from pathlib import Path
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo
 
-from app.herald_harness import Script, last_user_text, tool_results
 from herald.app import Herald
 from herald.config import load_config
+from tests.app.herald_harness import Script, last_user_text, tool_results
 
 
 class RecordingScript(Script):

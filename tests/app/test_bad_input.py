@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.herald_harness import Harness, harness, wait_for
+from tests.app.herald_harness import Harness, harness, wait_for
 
 USER = "bad-input-user"
 

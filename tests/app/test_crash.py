@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 from sqlalchemy import text
 
-from app.herald_harness import WAIT_S
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from herald.store import Database
+from tests.app.herald_harness import WAIT_S
 
-TESTS = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # where `tests` is importable from
 USERS = [f"crash-user-{i}" for i in range(5)]
 
 
@@ -47,9 +47,9 @@ message_qps = 10       # slow enough that the kill lands in the middle of the tu
 
 
 async def launch(config: Path, record: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.scripted_herald", str(config), str(record),
+        sys.executable, "-m", "tests.app.scripted_herald", str(config), str(record),
         stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     assert process.stdout is not None

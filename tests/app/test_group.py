@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.herald_harness import harness
+from tests.app.herald_harness import harness
 
 GROUP = "group-1"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from app.herald_harness import Harness, harness
+from tests.app.herald_harness import Harness, harness
 
 USER = "user-hb"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.herald_harness import WAIT_S, herald_config, wait_for
 from herald.app import Herald
 from herald.config import LLMConfig
 from herald.core.clock import SystemClock
 from herald.llm.local import local_extra_installed
 from herald.sim.app import serve
 from herald.sim.settings import SimSettings
+from tests.app.herald_harness import WAIT_S, herald_config, wait_for
 
 pytestmark = [
     pytest.mark.local_model,

@@ -3,7 +3,7 @@ a schedule that runs more often is refused, and the model is told why."""
 
 from __future__ import annotations
 
-from app.herald_harness import Harness, Script
+from tests.app.herald_harness import Harness, Script
 from herald.sim.app import serve
 from herald.sim.settings import SimSettings
 

@@ -19,8 +19,8 @@ from pydantic_ai.messages import ModelResponse, TextPart
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.herald_harness import Harness, Script, harness, wait_for
-from app.test_crash import launch, write_config
+from tests.app.herald_harness import Harness, Script, harness, wait_for
+from tests.app.test_crash import launch, write_config
 from herald.qq.gateway import GatewayClient
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim, serve
@@ -277,7 +277,7 @@ async def test_messages_that_arrive_while_postgresql_drops_the_connection_are_an
     the first event's store fails, is asked for again, and everything is answered exactly once."""
     import asyncpg  # type: ignore[import-untyped]
 
-    from conftest import PG_ADMIN_DSN, PG_URL_TEMPLATE
+    from tests.conftest import PG_ADMIN_DSN, PG_URL_TEMPLATE
 
     name = f"herald_t_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(PG_ADMIN_DSN)

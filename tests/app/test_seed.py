@@ -3,7 +3,7 @@ plus the answer arrive as four messages, in order, with no error in the sim's re
 
 from __future__ import annotations
 
-from app.herald_harness import harness
+from tests.app.herald_harness import harness
 
 
 async def test_three_sends_in_one_response_then_the_answer(db_url: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.herald_harness import Harness, Script
+from tests.app.herald_harness import Harness, Script
 from herald.sim.app import serve
 from herald.sim.settings import SimSettings
 

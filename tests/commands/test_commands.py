@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from app.herald_harness import harness
 from herald.commands import parse_command
+from tests.app.herald_harness import harness
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from herald.qq.adapter import QQPlatform
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from herald.store.db import Database
-from sim_control import SimControl
+from tests.sim_control import SimControl, running_sim
 
 WAIT_S = 30.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
@@ -107,12 +107,6 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_sim(**settings: Any) -> AsyncIterator[RunningSim]:
-    async with serve(SimSettings(port=0, **settings)) as sim:
-        yield sim
-
-
-@contextlib.asynccontextmanager
 async def stack(
     db: Database,
     *,
@@ -125,7 +119,11 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as exits:
         if sim is None:
-            sim = await exits.enter_async_context(running_sim(**sim_settings))
+            # On virtual time the sim starts at noon in Beijing (see running_sim); a stack on a real
+            # clock keeps the sim on real time too, or its anchors would be hours in Herald's future.
+            sim = await exits.enter_async_context(
+                running_sim(**sim_settings) if clock is None else serve(SimSettings(port=0, **sim_settings))
+            )
         herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock)
         await herald.start(inbound=inbound)
         try:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery.outbox import Outbox
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
+from tests.delivery.harness import stack
 
 
 async def test_two_instances_deliver_each_item_once_in_order(db: Database) -> None:

@@ -7,12 +7,12 @@ import asyncio
 
 from sqlalchemy import select
 
-from delivery.harness import stack
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery.outbox import Outbox
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
+from tests.delivery.harness import stack
 
 A = Target(Scene.C2C, "conv-a")
 B = Target(Scene.C2C, "conv-b")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import deque
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.clock import SystemClock
 from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.store.db import Database
+from tests.delivery.harness import stack
 
 RATE_LIMITED = {50002, 40034100}
 

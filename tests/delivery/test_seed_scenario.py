@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.store.db import Database
+from tests.delivery.harness import stack
 
 
 async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: Database) -> None:

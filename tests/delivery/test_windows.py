@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.store.db import Database
+from tests.delivery.harness import stack
 
 
 @pytest.mark.parametrize("mode", ["2026", "2025", "2023"])

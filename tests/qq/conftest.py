@@ -16,7 +16,7 @@ from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 # Generous safety limits so a broken client fails instead of hanging; never a timing assertion.
 WAIT_S = 20.0

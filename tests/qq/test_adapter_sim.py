@@ -7,7 +7,6 @@ import asyncio
 
 from sqlalchemy import update
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.platform import DeliveryMode, SendRequest
 from herald.core.segments import Markdown, Media, MediaKind, Text
@@ -16,6 +15,7 @@ from herald.qq.errors import CODE_KINDS
 from herald.store.db import Database
 from herald.store.tables.ledger import ReplyReservation
 from herald.store.tables.outbox import OutboxItem
+from tests.delivery.harness import stack
 
 ALICE = Target(Scene.C2C, "alice")
 

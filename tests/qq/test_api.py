@@ -14,7 +14,7 @@ from herald.qq.api import FileHashes, FileType, QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.errors import QQApiError
 from herald.sim.app import RunningSim
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

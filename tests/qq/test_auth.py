@@ -12,7 +12,7 @@ import pytest
 from herald.core import ErrorKind, VirtualClock
 from herald.qq.auth import AuthError, TokenManager
 from herald.sim.app import RunningSim
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 
 def manager(sim: RunningSim, http: aiohttp.ClientSession, **kw: Any) -> TokenManager:

@@ -17,7 +17,7 @@ from herald.config import QQConfig
 from herald.qq.doctor import Check, run_checks
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 WAIT_S = 20.0
 

@@ -16,7 +16,7 @@ from herald.qq.auth import TokenManager
 from herald.qq.gateway import GatewayClient, GatewayError
 from herald.qq.inbound import BUG_ATTEMPTS, InboundPipeline
 from herald.sim.app import RunningSim
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 WAIT_S = 20.0  # a safety limit against hangs, never a timing assertion
 ALL_INTENTS = (1 << 25) | (1 << 26) | (1 << 30) | (1 << 12) | (1 << 9)

@@ -9,7 +9,7 @@ import pytest
 from herald.core import InboundEvent, InboundMessage, Interaction
 from herald.qq.api import QQApi
 from herald.qq.inbound import InboundPipeline
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 Collector = Any
 

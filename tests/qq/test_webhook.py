@@ -22,7 +22,7 @@ from herald.qq.api import QQApi
 from herald.qq.inbound import InboundPipeline
 from herald.qq.webhook import Signer, WebhookReceiver, seed_from_secret
 from herald.sim.app import RunningSim
-from sim_control import SimControl
+from tests.sim_control import SimControl
 
 WAIT_S = 20.0  # a safety limit against hangs, never a timing assertion
 Collector = Any

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from herald.sim.app import RunningSim, serve
-from herald.sim.settings import SimSettings
+from herald.sim.app import RunningSim
+from tests.sim_control import running_sim
 
 
 @dataclass
@@ -137,7 +137,7 @@ class SimClient:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSim]:
-    async with serve(SimSettings(port=0)) as running:
+    async with running_sim() as running:
         yield running
 
 

@@ -22,8 +22,9 @@ async def test_fetches_rowcount_lastrowid_and_errors(tmp_path: Path) -> None:
             await cursor.execute("SELECT v FROM t ORDER BY id")
             assert [d[0] for d in cursor.description] == ["v"]
             assert await cursor.fetchone() == ("a",)
-            assert await cursor.fetchmany(2) == [("b",), ("c",)]
-            assert await cursor.fetchall() == [("d",), ("e",)]
+            # aiosqlite types rows as sqlite3.Row; without a row factory they are plain tuples.
+            assert await cursor.fetchmany(2) == [("b",), ("c",)]  # type: ignore[comparison-overlap]
+            assert await cursor.fetchall() == [("d",), ("e",)]  # type: ignore[comparison-overlap]
             assert await cursor.fetchone() is None
             with pytest.raises(Exception, match="no such table"):
                 await cursor.execute("SELECT * FROM missing")

@@ -20,17 +20,11 @@ from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
 from herald.core.clock import Clock
+from herald.core.jobs import JobBook, JobError, describe_job
+from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
 from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
 from herald.delivery.receipts import Receipt
-from herald.scheduler import (
-    Job,
-    JobError,
-    JobStore,
-    ScheduleError,
-    cron_schedule,
-    once_schedule,
-)
 from herald.store.batch import Work
 
 ToolResult = ToolReturnPart
@@ -109,7 +103,7 @@ Finisher = Callable[[], Awaitable[ToolResult]]
 
 
 class Toolbox:
-    def __init__(self, sender: Sender, jobs: JobStore, clock: Clock) -> None:
+    def __init__(self, sender: Sender, jobs: JobBook, clock: Clock) -> None:
         self.sender = sender
         self.jobs = jobs
         self.clock = clock
@@ -215,16 +209,6 @@ class Toolbox:
             return _return(call, "updated: " + describe_job(job, context.timezone))
         except (ScheduleError, JobError) as exc:
             return _return(call, f"error: {exc}")
-
-
-def describe_job(job: Job, timezone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    following = "-"
-    if job.next_run_at is not None:
-        following = f"{job.next_run_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M:%S}"
-    what = f"sends {job.text!r}" if job.action == "send" else f"note: {job.note}"
-    return f"[{job.id}] {job.name} · {job.schedule.describe()} · next {following} · runs {job.runs} · {what}"
 
 
 def _return(call: ToolCallPart, content: str) -> ToolReturnPart:

@@ -9,19 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from herald import __version__
-from herald.agent.tools import describe_job
-from herald.agent.turns import TurnStore
 from herald.config import HeraldConfig
 from herald.core.clock import Clock
+from herald.core.history import ConversationHistory
+from herald.core.jobs import JobBook, JobError, describe_job
+from herald.core.schedule import ScheduleError, format_interval, interval_schedule, parse_interval
 from herald.core.target import Scene, Target
-from herald.scheduler import (
-    JobError,
-    JobStore,
-    ScheduleError,
-    format_interval,
-    interval_schedule,
-    parse_interval,
-)
 
 HELP = """可用命令 / commands:
 /help — 显示本帮助 (this help)
@@ -66,8 +59,8 @@ class Commands:
     def __init__(
         self,
         *,
-        jobs: JobStore,
-        turns: TurnStore,
+        jobs: JobBook,
+        turns: ConversationHistory,
         clock: Clock,
         config: HeraldConfig,
         status: StatusInfo,

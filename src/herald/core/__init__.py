@@ -1,4 +1,5 @@
-"""Neutral types every layer speaks: targets, inbound events, segments, the Platform protocol, Clock."""
+"""Neutral types every layer speaks: targets, inbound events, segments, the Platform protocol, Clock,
+schedules and the job book (`jobs`), the conversation history (`history`)."""
 
 from herald.core.clock import Clock, SystemClock, VirtualClock
 from herald.core.errors import DeliveryError, ErrorKind

@@ -1,7 +1,10 @@
-"""Scheduled jobs: persisted, cron / one-shot / interval, time-zone aware, coalescing, on the Clock."""
+"""Scheduled jobs: persisted, cron / one-shot / interval, time-zone aware, coalescing, on the Clock.
 
-from herald.scheduler.jobs import Job, JobError, JobStore
-from herald.scheduler.schedule import (
+The job and schedule types live in core (`herald.core.jobs`, `herald.core.schedule`), where the agent
+and the commands meet them; they are re-exported here for the scheduler's own callers."""
+
+from herald.core.jobs import Job, JobBook, JobError, describe_job
+from herald.core.schedule import (
     Schedule,
     ScheduleError,
     cron_schedule,
@@ -12,17 +15,20 @@ from herald.scheduler.schedule import (
     parse_interval,
     shortest_gap,
 )
+from herald.scheduler.jobs import JobStore
 from herald.scheduler.service import FireHandler, Scheduler, slot_key
 
 __all__ = [
     "FireHandler",
     "Job",
+    "JobBook",
     "JobError",
     "JobStore",
     "Schedule",
     "ScheduleError",
     "Scheduler",
     "cron_schedule",
+    "describe_job",
     "format_interval",
     "interval_schedule",
     "next_after",

@@ -1,10 +1,10 @@
-"""Scheduled jobs in the store: create (idempotently), list, edit, end, and find what is due."""
+"""Scheduled jobs in the store (the `JobBook` of core): create (idempotently), list, edit, end, and
+find what is due."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -12,63 +12,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.core.clock import Clock
-from herald.core.target import Target
-from herald.scheduler.schedule import Schedule, ScheduleError, format_interval, next_after, shortest_gap
+from herald.core.jobs import Job, JobError
+from herald.core.schedule import Schedule, ScheduleError, format_interval, next_after, shortest_gap
 from herald.store import Database
 from herald.store.tables.agent import AgentJob
 
 
-class JobError(LookupError):
-    """A job cannot be found or touched by this caller; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: str
-    conversation: str
-    creator_id: str | None
-    name: str
-    schedule: Schedule
-    action: str  # agent | send
-    note: str
-    text: str | None
-    active: bool
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    runs: int
-    created_at: datetime
-    end_reason: str | None = None
-
-    @property
-    def target(self) -> Target:
-        return Target.parse(self.conversation)
-
-    @classmethod
-    def from_row(cls, row: AgentJob) -> Job:
-        schedule = Schedule(
-            kind=row.kind,  # type: ignore[arg-type]
-            timezone=row.timezone,
-            cron=row.cron,
-            run_at=row.run_at,
-            interval_s=row.interval_s,
-            anchor=row.created_at if row.kind == "interval" else None,
-        )
-        return cls(
-            id=row.id,
-            conversation=row.conversation,
-            creator_id=row.creator_id,
-            name=row.name,
-            schedule=schedule,
-            action=row.action,
-            note=row.note,
-            text=row.text,
-            active=row.active,
-            next_run_at=row.next_run_at,
-            last_run_at=row.last_run_at,
-            runs=row.runs,
-            created_at=row.created_at,
-            end_reason=row.end_reason,
-        )
+def _job(row: AgentJob) -> Job:
+    schedule = Schedule(
+        kind=row.kind,  # type: ignore[arg-type]
+        timezone=row.timezone,
+        cron=row.cron,
+        run_at=row.run_at,
+        interval_s=row.interval_s,
+        anchor=row.created_at if row.kind == "interval" else None,
+    )
+    return Job(
+        id=row.id,
+        conversation=row.conversation,
+        creator_id=row.creator_id,
+        name=row.name,
+        schedule=schedule,
+        action=row.action,
+        note=row.note,
+        text=row.text,
+        active=row.active,
+        next_run_at=row.next_run_at,
+        last_run_at=row.last_run_at,
+        runs=row.runs,
+        created_at=row.created_at,
+        end_reason=row.end_reason,
+    )
 
 
 def _apply(row: AgentJob, schedule: Schedule) -> None:
@@ -80,6 +54,8 @@ def _apply(row: AgentJob, schedule: Schedule) -> None:
 
 
 class JobStore:
+    """The store-backed `JobBook`, plus what the scheduler loop needs (due, fired)."""
+
     def __init__(
         self, db: Database, clock: Clock, *, max_per_conversation: int = 20, min_interval_s: int = 0
     ) -> None:
@@ -124,7 +100,7 @@ class JobStore:
             if created_key is not None:
                 existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
                 if existing is not None:
-                    return Job.from_row(existing)
+                    return _job(existing)
             active = await session.scalar(
                 select(func.count())
                 .select_from(AgentJob)
@@ -161,14 +137,14 @@ class JobStore:
                     raise
                 existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
                 assert existing is not None
-                return Job.from_row(existing)
+                return _job(existing)
         self._changed()
-        return Job.from_row(row)
+        return _job(row)
 
     async def get(self, job_id: str) -> Job | None:
         async with self.db.session() as session:
             row = await session.get(AgentJob, job_id)
-            return Job.from_row(row) if row is not None else None
+            return _job(row) if row is not None else None
 
     async def list_jobs(self, conversation: str | None = None, *, include_ended: bool = False) -> list[Job]:
         query = select(AgentJob).order_by(AgentJob.created_at, AgentJob.id)
@@ -177,7 +153,7 @@ class JobStore:
         if not include_ended:
             query = query.where(AgentJob.active.is_(True))
         async with self.db.session() as session:
-            return [Job.from_row(row) for row in await session.scalars(query)]
+            return [_job(row) for row in await session.scalars(query)]
 
     async def _owned(
         self, session: AsyncSession, job_id: str, conversation: str | None, creator_id: str | None
@@ -218,7 +194,7 @@ class JobStore:
                 _apply(row, schedule)
                 row.next_run_at = following
             await session.commit()
-            job = Job.from_row(row)
+            job = _job(row)
         self._changed()
         return job
 
@@ -232,7 +208,7 @@ class JobStore:
             row.ended_at = self.clock.now()
             row.end_reason = reason
             await session.commit()
-            job = Job.from_row(row)
+            job = _job(row)
         self._changed()
         return job
 
@@ -244,7 +220,7 @@ class JobStore:
             .limit(limit)
         )
         async with self.db.session() as session:
-            return [Job.from_row(row) for row in await session.scalars(query)]
+            return [_job(row) for row in await session.scalars(query)]
 
     async def next_due(self) -> datetime | None:
         query = (
@@ -263,7 +239,7 @@ class JobStore:
             row = await session.get(AgentJob, job_id)
             if row is None or not row.active or row.next_run_at != slot:
                 return None
-            following = next_after(Job.from_row(row).schedule, max(slot, now))
+            following = next_after(_job(row).schedule, max(slot, now))
             row.runs += 1
             row.last_run_at = slot
             row.next_run_at = following
@@ -272,4 +248,4 @@ class JobStore:
                 row.ended_at = now
                 row.end_reason = "finished"
             await session.commit()
-            return Job.from_row(row)
+            return _job(row)

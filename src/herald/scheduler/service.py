@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from herald.core.clock import Clock
-from herald.scheduler.jobs import Job, JobStore
+from herald.core.jobs import Job
+from herald.scheduler.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
