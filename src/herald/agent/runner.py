@@ -25,6 +25,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from herald.agent.clean import clean_response
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
 from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult
@@ -178,7 +179,7 @@ class AgentRunner:
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await model_request(
+                response = await model_request(
                     self.model,
                     messages,
                     model_settings=self.settings,
@@ -186,6 +187,7 @@ class AgentRunner:
                 )
         except Exception as exc:
             raise ModelFailure() from exc
+        return clean_response(response)
 
     async def _run_tools(
         self,
