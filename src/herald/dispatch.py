@@ -24,11 +24,27 @@ from herald.scheduler import slot_key
 log = logging.getLogger(__name__)
 
 
-class Lanes:
-    """One FIFO worker per conversation key, alive while it has work."""
+MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
 
-    def __init__(self, handler: Callable[[Turn], Awaitable[None]]) -> None:
+
+class Lanes:
+    """One FIFO worker per conversation key, alive while it has work.
+
+    A turn whose handler raises is run again (a resumed turn repeats nothing it finished); after
+    `max_crashes` crashes it is handed to `give_up`, so a poison turn cannot hold its
+    conversation, or come back at every restart, forever.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[Turn], Awaitable[None]],
+        give_up: Callable[[Turn, Exception], Awaitable[None]] | None = None,
+        *,
+        max_crashes: int = MAX_CRASHES,
+    ) -> None:
         self._handler = handler
+        self._give_up = give_up
+        self._max_crashes = max_crashes
         self._queues: dict[str, deque[Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
@@ -47,13 +63,7 @@ class Lanes:
         queue = self._queues[key]
         try:
             while queue:
-                turn = queue[0]
-                try:
-                    await self._handler(turn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("turn %s in %s crashed; it stays pending until restart", turn.id, key)
+                await self._run(queue[0])
                 queue.popleft()
         finally:
             if not queue:
@@ -61,6 +71,40 @@ class Lanes:
             self._workers.pop(key, None)
             if not self._workers:
                 self._idle.set()
+
+    async def _run(self, turn: Turn) -> None:
+        for crash in range(1, self._max_crashes + 1):
+            try:
+                await self._handler(turn)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if crash < self._max_crashes:
+                    log.warning(
+                        "turn %s in %s crashed (%s: %s); running it again",
+                        turn.id,
+                        turn.conversation,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=True,
+                    )
+                    continue
+                log.error(
+                    "turn %s in %s crashed %d times, last with %s: %s; ending it",
+                    turn.id,
+                    turn.conversation,
+                    crash,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=True,
+                )
+                if self._give_up is None:
+                    return
+                try:
+                    await self._give_up(turn, exc)
+                except Exception:
+                    log.exception("ending turn %s failed; it stays pending until restart", turn.id)
 
     @property
     def busy(self) -> int:
@@ -95,7 +139,7 @@ class Dispatcher:
         self.commands = commands
         self.sender = sender
         self.config = config
-        self.lanes = Lanes(self._handle)
+        self.lanes = Lanes(self._handle, self._crashed)
         self.duplicates = 0  # inbound messages dropped because their id was already stored
 
     async def sink(self, event: InboundEvent) -> None:
@@ -161,6 +205,18 @@ class Dispatcher:
             await self._command(turn)
         else:
             await self.runner.run(turn)
+
+    async def _crashed(self, turn: Turn, error: Exception) -> None:
+        """End a turn that keeps crashing: the user gets the short error reply, the turn the cause."""
+        await self.sender.enqueue(
+            turn.target,
+            [Text(self.config.error_message)],
+            origin="agent_error",
+            trigger_id=turn.trigger_id,
+            idempotency_key=f"turn:{turn.id}:error",
+        )
+        cause = f"crashed {MAX_CRASHES} times, last with {type(error).__name__}: {error}"
+        await self.turns.finish(turn, FAILED, cause[:2000])
 
     async def _command(self, turn: Turn) -> None:
         context = CommandContext(turn_id=turn.id, target=turn.target, author_id=turn.author_id)

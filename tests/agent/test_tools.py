@@ -170,3 +170,32 @@ async def test_a_round_interrupted_midway_resumes_only_the_calls_without_a_resul
         assert [e["content"] for e in entries][1:] == ["later", "ok both"]
         deletes = [r for r in script.results if r.startswith("deleted task")]
         assert len(deletes) == 1 and not [r for r in script.results if "no active job" in r]
+
+
+async def test_a_cron_that_never_runs_goes_back_to_the_model_and_the_turn_ends(db_url: str) -> None:
+    never = ("future_task", {"action": "create", "note": "x", "cron_expression": "0 0 31 2 *"})
+    script = Calls({"feb": [[never]]})
+    async with harness(db_url, script) as h:
+        await h.user_says("ivy", "feb")
+        entries = await h.wait_delivered("c2c", "ivy", 1)
+        await h.idle()
+        assert entries[0]["content"] == "ok feb"
+        assert "never matches a date" in script.results[0]
+        assert h.herald is not None and h.herald.turns is not None
+        assert await h.herald.turns.pending() == []
+
+
+async def test_thirty_creates_in_one_response_stop_at_the_cap(db_url: str) -> None:
+    creates = [
+        ("future_task", {"action": "create", "name": f"t{i}", "cron_expression": "0 9 * * *", "note": "x"})
+        for i in range(30)
+    ]
+    script = Calls({"many": [creates, [("future_task", {"action": "list"})]]})
+    async with harness(db_url, script) as h:
+        await h.user_says("joy", "many")
+        await h.wait_delivered("c2c", "joy", 1)
+        await h.idle()
+        created = [r for r in script.results[:30] if r.startswith("created: ")]
+        refused = [r for r in script.results[:30] if "limit 20" in r]
+        assert (len(created), len(refused)) == (20, 10)
+        assert len(script.results[30].splitlines()) == 20

@@ -11,9 +11,9 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo
 
-from tests.app.herald_harness import WAIT_S, Script, harness
 from herald.cli.run import MODEL_NOTICE, show_model_state
 from herald.sim.state import SimState
+from tests.app.herald_harness import WAIT_S, Script, harness
 
 
 class Flaky(Script):

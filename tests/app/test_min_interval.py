@@ -3,9 +3,9 @@ a schedule that runs more often is refused, and the model is told why."""
 
 from __future__ import annotations
 
-from tests.app.herald_harness import Harness, Script
 from herald.sim.app import serve
 from herald.sim.settings import SimSettings
+from tests.app.herald_harness import Harness, Script
 
 
 async def test_future_task_refuses_a_schedule_below_the_minimum(db_url: str) -> None:

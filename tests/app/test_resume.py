@@ -19,12 +19,12 @@ from pydantic_ai.messages import ModelResponse, TextPart
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.app.herald_harness import Harness, Script, harness, wait_for
-from tests.app.test_crash import launch, write_config
 from herald.qq.gateway import GatewayClient
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
+from tests.app.herald_harness import Harness, Script, harness, wait_for
+from tests.app.test_crash import launch, write_config
 
 USER = "resume-user"
 

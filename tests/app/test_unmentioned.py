@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.herald_harness import Harness, Script
 from herald.sim.app import serve
 from herald.sim.settings import SimSettings
+from tests.app.herald_harness import Harness, Script
 
 GUILD_MESSAGES = 1 << 9  # MESSAGE_CREATE: every channel message, not only @bot
 

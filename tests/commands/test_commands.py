@@ -53,7 +53,15 @@ async def test_every_sends_its_text_each_interval_until_cancelled(db_url: str) -
 async def test_command_errors_and_help_and_status(db_url: str) -> None:
     async with harness(db_url) as h:
         for n, text in enumerate(
-            ["/every 5s too-fast", "/every soon x", "/cancel nope", "/help", "/status"], 1
+            [
+                "/every 5s too-fast",
+                "/every soon x",
+                "/cancel nope",
+                "/help",
+                "/status",
+                "/every 99999999999999d hi",
+            ],
+            1,
         ):
             await h.user_says("pat", text)
             await h.wait_delivered("c2c", "pat", n)
@@ -63,4 +71,5 @@ async def test_command_errors_and_help_and_status(db_url: str) -> None:
         assert "no active job" in replies[2]
         assert "/every" in replies[3] and "/reset" in replies[3]
         assert replies[4].startswith("Herald ") and "0 active jobs" in replies[4]
+        assert "longer than 365d (allowed: 1m to 365d)" in replies[5]
         assert h.script.calls == []

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from herald.scheduler import (
+    Schedule,
     ScheduleError,
     cron_schedule,
     format_interval,
@@ -90,3 +91,34 @@ def test_shortest_gap_of_each_kind() -> None:
     assert shortest_gap(cron_schedule("0 9 * * 1-5", "UTC"), now) == 86400
     assert shortest_gap(interval_schedule(90, "UTC", now), now) == 90
     assert shortest_gap(once_schedule("2026-11-22T00:00:00", "UTC", now), now) is None
+
+
+@pytest.mark.parametrize("text", ["0 0 31 2 *", "0 0 30 2 *", "* * 31 4,6,9,11 *"])
+def test_cron_that_never_matches_a_date_is_refused(text: str) -> None:
+    with pytest.raises(ScheduleError, match="never"):
+        cron_schedule(text, "UTC")
+
+
+def test_cron_longer_than_the_store_keeps_is_refused() -> None:
+    with pytest.raises(ScheduleError, match="long"):
+        cron_schedule(",".join(str(m) for m in range(60)) + " * * * *", "UTC")
+
+
+def test_a_stored_cron_with_no_next_date_is_a_schedule_error() -> None:
+    # Created before creation checked it (or by hand): the scheduler must get an error it handles.
+    with pytest.raises(ScheduleError, match="never"):
+        next_after(Schedule("cron", "UTC", cron="0 0 31 2 *"), datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("seconds", [0, 30, 366 * 86400, 99999999999999 * 86400])
+def test_interval_outside_the_allowed_range_names_the_range(seconds: int) -> None:
+    anchor = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ScheduleError, match="allowed: 1m to 365d"):
+        interval_schedule(seconds, "UTC", anchor, minimum_s=60)
+
+
+def test_one_shot_at_the_edge_of_time_is_refused_not_crashed() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for text in ("0001-01-01T00:00:00", "9999-12-31T23:59:59-23:00"):
+        with pytest.raises(ScheduleError):
+            once_schedule(text, "Asia/Shanghai", now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +19,7 @@ from herald.scheduler import (
     slot_key,
 )
 from herald.store import Database
+from herald.store.tables.agent import AgentJob
 
 START = datetime(2026, 11, 21, 9, 0, 20, tzinfo=UTC)
 CONV = "c2c:user-1"
@@ -131,3 +133,67 @@ async def test_creation_is_idempotent_and_ending_is_scoped(db: Database) -> None
     ended = await store.end(first.id, reason="cancelled", conversation=CONV, creator_id="user-1")
     assert not ended.active
     assert [job.name for job in await store.list_jobs(CONV)] == ["b"]
+
+
+async def test_the_cap_holds_under_concurrent_creates(db: Database) -> None:
+    # 30 `future_task` creates in one model response run at once against a cap of 20.
+    store = JobStore(db, VirtualClock(START), max_per_conversation=20)
+    schedule = cron_schedule("0 * * * *", "UTC")
+    outcomes = await asyncio.gather(
+        *(
+            store.create(
+                conversation=CONV, creator_id="user-1", name=f"j{i}", schedule=schedule, created_key=f"t:{i}"
+            )
+            for i in range(30)
+        ),
+        return_exceptions=True,
+    )
+    created = [outcome for outcome in outcomes if isinstance(outcome, Job)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ScheduleError)]
+    assert len(created) == 20 and len(refused) == 10
+    assert all("limit 20" in str(error) for error in refused)
+    assert len(await store.list_jobs(CONV)) == 20
+    # Another conversation has its own cap.
+    await store.create(conversation="c2c:other", creator_id=None, name="x", schedule=schedule)
+
+
+async def test_a_stored_job_whose_schedule_cannot_run_is_ended_and_the_others_keep_firing(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock(START)
+    recorder = Recorder()
+    store = JobStore(db, clock)
+    good = await store.create(
+        conversation=CONV, creator_id=None, name="good", schedule=cron_schedule("* * * * *", "UTC")
+    )
+    # A job stored before creation checked its cron (February 31st never comes), due first.
+    async with db.session() as session:
+        session.add(
+            AgentJob(
+                id="badcron0",
+                conversation=CONV,
+                name="bad",
+                kind="cron",
+                cron="0 0 31 2 *",
+                timezone="UTC",
+                action="agent",
+                note="",
+                active=True,
+                next_run_at=datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC),
+                runs=0,
+                created_at=START,
+            )
+        )
+        await session.commit()
+    scheduler = await started(db, clock, recorder)
+    await run_minutes(clock, scheduler, 3)
+    await scheduler.stop()
+    assert [key for key in recorder.fired if key.startswith(f"job:{good.id}:")] == [
+        slot_key(good, datetime(2026, 11, 21, 9, minute, tzinfo=UTC)) for minute in (1, 2, 3)
+    ]
+    assert [key for key in recorder.fired if key.startswith("job:badcron0:")] == [
+        "job:badcron0:20261121T090030"
+    ]
+    bad = await store.get("badcron0")
+    assert bad is not None and not bad.active and bad.end_reason == "invalid schedule"
+    assert "never matches a date" in caplog.text

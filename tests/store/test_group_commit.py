@@ -1,16 +1,21 @@
 """The shared group commit (`Database.writes`): concurrent units share one commit, each caller
-gets its own result only after it, and a unit queued just as a flusher finishes still runs."""
+gets its own result only after it, a unit queued just as a flusher finishes still runs, and a
+unit that fails (a constraint, a value the database refuses, its own exception) fails alone."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import cast
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Table, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.store import Database
-from herald.store.batch import Work
+from herald.store.batch import Work, defer_insert
+from herald.store.tables.agent import AgentJob
 
 
 async def _count(db: Database) -> int:
@@ -49,3 +54,83 @@ async def test_concurrent_units_share_commits_and_a_failure_fails_only_its_batch
             await db.writes.run(_insert("c0"))
         assert await db.writes.run(_insert("after")) == "after"
     assert await _count(db) == 51
+
+
+def _deferred(job_id: str, note: str = "") -> Work:
+    async def work(session: AsyncSession) -> str:
+        defer_insert(session, JOBS, {**_JOB, "id": job_id, "note": note})
+        return job_id
+
+    return work
+
+
+_JOB: dict[str, object] = {
+    "conversation": "c2c:a",
+    "name": "n",
+    "kind": "once",
+    "timezone": "UTC",
+    "action": "agent",
+    "active": True,
+    "runs": 0,
+    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+}
+JOBS = cast(Table, AgentJob.__table__)
+
+
+async def _outcomes(db: Database, works: list[Work]) -> list[object]:
+    async with asyncio.timeout(30):
+        return list(await asyncio.gather(*(db.writes.run(work) for work in works), return_exceptions=True))
+
+
+async def test_a_unit_that_violates_a_constraint_fails_alone(db: Database) -> None:
+    await db.writes.run(_insert("taken"))
+    works = [_insert(f"g{i}") for i in range(60)]
+    works.insert(37, _insert("taken"))  # the same primary key again
+    outcomes = await _outcomes(db, works)
+    assert isinstance(outcomes.pop(37), IntegrityError)
+    assert outcomes == [f"g{i}" for i in range(60)]
+    assert await _count(db) == 61
+
+
+async def test_a_deferred_insert_that_violates_a_constraint_fails_alone(db: Database) -> None:
+    await db.writes.run(_deferred("taken"))
+    works = [_deferred(f"g{i}") for i in range(60)]
+    works.insert(5, _deferred("taken"))
+    works.insert(50, _deferred("g7"))  # a duplicate within the batch itself
+    outcomes = await _outcomes(db, works)
+    assert isinstance(outcomes.pop(50), IntegrityError)
+    assert isinstance(outcomes.pop(5), IntegrityError)
+    assert outcomes == [f"g{i}" for i in range(60)]
+    assert await _count(db) == 61
+
+
+async def test_a_unit_that_raises_fails_alone(db: Database) -> None:
+    async def broken(session: AsyncSession) -> None:
+        await _insert("half-done")(session)
+        raise RuntimeError("the unit's own bug")
+
+    works = [_insert(f"g{i}") for i in range(20)]
+    works.insert(3, broken)
+    outcomes = await _outcomes(db, works)
+    assert isinstance(outcomes.pop(3), RuntimeError)
+    assert outcomes == [f"g{i}" for i in range(20)]
+    assert await _count(db) == 20  # the failing unit's own write is rolled back
+
+
+async def test_text_the_database_refuses_fails_only_its_unit(db: Database) -> None:
+    # PostgreSQL refuses a NUL byte in a text column; neither backend can store a lone surrogate.
+    works = [_deferred(f"g{i}", note=f"fine {i}") for i in range(40)]
+    works.insert(11, _deferred("surrogate", note="bad \ud800"))
+    works.insert(29, _deferred("nul", note="bad \x00 byte"))
+    outcomes = await _outcomes(db, works)
+    nul = outcomes.pop(29)
+    assert isinstance(outcomes.pop(11), Exception)
+    if db.is_postgresql:
+        assert isinstance(nul, Exception)
+        assert await _count(db) == 40
+    else:
+        assert nul == "nul"
+        assert await _count(db) == 41
+    assert outcomes == [f"g{i}" for i in range(40)]
+    # The write path is healthy afterwards.
+    assert await db.writes.run(_insert("after")) == "after"

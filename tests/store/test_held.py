@@ -1,5 +1,5 @@
-"""Held connections (the store's write path): a failed transaction is rolled back and its connection
-replaced, so other writers waiting for one carry on."""
+"""Held connections (the store's write path): a failed transaction is rolled back (its connection kept,
+or replaced if it is broken), so other writers waiting for one carry on."""
 
 from __future__ import annotations
 

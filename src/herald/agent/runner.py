@@ -25,6 +25,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
@@ -182,7 +183,7 @@ class AgentRunner:
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await model_request(
+                response = await model_request(
                     self.model,
                     messages,
                     model_settings=self.settings,
@@ -190,6 +191,7 @@ class AgentRunner:
                 )
         except Exception as exc:
             raise ModelFailure() from exc
+        return clean_response(response)
 
     async def _run_tools(
         self,

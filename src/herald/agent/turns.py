@@ -15,6 +15,7 @@ from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald.agent.clean import storable
 from herald.core.clock import Clock
 from herald.core.target import Target
 from herald.store import Database
@@ -52,6 +53,11 @@ def dump_messages(messages: list[ModelMessage]) -> str:
 
 def load_messages(raw: str | None) -> list[ModelMessage]:
     return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
+
+
+def _error_text(error: str | None) -> str | None:
+    # An error's text can quote what the model or provider sent, unstorable bytes included.
+    return None if error is None else storable(error)
 
 
 class TurnStore:
@@ -143,7 +149,12 @@ class TurnStore:
         await self._writes.run(
             self._unit(
                 self._finish_statement,
-                {"p_id": turn.id, "p_status": status, "p_error": error, "p_finished_at": self.clock.now()},
+                {
+                    "p_id": turn.id,
+                    "p_status": status,
+                    "p_error": _error_text(error),
+                    "p_finished_at": self.clock.now(),
+                },
             )
         )
         self.ended(turn, status)
@@ -156,7 +167,7 @@ class TurnStore:
             "p_messages": dump_messages(turn.messages),
             "p_steps": steps,
             "p_status": status,
-            "p_error": error,
+            "p_error": _error_text(error),
             "p_finished_at": self.clock.now(),
         }
         return self._unit(self._end_statement, params)

@@ -123,16 +123,18 @@ async def _every(commands: Commands, context: CommandContext, args: str) -> str:
         return "用法 (usage): /every <间隔 interval> <文本 text>, 例如 /every 1m 心跳"
     try:
         seconds = parse_interval(interval_text)
-        minimum = commands.config.scheduler.min_interval_s
-        if seconds < minimum:
-            raise ScheduleError(
-                f"interval {format_interval(seconds)} is shorter than {format_interval(minimum)}"
-            )
+        # Refuses an interval outside the allowed range, naming the range.
+        schedule = interval_schedule(
+            seconds,
+            commands.config.agent.timezone,
+            commands.clock.now(),
+            minimum_s=commands.config.scheduler.min_interval_s,
+        )
         job = await commands.jobs.create(
             conversation=context.target.key,
             creator_id=context.author_id,
             name=f"every {format_interval(seconds)}",
-            schedule=interval_schedule(seconds, commands.config.agent.timezone, commands.clock.now()),
+            schedule=schedule,
             action="send",
             text=text,
             created_key=f"turn:{context.turn_id}:every",

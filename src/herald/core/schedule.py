@@ -13,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
 Kind = Literal["cron", "once", "interval"]
+
+MAX_INTERVAL_S = 365 * 86400  # the longest interval a job may have
+MAX_CRON_LENGTH = 120  # the stored column's length
 
 
 class ScheduleError(ValueError):
@@ -45,11 +48,17 @@ def cron_schedule(expression: str, timezone: str) -> Schedule:
     expression = " ".join(expression.split())
     if len(expression.split()) != 5:
         raise ScheduleError(f"cron expression needs 5 fields (minute hour day month weekday): {expression!r}")
+    if len(expression) > MAX_CRON_LENGTH:
+        raise ScheduleError(
+            f"cron expression is too long ({len(expression)} characters, at most {MAX_CRON_LENGTH})"
+        )
     try:
         croniter(expression, datetime.now(UTC))
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
-    return Schedule("cron", timezone, cron=expression)
+    schedule = Schedule("cron", timezone, cron=expression)
+    next_after(schedule, datetime.now(UTC))  # one that parses may still never match a date
+    return schedule
 
 
 def once_schedule(run_at: str | datetime, timezone: str, now: datetime) -> Schedule:
@@ -61,35 +70,51 @@ def once_schedule(run_at: str | datetime, timezone: str, now: datetime) -> Sched
             raise ScheduleError(f"run_at is not an ISO 8601 time: {run_at!r}") from None
     else:
         parsed = run_at
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
-    parsed = parsed.astimezone(UTC)
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ScheduleError(f"run_at {run_at!s} is out of range (years 1 to 9999 in UTC)") from None
     if parsed <= now:
         raise ScheduleError(f"run_at {parsed.isoformat()} is in the past (now {now.isoformat()})")
     return Schedule("once", timezone, run_at=parsed)
 
 
-def interval_schedule(seconds: int, timezone: str, anchor: datetime) -> Schedule:
-    if seconds <= 0:
-        raise ScheduleError("an interval must be positive")
+def interval_schedule(seconds: int, timezone: str, anchor: datetime, *, minimum_s: int = 1) -> Schedule:
+    if not minimum_s <= seconds <= MAX_INTERVAL_S:
+        shortest, longest = format_interval(minimum_s), format_interval(MAX_INTERVAL_S)
+        limit = f"shorter than {shortest}" if seconds < minimum_s else f"longer than {longest}"
+        raise ScheduleError(
+            f"interval {format_interval(seconds)} is {limit} (allowed: {shortest} to {longest})"
+        )
     return Schedule("interval", timezone, interval_s=seconds, anchor=anchor.astimezone(UTC))
 
 
 def next_after(schedule: Schedule, after: datetime) -> datetime | None:
-    """The first slot strictly after `after` (UTC), or None when the schedule has no more slots."""
+    """The first slot strictly after `after` (UTC), or None when the schedule has no more slots.
+
+    Raises `ScheduleError` for a schedule that cannot be followed (a cron expression that matches
+    no date, such as February 31st; a slot past the year 9999).
+    """
     after = after.astimezone(UTC)
     if schedule.kind == "once":
         assert schedule.run_at is not None
         return schedule.run_at if schedule.run_at > after else None
-    if schedule.kind == "interval":
-        assert schedule.interval_s and schedule.anchor is not None
-        if after < schedule.anchor:
-            return schedule.anchor
-        periods = int((after - schedule.anchor).total_seconds() // schedule.interval_s) + 1
-        return schedule.anchor + timedelta(seconds=periods * schedule.interval_s)
-    assert schedule.cron is not None
-    local = after.astimezone(ZoneInfo(schedule.timezone))
-    following: datetime = croniter(schedule.cron, local).get_next(datetime)
+    try:
+        if schedule.kind == "interval":
+            assert schedule.interval_s and schedule.anchor is not None
+            if after < schedule.anchor:
+                return schedule.anchor
+            periods = int((after - schedule.anchor).total_seconds() // schedule.interval_s) + 1
+            return schedule.anchor + timedelta(seconds=periods * schedule.interval_s)
+        assert schedule.cron is not None
+        local = after.astimezone(ZoneInfo(schedule.timezone))
+        following: datetime = croniter(schedule.cron, local).get_next(datetime)
+    except CroniterBadDateError:
+        raise ScheduleError(f"cron expression {schedule.cron!r} never matches a date") from None
+    except (CroniterError, ValueError, KeyError, OverflowError) as exc:
+        raise ScheduleError(f"{schedule.describe()} has no next slot: {type(exc).__name__}: {exc}") from None
     return following.astimezone(UTC)
 
 

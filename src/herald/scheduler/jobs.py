@@ -3,11 +3,13 @@ find what is due."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +55,29 @@ def _apply(row: AgentJob, schedule: Schedule) -> None:
     row.interval_s = schedule.interval_s
 
 
+log = logging.getLogger(__name__)
+
+INVALID_SCHEDULE = "invalid schedule"  # the end reason of a stored job whose schedule cannot run
+# The first key of the PostgreSQL advisory lock creates take per conversation (b"hjob" as int4).
+JOBS_LOCK = int.from_bytes(b"hjob", "big")
+JOBS = cast(Table, AgentJob.__table__)
+
+
+def _active_count(conversation: str) -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(AgentJob)
+        .where(AgentJob.conversation == conversation, AgentJob.active.is_(True))
+    )
+
+
+def _insert_below_cap(row: AgentJob, cap: int) -> Insert:
+    """INSERT the row only while its conversation has fewer than `cap` active jobs."""
+    values = [bindparam(None, getattr(row, column.key), type_=column.type) for column in JOBS.columns]
+    below_cap = _active_count(row.conversation).scalar_subquery() < cap
+    return insert(JOBS).from_select([column.key for column in JOBS.columns], select(*values).where(below_cap))
+
+
 class JobStore:
     """The store-backed `JobBook`, plus what the scheduler loop needs (due, fired)."""
 
@@ -93,43 +118,46 @@ class JobStore:
         text: str | None = None,
         created_key: str | None = None,
     ) -> Job:
-        """Store a new job; with `created_key`, a second call returns the first call's job."""
+        """Store a new job; with `created_key`, a second call returns the first call's job.
+
+        The per-conversation cap holds under concurrent creates (several `future_task` calls in
+        one model response): the count and the insert are one statement, and on PostgreSQL the
+        creates of one conversation take turns on an advisory lock, so each counts the others.
+        """
         now = self.clock.now()
         self._check_often(schedule)
+        first = next_after(schedule, now)
+        if first is None:
+            raise ScheduleError("that schedule never runs")
+        row = AgentJob(
+            id=secrets.token_hex(4),
+            conversation=conversation,
+            creator_id=creator_id,
+            name=name[:200],
+            action=action,
+            note=note,
+            text=text,
+            active=True,
+            next_run_at=first,
+            last_run_at=None,
+            runs=0,
+            created_key=created_key,
+            created_at=now if schedule.anchor is None else schedule.anchor,
+            ended_at=None,
+            end_reason=None,
+        )
+        _apply(row, schedule)
         async with self.db.session() as session:
             if created_key is not None:
                 existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
                 if existing is not None:
                     return _job(existing)
-            active = await session.scalar(
-                select(func.count())
-                .select_from(AgentJob)
-                .where(AgentJob.conversation == conversation, AgentJob.active.is_(True))
-            )
-            if (active or 0) >= self.max_per_conversation:
-                raise ScheduleError(
-                    f"this conversation already has {active} active jobs (limit {self.max_per_conversation})"
+            if self.db.is_postgresql:
+                await session.execute(
+                    select(func.pg_advisory_xact_lock(JOBS_LOCK, func.hashtext(conversation)))
                 )
-            first = next_after(schedule, now)
-            if first is None:
-                raise ScheduleError("that schedule never runs")
-            row = AgentJob(
-                id=secrets.token_hex(4),
-                conversation=conversation,
-                creator_id=creator_id,
-                name=name[:200],
-                action=action,
-                note=note,
-                text=text,
-                active=True,
-                next_run_at=first,
-                runs=0,
-                created_key=created_key,
-                created_at=now if schedule.anchor is None else schedule.anchor,
-            )
-            _apply(row, schedule)
-            session.add(row)
             try:
+                inserted = await session.execute(_insert_below_cap(row, self.max_per_conversation))
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
@@ -138,6 +166,11 @@ class JobStore:
                 existing = await session.scalar(select(AgentJob).where(AgentJob.created_key == created_key))
                 assert existing is not None
                 return _job(existing)
+            if inserted.rowcount == 0:  # type: ignore[attr-defined]
+                active = await session.scalar(_active_count(conversation))
+                raise ScheduleError(
+                    f"this conversation already has {active} active jobs (limit {self.max_per_conversation})"
+                )
         self._changed()
         return _job(row)
 
@@ -239,13 +272,19 @@ class JobStore:
             row = await session.get(AgentJob, job_id)
             if row is None or not row.active or row.next_run_at != slot:
                 return None
-            following = next_after(_job(row).schedule, max(slot, now))
             row.runs += 1
             row.last_run_at = slot
+            try:
+                following = next_after(_job(row).schedule, max(slot, now))
+            except ScheduleError as exc:
+                # Stored before creation checked it (or edited by hand): end it, rather than fail
+                # the scheduler's pass at every slot.
+                log.error("job %s (%s) ended: its schedule cannot run: %s", row.id, row.name, exc)
+                following, row.end_reason = None, INVALID_SCHEDULE
             row.next_run_at = following
             if following is None:
                 row.active = False
                 row.ended_at = now
-                row.end_reason = "finished"
+                row.end_reason = row.end_reason or "finished"
             await session.commit()
             return _job(row)

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from herald.core.clock import Clock
 from herald.core.jobs import Job
 from herald.scheduler.jobs import JobStore
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 60.0  # after a pass that failed
 
 FireHandler = Callable[[Job, datetime], Awaitable[None]]
 
@@ -64,10 +66,13 @@ class Scheduler:
     async def run_due(self) -> int:
         """Fire every job due now; returns how many fired."""
         count = 0
+        stuck: set[str] = set()  # jobs whose firing could not be recorded in this pass
         while True:
             now = self.clock.now()
-            due = await self.jobs.due(now)
+            due = [job for job in await self.jobs.due(now) if job.id not in stuck]
             if not due:
+                if stuck:
+                    raise RuntimeError(f"could not record the firing of jobs {', '.join(sorted(stuck))}")
                 return count
             for job in due:
                 assert job.next_run_at is not None
@@ -76,7 +81,13 @@ class Scheduler:
                     await self.on_fire(job, slot)
                 except Exception:
                     log.exception("job %s (%s) failed to fire for %s", job.id, job.name, slot.isoformat())
-                await self.jobs.fired(job.id, slot, now)
+                try:
+                    await self.jobs.fired(job.id, slot, now)
+                except Exception:
+                    # One job must not hold up the others; the pass fails after them (and retries).
+                    log.exception("job %s (%s): recording its firing failed", job.id, job.name)
+                    stuck.add(job.id)
+                    continue
                 self.fired += 1
                 count += 1
 
@@ -90,7 +101,7 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("scheduler pass failed; retrying in a minute")
-                following = None
+                following = self.clock.now() + timedelta(seconds=RETRY_S)
             delay = self.max_sleep_s
             if following is not None:
                 delay = min(delay, max(0.0, (following - self.clock.now()).total_seconds()))

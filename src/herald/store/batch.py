@@ -5,7 +5,12 @@ it is used" holds for every unit; what is saved is the per-transaction overhead 
 BEGIN/COMMIT round trips), which dominates small writes on both SQLite and PostgreSQL.
 Units may also defer plain inserts and updates-by-key (`defer_insert`, `defer_update`); those
 run as one executemany per table and column set just before the commit.
-If any unit fails, the whole batch is rolled back and every caller in it gets the exception.
+
+A failing unit fails alone: when a batch's commit fails, its units are committed again in two
+halves, recursively, so the units that can commit do (in few transactions) and only the unit
+that cannot (a constraint it violates, a value the database refuses, its own exception) hands
+its caller the error. A unit may therefore run more than once; it must write only through the
+session it is given (and `defer_insert`/`defer_update`), never keep state between runs.
 
 Batches run on held connections (no pool checkout per commit), at most one batch per connection.
 `Database.writes` is the one instance every hot writer shares (reply ledger, outbox, turn store):
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +30,8 @@ from sqlalchemy import Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from herald.store.held import HeldConnections
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[Any]]
@@ -79,28 +87,57 @@ class GroupCommit:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            results: list[Any] = []
             try:
-                async with self._held.transaction() as conn:
-                    # The session begins (and commits) the transaction on the held connection.
-                    session = AsyncSession(bind=conn, expire_on_commit=False)
-                    try:
-                        for work, _ in batch:
-                            results.append(await work(session))
-                        await _write_deferred(session)
-                        await session.commit()
-                    finally:
-                        await session.close()
+                await self._commit(batch)
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
+                raise
+
+    async def _commit(
+        self, batch: list[tuple[Work, asyncio.Future[Any]]], *, splitting: bool = False
+    ) -> None:
+        """Commit `batch` and resolve its futures; on failure, split it until the failing unit
+        is alone, and hand only that unit's caller the exception."""
+        try:
+            results = await self._transaction([work for work, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                future = batch[0][1]
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(exc)
+                return
+            if not splitting:
+                log.warning(
+                    "a group commit of %d units failed (%s: %s); committing them again in smaller "
+                    "batches, so that only the failing unit fails",
+                    len(batch),
+                    type(exc).__name__,
+                    # The first line names the cause; the SQL and parameters are the caller's to log.
+                    str(exc).partition("\n")[0][:300],
+                )
+            half = len(batch) // 2
+            await self._commit(batch[:half], splitting=True)
+            await self._commit(batch[half:], splitting=True)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _transaction(self, works: list[Work]) -> list[Any]:
+        results: list[Any] = []
+        async with self._held.transaction() as conn:
+            # The session begins (and commits) the transaction on the held connection.
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            try:
+                for work in works:
+                    results.append(await work(session))
+                await _write_deferred(session)
+                await session.commit()
+            finally:
+                await session.close()
+        return results
 
 
 async def _write_deferred(session: AsyncSession) -> None:

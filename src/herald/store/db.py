@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -24,6 +24,8 @@ from herald.store.batch import GroupCommit
 DEFAULT_URL = "sqlite+aiosqlite:///./data/herald.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The PostgreSQL advisory lock key held while migrating: b"herald:m" read as a 64-bit integer.
+MIGRATION_LOCK = int.from_bytes(b"herald:m", "big")
 
 
 class Database:
@@ -54,8 +56,18 @@ class Database:
             yield session
 
     async def migrate(self) -> None:
-        """Bring the schema to Alembic head (idempotent)."""
+        """Bring the schema to Alembic head (idempotent).
+
+        Instances starting at once on an empty database migrate one after the other (the first
+        creates the schema, the others find it at head): on PostgreSQL the upgrade holds a
+        transaction-scoped advisory lock; on SQLite it runs in one transaction that takes the
+        database's write lock first (the driver would otherwise run each DDL statement alone).
+        """
         async with self.engine.begin() as conn:
+            if self.is_postgresql:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            elif self.is_sqlite:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await conn.run_sync(_upgrade_head)
 
     async def dispose(self) -> None:

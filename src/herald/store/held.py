@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
+ROLLBACK_TIMEOUT_S = 5.0
+
 
 class HeldConnections:
     def __init__(self, engine: AsyncEngine, size: int) -> None:
@@ -29,17 +31,44 @@ class HeldConnections:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction on a held connection: committed on success, the connection dropped
-        (and a fresh one opened later) on any error or cancellation."""
+        """One transaction on a held connection: committed on success; on an error, rolled back
+        and the connection kept, unless the rollback fails too or the connection is broken or
+        the transaction was cancelled mid-statement: then it is dropped (and a fresh one opened)."""
         conn = await self._acquire()
-        assert self._idle is not None
         try:
             yield conn
             await conn.commit()
+        except Exception:
+            kept = False
+            try:
+                kept = not conn.invalidated and await self._rolled_back(conn)
+            finally:
+                if kept:
+                    self._release(conn)
+                else:
+                    self._discard(conn)
+            raise
         except BaseException:
             self._discard(conn)
             raise
-        self._idle.put_nowait(conn)
+        self._release(conn)
+
+    def _release(self, conn: AsyncConnection) -> None:
+        if self._closed or self._idle is None:
+            self._discard(conn)  # closed meanwhile: close it too
+        else:
+            self._idle.put_nowait(conn)
+
+    @staticmethod
+    async def _rolled_back(conn: AsyncConnection) -> bool:
+        try:
+            # Bounded: a connection that cannot roll back promptly is not worth keeping.
+            async with asyncio.timeout(ROLLBACK_TIMEOUT_S):
+                await conn.rollback()
+        except Exception:
+            log.debug("rollback of a failed write transaction failed; dropping its connection", exc_info=True)
+            return False
+        return True
 
     async def _acquire(self) -> AsyncConnection:
         if self._idle is None:
@@ -83,7 +112,9 @@ class HeldConnections:
     @staticmethod
     async def _close(conn: AsyncConnection) -> None:
         try:
-            await conn.rollback()
+            # Bounded: a connection that cannot roll back promptly is not worth keeping.
+            async with asyncio.timeout(ROLLBACK_TIMEOUT_S):
+                await conn.rollback()
         except Exception:
             log.debug("rollback of a dropped connection failed", exc_info=True)
         with contextlib.suppress(Exception):
