@@ -168,7 +168,7 @@ async def test_retrying_a_failed_proactive_item_reuses_its_reservation(db: Datab
             if row.state not in ("pending", "sending"):
                 break
             await herald.advance(1)
-        assert row.state == "delivered", (row.state, row.error)
+        assert row.state == "delivered", (row.state, row.reason)
         # On its first attempt after the retry: no second reservation insert failed its commit
         # (which rolled back every other unit of the same group commit).
         assert row.attempts == 1
