@@ -154,6 +154,7 @@ class DeliveryConfig(Section):
     group_bot_per_minute: int = 60
     proactive_per_target_per_minute: int = 20
     proactive_per_target_per_day: int = 1000
+    proactive_rate_margin_s: float = 2.0  # each per-target window counted this much wider
     monthly_proactive_limit: int = 4  # "2023" mode
     message_qps: float = 100.0  # per message endpoint (§6.8)
     # Outbox: retry backoff, lease (how long another instance waits before taking an item over),

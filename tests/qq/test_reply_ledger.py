@@ -13,7 +13,7 @@ from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode, Sent
 from herald.core.target import Scene, Target
-from herald.qq.reply import Anchor, OutboundId, ReplyLedger, Route, Undeliverable, Wait
+from herald.qq.reply import Anchor, OutboundId, Plan, ReplyLedger, Route, Undeliverable, Wait
 from herald.store.db import Database
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -159,24 +159,49 @@ async def test_fallback_trigger_then_newest_then_event_then_proactive_then_undel
     assert isinstance(refused, Undeliverable) and "proactive" in refused.reason
 
 
+async def proactive(book: ReplyLedger, item_id: str, target: Target = ALICE) -> Plan:
+    """Reserve a proactive route and make its send (counted when made, not when reserved)."""
+    plan = await book.reserve(item_id, 0, target, None)
+    if isinstance(plan, Route) and plan.mode is DeliveryMode.PROACTIVE:
+        refusal = await book.begin_proactive(item_id, 0, target)
+        if refusal is not None:
+            return refusal
+    return plan
+
+
 async def test_proactive_rate_per_target_makes_a_send_wait(db: Database) -> None:
     clock = VirtualClock(START)
     book = ledger(db, clock, proactive_per_target_per_minute=3)
-    plans = [await book.reserve(f"p{n}", 0, ALICE, None) for n in range(4)]
+    plans = [await proactive(book, f"p{n}") for n in range(4)]
     assert [type(p) for p in plans] == [Route, Route, Route, Wait]
     wait = plans[3]
-    assert isinstance(wait, Wait) and 60 <= wait.seconds <= 61
-    await clock.advance(wait.seconds)
-    assert isinstance(await book.reserve("p3", 0, ALICE, None), Route)
+    # The window frees one minute after the oldest send, plus the margin.
+    assert isinstance(wait, Wait) and wait.seconds == 62
+    await clock.advance(wait.seconds - 1)
+    assert isinstance(await proactive(book, "p3"), Wait)
+    await clock.advance(1)
+    assert isinstance(await proactive(book, "p3"), Route)
+
+
+async def test_a_proactive_send_is_counted_when_made_not_when_reserved(db: Database) -> None:
+    # Reserved long ago (a crash before the send): the window counts the send's own moment.
+    clock = VirtualClock(START)
+    book = ledger(db, clock, proactive_per_target_per_minute=2)
+    early = await book.reserve("early", 0, ALICE, None)
+    assert isinstance(early, Route) and early.mode is DeliveryMode.PROACTIVE
+    await clock.advance(50)
+    assert await proactive(book, "a") is not None and await proactive(book, "b") is not None
+    # The old reservation re-checks the limit when its send is made: two in the last minute.
+    assert isinstance(await book.begin_proactive("early", 0, ALICE), Wait)
 
 
 async def test_2023_mode_allows_four_proactive_a_month(db: Database) -> None:
     clock = VirtualClock(START)
     book = ledger(db, clock, platform_mode="2023")
-    plans = [await book.reserve(f"p{n}", 0, ALICE, None) for n in range(5)]
+    plans = [await proactive(book, f"p{n}") for n in range(5)]
     assert [type(p) for p in plans] == [Route] * 4 + [Undeliverable]
     await clock.advance(timedelta(days=31).total_seconds())
-    assert isinstance(await book.reserve("p5", 0, ALICE, None), Route)
+    assert isinstance(await proactive(book, "p5"), Route)
 
 
 async def test_redelivered_inbound_message_keeps_its_budget(db: Database) -> None:

@@ -25,11 +25,11 @@ from herald.core.platform import DeliveryMode, EventSink, SendRequest, Sent
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
-from herald.qq.errors import QQApiError
+from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
 from herald.qq.media import MediaUploader
 from herald.qq.render import Part, render
-from herald.qq.reply import OutboundId, ReplyLedger, Route, Undeliverable, Wait
+from herald.qq.reply import OutboundId, ReplyLedger, Route, Undeliverable, Unknown, Wait
 from herald.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 MAX_REPLANS = 8
 # A proactive rate wait longer than this is handed back to the outbox as retry-later.
 MAX_INLINE_WAIT_S = 90.0
-# Codes that mean "this target does not take markdown": fall back to text and remember it.
-MARKDOWN_REFUSED = frozenset({304036, 40034127, 40034124, 50037, 40034011})
-# Proactive refusals: the target's permission is off until it says otherwise.
-PROACTIVE_REFUSED = frozenset({40034105, 40034102, 40054013})
 
 
 class SlidingWindow:
@@ -260,22 +256,31 @@ class QQPlatform:
     ) -> tuple[Route, str | None]:
         target = request.target
         where = f" (part {index + 1} of {total})" if total > 1 else ""
-        for round_ in range(MAX_REPLANS):
-            fresh = request.attempt == 1 and round_ == 0
-            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id, fresh=fresh)
+        for _ in range(MAX_REPLANS):
+            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id)
+            if isinstance(plan, Unknown):
+                raise DeliveryError(ErrorKind.OUTCOME_UNKNOWN, plan.reason + where)
             if isinstance(plan, Undeliverable):
                 raise DeliveryError(ErrorKind.UNDELIVERABLE, plan.reason + where)
             if isinstance(plan, Wait):
-                if plan.seconds > MAX_INLINE_WAIT_S:
-                    raise DeliveryError(ErrorKind.RETRY_LATER, plan.reason, retry_after=plan.seconds)
-                await self.clock.sleep(plan.seconds)
+                await self._wait(plan)
                 continue
             route = plan
             if route.sent_id is not None:  # an earlier attempt of this item delivered this part
                 return route, route.sent_id or None
-            if route.mode is DeliveryMode.PROACTIVE and not await self._group_allows_proactive(api, target):
-                await self.ledger.route_died(request.item_id, index, route, None, "proactive not allowed")
-                continue
+            if route.mode is DeliveryMode.PROACTIVE:
+                if not await self._group_allows_proactive(api, target):
+                    await self.ledger.route_died(request.item_id, index, route, None, "proactive not allowed")
+                    continue
+                # Counted and marked requested when made, after every wait, on every attempt.
+                refusal = await self.ledger.begin_proactive(request.item_id, index, target)
+                if isinstance(refusal, Undeliverable):
+                    raise DeliveryError(ErrorKind.UNDELIVERABLE, refusal.reason + where)
+                if isinstance(refusal, Wait):
+                    await self._wait(refusal)
+                    continue
+            elif not route.requested:
+                await self.ledger.mark_requested(request.item_id, index)
             try:
                 answer = await self._post(api, target, route, part)
             except QQApiError as error:
@@ -288,6 +293,8 @@ class QQPlatform:
                     continue
                 if outcome == "replan":
                     continue
+                if outcome == "unknown":
+                    raise self._unknown(error, route, where) from None
                 raise self._delivery_error(error, where) from None
             sent_id = answer.get("id")
             outbound = OutboundId(str(sent_id)) if sent_id else None
@@ -297,6 +304,27 @@ class QQPlatform:
                 await self.ledger.delivered(request.item_id, index, outbound)
             return route, outbound.value if outbound else None
         raise DeliveryError(ErrorKind.RETRY_LATER, f"every route died while planning{where}; will retry")
+
+    async def _wait(self, plan: Wait) -> None:
+        if plan.seconds > MAX_INLINE_WAIT_S:
+            raise DeliveryError(ErrorKind.RETRY_LATER, plan.reason, retry_after=plan.seconds)
+        await self.clock.sleep(plan.seconds)
+
+    def _unknown(self, error: QQApiError, route: Route, where: str) -> DeliveryError:
+        if route.mode is DeliveryMode.PROACTIVE:
+            why = f"the proactive send got no answer ({error.message}); it may have arrived"
+        else:
+            why = (
+                f"an earlier attempt on anchor {route.anchor_id} got no answer and the anchor has since "
+                f"died ({error.message}); it may have arrived"
+            )
+        return DeliveryError(
+            ErrorKind.OUTCOME_UNKNOWN,
+            f"{why}, and a resend could duplicate it; not resent{where}",
+            code=error.code,
+            status=error.status or None,
+            trace_id=error.trace_id,
+        )
 
     async def _group_allows_proactive(self, api: QQApi, target: Target) -> bool:
         """For a group whose permission we never learned, ask `bot_state` once (2026 API)."""
@@ -317,8 +345,13 @@ class QQPlatform:
     async def _after_error(
         self, request: SendRequest, index: int, route: Route, part: Part, error: QQApiError
     ) -> str:
-        """What a refusal means for this part: "delivered", "replan", or "fail"."""
+        """What a refusal means for this part: "delivered", "replan", "as_text", "unknown" or "fail"."""
         target = request.target
+        if error.maybe_sent:
+            if route.mode is DeliveryMode.PROACTIVE:
+                return "unknown"  # the mark stays: no later attempt resends it either
+            return "fail"  # a passive resend reuses (msg_id, msg_seq): the platform dedups it
+        row = meaning(error.code)
         if error.duplicate:
             if route.reused:
                 # This (anchor, msg_seq) was sent by an earlier attempt: the platform has it.
@@ -326,19 +359,26 @@ class QQPlatform:
             # A fresh msg_seq the platform had seen: skip it (never reuse it) and plan again.
             await self.ledger.route_died(request.item_id, index, Route(route.mode), error.code, error.message)
             return "replan"
-        if error.code in MARKDOWN_REFUSED and part.kind == "markdown":
-            await self.ledger.refuse_markdown(target)
-            # Failed sends do not use up the msg_seq; the reservation is tried again as text.
-            return "as_text"
-        if error.kind is ErrorKind.REPLAN:
-            if route.anchor_id is None:
-                return "fail"  # a proactive route refused for quota/recall reasons
+        if error.kind is ErrorKind.REPLAN and route.anchor_id is not None:
+            if route.reused and route.requested:
+                # An earlier attempt on this anchor may have arrived unanswered; now the anchor is
+                # dead, the platform's dedup can no longer tell, and a new route could duplicate.
+                await self.ledger.route_died(
+                    request.item_id, index, route, error.code, error.message, keep_reservation=True
+                )
+                return "unknown"
             verdict = await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
             log.info(
                 "qq %s: anchor %s %s (code %s); re-planning", target, route.anchor_id, verdict, error.code
             )
             return "replan"
-        if error.code in PROACTIVE_REFUSED and route.mode is DeliveryMode.PROACTIVE:
+        # The platform answered: it did not take this request, so a later attempt may make it.
+        await self.ledger.answered(request.item_id, index)
+        if row is not None and row.markdown_refused and part.kind == "markdown":
+            await self.ledger.refuse_markdown(target)
+            # Failed sends do not use up the msg_seq; the reservation is tried again as text.
+            return "as_text"
+        if row is not None and row.proactive_refused and route.mode is DeliveryMode.PROACTIVE:
             await self.ledger.set_proactive(target, False, f"{error.message} ({error.code})")
         return "fail"
 

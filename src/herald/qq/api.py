@@ -26,14 +26,13 @@ from herald.core.clock import Clock
 from herald.core.errors import ErrorKind
 from herald.core.target import Scene
 from herald.qq.auth import TokenManager
-from herald.qq.errors import QQApiError
+from herald.qq.errors import UPLOAD_RETRY_CODE, QQApiError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.sgroup.qq.com"
 MD5_10M_BYTES = 10_002_432  # md5_10m covers exactly this many leading bytes (§8.2)
 OK_STATUSES = frozenset({200, 201, 202, 204})
-UPLOAD_RETRY_CODE = 40093001
 
 
 class FileType:
@@ -159,6 +158,8 @@ class QQApi:
                 path=path,
                 kind=ErrorKind.RETRY_LATER,
                 retry_after=1.0,
+                # Only a refused connection proves the request was never written.
+                maybe_sent=not isinstance(exc, aiohttp.ClientConnectorError),
             ) from None
         body = _parse(raw)
         if status in OK_STATUSES:

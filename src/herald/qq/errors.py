@@ -10,7 +10,8 @@ its own flag, `duplicate`, so the outbox can count a retried send as already del
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from herald.core.errors import DeliveryError, ErrorKind
 
@@ -21,96 +22,129 @@ REPLAN = ErrorKind.REPLAN
 PERMANENT = ErrorKind.PERMANENT
 BUG = ErrorKind.BUG
 
-# code -> kind. Codes not listed fall back on the HTTP status (see `classify`).
-CODE_KINDS: dict[int, ErrorKind] = {
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """What one platform code means for Herald.
+
+    `kind`: retry later, re-plan the route, permanent for this target, or a bug in our request.
+    `anchor`: the reply anchor the request used is used up ("spent") or was never (or is no
+    longer) known to the platform ("invalid"). `markdown_refused`: the target does not take
+    markdown; send the part as text and remember it. `proactive_refused`: the target does not
+    take proactive messages until it says otherwise.
+    """
+
+    kind: ErrorKind
+    anchor: Literal["spent", "invalid"] | None = None
+    markdown_refused: bool = False
+    proactive_refused: bool = False
+
+
+# The one table: code -> meaning. Codes not listed fall back on the HTTP status (see `classify`).
+CODES: dict[int, Code] = {
     # Retry later: rate limits, transient platform failures.
-    50002: RETRY,  # rate limited (stream_messages and generic)
-    50001: RETRY,  # internal error
-    40034100: RETRY,  # proactive send over the rate limit
-    40093001: RETRY,  # upload failed (BDH channel), retry
-    40054006: RETRY,  # friend-relationship check failed, retry
-    304082: RETRY,  # rich media fetch failed
-    304083: RETRY,  # rich media convert failed
-    40034004: RETRY,  # rich-media transfer failed
-    50055001: RETRY,  # send error, retry later
-    50055002: RETRY,
-    50055006: RETRY,
-    50065001: RETRY,  # recall failed, retry
-    20028: RETRY,  # channel write rate limit
-    1100100: RETRY,  # security rate limit
-    1100308: RETRY,  # in-guild rate limit
-    100001: RETRY,  # token endpoint: too many requests
-    11242: RETRY,  # token check failed (retry once)
-    11252: RETRY,  # app permission check failed (retry once)
-    850027: RETRY,  # upload send timeout
+    50002: Code(RETRY),  # rate limited (stream_messages and generic)
+    50001: Code(RETRY),  # internal error
+    40034100: Code(RETRY),  # proactive send over the rate limit
+    40093001: Code(RETRY),  # upload failed (BDH channel), retry
+    40054006: Code(RETRY),  # friend-relationship check failed, retry
+    304082: Code(RETRY),  # rich media fetch failed
+    304083: Code(RETRY),  # rich media convert failed
+    40034004: Code(RETRY),  # rich-media transfer failed
+    50055001: Code(RETRY),  # send error, retry later
+    50055002: Code(RETRY),
+    50055006: Code(RETRY),
+    50065001: Code(RETRY),  # recall failed, retry
+    20028: Code(RETRY),  # channel write rate limit
+    1100100: Code(RETRY),  # security rate limit
+    1100308: Code(RETRY),  # in-guild rate limit
+    100001: Code(RETRY),  # token endpoint: too many requests
+    11242: Code(RETRY),  # token check failed (retry once)
+    11252: Code(RETRY),  # app permission check failed (retry once)
+    850027: Code(RETRY),  # upload send timeout
     # Re-plan: the reply route (anchor) is dead or was never valid.
-    40034005: REPLAN,  # reply msg_id expired
-    40034128: REPLAN,  # passive reply time or count exceeded
-    304027: REPLAN,  # guild reply msg expired
-    304103: REPLAN,  # message id expired
-    40034024: REPLAN,  # msg_id invalid or not yours
-    40034025: REPLAN,  # event_id invalid
-    40034026: REPLAN,  # event_id expired
-    40034027: REPLAN,  # event type not replyable
-    50045: REPLAN,  # cannot reply to the bot's own message
-    304026: REPLAN,  # wrong reply msg id
-    304028: REPLAN,  # cannot reply to a non-@ message
-    22009: REPLAN,  # msg limit exceeded (older quota)
-    40034122: REPLAN,  # is_wakeup period limit reached
-    40034123: REPLAN,  # recall not supported
+    40034005: Code(REPLAN, anchor="spent"),  # reply msg_id expired
+    40034128: Code(REPLAN, anchor="spent"),  # passive reply time or count exceeded
+    304027: Code(REPLAN, anchor="spent"),  # guild reply msg expired
+    304103: Code(REPLAN, anchor="spent"),  # message id expired
+    40034024: Code(REPLAN, anchor="invalid"),  # msg_id invalid or not yours
+    40034025: Code(REPLAN, anchor="invalid"),  # event_id invalid
+    40034026: Code(REPLAN, anchor="invalid"),  # event_id expired
+    40034027: Code(REPLAN, anchor="invalid"),  # event type not replyable
+    50045: Code(REPLAN, anchor="invalid"),  # cannot reply to the bot's own message
+    304026: Code(REPLAN, anchor="invalid"),  # wrong reply msg id
+    304028: Code(REPLAN, anchor="invalid"),  # cannot reply to a non-@ message
+    22009: Code(REPLAN),  # msg limit exceeded (older quota)
+    40034122: Code(REPLAN),  # is_wakeup period limit reached
+    40034123: Code(REPLAN),  # recall not supported
     # Permanent for this target.
-    40034105: PERMANENT,  # proactive: no permission
-    40034102: PERMANENT,  # proactive: no permission (2025)
-    40054013: PERMANENT,  # user refuses messages
-    40054003: PERMANENT,  # bot not a group member
-    40034101: PERMANENT,  # bot not a group member
-    40054002: PERMANENT,  # bot muted
-    40054004: PERMANENT,  # no friend relationship
-    40054016: PERMANENT,  # bot offline
-    304049: PERMANENT,  # DM proactive per-user limit
-    304050: PERMANENT,  # DM proactive total limit
-    304045: PERMANENT,  # channel proactive limit
-    304046: PERMANENT,  # proactive not allowed in channel
-    304047: PERMANENT,  # channel count exceeded
-    304048: PERMANENT,  # proactive not allowed in guild
-    304035: PERMANENT,  # push over the channel-count limit
-    304022: PERMANENT,  # push time restriction (quiet hours)
-    304018: PERMANENT,  # bot not connected to the gateway
-    850018: PERMANENT,  # group or bot muted (upload)
-    40093002: PERMANENT,  # daily upload quota exceeded
-    1100104: PERMANENT,  # group no longer exists
-    1100301: PERMANENT,  # caller not a member
-    11253: PERMANENT,  # app lacks permission for this API
-    11254: PERMANENT,  # API banned for this app
-    11265: PERMANENT,  # bot banned
-    306009: PERMANENT,  # invalid user openid (recall)
-    40064004: PERMANENT,  # recall: past the 2-minute limit
-    40062003: PERMANENT,  # recall: no permission
+    40034105: Code(PERMANENT, proactive_refused=True),  # proactive: no permission
+    40034102: Code(PERMANENT, proactive_refused=True),  # proactive: no permission (2025)
+    40054013: Code(PERMANENT, proactive_refused=True),  # user refuses messages
+    40054003: Code(PERMANENT),  # bot not a group member
+    40034101: Code(PERMANENT),  # bot not a group member
+    40054002: Code(PERMANENT),  # bot muted
+    40054004: Code(PERMANENT),  # no friend relationship
+    40054016: Code(PERMANENT),  # bot offline
+    304049: Code(PERMANENT),  # DM proactive per-user limit
+    304050: Code(PERMANENT),  # DM proactive total limit
+    304045: Code(PERMANENT),  # channel proactive limit
+    304046: Code(PERMANENT),  # proactive not allowed in channel
+    304047: Code(PERMANENT),  # channel count exceeded
+    304048: Code(PERMANENT),  # proactive not allowed in guild
+    304035: Code(PERMANENT),  # push over the channel-count limit
+    304022: Code(PERMANENT),  # push time restriction (quiet hours)
+    304018: Code(PERMANENT),  # bot not connected to the gateway
+    850018: Code(PERMANENT),  # group or bot muted (upload)
+    40093002: Code(PERMANENT),  # daily upload quota exceeded
+    1100104: Code(PERMANENT),  # group no longer exists
+    1100301: Code(PERMANENT),  # caller not a member
+    11253: Code(PERMANENT),  # app lacks permission for this API
+    11254: Code(PERMANENT),  # API banned for this app
+    11265: Code(PERMANENT),  # bot banned
+    306009: Code(PERMANENT),  # invalid user openid (recall)
+    40064004: Code(PERMANENT),  # recall: past the 2-minute limit
+    40062003: Code(PERMANENT),  # recall: no permission
     # Bug: our request was wrong; resending it cannot help.
-    22006: BUG,  # msg_type does not match content
-    50006: BUG,  # empty message
-    40034029: BUG,  # keyboard over limit
-    304080: BUG,  # invalid file_info
-    340069: BUG,  # invalid msg_type
-    50037: BUG,  # markdown only with keyboard
-    50057: BUG,  # native and template markdown exclusive
-    50059: BUG,  # input_notify type error
-    40007: BUG,  # stream replace prefix changed
-    40054007: BUG,  # message too long
-    40054018: BUG,  # message too long or malformed
-    40034006: BUG,  # content violates rules
-    40054010: BUG,  # URL not allowed in group
-    40034028: BUG,  # URL not allowed
-    304003: BUG,  # URL not registered
-    850019: BUG,  # unsupported format
-    850026: BUG,  # source URL could not be downloaded
-    850031: BUG,  # file too large
+    22006: Code(BUG),  # msg_type does not match content
+    50006: Code(BUG),  # empty message
+    40034029: Code(BUG),  # keyboard over limit
+    304080: Code(BUG),  # invalid file_info
+    340069: Code(BUG),  # invalid msg_type
+    50037: Code(BUG),  # markdown with content (a request shape, not the target: §8, rule 54)
+    50057: Code(BUG),  # native and template markdown exclusive
+    50059: Code(BUG),  # input_notify type error
+    40007: Code(BUG),  # stream replace prefix changed
+    40054007: Code(BUG),  # message too long
+    40054018: Code(BUG),  # message too long or malformed
+    40034006: Code(BUG),  # content violates rules
+    40054010: Code(BUG),  # URL not allowed in group
+    40034028: Code(BUG),  # URL not allowed
+    304003: Code(BUG),  # URL not registered
+    850019: Code(BUG),  # unsupported format
+    850026: Code(BUG),  # source URL could not be downloaded
+    850031: Code(BUG),  # file too large
+    # The target does not take markdown (qq-platform.md §8, §13): fall back to text.
+    304036: Code(BUG, markdown_refused=True),  # no markdown template permission (group)
+    40034127: Code(BUG, markdown_refused=True),  # no markdown template permission
+    40034124: Code(BUG, markdown_refused=True),  # markdown message parameter error
+    40034011: Code(BUG, markdown_refused=True),  # markdown parameter error (40034008-40034011)
     # Deduplicated: already delivered (flagged `duplicate`).
-    DUPLICATE_CODE: BUG,
+    DUPLICATE_CODE: Code(BUG),
 }
+
+# The kind alone, for callers that only need it.
+CODE_KINDS: dict[int, ErrorKind] = {code: row.kind for code, row in CODES.items()}
 
 # Codes that mean "the token is bad": the client refreshes once and retries once.
 TOKEN_CODES = frozenset({11241, 11243, 11244})
+# The upload code whose retry the media upload makes itself, within its own deadline.
+UPLOAD_RETRY_CODE = 40093001
+
+
+def meaning(code: int | None) -> Code | None:
+    """The table's row for `code`, if it has one."""
+    return None if code is None else CODES.get(code)
 
 
 def classify(status: int, code: int | None) -> ErrorKind:
@@ -141,8 +175,12 @@ class QQApiError(Exception):
         path: str = "",
         retry_after: float | None = None,
         kind: ErrorKind | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         self.status = status
+        # No answer arrived, but the request may have reached the platform (timeout, connection
+        # reset after it was written): whether it took effect is unknown.
+        self.maybe_sent = maybe_sent
         self.code = code
         self.message = message
         self.trace_id = trace_id

@@ -8,15 +8,23 @@ the bot got back from its own send is an `OutboundId`, a different type the ledg
 
 `reserve()` plans a route for one platform message of one outbox item and persists it, with its
 `msg_seq`, before the request (invariant 2). A retry of the same item and part gets the same
-reservation back. The plan is: the trigger anchor if inside its window (minus a safety margin)
-and budget → the newest valid anchor of the target → a replyable event → proactive if the
-platform mode and the target's permission allow → `Undeliverable` with the reason (invariants 3, 4).
+reservation back. A reservation is marked *requested* in a commit before its request is made
+(a passive one in the commit that makes it; a proactive one with its rate count, when it is
+made) and unmarked when the platform answers with a refusal. A later attempt that finds a
+requested proactive reservation without a `sent_id` cannot know whether the platform took it,
+and the platform does not dedup a proactive resend: it gets `Unknown`, never a resend
+(invariant 9, docs/delivery.md "Outcome unknown").
+
+The plan is: the trigger anchor if inside its window (minus a safety margin) and budget → the
+newest valid anchor of the target → a replyable event → proactive if the platform mode and the
+target's permission allow → `Undeliverable` with the reason (invariants 3, 4).
 All state lives in the database, so several Herald instances (or a restart) agree on it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -34,6 +42,7 @@ from herald.core.clock import Clock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode
 from herald.core.target import Scene, Target
+from herald.qq.errors import meaning
 from herald.store.batch import defer_insert
 from herald.store.db import Database
 from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
@@ -45,9 +54,7 @@ ANCHORS = cast(Table, ReplyAnchor.__table__)
 RESERVATIONS = cast(Table, ReplyReservation.__table__)
 PROACTIVE_SENDS = cast(Table, ProactiveSend.__table__)
 
-# Platform codes that kill an anchor (qq-platform.md §6.4, checklist §13.5).
-SPENT_CODES = frozenset({40034005, 40034128, 304027, 304103})
-INVALID_CODES = frozenset({40034024, 40034025, 40034026, 40034027, 50045, 304026, 304028})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,7 @@ class Route:
     anchor_id: str | None = None
     msg_seq: int | None = None
     reused: bool = False  # this reservation was made by an earlier attempt of the same item
+    requested: bool = False  # its request is marked as (about to be) made and not yet answered
     sent_id: str | None = None  # set when an earlier attempt already delivered this part
 
     def body_fields(self) -> dict[str, str | int]:
@@ -119,7 +127,14 @@ class Wait:
     reason: str
 
 
-Plan = Route | Undeliverable | Wait
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """An earlier attempt made this part's request and got no answer; a resend could duplicate."""
+
+    reason: str
+
+
+Plan = Route | Undeliverable | Wait | Unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,28 +257,40 @@ class ReplyLedger:
 
     # --- planning and reserving ----------------------------------------------------------------
 
-    async def reserve(
-        self, item_id: str, part: int, target: Target, trigger_id: str | None, *, fresh: bool = False
-    ) -> Plan:
+    async def reserve(self, item_id: str, part: int, target: Target, trigger_id: str | None) -> Plan:
         """The route for part `part` of outbox item `item_id`, persisted before it is used.
 
-        `fresh=True` promises no earlier attempt of this item can have reserved anything (its
-        first attempt, first try of this part), which saves a lookup.
+        An earlier attempt's reservation is always looked up (never assumed absent: an operator's
+        retry restarts the attempt count), so a second insert cannot conflict.
         """
 
         async def work(session: AsyncSession) -> Plan:
-            existing = None if fresh else await session.get(ReplyReservation, (item_id, part))
+            params = {"p_item": item_id, "p_part": part}
+            existing = (await session.execute(_reservation_lookup(), params)).first()
             if existing is not None:
+                mode = DeliveryMode(existing.mode)
+                unanswered = existing.sent_id is None and existing.requested_at is not None
+                if unanswered and mode is DeliveryMode.PROACTIVE:
+                    return Unknown(
+                        "a proactive send of this message was made at "
+                        f"{existing.requested_at.isoformat()} and never answered (crash or timeout); "
+                        "the platform has no dedup for proactive sends, so it is not resent"
+                    )
                 return Route(
-                    DeliveryMode(existing.mode),
+                    mode,
                     existing.anchor_id,
                     existing.msg_seq,
                     reused=True,
+                    requested=existing.requested_at is not None,
                     sent_id=existing.sent_id,
                 )
             plan = await self._plan(session, target, trigger_id)
             if isinstance(plan, Route):
                 now = self._clock.now()
+                # A passive route's request follows at once and a resend of it is deduplicated by
+                # the platform, so it is marked requested in this commit; a proactive one is marked
+                # when it is made (`begin_proactive`), after any rate wait.
+                requested = plan.mode is not DeliveryMode.PROACTIVE
                 reservation = {
                     "item_id": item_id,
                     "part": part,
@@ -272,15 +299,58 @@ class ReplyLedger:
                     "msg_seq": plan.msg_seq,
                     "reserved_at": now,
                     "sent_id": None,
+                    "requested_at": now if requested else None,
                 }
                 defer_insert(session, RESERVATIONS, reservation)
-                if plan.mode is DeliveryMode.PROACTIVE:
-                    # Counted at once: the next plan in this same batch must see it.
-                    await session.execute(insert(PROACTIVE_SENDS).values(target=target.key, sent_at=now))
+                if requested:
+                    plan = Route(plan.mode, plan.anchor_id, plan.msg_seq, requested=True)
             return plan
 
         # Concurrent reservations (many conversations at once) share one commit.
         return await self._commits.run(work)
+
+    async def begin_proactive(self, item_id: str, part: int, target: Target) -> Wait | Undeliverable | None:
+        """Just before a proactive request: re-check the target's limits, count the send, mark it
+        requested, in one commit. A `Wait` or `Undeliverable` drops the reservation (re-planned later)."""
+
+        async def work(session: AsyncSession) -> Wait | Undeliverable | None:
+            now = self._clock.now()
+            refusal = await self._proactive(session, target, now)
+            if not isinstance(refusal, Route):
+                await session.execute(
+                    delete(RESERVATIONS).where(RESERVATIONS.c.item_id == item_id, RESERVATIONS.c.part == part)
+                )
+                assert not isinstance(refusal, Unknown)
+                return refusal
+            await session.execute(insert(PROACTIVE_SENDS).values(target=target.key, sent_at=now))
+            await session.execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.item_id == item_id, RESERVATIONS.c.part == part)
+                .values(requested_at=now)
+            )
+            return None
+
+        return await self._commits.run(work)
+
+    async def mark_requested(self, item_id: str, part: int) -> None:
+        """A reused passive reservation whose mark was cleared is about to be requested again."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.item_id == item_id, RESERVATIONS.c.part == part)
+                .values(requested_at=self._clock.now())
+            )
+            await session.commit()
+
+    async def answered(self, item_id: str, part: int) -> None:
+        """The platform answered this part's request with a refusal: it did not take it."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.item_id == item_id, RESERVATIONS.c.part == part)
+                .values(requested_at=None)
+            )
+            await session.commit()
 
     async def _plan(self, session: AsyncSession, target: Target, trigger_id: str | None) -> Plan:
         rules = self._rules[target.scene]
@@ -348,15 +418,18 @@ class ReplyLedger:
         return Route(DeliveryMode.PROACTIVE)
 
     async def _rate_wait(self, session: AsyncSession, target: Target, now: datetime) -> Wait | None:
+        # Each window is widened by a margin: the platform counts a send when it receives it, a
+        # little after we count it, and its clock is not ours.
+        margin = timedelta(seconds=self._cfg.proactive_rate_margin_s)
         windows = (
             (timedelta(minutes=1), self._cfg.proactive_per_target_per_minute, "per minute"),
             (timedelta(days=1), self._cfg.proactive_per_target_per_day, "per day"),
         )
         for span, limit, label in windows:
-            since = now - span
+            since = now - span - margin
             used = await self._proactive_count(session, target, since)
             if used >= limit:
-                # The window frees up when its oldest counted send ages out.
+                # The window frees up when its oldest counted send ages out (plus the margin).
                 oldest = await session.scalar(
                     select(ProactiveSend.sent_at)
                     .where(ProactiveSend.target == target.key, ProactiveSend.sent_at > since)
@@ -364,8 +437,9 @@ class ReplyLedger:
                     .offset(used - limit)
                     .limit(1)
                 )
-                seconds = ((oldest or now) + span - now).total_seconds() + 0.001
-                return Wait(max(seconds, 0.001), f"proactive limit {limit} {label} for {target}")
+                seconds = ((oldest or now) + span + margin - now).total_seconds()
+                why = f"proactive limit {limit} {label} for {target}"
+                return Wait(max(seconds, margin.total_seconds()), why)
         return None
 
     async def _proactive_count(self, session: AsyncSession, target: Target, since: datetime) -> int:
@@ -395,23 +469,55 @@ class ReplyLedger:
         route: Route,
         code: int | None,
         reason: str,
+        *,
+        keep_reservation: bool = False,
     ) -> Literal["spent", "invalid", "none"]:
         """The platform refused this route: mark its anchor dead and drop the reservation,
-        so the next `reserve()` plans afresh. A dead anchor is never tried again."""
+        so the next `reserve()` plans afresh. A dead anchor is never tried again.
+
+        An anchor the platform does not know (an "invalid" code on one we believed live) means it
+        forgot the target's traffic (or never had it): the target's other live anchors that are
+        not newer are invalidated with it, so one send never makes a doomed request per anchor.
+        """
         verdict: Literal["spent", "invalid", "none"] = "none"
         async with self._db.session() as session:
             if route.anchor_id is not None:
-                verdict = "spent" if code in SPENT_CODES else "invalid"
+                row = meaning(code)
+                verdict = row.anchor if row is not None and row.anchor is not None else "invalid"
+                dead_reason = f"{code}: {reason}"
                 await session.execute(
                     update(ReplyAnchor)
                     .where(ReplyAnchor.id == route.anchor_id)
-                    .values(state=verdict, dead_reason=f"{code}: {reason}")
+                    .values(state=verdict, dead_reason=dead_reason)
                 )
-            await session.execute(
-                delete(ReplyReservation).where(
-                    ReplyReservation.item_id == item_id, ReplyReservation.part == part
+                if verdict == "invalid":
+                    refused = await session.get(ReplyAnchor, route.anchor_id)
+                    if refused is not None:
+                        swept = await session.execute(
+                            update(ReplyAnchor)
+                            .where(
+                                ReplyAnchor.target == refused.target,
+                                ReplyAnchor.state == "live",
+                                ReplyAnchor.received_at <= refused.received_at,
+                            )
+                            .values(state="invalid", dead_reason=f"{dead_reason} (with {route.anchor_id})")
+                        )
+                        count = int(getattr(swept, "rowcount", 0) or 0)
+                        if count:
+                            log.info(
+                                "reply ledger %s: the platform does not know anchor %s (code %s); "
+                                "%d older live anchor(s) of the target invalidated with it",
+                                refused.target,
+                                route.anchor_id,
+                                code,
+                                count,
+                            )
+            if not keep_reservation:
+                await session.execute(
+                    delete(ReplyReservation).where(
+                        ReplyReservation.item_id == item_id, ReplyReservation.part == part
+                    )
                 )
-            )
             await session.commit()
         return verdict
 
@@ -420,6 +526,18 @@ class ReplyLedger:
         async with self._db.session() as session:
             row = await session.get(ReplyAnchor, anchor_id)
         return None if row is None else (row.state, row.replies_used, row.next_seq)
+
+
+@functools.cache
+def _reservation_lookup() -> Select[Any]:
+    """Built once: an earlier attempt's reservation of one item part."""
+    return select(
+        RESERVATIONS.c.mode,
+        RESERVATIONS.c.anchor_id,
+        RESERVATIONS.c.msg_seq,
+        RESERVATIONS.c.sent_id,
+        RESERVATIONS.c.requested_at,
+    ).where(RESERVATIONS.c.item_id == bindparam("p_item"), RESERVATIONS.c.part == bindparam("p_part"))
 
 
 @functools.cache

@@ -36,6 +36,9 @@ class ReplyReservation(Base):
 
     Written before the request; a retry of the same item reuses it, so the platform's (msg_id,
     msg_seq) dedup turns a resend after a crash into `40054005` instead of a duplicate.
+    `requested_at` is committed before the request is made and cleared when the platform answers
+    with a refusal: set without a `sent_id`, the request may have arrived unanswered (crash,
+    timeout), and a route without platform dedup must not be tried again (OUTCOME_UNKNOWN).
     """
 
     __tablename__ = "reply_reservations"
@@ -47,6 +50,7 @@ class ReplyReservation(Base):
     msg_seq: Mapped[int | None] = mapped_column(Integer)
     reserved_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_id: Mapped[str | None] = mapped_column(String(255))  # set once this part arrived
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TargetPermission(Base):
