@@ -18,11 +18,6 @@ LIMIT_S = 300  # a safety limit so a hung run fails instead of blocking CI; neve
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 8: needs gateway resume across restarts, no duplicate proactive sends and rate "
-    "limits counted at send time (other branches); remove once they are merged",
-)
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_soak_with_kills_loses_duplicates_and_reorders_nothing(db: str, tmp_path: Path) -> None:
     src = str(Path(__file__).resolve().parents[2] / "src")

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from delivery.harness import stack
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import DeliveryMode, SendRequest
@@ -20,6 +19,7 @@ from herald.qq.errors import CODES
 from herald.store.db import Database
 from herald.store.tables.ledger import ReplyAnchor, ReplyReservation
 from herald.store.tables.outbox import OutboxItem
+from tests.delivery.harness import stack
 
 ALICE = Target(Scene.C2C, "alice")
 
