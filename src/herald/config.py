@@ -141,7 +141,6 @@ class DeliveryConfig(Section):
 
     platform_mode: Literal["2026", "2025", "2023"] = "2026"
     safety_margin_s: float = 30.0
-    max_attempts: int = 8
     group_url_policy: Literal["keep", "strip", "break"] = "keep"
     # Passive windows (s) and replies per anchor, per scene (qq-platform.md §6.2).
     c2c_window_s: float = 3600.0
@@ -160,7 +159,11 @@ class DeliveryConfig(Section):
     # Outbox: retry backoff, lease (how long another instance waits before taking an item over),
     # this instance's name (stable across restarts; distinct per instance), concurrency.
     backoff_base_s: float = 1.0
-    backoff_max_s: float = 300.0
+    backoff_max_s: float = 60.0
+    retry_for_s: float = 1800.0  # how long retry-later errors are retried before an item is dead
+    # What the user is told, once, when one of their messages finally could not be delivered
+    # ("" = never); the operator always gets a WARNING log line and `herald outbox list`.
+    failure_notice: str = "（抱歉，有一条消息未能送达。）"
     lease_s: float = 120.0
     instance: str = "herald"
     max_concurrent_conversations: int = 256

@@ -125,7 +125,8 @@ async def test_50037_is_our_request_shape_not_a_target_refusing_markdown(db: Dat
             await herald.outbox.enqueue(ALICE, [Markdown("**b**")], origin="t", trigger_id=message.message_id)
         )
         assert sent.delivered
-        assert [e["msg_type"] for e in await herald.control.delivered("c2c", "alice")] == [2]
+        # The refused item's failure notice (text), then the next markdown item, still as markdown.
+        assert [e["msg_type"] for e in await herald.control.delivered("c2c", "alice")] == [0, 2]
 
 
 # --- issue 9 item 4: no doomed request per stale anchor ---------------------------------------
@@ -159,9 +160,9 @@ async def test_retrying_a_failed_proactive_item_reuses_its_reservation(db: Datab
         failed = await (await herald.outbox.enqueue(ALICE, [Text("push")], origin="job:1"))
         assert not failed.delivered
         async with db.session() as session:
-            item = (await session.scalars(select(OutboxItem))).one()
+            item = (await session.scalars(select(OutboxItem).where(OutboxItem.origin == "job:1"))).one()
 
-        assert await retry(db, item.id, datetime.now(UTC))
+        assert await retry(db, item.id, datetime.now(UTC), 1800)
         for _ in range(200):
             async with db.session() as session:
                 row = (await session.scalars(select(OutboxItem).where(OutboxItem.id == item.id))).one()
@@ -172,7 +173,8 @@ async def test_retrying_a_failed_proactive_item_reuses_its_reservation(db: Datab
         # On its first attempt after the retry: no second reservation insert failed its commit
         # (which rolled back every other unit of the same group commit).
         assert row.attempts == 1
-        assert [e["content"] for e in await herald.control.delivered("c2c", "alice")] == ["push"]
+        delivered = [e["content"] for e in await herald.control.delivered("c2c", "alice")]
+        assert delivered == [DeliveryConfig().failure_notice, "push"]  # the failure's notice, then the retry
 
 
 # --- item 3 / invariant 10: rate limits as the platform counts them ---------------------------

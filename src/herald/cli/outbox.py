@@ -14,7 +14,7 @@ from rich.table import Table
 
 from herald.cli import app
 from herald.cli.storage import storage_url
-from herald.config import ConfigError, load_config
+from herald.config import ConfigError, HeraldConfig, load_config
 from herald.core.clock import SystemClock
 from herald.delivery import inspect
 from herald.delivery.codec import load_segments
@@ -25,9 +25,10 @@ app.add_typer(outbox_app, name="outbox")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Herald TOML config file.")]
 T = TypeVar("T")
+ID_PREFIX = 8  # of a uuid4: unique in practice; `show` and `retry` say so when a prefix is not
 
 
-def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
+def _run(config: Path | None, work: Callable[[Database, HeraldConfig], Awaitable[T]]) -> T:
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -39,7 +40,7 @@ def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
         db = Database(url)
         try:
             await db.migrate()
-            return await work(db)
+            return await work(db, settings)
         finally:
             await db.dispose()
 
@@ -50,20 +51,32 @@ def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
 def list_command(
     config: ConfigOption = None,
     state: Annotated[
-        list[str] | None, typer.Option("--state", "-s", help="pending, delivered, failed, dead")
+        list[str] | None, typer.Option("--state", "-s", help="pending, delivered, failed, dead, unknown")
     ] = None,
     limit: Annotated[int, typer.Option(help="Newest first, at most this many.")] = 50,
 ) -> None:
-    """Pending, failed and dead items (or the given states), with the reason for each."""
+    """Pending, failed, dead and unknown items (or the given states), with the reason for each.
+
+    Ids are shown as a prefix that `show` and `retry` accept; it is never cut, whatever the width."""
     states = state or list(inspect.ATTENTION)
-    rows = _run(config, lambda db: inspect.list_items(db, states, limit))
+    rows = _run(config, lambda db, _settings: inspect.list_items(db, states, limit))
     table = Table(title=f"outbox: {', '.join(states)}")
-    for column in ("id", "conversation", "state", "tries", "origin", "next / finished", "code", "reason"):
-        table.add_column(column)
+    # What is copied or matched (id, state, code) never wraps; the rest folds to fit the terminal.
+    for column, keep_whole in (
+        ("id", True),
+        ("conversation", False),
+        ("state", True),
+        ("tries", True),
+        ("origin", False),
+        ("next / finished", False),
+        ("code", True),
+        ("reason", False),
+    ):
+        table.add_column(column, no_wrap=keep_whole, overflow="fold")
     for row in rows:
         when = row.finished_at or row.next_attempt_at
         table.add_row(
-            row.id[:8],
+            row.id[:ID_PREFIX],
             row.conversation,
             row.state,
             str(row.attempts),
@@ -81,7 +94,7 @@ def list_command(
 def show_command(item_id: str, config: ConfigOption = None) -> None:
     """Everything about one item: its content, outcome, and the routes reserved for its parts."""
 
-    async def work(db: Database) -> None:
+    async def work(db: Database, _settings: HeraldConfig) -> None:
         row = await inspect.find_item(db, item_id)
         if row is None:
             typer.echo(f"no single outbox item matches {item_id!r}", err=True)
@@ -123,16 +136,23 @@ def show_command(item_id: str, config: ConfigOption = None) -> None:
 
 @outbox_app.command("retry")
 def retry_command(item_id: str, config: ConfigOption = None) -> None:
-    """Put a failed or dead item back in line; a running Herald delivers it on its next poll."""
+    """Put a failed, dead or unknown item back in line; a running Herald delivers it on its next poll.
 
-    async def work(db: Database) -> None:
+    An `unknown` item may already have arrived: resending it may show the user a duplicate."""
+
+    async def work(db: Database, settings: HeraldConfig) -> None:
         row = await inspect.find_item(db, item_id)
         if row is None:
             typer.echo(f"no single outbox item matches {item_id!r}", err=True)
             raise typer.Exit(1)
-        if not await inspect.retry(db, row.id, SystemClock().now()):
-            typer.echo(f"{row.id} is {row.state}; only failed or dead items can be retried", err=True)
+        if not await inspect.retry(db, row.id, SystemClock().now(), settings.delivery.retry_for_s):
+            typer.echo(
+                f"{row.id} is {row.state}; only failed, dead or unknown items can be retried", err=True
+            )
             raise typer.Exit(1)
-        typer.echo(f"{row.id} queued again")
+        if row.state == "unknown":
+            typer.echo(f"{row.id} queued again (it may already have arrived: the user may see it twice)")
+        else:
+            typer.echo(f"{row.id} queued again")
 
     _run(config, work)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from herald.delivery.outbox import DEAD, FAILED, PENDING
+from herald.delivery.outbox import DEAD, FAILED, PENDING, UNKNOWN
 from herald.store.db import Database
 from herald.store.tables.ledger import ReplyReservation
 from herald.store.tables.outbox import OutboxItem
 
-ATTENTION = (PENDING, FAILED, DEAD)
+ATTENTION = (PENDING, FAILED, DEAD, UNKNOWN)
+RETRYABLE = (FAILED, DEAD, UNKNOWN)  # what an operator may put back in line
 
 
 async def list_items(db: Database, states: Sequence[str] = ATTENTION, limit: int = 50) -> list[OutboxItem]:
@@ -45,16 +46,19 @@ async def reservations(db: Database, item_id: str) -> list[ReplyReservation]:
         return list(rows)
 
 
-async def retry(db: Database, item_id: str, now: datetime) -> bool:
-    """Queue a failed or dead item again (a running Herald picks it up on its next poll)."""
+async def retry(db: Database, item_id: str, now: datetime, retry_for_s: float) -> bool:
+    """Queue a failed, dead or unknown item again (a running Herald picks it up on its next poll),
+    with a new `retry_for_s` to retry in. For an unknown item this is the operator's decision that
+    a possible duplicate is better than a possible loss."""
     async with db.session() as session:
         result = await session.execute(
             update(OutboxItem)
-            .where(OutboxItem.id == item_id, OutboxItem.state.in_((FAILED, DEAD)))
+            .where(OutboxItem.id == item_id, OutboxItem.state.in_(RETRYABLE))
             .values(
                 state=PENDING,
                 attempts=0,
                 next_attempt_at=now,
+                retry_until=now + timedelta(seconds=retry_for_s),
                 updated_at=now,
                 finished_at=None,
                 claimed_by=None,

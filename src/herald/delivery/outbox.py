@@ -4,7 +4,12 @@
 - One worker per conversation delivers its items strictly in `seq` order (FIFO); different
   conversations deliver concurrently (bounded).
 - Retry-later errors back off through the `Clock` and keep the conversation's head blocked, so
-  order holds; permanent errors end the item with the platform's code and reason.
+  order holds, for up to `retry_for_s` (an outage is waited out, not counted in attempts); then the
+  item is dead. Permanent errors end the item with the platform's code and reason.
+- An item whose request may have arrived where a resend could duplicate it (`OUTCOME_UNKNOWN`)
+  ends `unknown`: never resent by Herald, shown to the operator, who may resend it.
+- When an item finally fails (dead or failed, and a route to the user may exist), the user gets
+  one short notice (`failure_notice`) and the operator a WARNING line.
 - A crash at any point leaves the row `pending`; `start()` resumes it. The platform adapter reuses
   the route it reserved for the item, so a resend after a crash is deduplicated by the platform.
 
@@ -35,7 +40,7 @@ from herald.config import DeliveryConfig
 from herald.core.clock import Clock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import Platform, SendRequest, Sent
-from herald.core.segments import Segment
+from herald.core.segments import Segment, Text
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
@@ -48,8 +53,10 @@ log = logging.getLogger(__name__)
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"  # the platform (or the route planner) said this item cannot be delivered
-DEAD = "dead"  # retry-later errors until max_attempts: gave up
-FINAL_STATES = (DELIVERED, FAILED, DEAD)
+DEAD = "dead"  # retry-later errors for `retry_for_s`: gave up
+UNKNOWN = "unknown"  # may have arrived; a resend could duplicate it, so it is left to the operator
+FINAL_STATES = (DELIVERED, FAILED, DEAD, UNKNOWN)
+NOTICE_ORIGIN = "notice"  # a failure notice; its own failure is not noticed again
 
 # Hot paths use the Core table: ORM-enabled statements cost several times more per row.
 ITEMS = cast(Table, OutboxItem.__table__)
@@ -66,6 +73,9 @@ class _Head:
     segments: str
     attempts: int  # including the attempt about to be made
     next_attempt_at: datetime
+    retry_until: datetime
+    origin: str
+    conversation: str
     claimed: bool
 
 
@@ -151,6 +161,7 @@ class Outbox:
             "state": PENDING,
             "attempts": 0,
             "next_attempt_at": now,
+            "retry_until": now + timedelta(seconds=self._cfg.retry_for_s),
             "created_at": now,
             "updated_at": now,
         }
@@ -293,7 +304,7 @@ class Outbox:
                 return None
             due = row.next_attempt_at <= now
             if due:
-                # Count the attempt before making it, so a crash loop still reaches max_attempts.
+                # Count the attempt before making it (the operator sees how often a head was tried).
                 claimed = {
                     "seq": row.seq,
                     "claimed_by": self._instance,
@@ -302,6 +313,7 @@ class Outbox:
                     "updated_at": now,
                 }
                 defer_update(session, ITEMS, "seq", claimed)
+            retry_until = row.retry_until or row.created_at + timedelta(seconds=self._cfg.retry_for_s)
             return _Head(
                 row.seq,
                 row.id,
@@ -309,6 +321,9 @@ class Outbox:
                 row.segments,
                 row.attempts + 1,
                 row.next_attempt_at,
+                retry_until,
+                row.origin,
+                conversation,
                 claimed=due,
             )
 
@@ -366,18 +381,57 @@ class Outbox:
             "claimed_by": None,
             "lease_until": None,
         }
-        if retryable and attempt < self._cfg.max_attempts:
+        if retryable and now < head.retry_until:
             delay = self._backoff(attempt, error.retry_after)
-            values["next_attempt_at"] = now + timedelta(seconds=delay)
-            log.info("outbox item %s: %s; retry %d in %.1fs", head.id, error, attempt + 1, delay)
+            # The last try is made at the bound itself, so an outage that ends just before it is survived.
+            next_at = min(now + timedelta(seconds=delay), head.retry_until)
+            values["next_attempt_at"] = next_at
+            log.info(
+                "outbox item %s: %s; retry %d in %.1fs",
+                head.id,
+                error,
+                attempt + 1,
+                (next_at - now).total_seconds(),
+            )
             await self._finish(head.seq, values)
             return
-        values["state"] = DEAD if retryable else FAILED
+        if error.kind is ErrorKind.OUTCOME_UNKNOWN:
+            state = UNKNOWN
+            if not error.reason.startswith("outcome unknown"):
+                values["reason"] = f"outcome unknown: {error.reason}"
+        else:
+            state = DEAD if retryable else FAILED
+            if retryable:
+                values["reason"] = f"gave up after retrying for {self._cfg.retry_for_s:.0f}s: {error.reason}"
+        values["state"] = state
         values["finished_at"] = now
         values["claimed_by"] = self._instance
-        log.warning("outbox item %s %s: %s", head.id, values["state"], error)
+        log.warning(
+            "outbox item %s to %s %s after %d attempt(s): %s",
+            head.id,
+            head.conversation,
+            state,
+            attempt,
+            values["reason"] if error.code is None else f"{values['reason']} (code {error.code})",
+        )
         await self._finish(head.seq, values)
-        self._resolve(DeliveryResult(head.id, False, None, error.code, error.reason))
+        if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
+            await self._notify_failure(head)  # queued before the receipt tells anyone it failed
+        self._resolve(DeliveryResult(head.id, False, None, error.code, str(values["reason"])))
+
+    async def _notify_failure(self, head: _Head) -> None:
+        """Tell the user, once, that one of their messages did not arrive (never for a notice)."""
+        if head.origin == NOTICE_ORIGIN or not self._cfg.failure_notice:
+            return
+        try:
+            await self.enqueue(
+                Target.parse(head.conversation),
+                [Text(self._cfg.failure_notice)],
+                origin=NOTICE_ORIGIN,
+                idempotency_key=f"notice:{head.id}",
+            )
+        except Exception:  # the failure itself is recorded and logged; a lost notice must not hide it
+            log.exception("could not queue the failure notice for outbox item %s", head.id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = float(min(self._cfg.backoff_max_s, self._cfg.backoff_base_s * 2.0 ** (attempt - 1)))
@@ -420,6 +474,9 @@ def _head_query(lock: bool) -> Select[Any]:
         ITEMS.c.segments,
         ITEMS.c.attempts,
         ITEMS.c.next_attempt_at,
+        ITEMS.c.retry_until,
+        ITEMS.c.created_at,
+        ITEMS.c.origin,
         ITEMS.c.claimed_by,
         ITEMS.c.lease_until,
     ).where(ITEMS.c.seq == head_seq)

@@ -165,6 +165,10 @@ def routes(state: SimState) -> list[BaseRoute]:
             message = body.get("message") or MESSAGES.get(code, f"error {code}")
             state.faults.append(Fault(remaining=count, status=status, code=code, message=str(message)))
             return {"kind": kind, "pending": sum(f.remaining for f in state.faults)}
+        if kind == "clear":  # an outage made of fail_next ends now
+            cleared = sum(f.remaining for f in state.faults)
+            state.faults.clear()
+            return {"kind": kind, "cleared": cleared}
         if kind == "expire_tokens":
             return {"kind": kind, "expired": state.expire_tokens()}
         if kind == "redeliver_last":
@@ -177,7 +181,7 @@ def routes(state: SimState) -> list[BaseRoute]:
             state.upload_part_failures += count
             return {"kind": kind, "pending": state.upload_part_failures}
         raise BadRequest(
-            f"unknown fault kind {kind!r}; expected close, reconnect, fail_next, expire_tokens, "
+            f"unknown fault kind {kind!r}; expected close, reconnect, fail_next, clear, expire_tokens, "
             "redeliver_last or upload_part_fail"
         )
 

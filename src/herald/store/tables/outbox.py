@@ -23,9 +23,13 @@ class OutboxItem(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     segments: Mapped[str] = mapped_column(Text)  # JSON, see herald.delivery.codec
     # pending -> delivered | failed (the platform said no) | dead (gave up retrying)
+    # | unknown (the request may have arrived and a resend could duplicate it: not resent)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Retry-later errors are retried until then (set at enqueue and by an operator's retry); null
+    # on rows older than this column: `created_at` + `retry_for_s`.
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Which instance works on the item and until when (an expired lease may be taken over); on a
