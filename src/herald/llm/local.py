@@ -12,10 +12,12 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +30,28 @@ SERVER_MODULE = "llama_cpp.server"
 
 class LocalModelError(RuntimeError):
     """The embedded model cannot run; the message says why and what to install."""
+
+
+REBUILD = (
+    "CMAKE_ARGS=-DGGML_NATIVE=OFF .venv/bin/pip install --force-reinstall --no-cache-dir "
+    "'llama-cpp-python[server]'"
+)
+
+
+def describe_exit(code: int | None) -> str:
+    """How the server process ended, with the fix where the cause is known."""
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        what = f"killed by {name} (exit {code})"
+        if -code in (signal.SIGSEGV, signal.SIGILL, signal.SIGBUS):
+            what += (
+                ": llama-cpp-python was most likely built for another CPU's extensions; rebuild it "
+                f"for the portable baseline: {REBUILD}"
+            )
+        return what
+    return f"exit code {code}"
 
 
 def local_extra_installed() -> bool:
@@ -74,7 +98,10 @@ class LocalModelServer:
         threads: int | None = None,
         startup_timeout_s: float = 120.0,
         model_alias: str = "smollm2-135m-instruct",
+        command: Sequence[str] | None = None,
     ) -> None:
+        """`command`: the server program, before its arguments (default: `python -m llama_cpp.server`)."""
+        self.command = list(command) if command is not None else [sys.executable, "-m", SERVER_MODULE]
         self.model_path = model_path
         self.port = port
         self.context = context
@@ -87,6 +114,9 @@ class LocalModelServer:
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
+        # Why the model cannot answer right now (None: it can): set when the server dies or fails
+        # the smoke test, cleared when the smoke test passes.
+        self.problem: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -112,7 +142,8 @@ class LocalModelServer:
             if self._stopping:
                 return
             tail = " | ".join(list(self._output)[-3:])
-            log.error("the embedded model server exited (code %s); restarting. Last output: %s", code, tail)
+            self.problem = f"the embedded model server died, {describe_exit(code)}"
+            log.error("%s; restarting. Last output: %s", self.problem, tail)
             await asyncio.sleep(1.0)
             try:
                 await self._launch()
@@ -122,7 +153,7 @@ class LocalModelServer:
                 await asyncio.sleep(10.0)
 
     async def _launch(self) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
+        if self.command[1:] == ["-m", SERVER_MODULE] and importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelError(
                 "the embedded model needs the `local` extra: pip install 'herald[local]' "
                 "(llama-cpp-python[server]), or configure [llm] provider = 'openai'"
@@ -133,9 +164,7 @@ class LocalModelServer:
         if self.port == 0:
             self.port = free_port(self.host)
         command = [
-            sys.executable,
-            "-m",
-            SERVER_MODULE,
+            *self.command,
             "--model",
             str(model_path),
             "--model_alias",
@@ -189,6 +218,44 @@ class LocalModelServer:
                         f"the embedded model did not answer on {url} within {self.startup_timeout_s:.0f}s"
                     )
                 await asyncio.sleep(0.2)
+
+    async def check(self, timeout_s: float = 60.0) -> str | None:
+        """The smoke test: one short chat prompt through the real server. None if it answered,
+        else what failed and how to fix it (also kept in `problem`)."""
+        body = {
+            "model": self.model_alias,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 4,
+            "temperature": 0,
+        }
+        problem: str | None = None
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(
+                    f"{self.base_url}/chat/completions",
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as response,
+            ):
+                if response.status != 200:
+                    problem = (
+                        f"the smoke-test prompt got HTTP {response.status}: {(await response.text())[:200]}"
+                    )
+                else:
+                    answer = await response.json()
+                    if not answer.get("choices"):
+                        problem = f"the smoke-test prompt got no choices: {str(answer)[:200]}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            process = self._process
+            code = None
+            if process is not None:
+                with contextlib.suppress(TimeoutError):
+                    code = await asyncio.wait_for(process.wait(), timeout=2.0)
+            cause = describe_exit(code) if code is not None else f"{type(exc).__name__}: {exc}"
+            problem = f"the embedded model server failed a one-prompt smoke test: {cause}"
+        self.problem = problem
+        return problem
 
     async def healthy(self) -> bool:
         if not self.running:

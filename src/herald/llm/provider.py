@@ -23,7 +23,15 @@ class ModelHandle:
     settings: ModelSettings = field(default_factory=lambda: ModelSettings())
     server: LocalModelServer | None = None
     description: str = ""
-    problem: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model cannot answer right now, when known (the embedded server died); else None."""
+        return self.server.problem if self.server is not None else None
+
+    async def check(self) -> str | None:
+        """A one-prompt smoke test of the embedded model (None: it answered, or nothing to check)."""
+        return await self.server.check() if self.server is not None else None
 
     async def close(self) -> None:
         if self.server is not None:
