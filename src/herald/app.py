@@ -128,7 +128,12 @@ class Herald:
             ),
         )
         self.dispatcher = Dispatcher(
-            turns=self.turns, runner=runner, commands=commands, sender=self.outbox, config=config.agent
+            turns=self.turns,
+            runner=runner,
+            commands=commands,
+            sender=self.outbox,
+            config=config.agent,
+            clock=self.clock,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

@@ -16,8 +16,10 @@ from herald.agent.tools import Sender
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.commands import CommandContext, Commands, parse_command
 from herald.config import AgentConfig
+from herald.core.clock import Clock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.core.jobs import Job
+from herald.core.schedule import next_after
 from herald.core.segments import Text
 from herald.scheduler import slot_key
 
@@ -133,12 +135,14 @@ class Dispatcher:
         commands: Commands,
         sender: Sender,
         config: AgentConfig,
+        clock: Clock,
     ) -> None:
         self.turns = turns
         self.runner = runner
         self.commands = commands
         self.sender = sender
         self.config = config
+        self.clock = clock
         self.lanes = Lanes(self._handle, self._crashed)
         self.duplicates = 0  # inbound messages dropped because their id was already stored
 
@@ -176,8 +180,15 @@ class Dispatcher:
         """The scheduler's callback; idempotent per (job, slot)."""
         key = slot_key(job, slot)
         if job.action == "send":
+            # Pointless once the next slot comes (that slot sends its own); a missed slot fired late
+            # (coalesced) still gets until the slot after now.
+            expires_at = next_after(job.schedule, max(slot, self.clock.now()))
             await self.sender.enqueue(
-                job.target, [Text(job.text or job.name)], origin="job", idempotency_key=key
+                job.target,
+                [Text(job.text or job.name)],
+                origin="job",
+                idempotency_key=key,
+                expires_at=expires_at,
             )
             return
         turn = await self.turns.record(

@@ -5,6 +5,7 @@ arrived is never resent by Herald (state `unknown`); the operator may resend it.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -129,3 +130,21 @@ async def test_an_unknown_outcome_is_not_resent_until_the_operator_says_so(db: D
             assert (await again).delivered
         finally:
             await outbox.stop()
+
+
+async def test_an_item_past_its_moment_is_not_sent_and_the_user_not_noticed(db: Database) -> None:
+    # A heartbeat whose next slot came while the platform was down: that slot sends its own.
+    async with stack(db) as herald:
+        await herald.user_says("conv-a")
+        await herald.control.fail_next(1000, 500, 50055001)
+        beat = await herald.outbox.enqueue(
+            A, [Text("beat")], origin="job", expires_at=herald.clock.now() + timedelta(seconds=60)
+        )
+        await _until_done(herald, beat, step_s=20, steps=10)
+        result = await beat
+        assert not result.delivered and result.reason is not None and "expired" in result.reason
+        await herald.control.fault(kind="clear")
+        later = await herald.outbox.enqueue(A, [Text("next beat")], origin="job")
+        await _until_done(herald, later, step_s=20, steps=10)
+        delivered = [e["content"] for e in await herald.control.delivered("c2c", "conv-a")]
+        assert delivered == ["next beat"]  # the expired one never, and no failure notice

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +43,7 @@ class Sender(Protocol):
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
         also: Work | None = None,
+        expires_at: datetime | None = None,
     ) -> Receipt: ...
 
 

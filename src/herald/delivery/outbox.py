@@ -27,7 +27,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
@@ -74,6 +74,7 @@ class _Head:
     attempts: int  # including the attempt about to be made
     next_attempt_at: datetime
     retry_until: datetime
+    expires_at: datetime | None
     origin: str
     conversation: str
     claimed: bool
@@ -140,8 +141,12 @@ class Outbox:
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
         also: Work | None = None,
+        expires_at: datetime | None = None,
     ) -> Receipt:
         """Store one item (committed before this returns) and schedule its delivery.
+
+        With `expires_at`, the item is never sent at or after that moment (it ends `dead`,
+        "expired"), and is retried at most until then.
 
         With an `idempotency_key` that already exists, returns that item's receipt instead.
         `also` runs in the same transaction (what the sender records with the item, such as the
@@ -161,7 +166,10 @@ class Outbox:
             "state": PENDING,
             "attempts": 0,
             "next_attempt_at": now,
-            "retry_until": now + timedelta(seconds=self._cfg.retry_for_s),
+            "retry_until": min(
+                now + timedelta(seconds=self._cfg.retry_for_s), expires_at or datetime.max.replace(tzinfo=UTC)
+            ),
+            "expires_at": expires_at,
             "created_at": now,
             "updated_at": now,
         }
@@ -322,6 +330,7 @@ class Outbox:
                 row.attempts + 1,
                 row.next_attempt_at,
                 retry_until,
+                row.expires_at,
                 row.origin,
                 conversation,
                 claimed=due,
@@ -331,6 +340,9 @@ class Outbox:
 
     async def _deliver(self, conversation: str, head: _Head) -> None:
         attempt = head.attempts
+        if head.expires_at is not None and self._clock.now() >= head.expires_at:
+            await self._expired(head)
+            return
         request = SendRequest(
             item_id=head.id,
             target=Target.parse(conversation),
@@ -372,6 +384,13 @@ class Outbox:
 
     async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
         now = self._clock.now()
+        if (
+            head.expires_at is not None
+            and now >= head.expires_at
+            and error.kind is not ErrorKind.OUTCOME_UNKNOWN
+        ):
+            await self._expired(head)
+            return
         retryable = error.kind in (ErrorKind.RETRY_LATER, ErrorKind.REPLAN)
         values: dict[str, object] = {
             "code": error.code,
@@ -418,6 +437,26 @@ class Outbox:
         if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
             await self._notify_failure(head)  # queued before the receipt tells anyone it failed
         self._resolve(DeliveryResult(head.id, False, None, error.code, str(values["reason"])))
+
+    async def _expired(self, head: _Head) -> None:
+        """Its moment passed (a job's next slot came) before it could be sent: not sent, not noticed
+        to the user (the next slot brings the next one), logged for the operator."""
+        now = self._clock.now()
+        assert head.expires_at is not None
+        reason = f"expired at {head.expires_at.isoformat()} before it could be sent (not sent)"
+        values: dict[str, object] = {
+            "state": DEAD,
+            "reason": reason,
+            "error_kind": None,
+            "code": None,
+            "updated_at": now,
+            "finished_at": now,
+            "claimed_by": self._instance,
+            "lease_until": None,
+        }
+        log.warning("outbox item %s to %s dead: %s", head.id, head.conversation, reason)
+        await self._finish(head.seq, values)
+        self._resolve(DeliveryResult(head.id, False, None, None, reason))
 
     async def _notify_failure(self, head: _Head) -> None:
         """Tell the user, once, that one of their messages did not arrive (never for a notice)."""
@@ -475,6 +514,7 @@ def _head_query(lock: bool) -> Select[Any]:
         ITEMS.c.attempts,
         ITEMS.c.next_attempt_at,
         ITEMS.c.retry_until,
+        ITEMS.c.expires_at,
         ITEMS.c.created_at,
         ITEMS.c.origin,
         ITEMS.c.claimed_by,

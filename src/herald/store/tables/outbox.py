@@ -30,6 +30,8 @@ class OutboxItem(Base):
     # Retry-later errors are retried until then (set at enqueue and by an operator's retry); null
     # on rows older than this column: `created_at` + `retry_for_s`.
     retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After this the message no longer makes sense (a job's next slot): it is not sent, even once.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Which instance works on the item and until when (an expired lease may be taken over); on a
