@@ -473,7 +473,8 @@ class Outbox:
             log.exception("could not queue the failure notice for outbox item %s", head.id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = float(min(self._cfg.backoff_max_s, self._cfg.backoff_base_s * 2.0 ** (attempt - 1)))
+        # The exponent is capped: attempts are bounded by time, not count, and 2.0**1024 overflows.
+        delay = float(min(self._cfg.backoff_max_s, self._cfg.backoff_base_s * 2.0 ** min(attempt - 1, 32)))
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
