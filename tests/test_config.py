@@ -27,7 +27,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_without_a_file_use_the_local_model_and_no_platform() -> None:
     config = load_config()
     assert config.qq is None
-    assert config.llm.provider == "local" and not config.llm.offers_tools
+    assert config.llm.provider == "local" and config.llm.offers_tools
     assert config.agent.timezone == "Asia/Shanghai"
     assert config.storage.url.startswith("sqlite+aiosqlite:///")
 

@@ -92,3 +92,45 @@ async def test_demo_page_chats_with_herald(demo: str) -> None:
         finally:
             await browser.close()
     assert text and "抱歉" not in text
+
+
+async def test_the_offline_demo_carries_out_the_seed_scenario_through_the_page(
+    demo: str, tmp_path: Path
+) -> None:
+    """ "Send me 3 test messages" and "a heartbeat every minute", typed into the page, with the
+    embedded model: three sends and the answer arrive as passive replies, and the job exists."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(demo)
+            await page.wait_for_selector("#composer:not([hidden])")
+            await page.fill("#content", "请向我连续发送3条测试消息")
+            await page.click("#send")
+            await page.wait_for_function(
+                "document.querySelectorAll('#transcript li.msg.bot').length >= 4", timeout=START_S * 1000
+            )
+            bubbles = [
+                t.strip() for t in await page.locator("#transcript li.msg.bot .bubble").all_inner_texts()
+            ]
+            routes = [
+                await d.get_attribute("data-route")
+                for d in await page.locator("#transcript li.msg.bot .delivery").all()
+            ]
+            await page.fill("#content", "每分钟向我发送一次心跳")
+            await page.click("#send")
+            await page.wait_for_function(
+                "document.querySelectorAll('#transcript li.msg.bot').length >= 5", timeout=START_S * 1000
+            )
+            confirmation = (await page.locator("#transcript li.msg.bot .bubble").nth(4).inner_text()).strip()
+            await page.screenshot(path=str(tmp_path / "seed.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert [b.rsplit(" ", 1)[-1] for b in bubbles[:3]] == ["1", "2", "3"]
+    assert bubbles[3] == "已发送 3 条消息。"
+    assert routes[:4] == ["passive"] * 4
+    assert confirmation.startswith("created:") and "* * * * *" in confirmation

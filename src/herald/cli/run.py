@@ -132,12 +132,11 @@ async def run_demo(settings: HeraldConfig, port: int) -> None:
         settings.qq = QQConfig(
             app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
         )
+        model = settings.llm.model
         if settings.llm.offers_tools:
-            model = settings.llm.model
-            tries = "启用一个心跳任务,每分钟向我发送一次心跳信号   or   /every 1m 心跳   or   /help"
+            tries = "请向我连续发送3条测试消息   or   每分钟向我发送一次心跳   or   /help"
         else:
-            model = f"the embedded {settings.llm.model}, chat only: it cannot call tools"
-            tries = "hello   or   /every 1m 心跳   or   /help  (configure [llm] for tool use)"
+            tries = "hello   or   /every 1m 心跳   or   /help  ([llm] tools = false: chat only)"
         await run_herald(
             settings,
             beside=lambda herald: show_model_state(herald, sim.state),

@@ -13,6 +13,7 @@ from pydantic_ai.settings import ModelSettings
 
 from herald.config import LLMConfig
 from herald.llm.local import LocalModelServer
+from herald.llm.router import ToolRouter
 
 
 @dataclass
@@ -34,6 +35,8 @@ class ModelHandle:
         return await self.server.check() if self.server is not None else None
 
     async def close(self) -> None:
+        if isinstance(self.model, ToolRouter):
+            await self.model.close()
         if self.server is not None:
             await self.server.stop()
 
@@ -77,5 +80,11 @@ async def open_model(config: LLMConfig) -> ModelHandle:
         model_alias=config.model,
     )
     await server.start()
-    model = openai_compatible(server.base_url, "local", config.model, legacy_max_tokens=True)
-    return ModelHandle(model, settings, server, description=f"embedded {config.model} at {server.base_url}")
+    chat = openai_compatible(server.base_url, "local", config.model, legacy_max_tokens=True)
+    # Too small to write tool calls itself: it picks among actions, grammar-constrained.
+    local: Model = (
+        ToolRouter(chat, server.base_url, config.model, timeout_s=config.timeout_s)
+        if config.offers_tools
+        else chat
+    )
+    return ModelHandle(local, settings, server, description=f"embedded {config.model} at {server.base_url}")
