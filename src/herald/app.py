@@ -18,7 +18,9 @@ from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Platform
 from herald.delivery import Outbox
 from herald.dispatch import Dispatcher
+from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
 from herald.llm import ModelHandle, open_model
+from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
 
@@ -43,8 +45,11 @@ class Herald:
         clock: Clock | None = None,
         platform: Platform | None = None,
         rate_limits: bool = True,
+        plugins: list[Plugin] | None = None,
     ) -> None:
+        """`plugins`: loaded beside the installed ones (tests, embedding Herald in a program)."""
         self.config = config
+        self._extra_plugins = list(plugins or [])
         self.clock: Clock = clock or SystemClock()
         self._model_choice = model
         self._platform_override = platform
@@ -60,6 +65,8 @@ class Herald:
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
+        self.mcp_servers: list[McpServer] = []
+        self.plugins = Plugins()
         self.model_description = ""
         self.started = False
 
@@ -104,10 +111,24 @@ class Herald:
             max_per_conversation=config.scheduler.max_jobs_per_conversation,
             min_interval_s=config.scheduler.min_interval_s,
         )
+        self.plugins = Plugins(
+            [
+                *(entry.plugin for entry in installed(config.plugins) if entry.plugin is not None),
+                *self._extra_plugins,
+            ],
+            timeout_s=config.plugins.timeout_s,
+        )
+        self.outbox.observe(self.plugins.delivery_finished)
+        self.mcp_servers = [
+            McpServer(name, server) for name, server in config.mcp.servers.items() if server.enabled
+        ]
+        for server in self.mcp_servers:
+            server.start()  # connects in the background: tools appear when it is up
+        sources: list[ToolSource] = [*self.mcp_servers, self.plugins]
         runner = AgentRunner(
             model=model,
             turns=self.turns,
-            toolbox=Toolbox(self.outbox, self.jobs, self.clock),
+            toolbox=Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources)),
             sender=self.outbox,
             clock=self.clock,
             config=config.agent,
@@ -126,6 +147,7 @@ class Herald:
                 started_monotonic=time.monotonic(),
                 model_state=self.model_health.describe,
             ),
+            plugins=self.plugins,
         )
         self.dispatcher = Dispatcher(
             turns=self.turns,
@@ -134,6 +156,7 @@ class Herald:
             sender=self.outbox,
             config=config.agent,
             clock=self.clock,
+            on_message=self.plugins.message_received,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
@@ -174,6 +197,8 @@ class Herald:
             await _quietly(self.turns.close(), "turn store")
         if self.outbox is not None:
             await _quietly(self.outbox.stop(), "outbox")
+        for server in self.mcp_servers:
+            await _quietly(server.stop(), server.source)
         if self._model_handle is not None:
             await _quietly(self._model_handle.close(), "model")
             self._model_handle = None

@@ -170,6 +170,53 @@ class DeliveryConfig(Section):
     max_text_chars: int = 2000  # longer text is split into several messages
 
 
+class McpServerConfig(Section):
+    """One MCP server, in the shape every MCP host uses: `command` (+ `args`, `env`, `cwd`) for a
+    stdio server Herald starts, or `url` (+ `headers`) for a streamable-HTTP server."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    url: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # may carry tokens: never logged
+    enabled: bool = True
+    timeout_s: float = Field(default=30.0, gt=0)  # one tool call, and connecting
+    # Tools the server does not mark idempotent or read-only are not called again after a crash mid-call.
+    rerun_safe: bool | None = None  # None: trust each tool's `idempotentHint`/`readOnlyHint`
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of `command` (a stdio server) or `url` (streamable HTTP)")
+        return self
+
+
+class McpConfig(Section):
+    servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+
+    @field_validator("servers")
+    @classmethod
+    def _names(cls, servers: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name in servers:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(
+                    f"server name {name!r}: use letters, digits, '-' and '_' (it prefixes tool names)"
+                )
+        return servers
+
+
+class PluginsConfig(Section):
+    # Installed plugins (entry points in group `herald.plugins`) are loaded unless disabled;
+    # `enabled`, when given, loads only those.
+    enabled: list[str] | None = None
+    disabled: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=30.0, gt=0)  # one plugin tool call, command or hook
+
+    def allows(self, name: str) -> bool:
+        return name not in self.disabled and (self.enabled is None or name in self.enabled)
+
+
 class HeraldConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -183,6 +230,8 @@ class HeraldConfig(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -14,7 +14,7 @@ from herald.agent.prompt import job_prompt
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
-from herald.commands import CommandContext, Commands, parse_command
+from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
 from herald.core.clock import Clock
 from herald.core.events import InboundEvent, InboundMessage
@@ -136,7 +136,9 @@ class Dispatcher:
         sender: Sender,
         config: AgentConfig,
         clock: Clock,
+        on_message: Callable[[InboundMessage], None] | None = None,
     ) -> None:
+        self.on_message = on_message
         self.turns = turns
         self.runner = runner
         self.commands = commands
@@ -158,7 +160,7 @@ class Dispatcher:
         content = event.content.strip()
         if not content and not event.attachments:
             return
-        kind = "command" if parse_command(content) is not None else "message"
+        kind = "command" if self.commands.parse(content) is not None else "message"
         if event.attachments and kind == "message":
             names = ", ".join(a.filename or a.content_type for a in event.attachments)
             content = f"{content}\n[attachments: {names}]".strip()
@@ -175,6 +177,8 @@ class Dispatcher:
             log.debug("duplicate message %s dropped", event.message_id)
             return
         self.lanes.submit(turn)
+        if self.on_message is not None:
+            self.on_message(event)
 
     async def fire_job(self, job: Job, slot: datetime) -> None:
         """The scheduler's callback; idempotent per (job, slot)."""

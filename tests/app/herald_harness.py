@@ -28,6 +28,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from herald.app import Herald, ModelChoice
 from herald.config import DeliveryConfig, HeraldConfig, QQConfig, StorageConfig
 from herald.core.clock import VirtualClock
+from herald.plugin import Plugin
 from herald.sim.app import RunningSim
 from tests.sim_control import running_sim
 
@@ -119,17 +120,27 @@ class Script:
 
 
 class Harness:
-    def __init__(self, sim: RunningSim, db_url: str, script: Script, **delivery: Any) -> None:
+    def __init__(
+        self,
+        sim: RunningSim,
+        db_url: str,
+        script: Script,
+        plugins: list[Plugin] | None = None,
+        **delivery: Any,
+    ) -> None:
         self.sim = sim
         self.db_url = db_url
         self.script = script
+        self.plugins = plugins
         self.config = herald_config(sim, db_url, **delivery)
         self.clock = VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
         self.http = aiohttp.ClientSession()
         self.herald: Herald | None = None
 
     async def start(self) -> Herald:
-        self.herald = Herald(self.config, model=self.script.choice(), clock=self.clock, rate_limits=False)
+        self.herald = Herald(
+            self.config, model=self.script.choice(), clock=self.clock, rate_limits=False, plugins=self.plugins
+        )
         await self.herald.start()
         async with asyncio.timeout(WAIT_S):
             await self.herald.wait_ready()
@@ -210,10 +221,19 @@ async def wait_for(
 
 @contextlib.asynccontextmanager
 async def harness(
-    db_url: str, script: Script | None = None, delivery: dict[str, Any] | None = None, **sim_settings: Any
+    db_url: str,
+    script: Script | None = None,
+    delivery: dict[str, Any] | None = None,
+    *,
+    configure: Callable[[HeraldConfig], None] | None = None,
+    plugins: list[Plugin] | None = None,
+    **sim_settings: Any,
 ) -> AsyncIterator[Harness]:
+    """`configure` edits the config before Herald starts; `plugins` load beside the installed ones."""
     async with running_sim(**sim_settings) as sim:
-        h = Harness(sim, db_url, script or Script(), **(delivery or {}))
+        h = Harness(sim, db_url, script or Script(), plugins, **(delivery or {}))
+        if configure is not None:
+            configure(h.config)
         await h.start()
         try:
             yield h

@@ -29,7 +29,7 @@ from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
-from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult
+from herald.agent.tools import OUTCOME_UNKNOWN, Finisher, Sender, Toolbox, ToolContext, ToolResult
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig
 from herald.core.clock import Clock
@@ -101,8 +101,13 @@ class AgentRunner:
         self.config = config
         self.settings = settings
         self.timeout_s = timeout_s
-        self.parameters = ModelRequestParameters(
-            function_tools=toolbox.definitions if offer_tools else [], allow_text_output=True
+        self.offer_tools = offer_tools
+
+    @property
+    def parameters(self) -> ModelRequestParameters:
+        """Asked per request: external tools come and go with their servers."""
+        return ModelRequestParameters(
+            function_tools=self.toolbox.definitions if self.offer_tools else [], allow_text_output=True
         )
 
     async def run(self, turn: Turn) -> None:
@@ -221,8 +226,18 @@ class AgentRunner:
                 await self.turns.save(turn, step)
 
         started: list[tuple[ToolCallPart, Finisher]] = []
+        unsafe = [c for c in calls if c.tool_call_id not in done and not self.toolbox.is_rerun_safe(c)]
+        if unsafe:
+            # Stored before they run: a crash from here on resumes with "outcome unknown" for
+            # them instead of a second call.
+            for call in unsafe:
+                done[call.tool_call_id] = ToolReturnPart(call.tool_name, OUTCOME_UNKNOWN, call.tool_call_id)
+            turn.messages[-1] = ModelRequest(
+                parts=[done[c.tool_call_id] for c in calls if c.tool_call_id in done]
+            )
+            await self.turns.save(turn, step)
         for call in calls:
-            if call.tool_call_id not in done:
+            if call.tool_call_id not in done or call in unsafe:
                 key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
                 started.append((call, await self.toolbox.begin(call, context, key)))
         await asyncio.gather(*(finish(call, finisher) for call, finisher in started))

@@ -7,6 +7,10 @@ awaitable finishes concurrently with the other calls (awaiting a receipt, touchi
 Every call is keyed `turn:<turn id>:<step>:<tool call id>`: the outbox idempotency key of a
 send and the creation key of a job. A resumed turn re-running a call therefore gets the first
 run's outcome instead of acting twice.
+
+External tools (MCP servers, plugins) have no such key. Those marked rerun-safe are simply run
+again; for the others the runner stores an "outcome unknown" result before the call and replaces
+it with the real one after, so a crash in between never calls them twice (`is_rerun_safe`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
 from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
 from herald.delivery.receipts import Receipt
+from herald.extensions.tools import ExternalTools, call_isolated
 from herald.store.batch import Work
 
 ToolResult = ToolReturnPart
@@ -104,15 +109,32 @@ TOOL_DEFINITIONS = [_definition(SEND_MESSAGE, SendMessageArgs), _definition(FUTU
 Finisher = Callable[[], Awaitable[ToolResult]]
 
 
+OUTCOME_UNKNOWN = (
+    "outcome unknown: Herald stopped while this tool ran, and the tool is not safe to run twice, "
+    "so it was not run again. Tell the user it may or may not have happened."
+)
+
+
 class Toolbox:
-    def __init__(self, sender: Sender, jobs: JobBook, clock: Clock) -> None:
+    def __init__(
+        self, sender: Sender, jobs: JobBook, clock: Clock, external: ExternalTools | None = None
+    ) -> None:
         self.sender = sender
         self.jobs = jobs
         self.clock = clock
+        self.external = external or ExternalTools()
 
     @property
     def definitions(self) -> list[ToolDefinition]:
-        return TOOL_DEFINITIONS
+        """The built-in tools and every external tool offered right now."""
+        builtin = {tool.name for tool in TOOL_DEFINITIONS}
+        extra = [d for d in self.external.definitions() if d.name not in builtin]
+        return [*TOOL_DEFINITIONS, *extra]
+
+    def is_rerun_safe(self, call: ToolCallPart) -> bool:
+        """May this call run again after a crash in the middle of it? Built-ins are keyed (above)."""
+        tool = self.external.current().get(call.tool_name)
+        return tool is None or tool.rerun_safe
 
     async def begin(self, call: ToolCallPart, context: ToolContext, key: str) -> Finisher:
         """Start one call (in call order); the result is the awaitable that finishes it."""
@@ -131,9 +153,21 @@ class Toolbox:
             return _ready(_retry(call, f"invalid arguments: {problems}. Fix them and call again."))
         except ValueError as exc:  # args that are not JSON
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
-        return _ready(
-            _retry(call, f"unknown tool {call.tool_name!r}; available: {SEND_MESSAGE}, {FUTURE_TASK}")
-        )
+        tool = self.external.current().get(call.tool_name)
+        if tool is None:
+            available = ", ".join(d.name for d in self.definitions)
+            return _ready(
+                _retry(call, f"unknown or unavailable tool {call.tool_name!r}; available: {available}")
+            )
+        try:
+            args = call.args_as_dict()
+        except ValueError as exc:
+            return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
+
+        async def finish() -> ToolResult:
+            return _return(call, await call_isolated(tool, args))
+
+        return finish
 
     async def _begin_send(
         self, call: ToolCallPart, context: ToolContext, key: str, args: SendMessageArgs

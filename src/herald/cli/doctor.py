@@ -37,7 +37,8 @@ def doctor(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 10.0,
 ) -> None:
-    """Check credentials, API, gateway/intents or the webhook receiver; exit 1 if anything fails."""
+    """Check credentials, API, gateway/intents or the webhook receiver, the model and each MCP
+    server; exit 1 if anything fails."""
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -51,6 +52,10 @@ def doctor(
     checks = asyncio.run(run_checks(settings.qq, timeout_s=timeout))
     if settings.llm.provider == "local":
         checks.append(asyncio.run(_local_model(settings)))
+    if settings.mcp.servers:
+        from herald.cli.extensions import mcp_checks
+
+        checks.extend(asyncio.run(mcp_checks(settings)))
     for check in checks:
         typer.echo(check.render())
     failed = [check.name for check in checks if check.ok is False]

@@ -5,7 +5,7 @@ second job: `/every` creates with the key `turn:<id>:every`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from herald import __version__
@@ -15,6 +15,8 @@ from herald.core.history import ConversationHistory
 from herald.core.jobs import JobBook, JobError, describe_job
 from herald.core.schedule import ScheduleError, format_interval, interval_schedule, parse_interval
 from herald.core.target import Scene, Target
+from herald.extensions import Plugins
+from herald.plugin import CommandCall
 
 HELP = """可用命令 / commands:
 /help — 显示本帮助 (this help)
@@ -43,14 +45,14 @@ class StatusInfo:
 Handler = Callable[["Commands", CommandContext, str], Awaitable[str]]
 
 
-def parse_command(text: str) -> tuple[str, str] | None:
-    """`/name args` → (name, args) if `name` is a known command, else None (goes to the agent)."""
+def parse_command(text: str, extra: Collection[str] = ()) -> tuple[str, str] | None:
+    """`/name args` → (name, args) if `name` is a built-in command or in `extra`, else None."""
     stripped = text.strip()
     if not stripped.startswith("/"):
         return None
     name, _, rest = stripped[1:].partition(" ")
     name = name.lower()
-    if name not in COMMANDS:
+    if name not in COMMANDS and name not in extra:
         return None
     return name, rest.strip()
 
@@ -64,19 +66,36 @@ class Commands:
         clock: Clock,
         config: HeraldConfig,
         status: StatusInfo,
+        plugins: Plugins | None = None,
     ) -> None:
         self.jobs = jobs
         self.turns = turns
         self.clock = clock
         self.config = config
         self.status_info = status
+        self.plugins = plugins or Plugins()
+
+    def parse(self, text: str) -> tuple[str, str] | None:
+        """`/name args` → (name, args) for a built-in or plugin command, else None (the agent's)."""
+        return parse_command(text, extra=self.plugins.commands)
+
+    @property
+    def help(self) -> str:
+        added = [
+            command.help for _, command in self.plugins.commands.values() if command.name not in COMMANDS
+        ]
+        return "\n".join([HELP, *added]) if added else HELP
 
     async def run(self, context: CommandContext, text: str) -> str:
-        parsed = parse_command(text)
+        parsed = self.parse(text)
         if parsed is None:
-            return HELP
+            return self.help
         name, args = parsed
-        return await COMMANDS[name](self, context, args)
+        if name in COMMANDS:
+            return await COMMANDS[name](self, context, args)
+        return await self.plugins.run_command(
+            name, CommandCall(args=args, target=context.target, author_id=context.author_id)
+        )
 
     def _creator_scope(self, context: CommandContext) -> str | None:
         # In a private chat the conversation is the user; elsewhere only a job's creator may cancel it.
@@ -84,7 +103,7 @@ class Commands:
 
 
 async def _help(commands: Commands, context: CommandContext, args: str) -> str:
-    return HELP
+    return commands.help
 
 
 async def _reset(commands: Commands, context: CommandContext, args: str) -> str:

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -95,6 +95,7 @@ class Outbox:
         self._cfg = config or DeliveryConfig()
         self._instance = self._cfg.instance
         self._waiters: dict[str, asyncio.Future[DeliveryResult]] = {}
+        self._observers: list[Callable[[DeliveryResult], None]] = []
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
@@ -485,7 +486,16 @@ class Outbox:
 
         await self._commits.run(write)
 
+    def observe(self, observer: Callable[[DeliveryResult], None]) -> None:
+        """Also tell `observer` of every item this instance finishes (it must not block)."""
+        self._observers.append(observer)
+
     def _resolve(self, result: DeliveryResult) -> None:
+        for observer in self._observers:
+            try:
+                observer(result)
+            except Exception:
+                log.exception("a delivery observer failed on %s", result.item_id)
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)

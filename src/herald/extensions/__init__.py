@@ -1,0 +1,16 @@
+"""What operators add to Herald: MCP servers' tools and plugins (tools, commands, hooks)."""
+
+from herald.extensions.mcp import McpServer
+from herald.extensions.plugins import Installed, Plugins, installed
+from herald.extensions.tools import ExternalTool, ExternalTools, ToolSource, call_isolated
+
+__all__ = [
+    "ExternalTool",
+    "ExternalTools",
+    "Installed",
+    "McpServer",
+    "Plugins",
+    "ToolSource",
+    "call_isolated",
+    "installed",
+]

@@ -1,0 +1,133 @@
+"""Plugins: the example package `herald-dice` (installed by scripts/test) found by its entry point,
+its tools called by the model, its commands and hooks run; a plugin that raises, hangs or cannot be
+imported is logged by name and never takes a turn or Herald down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import herald.cli.extensions  # noqa: F401  (registers `herald plugins` and `herald mcp`)
+from herald.cli import app
+from herald.config import HeraldConfig, PluginsConfig
+from herald.core.events import InboundMessage
+from herald.extensions import installed
+from herald.plugin import CommandCall, DeliveryOutcome, Plugin
+from tests.app.herald_harness import harness
+from tests.extensions.scripts import CallsTools
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def test_the_example_plugin_is_found_and_listed(db_url: str) -> None:
+    (dice,) = [entry for entry in installed(PluginsConfig()) if entry.name == "dice"]
+    assert dice.package == "herald-dice" and dice.plugin is not None and dice.error is None
+    result = CliRunner().invoke(app, ["plugins"])
+    assert result.exit_code == 0
+    assert "dice_roll_dice" in result.output and "/roll" in result.output and "enabled" in result.output
+    (off,) = [entry for entry in installed(PluginsConfig(disabled=["dice"])) if entry.name == "dice"]
+    assert off.plugin is None and not off.enabled
+
+
+async def test_the_agent_uses_the_plugins_tools_and_users_its_commands(db_url: str) -> None:
+    async with harness(db_url, CallsTools()) as h:
+        await h.user_says(
+            "p1",
+            'call dice_roll_dice {"sides": 6, "count": 2} ; call dice_pick_one {"options": ["茶", "咖啡"]}',
+        )
+        (reply,) = await h.wait_delivered("c2c", "p1", 1)
+        await h.user_says("p1", "/roll 3d4")
+        await h.user_says("p1", "/help")
+        await h.user_says("p1", "/tally")
+        entries = await h.wait_delivered("c2c", "p1", 4)
+    found = re.fullmatch(r"got: 2d6: (\d) \+ (\d) = (\d+) \| (茶|咖啡)", str(reply["content"]))
+    assert found is not None and int(found[1]) + int(found[2]) == int(found[3])
+    roll = re.fullmatch(r"3d4: (\d) \+ (\d) \+ (\d) = (\d+)", str(entries[1]["content"]))
+    assert roll is not None and sum(int(roll[i]) for i in (1, 2, 3)) == int(roll[4])
+    assert "/roll [NdM]" in str(entries[2]["content"])
+    assert re.match(r"messages seen: \d+; deliveries failed: 0", str(entries[3]["content"]))
+
+
+async def test_a_disabled_plugin_adds_nothing(db_url: str) -> None:
+    def configure(config: HeraldConfig) -> None:
+        config.plugins.disabled = ["dice"]
+
+    async with harness(db_url, CallsTools(), configure=configure) as h:
+        await h.user_says("p2", "/roll 2d6")
+        await h.user_says("p2", 'call dice_roll_dice {"sides": 6}')
+        entries = await h.wait_delivered("c2c", "p2", 2)
+    assert entries[0]["content"] == "echo: /roll 2d6"  # not a command: the agent got it
+    assert "unknown or unavailable tool 'dice_roll_dice'" in str(entries[1]["content"])
+
+
+async def test_a_plugin_that_raises_or_hangs_is_logged_and_skipped(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = Plugin("bad")
+    hooks_ran = asyncio.Event()
+
+    @bad.tool
+    def explode(x: int) -> str:
+        """Always fails."""
+        raise RuntimeError("kaboom")
+
+    @bad.tool
+    async def stall() -> str:
+        """Never returns."""
+        await asyncio.sleep(3600)
+        return "unreachable"
+
+    @bad.command("boom", "/boom — fails")
+    async def boom(call: CommandCall) -> str:
+        raise ValueError("no")
+
+    @bad.on_message
+    async def on_message(message: InboundMessage) -> None:
+        hooks_ran.set()
+        raise RuntimeError("hook failed")
+
+    @bad.on_delivery
+    async def on_delivery(outcome: DeliveryOutcome) -> None:
+        raise RuntimeError("delivery hook failed")
+
+    def configure(config: HeraldConfig) -> None:
+        config.plugins.timeout_s = 1
+
+    caplog.set_level(logging.WARNING)
+    async with harness(db_url, CallsTools(), configure=configure, plugins=[bad]) as h:
+        await h.user_says("p3", 'call bad_explode {"x": 1} ; call bad_stall {}')
+        await h.user_says("p3", "/boom")
+        await h.user_says("p3", "after")
+        entries = await h.wait_delivered("c2c", "p3", 3)
+        await asyncio.wait_for(hooks_ran.wait(), 5)
+    assert entries[0]["content"] == (
+        "got: error: bad_explode failed: RuntimeError: kaboom | "
+        "error: plugin 'bad' did not answer within 1 s; try again later"
+    )
+    assert entries[1]["content"] == "/boom failed (bad): ValueError"
+    assert entries[2]["content"] == "echo: after"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "plugin 'bad': /boom failed: ValueError: no" in logged
+    assert "plugin 'bad': on_message hook failed: RuntimeError: hook failed" in logged
+
+
+def test_a_plugin_that_cannot_be_imported_is_reported_not_fatal(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_plugin.py").write_text("raise ImportError('needs a missing library')\n")
+    info = tmp_path / "broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[herald.plugins]\nbroken = broken_plugin:plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (broken,) = [entry for entry in installed(PluginsConfig()) if entry.name == "broken"]
+    assert broken.plugin is None and broken.error == "ImportError: needs a missing library"
+    result = CliRunner().invoke(app, ["plugins"])
+    assert "failed to load" in result.output and "needs a missing library" in result.output
+    assert "broken_plugin" not in sys.modules
