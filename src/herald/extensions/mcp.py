@@ -14,7 +14,7 @@ from typing import Any
 
 import mcp_types
 from fastmcp.client.transports import StdioTransport
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import McpError, ToolError
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.tools import ToolDefinition
 
@@ -174,6 +174,8 @@ class McpServer:
             try:
                 async with asyncio.timeout(self.config.timeout_s):
                     await toolset.client.ping()
+            except McpError:
+                pass  # an error reply (some servers do not implement ping) is still a reply
             except Exception as exc:
                 self.error = f"no answer to ping: {type(exc).__name__}: {exc}"
                 return
