@@ -75,7 +75,11 @@ async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], H
                 for text, replies in (("go", 2), ("/status", 3)):
                     async with http.post(f"{sim.base_url}/_sim/c2c/{user}/messages", json={"content": text}):
                         pass
-                    await wait_for(delivered, lambda got, n=replies: len(got) >= n)
+
+                    def enough(got: list[dict[str, Any]], n: int = replies) -> bool:
+                        return len(got) >= n
+
+                    await wait_for(delivered, enough)
                 entries = await delivered()
         finally:
             await herald.stop()
