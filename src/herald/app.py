@@ -10,16 +10,20 @@ from dataclasses import dataclass
 
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
+from sqlalchemy import text
 
 from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
+from herald.console import ConsoleServer, Probes
 from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Platform
-from herald.delivery import Outbox
+from herald.delivery import DeliveryResult, Outbox
+from herald.delivery.inspect import counts_by_state
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
 from herald.llm import ModelHandle, open_model
+from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
@@ -67,6 +71,8 @@ class Herald:
         self.scheduler: Scheduler | None = None
         self.mcp_servers: list[McpServer] = []
         self.plugins = Plugins()
+        self.metrics = Metrics()
+        self.console: ConsoleServer | None = None
         self.model_description = ""
         self.started = False
 
@@ -118,7 +124,7 @@ class Herald:
             ],
             timeout_s=config.plugins.timeout_s,
         )
-        self.outbox.observe(self.plugins.delivery_finished)
+        self.outbox.observe(_Observer(self.metrics, self.plugins))
         self.mcp_servers = [
             McpServer(name, server) for name, server in config.mcp.servers.items() if server.enabled
         ]
@@ -159,14 +165,28 @@ class Herald:
             config=config.agent,
             clock=self.clock,
             on_message=self.plugins.message_received,
+            metrics=self.metrics,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
         if config.scheduler.enabled:
             await self.scheduler.start()
         await self.platform.start(self.dispatcher.sink)
+        if config.console.enabled:
+            self.console = ConsoleServer(config.console, self.metrics, self._probes())
+            await self.console.start()
         self.started = True
         log.info("Herald started (storage %r)", self.db)
+
+    def _probes(self) -> Probes:
+        db, platform = self.db, self.platform
+        assert db is not None and platform is not None
+
+        async def database() -> None:
+            async with db.session() as session:
+                await session.execute(text("SELECT 1"))
+
+        return Probes(transport=platform.health, database=database, outbox_counts=lambda: counts_by_state(db))
 
     def _model_problem(self) -> str | None:
         return self._model_handle.problem if self._model_handle is not None else None
@@ -189,6 +209,9 @@ class Herald:
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight turns be resumed next start, then close everything."""
+        if self.console is not None:
+            await _quietly(self.console.stop(), "console")
+            self.console = None
         if self.platform is not None:
             await _quietly(self.platform.stop(), "platform")
         if self.scheduler is not None:
@@ -216,6 +239,23 @@ class Herald:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class _Observer:
+    """What the outbox reports, counted and handed to plugins' delivery hooks."""
+
+    def __init__(self, metrics: Metrics, plugins: Plugins) -> None:
+        self.metrics = metrics
+        self.plugins = plugins
+
+    def finished(self, result: DeliveryResult, conversation: str, state: str) -> None:
+        scene = conversation.partition(":")[0]
+        route = result.sent.mode.value if result.sent is not None else "none"
+        self.metrics.deliveries.labels(scene, route, state).inc()
+        self.plugins.delivery_finished(result)
+
+    def refused(self, code: int | None, conversation: str) -> None:
+        self.metrics.platform_errors.labels(str(code)).inc()
 
 
 async def _quietly(awaitable: object, what: str) -> None:

@@ -207,6 +207,23 @@ class DeliveryConfig(Section):
     max_text_chars: int = 2000  # longer text is split into several messages
 
 
+class ConsoleConfig(Section):
+    """Herald's own HTTP endpoints: `/metrics` (Prometheus), `/healthz` and `/readyz`. Off unless
+    `enabled` (or a `port` is given)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8095, ge=0, le=65535)  # 0: any free port (tests)
+    # When set, `/metrics` wants `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _port_enables(self) -> ConsoleConfig:
+        if "port" in self.model_fields_set and "enabled" not in self.model_fields_set:
+            self.enabled = True
+        return self
+
+
 class McpServerConfig(Section):
     """One MCP server, in the shape every MCP host uses: `command` (+ `args`, `env`, `cwd`) for a
     stdio server Herald starts, or `url` (+ `headers`) for a streamable-HTTP server."""
@@ -269,6 +286,7 @@ class HeraldConfig(BaseSettings):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -13,7 +14,7 @@ from datetime import datetime
 from herald.agent.prompt import job_prompt
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
-from herald.agent.turns import DONE, FAILED, Turn, TurnStore
+from herald.agent.turns import DONE, FAILED, Turn, TurnStore, turn_usage
 from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
 from herald.core.clock import Clock
@@ -21,6 +22,7 @@ from herald.core.events import InboundEvent, InboundMessage
 from herald.core.jobs import Job
 from herald.core.schedule import next_after
 from herald.core.segments import Text
+from herald.metrics import Metrics
 from herald.scheduler import slot_key
 
 log = logging.getLogger(__name__)
@@ -137,8 +139,10 @@ class Dispatcher:
         config: AgentConfig,
         clock: Clock,
         on_message: Callable[[InboundMessage], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.on_message = on_message
+        self.metrics = metrics
         self.turns = turns
         self.runner = runner
         self.commands = commands
@@ -177,6 +181,8 @@ class Dispatcher:
             log.debug("duplicate message %s dropped", event.message_id)
             return
         self.lanes.submit(turn)
+        if self.metrics is not None:
+            self.metrics.inbound_events.labels(event.target.scene.value).inc()
         if self.on_message is not None:
             self.on_message(event)
 
@@ -218,8 +224,14 @@ class Dispatcher:
     async def _handle(self, turn: Turn) -> None:
         if turn.kind == "command":
             await self._command(turn)
-        else:
-            await self.runner.run(turn)
+            return
+        started = time.perf_counter()
+        await self.runner.run(turn)
+        if self.metrics is not None:
+            self.metrics.turn_seconds.observe(time.perf_counter() - started)
+            usage = turn_usage(turn.messages)
+            self.metrics.llm_tokens.labels("input").inc(usage.input_tokens)
+            self.metrics.llm_tokens.labels("output").inc(usage.output_tokens)
 
     async def _crashed(self, turn: Turn, error: Exception) -> None:
         """End a turn that keeps crashing: the user gets the short error reply, the turn the cause."""

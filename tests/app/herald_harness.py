@@ -187,6 +187,10 @@ class Harness:
         """Requests the sim answered with an error."""
         return [r for r in await self.requests() if r["status"] >= 400 or r["code"]]
 
+    async def wait_for_request_code(self, code: int) -> list[dict[str, Any]]:
+        """Until the emulator has answered a request with platform error `code`."""
+        return await wait_for(self.requests, lambda got: any(r["code"] == code for r in got))
+
     async def wait_delivered(self, scene: str, target: str, count: int) -> list[dict[str, Any]]:
         return await wait_for(lambda: self.delivered(scene, target), lambda got: len(got) >= count)
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import EventSink, SendRequest, Sent
+from herald.core.platform import EventSink, SendRequest, Sent, TransportHealth
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery import inspect
@@ -92,6 +92,9 @@ class _AnswerLost:
 
     async def wait_ready(self) -> None:
         await self.inner.wait_ready()
+
+    def health(self) -> TransportHealth:
+        return self.inner.health()
 
     async def stop(self) -> None:
         await self.inner.stop()

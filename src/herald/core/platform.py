@@ -50,6 +50,16 @@ class Sent:
     msg_seq: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TransportHealth:
+    """How the platform's inbound side is doing, for `/readyz`, metrics and the operator."""
+
+    transport: str  # e.g. "websocket", "webhook"
+    ready: bool  # inbound events can arrive right now
+    reconnects: int = 0  # sessions opened after the first
+    detail: str = ""
+
+
 class Platform(Protocol):
     name: str
 
@@ -65,6 +75,10 @@ class Platform(Protocol):
         ...
 
     async def stop(self) -> None: ...
+
+    def health(self) -> TransportHealth:
+        """The inbound transport's state now (cheap: no I/O)."""
+        ...
 
     async def send(self, request: SendRequest) -> Sent:
         """Deliver one item; raises `herald.core.errors.DeliveryError` if it did not arrive."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from herald.delivery.outbox import DEAD, FAILED, PENDING, UNKNOWN
+from herald.delivery.outbox import DEAD, FAILED, FINAL_STATES, PENDING, UNKNOWN
 from herald.store.db import Database
 from herald.store.tables.ledger import ReplyReservation
 from herald.store.tables.outbox import OutboxItem
 
 ATTENTION = (PENDING, FAILED, DEAD, UNKNOWN)
+ALL_STATES = (PENDING, *FINAL_STATES)
 RETRYABLE = (FAILED, DEAD, UNKNOWN)  # what an operator may put back in line
 
 
@@ -67,3 +68,11 @@ async def retry(db: Database, item_id: str, now: datetime, retry_for_s: float) -
         )
         await session.commit()
     return bool(getattr(result, "rowcount", 0))
+
+
+async def counts_by_state(db: Database) -> dict[str, int]:
+    """How many outbox items are in each state (every known state, 0 included)."""
+    async with db.session() as session:
+        rows = await session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
+        found = {str(state): int(count) for state, count in rows}
+    return {state: found.get(state, 0) for state in sorted({*ALL_STATES, *found})}

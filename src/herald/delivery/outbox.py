@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -65,6 +65,16 @@ ITEMS = cast(Table, OutboxItem.__table__)
 POLL_INTERVAL_S = 5.0
 
 
+class OutboxObserver(Protocol):
+    """Told, without waiting, what happens to items (metrics, plugins' delivery hooks)."""
+
+    def finished(self, result: DeliveryResult, conversation: str, state: str) -> None:
+        """An item ended: `state` is delivered, failed, dead, unknown or expired."""
+
+    def refused(self, code: int | None, conversation: str) -> None:
+        """One attempt was refused by the platform with `code` (it may be retried)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Head:
     seq: int
@@ -95,7 +105,7 @@ class Outbox:
         self._cfg = config or DeliveryConfig()
         self._instance = self._cfg.instance
         self._waiters: dict[str, asyncio.Future[DeliveryResult]] = {}
-        self._observers: list[Callable[[DeliveryResult], None]] = []
+        self._observers: list[OutboxObserver] = []
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
@@ -381,7 +391,7 @@ class Outbox:
             "lease_until": None,
         }
         await self._finish(head.seq, values)
-        self._resolve(DeliveryResult(head.id, True, sent, None, None))
+        self._ended(DeliveryResult(head.id, True, sent, None, None), head.conversation, DELIVERED)
 
     async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
         now = self._clock.now()
@@ -393,6 +403,8 @@ class Outbox:
             await self._expired(head)
             return
         retryable = error.kind in (ErrorKind.RETRY_LATER, ErrorKind.REPLAN)
+        if error.code is not None:
+            self._tell(lambda observer: observer.refused(error.code, head.conversation))
         values: dict[str, object] = {
             "code": error.code,
             "reason": error.reason,
@@ -437,7 +449,9 @@ class Outbox:
         await self._finish(head.seq, values)
         if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
             await self._notify_failure(head)  # queued before the receipt tells anyone it failed
-        self._resolve(DeliveryResult(head.id, False, None, error.code, str(values["reason"])))
+        self._ended(
+            DeliveryResult(head.id, False, None, error.code, str(values["reason"])), head.conversation, state
+        )
 
     async def _expired(self, head: _Head) -> None:
         """Its moment passed (a job's next slot came) before it could be sent: not sent, not noticed
@@ -457,7 +471,7 @@ class Outbox:
         }
         log.warning("outbox item %s to %s dead: %s", head.id, head.conversation, reason)
         await self._finish(head.seq, values)
-        self._resolve(DeliveryResult(head.id, False, None, None, reason))
+        self._ended(DeliveryResult(head.id, False, None, None, reason), head.conversation, "expired")
 
     async def _notify_failure(self, head: _Head) -> None:
         """Tell the user, once, that one of their messages did not arrive (never for a notice)."""
@@ -486,16 +500,22 @@ class Outbox:
 
         await self._commits.run(write)
 
-    def observe(self, observer: Callable[[DeliveryResult], None]) -> None:
-        """Also tell `observer` of every item this instance finishes (it must not block)."""
+    def observe(self, observer: OutboxObserver) -> None:
+        """Also tell `observer` of every item this instance finishes and every refused attempt."""
         self._observers.append(observer)
 
-    def _resolve(self, result: DeliveryResult) -> None:
+    def _tell(self, event: Callable[[OutboxObserver], None]) -> None:
         for observer in self._observers:
             try:
-                observer(result)
-            except Exception:
-                log.exception("a delivery observer failed on %s", result.item_id)
+                event(observer)
+            except Exception:  # an observer (metrics, a plugin's hook) must not stop delivery
+                log.exception("an outbox observer failed")
+
+    def _ended(self, result: DeliveryResult, conversation: str, state: str) -> None:
+        self._tell(lambda observer: observer.finished(result, conversation, state))
+        self._resolve(result)
+
+    def _resolve(self, result: DeliveryResult) -> None:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)

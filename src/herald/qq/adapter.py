@@ -21,7 +21,7 @@ from herald.config import DeliveryConfig, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent
-from herald.core.platform import DeliveryMode, EventSink, SendRequest, Sent
+from herald.core.platform import DeliveryMode, EventSink, SendRequest, Sent, TransportHealth
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
@@ -168,6 +168,20 @@ class QQPlatform:
         """Returns once the gateway session is identified (at once for the webhook transport)."""
         if self.gateway is not None:
             await self.gateway.wait_ready()
+
+    def health(self) -> TransportHealth:
+        if self.gateway is not None:
+            opened = self.gateway.identifies + self.gateway.resumes
+            return TransportHealth(
+                "websocket",
+                ready=self.gateway.ready.is_set(),
+                reconnects=max(0, opened - 1),
+                detail=f"session {self.gateway.session_id or 'none'}, last s {self.gateway.seq}",
+            )
+        if self.webhook is not None:
+            listening = self._transport is not None and not self._transport.done()
+            return TransportHealth("webhook", ready=listening, detail=f"path {self.config.webhook_path}")
+        return TransportHealth(self.config.transport, ready=False, detail="not started")
 
     async def _start_webhook(self) -> None:
         import uvicorn
