@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -117,13 +118,17 @@ class Herald:
                 *self._extra_plugins,
             ],
             timeout_s=config.plugins.timeout_s,
+            model=model,
         )
-        self.outbox.observe(self.plugins.delivery_finished)
+        self.outbox.observe(self.plugins.delivery_observer)
         self.mcp_servers = [
-            McpServer(name, server) for name, server in config.mcp.servers.items() if server.enabled
+            McpServer(name, server, self.clock)
+            for name, server in config.mcp.servers.items()
+            if server.enabled
         ]
         for server in self.mcp_servers:
-            server.start()  # connects in the background: tools appear when it is up
+            # Connects in the background: tools appear when it is up; a call meanwhile waits for it.
+            server.start()
         sources: list[ToolSource] = [*self.mcp_servers, self.plugins]
         runner = AgentRunner(
             model=model,
@@ -197,8 +202,8 @@ class Herald:
             await _quietly(self.turns.close(), "turn store")
         if self.outbox is not None:
             await _quietly(self.outbox.stop(), "outbox")
-        for server in self.mcp_servers:
-            await _quietly(server.stop(), server.source)
+        await _quietly(self.plugins.stop(), "plugin hooks")
+        await asyncio.gather(*(_quietly(server.stop(), server.source) for server in self.mcp_servers))
         if self._model_handle is not None:
             await _quietly(self._model_handle.close(), "model")
             self._model_handle = None

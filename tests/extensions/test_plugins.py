@@ -18,7 +18,7 @@ from herald.cli import app
 from herald.config import HeraldConfig, PluginsConfig
 from herald.core.events import InboundMessage
 from herald.extensions import installed
-from herald.plugin import CommandCall, DeliveryOutcome, Plugin
+from herald.plugin import CommandCall, Delivery, Plugin
 from tests.app.herald_harness import harness
 from tests.extensions.scripts import CallsTools
 
@@ -93,7 +93,7 @@ async def test_a_plugin_that_raises_or_hangs_is_logged_and_skipped(
         raise RuntimeError("hook failed")
 
     @bad.on_delivery
-    async def on_delivery(outcome: DeliveryOutcome) -> None:
+    async def on_delivery(outcome: Delivery) -> None:
         raise RuntimeError("delivery hook failed")
 
     def configure(config: HeraldConfig) -> None:

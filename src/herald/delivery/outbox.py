@@ -95,7 +95,7 @@ class Outbox:
         self._cfg = config or DeliveryConfig()
         self._instance = self._cfg.instance
         self._waiters: dict[str, asyncio.Future[DeliveryResult]] = {}
-        self._observers: list[Callable[[DeliveryResult], None]] = []
+        self._observers: list[Callable[[DeliveryResult, str, str], None]] = []
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._slots = asyncio.Semaphore(self._cfg.max_concurrent_conversations)
@@ -381,7 +381,7 @@ class Outbox:
             "lease_until": None,
         }
         await self._finish(head.seq, values)
-        self._resolve(DeliveryResult(head.id, True, sent, None, None))
+        self._finished(head, DeliveryResult(head.id, True, sent, None, None))
 
     async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
         now = self._clock.now()
@@ -437,7 +437,7 @@ class Outbox:
         await self._finish(head.seq, values)
         if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
             await self._notify_failure(head)  # queued before the receipt tells anyone it failed
-        self._resolve(DeliveryResult(head.id, False, None, error.code, str(values["reason"])))
+        self._finished(head, DeliveryResult(head.id, False, None, error.code, str(values["reason"])))
 
     async def _expired(self, head: _Head) -> None:
         """Its moment passed (a job's next slot came) before it could be sent: not sent, not noticed
@@ -457,7 +457,7 @@ class Outbox:
         }
         log.warning("outbox item %s to %s dead: %s", head.id, head.conversation, reason)
         await self._finish(head.seq, values)
-        self._resolve(DeliveryResult(head.id, False, None, None, reason))
+        self._finished(head, DeliveryResult(head.id, False, None, None, reason))
 
     async def _notify_failure(self, head: _Head) -> None:
         """Tell the user, once, that one of their messages did not arrive (never for a notice)."""
@@ -486,16 +486,20 @@ class Outbox:
 
         await self._commits.run(write)
 
-    def observe(self, observer: Callable[[DeliveryResult], None]) -> None:
-        """Also tell `observer` of every item this instance finishes (it must not block)."""
+    def observe(self, observer: Callable[[DeliveryResult, str, str], None]) -> None:
+        """Also tell `observer` of every item this instance finishes, with its conversation and
+        origin (it must not block)."""
         self._observers.append(observer)
 
-    def _resolve(self, result: DeliveryResult) -> None:
+    def _finished(self, head: _Head, result: DeliveryResult) -> None:
         for observer in self._observers:
             try:
-                observer(result)
+                observer(result, head.conversation, head.origin)
             except Exception:
                 log.exception("a delivery observer failed on %s", result.item_id)
+        self._resolve(result)
+
+    def _resolve(self, result: DeliveryResult) -> None:
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
