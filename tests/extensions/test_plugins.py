@@ -38,21 +38,30 @@ def test_the_example_plugin_is_found_and_listed(db_url: str) -> None:
 
 async def test_the_agent_uses_the_plugins_tools_and_users_its_commands(db_url: str) -> None:
     async with harness(db_url, CallsTools()) as h:
+        # The plugin counts for the whole process (other tests' Heralds too): compare before/after.
+        await h.user_says("p1", "/tally")
+        (before,) = await h.wait_delivered("c2c", "p1", 1)
         await h.user_says(
             "p1",
             'call dice_roll_dice {"sides": 6, "count": 2} ; call dice_pick_one {"options": ["茶", "咖啡"]}',
         )
-        (reply,) = await h.wait_delivered("c2c", "p1", 1)
+        reply = (await h.wait_delivered("c2c", "p1", 2))[1]
         await h.user_says("p1", "/roll 3d4")
         await h.user_says("p1", "/help")
         await h.user_says("p1", "/tally")
-        entries = await h.wait_delivered("c2c", "p1", 4)
+        entries = await h.wait_delivered("c2c", "p1", 5)
     found = re.fullmatch(r"got: 2d6: (\d) \+ (\d) = (\d+) \| (茶|咖啡)", str(reply["content"]))
     assert found is not None and int(found[1]) + int(found[2]) == int(found[3])
-    roll = re.fullmatch(r"3d4: (\d) \+ (\d) \+ (\d) = (\d+)", str(entries[1]["content"]))
+    roll = re.fullmatch(r"3d4: (\d) \+ (\d) \+ (\d) = (\d+)", str(entries[2]["content"]))
     assert roll is not None and sum(int(roll[i]) for i in (1, 2, 3)) == int(roll[4])
-    assert "/roll [NdM]" in str(entries[2]["content"])
-    assert re.match(r"messages seen: \d+; deliveries failed: 0", str(entries[3]["content"]))
+    assert "/roll [NdM]" in str(entries[3]["content"])
+    tally = r"messages seen: (\d+); deliveries failed: (\d+)"
+    first = re.fullmatch(tally, str(before["content"]))
+    last = re.fullmatch(tally, str(entries[4]["content"]))
+    assert first is not None and last is not None
+    # The three messages in between were seen (each /tally may or may not count itself: its hook
+    # runs beside the command); no delivery failed.
+    assert int(last[1]) - int(first[1]) >= 3 and last[2] == first[2]
 
 
 async def test_a_disabled_plugin_adds_nothing(db_url: str) -> None:
@@ -222,3 +231,11 @@ def test_a_plugin_named_unlike_its_entry_point_is_reported(
     assert renamed.error == (
         "ValueError: the entry point is named 'renamed' but the plugin 'other'; give both the same name"
     )
+
+
+def test_the_complete_example_in_the_docs_is_the_example_plugin(db_url: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "tools.md").read_text(encoding="utf-8")
+    shown = docs.split("# examples/herald-dice/herald_dice/__init__.py\n", 1)[1].split("```", 1)[0]
+    source = (root / "examples" / "herald-dice" / "herald_dice" / "__init__.py").read_text(encoding="utf-8")
+    assert shown == source.split('"""', 2)[2].lstrip("\n")
