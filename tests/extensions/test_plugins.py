@@ -106,11 +106,18 @@ async def test_a_plugin_that_raises_or_hangs_is_logged_and_skipped(
     async def on_delivery(outcome: Delivery) -> None:
         raise RuntimeError("delivery hook failed")
 
+    ugly = Plugin("ugly")
+
+    @ugly.tool
+    def twice(ctx: RunContext[ToolCall], again: RunContext[ToolCall]) -> str:
+        """A signature no tool schema can describe."""
+        return ""
+
     def configure(config: HeraldConfig) -> None:
         config.plugins.timeout_s = 1
 
     caplog.set_level(logging.WARNING)
-    async with harness(db_url, CallsTools(), configure=configure, plugins=[bad]) as h:
+    async with harness(db_url, CallsTools(), configure=configure, plugins=[bad, ugly]) as h:
         await h.user_says("p3", 'call bad_explode {"x": 1} ; call bad_stall {}')
         await h.user_says("p3", "/boom")
         await h.user_says("p3", "after")
@@ -126,6 +133,7 @@ async def test_a_plugin_that_raises_or_hangs_is_logged_and_skipped(
     assert "tool bad_explode (plugin 'bad') failed: RuntimeError: kaboom" in logged
     assert "plugin 'bad': /boom failed: ValueError: no" in logged
     assert "plugin 'bad': on_message hook failed: RuntimeError: hook failed" in logged
+    assert "plugin 'ugly': its tools cannot be offered: UserError: " in logged
 
 
 def test_a_plugin_that_cannot_be_imported_is_reported_not_fatal(

@@ -89,7 +89,7 @@ class Plugins:
         self._hooks: set[asyncio.Task[None]] = set()
         for plugin in self.plugins:
             try:
-                self._tools.extend(self._external(plugin, tool) for tool in plugin.tools)
+                self._tools.extend([self._external(plugin, tool) for tool in plugin.tools])
             except Exception as exc:  # a signature pydantic-ai cannot describe: the plugin's tools go
                 log.error(
                     "plugin %r: its tools cannot be offered: %s: %s", plugin.name, type(exc).__name__, exc
