@@ -74,7 +74,10 @@ def test_environment_overrides_the_file_with_nested_keys(
     [
         ('[llm]\nmodle = "x"\n', "llm.modle: unknown key"),
         ('[qq]\napp_id = "1"\n', "qq.secret: required but missing (set it in the file or HERALD_QQ__SECRET)"),
-        ('[llm]\nprovider = "openai"\n', "llm.base_url, llm.api_key required when llm.provider = 'openai'"),
+        (
+            '[llm]\nprovider = "openai"\n',
+            "llm: Value error, base_url, api_key required when provider = 'openai'",
+        ),
         ('[agent]\ntimezone = "Mars/Olympus"\n', "agent.timezone"),
         ("[nonsense]\n", "nonsense: unknown key"),
         ("[qq\n", "not valid TOML"),

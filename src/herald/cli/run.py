@@ -15,7 +15,7 @@ import typer
 from herald.cli import app
 from herald.cli.storage import DEMO_STORAGE, sqlite_file
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
-from herald.llm.local import LocalModelError
+from herald.llm import LocalModelError, MissingExtra
 
 if TYPE_CHECKING:
     from herald.app import Herald
@@ -108,7 +108,7 @@ def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
     setup_logging(log_level)
     try:
         asyncio.run(run_herald(settings))
-    except (ConfigError, LocalModelError) as exc:
+    except (ConfigError, LocalModelError, MissingExtra) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -174,6 +174,6 @@ def demo(
             asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
         else:
             asyncio.run(run_demo(settings, port))
-    except (ConfigError, LocalModelError, StateFileError) as exc:
+    except (ConfigError, LocalModelError, MissingExtra, StateFileError) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from herald import __version__
 from herald.config import HeraldConfig
@@ -168,10 +169,20 @@ async def _status(commands: Commands, context: CommandContext, args: str) -> str
     jobs = await commands.jobs.list_jobs(context.target.key)
     history = await commands.turns.count_history(context.target.key)
     info = commands.status_info
+    zone = ZoneInfo(commands.config.agent.timezone)
+    midnight = commands.clock.now().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    last, today = await commands.turns.token_usage(context.target.key, midnight)
+    tokens = (
+        f"tokens: last turn {last.input_tokens} in / {last.output_tokens} out ({last.model_name}), "
+        f"today {today.input_tokens} in / {today.output_tokens} out"
+        if last.model_name
+        else "tokens: no model turn yet"
+    )
     return (
         f"Herald {__version__} · up {format_interval(uptime)}\n"
         f"model: {info.model} · {info.model_state()}\n"
-        f"this conversation: {history} turns in history, {len(jobs)} active jobs"
+        f"this conversation: {history} turns in history, {len(jobs)} active jobs\n"
+        f"{tokens}"
     )
 
 

@@ -3,10 +3,25 @@ counts it. `agent/` keeps it (the turn store); `app` hands it to the commands.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Model tokens used, and by which model (the one that answered last)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_name: str | None = None
+
+
 class ConversationHistory(Protocol):
+    async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
+        """The latest model turn's usage, and the total of the turns created since `since`."""
+        ...
+
     async def reset(self, conversation: str) -> int:
         """Take the conversation's finished turns out of the model's view; returns how many."""
         ...

@@ -37,6 +37,10 @@ class AgentTurn(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The model tokens of the turn's requests so far, and the model that answered the last one.
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    model_name: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_agent_turns_status_id", "status", "id"),

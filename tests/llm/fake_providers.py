@@ -1,0 +1,186 @@
+"""Local fake servers of each provider's wire protocol (one Starlette app, one route per protocol).
+
+Each answers like its provider: first a call of `send_message_to_user` with the text
+`via <kind>`, then (once the request carries the tool's result) the text `done via <kind>`, with
+token usage 11 in / 7 out. `/broken/...` answers 500 and `/slow/...` never answers in time, for the
+fallback tests. Every request body is kept in `requests`, by kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TOOL = "send_message_to_user"
+requests: dict[str, list[dict[str, Any]]] = {}
+
+
+def _text(kind: str) -> str:
+    return f"done via {kind}"
+
+
+def _args(kind: str) -> dict[str, str]:
+    return {"text": f"via {kind}"}
+
+
+def _has_result(kind: str, body: dict[str, Any]) -> bool:
+    dumped = json.dumps(body)
+    marker = {
+        "openai": '"role": "tool"',
+        "groq": '"role": "tool"',
+        "mistral": '"role": "tool"',
+        "openai-responses": '"function_call_output"',
+        "anthropic": '"tool_result"',
+        "google": '"functionResponse"',
+        "bedrock": '"toolResult"',
+    }[kind]
+    return marker in dumped
+
+
+def openai_chat(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
+    message: dict[str, Any] = (
+        {"role": "assistant", "content": _text(kind)}
+        if done
+        else {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": TOOL, "arguments": json.dumps(_args(kind))},
+                }
+            ],
+        }
+    )
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop" if done else "tool_calls"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def openai_responses(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
+    item: dict[str, Any] = (
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": _text(kind), "annotations": []}],
+        }
+        if done
+        else {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": TOOL,
+            "arguments": json.dumps(_args(kind)),
+            "status": "completed",
+        }
+    )
+    return {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "model": body.get("model", "fake"),
+        "status": "completed",
+        "output": [item],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 11,
+            "output_tokens": 7,
+            "total_tokens": 18,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def anthropic(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
+    content = (
+        [{"type": "text", "text": _text(kind)}]
+        if done
+        else [{"type": "tool_use", "id": "toolu_1", "name": TOOL, "input": _args(kind)}]
+    )
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "fake"),
+        "content": content,
+        "stop_reason": "end_turn" if done else "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 11, "output_tokens": 7},
+    }
+
+
+def google(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
+    part = {"text": _text(kind)} if done else {"functionCall": {"name": TOOL, "args": _args(kind)}}
+    return {
+        "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18},
+        "modelVersion": "fake",
+    }
+
+
+def bedrock(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
+    content = (
+        [{"text": _text(kind)}]
+        if done
+        else [{"toolUse": {"toolUseId": "tooluse_1", "name": TOOL, "input": _args(kind)}}]
+    )
+    return {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": "end_turn" if done else "tool_use",
+        "usage": {"inputTokens": 11, "outputTokens": 7, "totalTokens": 18},
+        "metrics": {"latencyMs": 1},
+    }
+
+
+def _route(kind: str, build: Any) -> Any:
+    async def handle(request: Request) -> Response:
+        body = await request.json()
+        requests.setdefault(kind, []).append(
+            {"path": request.url.path, "headers": dict(request.headers), **body}
+        )
+        return JSONResponse(build(kind, body, _has_result(kind, body)))
+
+    return handle
+
+
+async def broken(request: Request) -> Response:
+    return JSONResponse(
+        {"error": {"message": "the fake provider is down", "type": "server_error"}}, status_code=500
+    )
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(30)
+    return JSONResponse({})
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", _route("openai", openai_chat), methods=["POST"]),
+        Route("/v1/responses", _route("openai-responses", openai_responses), methods=["POST"]),
+        Route("/v1/messages", _route("anthropic", anthropic), methods=["POST"]),
+        Route("/v1beta/models/{model}:generateContent", _route("google", google), methods=["POST"]),
+        Route("/openai/v1/chat/completions", _route("groq", openai_chat), methods=["POST"]),
+        Route("/mistral/v1/chat/completions", _route("mistral", openai_chat), methods=["POST"]),
+        Route("/model/{model}/converse", _route("bedrock", bedrock), methods=["POST"]),
+        Route("/broken/v1/chat/completions", broken, methods=["POST"]),
+        Route("/slow/v1/chat/completions", slow, methods=["POST"]),
+    ]
+)

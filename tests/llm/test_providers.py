@@ -1,0 +1,160 @@
+"""Every provider kind, over its real wire protocol: Herald, configured by `[llm]` alone, talks to
+a local fake server of that protocol (its provider's SDK, pydantic-ai's model), runs the tool
+call the fake asks for, sends its result back, delivers the final answer, and stores the turn's
+token usage for `/status`. The fallback chain moves on from a failing or hanging model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from herald.app import Herald
+from herald.config import LLMConfig, ModelConfig
+from herald.core.clock import SystemClock
+from tests.app.herald_harness import WAIT_S, herald_config, wait_for
+from tests.llm import fake_providers
+from tests.sim_control import running_sim
+
+
+@contextlib.asynccontextmanager
+async def fake_server() -> AsyncIterator[str]:
+    config = uvicorn.Config(fake_providers.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while not server.started:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def endpoint(kind: str, base: str) -> dict[str, Any]:
+    """How each kind is pointed at the fake: only `base_url` differs from production use."""
+    return {
+        "openai": {"base_url": f"{base}/v1"},
+        "openai-responses": {"base_url": f"{base}/v1"},
+        "anthropic": {"base_url": base},
+        "google": {"base_url": base},
+        "groq": {"base_url": base},
+        "mistral": {"base_url": f"{base}/mistral"},
+        "bedrock": {"base_url": base, "region": "us-east-1"},
+    }[kind]
+
+
+async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], Herald]:
+    """One message through Herald with `llm`; the bot's delivered texts, then /status's."""
+    async with running_sim() as sim:
+        config = herald_config(sim, db_url)
+        config.llm = llm
+        config.plugins.enabled = []
+        herald = Herald(config, clock=SystemClock(), rate_limits=False)
+        await herald.start()
+        try:
+            await herald.wait_ready()
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http:
+
+                async def delivered() -> list[dict[str, Any]]:
+                    url = f"{sim.base_url}/_sim/transcript?scene=c2c&target={user}"
+                    async with http.get(url) as response:
+                        entries: list[dict[str, Any]] = (await response.json())["entries"]
+                    return [e for e in entries if e.get("status") == 200]
+
+                for text, replies in (("go", 2), ("/status", 3)):
+                    async with http.post(f"{sim.base_url}/_sim/c2c/{user}/messages", json={"content": text}):
+                        pass
+
+                    def enough(got: list[dict[str, Any]], n: int = replies) -> bool:
+                        return len(got) >= n
+
+                    await wait_for(delivered, enough)
+                entries = await delivered()
+        finally:
+            await herald.stop()
+    return [str(e["content"]) for e in entries], herald
+
+
+KINDS = ["openai", "openai-responses", "anthropic", "google", "groq", "mistral", "bedrock"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_each_provider_kind_runs_a_tool_call_and_answers(
+    kind: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_providers.requests.clear()
+    # Bedrock's bearer keys need HTTPS; over the fake's HTTP it signs with AWS credentials instead.
+    key = None if kind == "bedrock" else SecretStr("sk-test")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sk-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+    async with fake_server() as base:
+        llm = LLMConfig.model_validate(
+            {"provider": kind, "model": f"fake-{kind}", "api_key": key, **endpoint(kind, base)}
+        )
+        texts, _ = await converse(llm, db_url, f"user-{kind}")
+    assert texts[0] == f"via {kind}"  # the tool call, delivered
+    assert texts[1] == f"done via {kind}"  # the answer after the tool's result went back
+    assert "tokens: last turn 22 in / 14 out" in texts[2] and "today 22 in / 14 out" in texts[2]
+    first, second = fake_providers.requests[kind]
+    assert "send_message_to_user" in str(first)  # the tools were offered
+    assert "delivered" in str(second)  # the tool's result reached the provider
+    assert "sk-test" in str(first["headers"])  # the key went where it belongs (and nowhere else)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_fallback_chain_moves_past_a_failing_and_a_hanging_model(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_providers.requests.clear()
+    caplog.set_level(logging.WARNING, logger="herald.llm.provider")
+    async with fake_server() as base:
+        llm = LLMConfig(
+            provider="openai",
+            base_url=f"{base}/broken/v1",
+            api_key=SecretStr("k"),
+            model="primary-model",
+            models={
+                "slow": ModelConfig(
+                    provider="openai",
+                    base_url=f"{base}/slow/v1",
+                    api_key=SecretStr("k"),
+                    model="slow-model",
+                    timeout_s=1,
+                ),
+                "claude": ModelConfig(
+                    provider="anthropic", base_url=base, api_key=SecretStr("k"), model="fake-claude"
+                ),
+            },
+            fallback=["slow", "claude"],
+        )
+        texts, _ = await converse(llm, db_url, "user-fallback")
+    assert texts[:2] == ["via anthropic", "done via anthropic"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("model primary (primary-model) failed") for m in logged)
+    assert any(m == "model slow (slow-model) did not answer within 1 s" for m in logged)
+    assert "(fake-claude)" in texts[2]
+
+
+def test_a_kind_whose_extra_is_missing_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from herald.llm.provider import MissingExtra, remote_model
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "anthropic" else real(name, *a)
+    )
+    with pytest.raises(MissingExtra, match=r"pip install 'herald\[anthropic\]'"):
+        remote_model(ModelConfig(provider="anthropic", model="x", api_key=SecretStr("k")))
