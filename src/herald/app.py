@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -123,13 +124,17 @@ class Herald:
                 *self._extra_plugins,
             ],
             timeout_s=config.plugins.timeout_s,
+            model=model,
         )
         self.outbox.observe(_Observer(self.metrics, self.plugins))
         self.mcp_servers = [
-            McpServer(name, server) for name, server in config.mcp.servers.items() if server.enabled
+            McpServer(name, server, self.clock)
+            for name, server in config.mcp.servers.items()
+            if server.enabled
         ]
         for server in self.mcp_servers:
-            server.start()  # connects in the background: tools appear when it is up
+            # Connects in the background: tools appear when it is up; a call meanwhile waits for it.
+            server.start()
         sources: list[ToolSource] = [*self.mcp_servers, self.plugins]
         runner = AgentRunner(
             model=model,
@@ -222,8 +227,8 @@ class Herald:
             await _quietly(self.turns.close(), "turn store")
         if self.outbox is not None:
             await _quietly(self.outbox.stop(), "outbox")
-        for server in self.mcp_servers:
-            await _quietly(server.stop(), server.source)
+        await _quietly(self.plugins.stop(), "plugin hooks")
+        await asyncio.gather(*(_quietly(server.stop(), server.source) for server in self.mcp_servers))
         if self._model_handle is not None:
             await _quietly(self._model_handle.close(), "model")
             self._model_handle = None
@@ -248,11 +253,11 @@ class _Observer:
         self.metrics = metrics
         self.plugins = plugins
 
-    def finished(self, result: DeliveryResult, conversation: str, state: str) -> None:
+    def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
         scene = conversation.partition(":")[0]
         route = result.sent.mode.value if result.sent is not None else "none"
         self.metrics.deliveries.labels(scene, route, state).inc()
-        self.plugins.delivery_finished(result)
+        self.plugins.delivery_observer(result, conversation, origin)
 
     def refused(self, code: int | None, conversation: str) -> None:
         self.metrics.platform_errors.labels(str(code)).inc()

@@ -7,6 +7,7 @@ rather than a setting silently ignored. Environment variables win over the file,
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -243,7 +244,18 @@ class McpServerConfig(Section):
     def _one_transport(self) -> McpServerConfig:
         if (self.command is None) == (self.url is None):
             raise ValueError("give exactly one of `command` (a stdio server) or `url` (streamable HTTP)")
+        if self.url is not None:
+            if urlsplit(self.url).scheme not in ("http", "https"):
+                raise ValueError(f"url {self.url!r}: use an http:// or https:// URL (streamable HTTP)")
+            given = [key for key in ("args", "env", "cwd") if key in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for a stdio server (`command`), not a `url`")
+        elif "headers" in self.model_fields_set:
+            raise ValueError("headers: only for a streamable-HTTP server (`url`), not a `command`")
         return self
+
+
+_SERVER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 
 
 class McpConfig(Section):
@@ -253,9 +265,10 @@ class McpConfig(Section):
     @classmethod
     def _names(cls, servers: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
         for name in servers:
-            if not name.replace("_", "").replace("-", "").isalnum():
+            if not _SERVER_NAME.fullmatch(name):
                 raise ValueError(
-                    f"server name {name!r}: use letters, digits, '-' and '_' (it prefixes tool names)"
+                    f"server name {name!r}: use a letter, then letters, digits, '-' or '_' (at most 32): "
+                    "it prefixes the server's tool names"
                 )
         return servers
 
@@ -269,6 +282,10 @@ class PluginsConfig(Section):
 
     def allows(self, name: str) -> bool:
         return name not in self.disabled and (self.enabled is None or name in self.enabled)
+
+    def named(self) -> list[str]:
+        """Every plugin name the settings mention."""
+        return [*(self.enabled or []), *self.disabled]
 
 
 class HeraldConfig(BaseSettings):

@@ -1,14 +1,14 @@
 """The plugin API: what a Herald plugin is and what it can add.
 
 A plugin is a Python package that exposes a `Plugin` object as an entry point in the group
-`herald.plugins`:
+`herald.plugins` (the entry point's name and the plugin's name are the same):
 
     # pyproject.toml of the plugin's package
     [project.entry-points."herald.plugins"]
     dice = "herald_dice:plugin"
 
     # herald_dice/__init__.py
-    from herald.plugin import Plugin
+    from herald.plugin import CommandCall, Delivery, Plugin
 
     plugin = Plugin("dice", "Dice and random picks")
 
@@ -28,8 +28,15 @@ A plugin is a Python package that exposes a `Plugin` object as an entry point in
     @plugin.on_message
     async def seen(message: InboundMessage) -> None: ...
 
-Tools are plain typed functions (sync or async): the model sees their name, docstring and
-parameters (pydantic-ai's function schema), and Herald validates the arguments before the call.
+    @plugin.on_delivery
+    async def finished(delivery: Delivery) -> None: ...
+
+Tools are plain typed functions (sync or async): the model sees `<plugin>_<function>`, the
+docstring and the parameters (pydantic-ai's function schema), and Herald validates the arguments
+before the call. A tool that needs to know where it runs takes `ctx: RunContext[ToolCall]` as its
+first parameter (pydantic-ai's convention): `ctx.deps` is the `ToolCall`, with the conversation and
+a key unique to the call that stays the same if a resumed turn calls it again.
+
 A tool that may not run twice (it pays, posts, books) says `@plugin.tool(rerun_safe=False)`: after
 a crash in the middle of such a call, the model is told the outcome is unknown instead of Herald
 calling it again. Everything a plugin adds runs isolated: an exception or a timeout is logged with
@@ -38,19 +45,50 @@ the plugin's name and answered with an error, never taking a turn or Herald down
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, TypeVar, overload
 
 from herald.core.events import InboundMessage
 from herald.core.target import Target
 
-ToolFunction = Callable[..., Any]
+__all__ = [
+    "CommandCall",
+    "Delivery",
+    "InboundMessage",
+    "Plugin",
+    "PluginCommand",
+    "PluginTool",
+    "ToolCall",
+]
+
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
+
+# A plugin's name prefixes its tools' names, which model APIs restrict to these characters.
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+COMMAND_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """Where a plugin tool was called (`ctx.deps` of a tool taking `RunContext[ToolCall]`)."""
+
+    target: Target
+    author_id: str | None  # the user whose message started the turn (None for some jobs)
+    turn_id: int
+    # `turn:<turn id>:<step>:<call id>`: unique per call, the same if a resumed turn calls again,
+    # so a tool can use it as an idempotency key with whatever it talks to.
+    key: str
+
+    @property
+    def conversation(self) -> str:
+        return self.target.key
 
 
 @dataclass(frozen=True, slots=True)
 class PluginTool:
-    function: ToolFunction
+    function: Callable[..., Any]
     name: str
     rerun_safe: bool
 
@@ -74,21 +112,26 @@ class PluginCommand:
     help: str
 
 
-class DeliveryOutcome(Protocol):
-    """What a delivery hook is told about one outbox item that finished."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox item this Herald instance finished: delivered, or not and why."""
 
-    @property
-    def item_id(self) -> str: ...
-    @property
-    def delivered(self) -> bool: ...
-    @property
-    def code(self) -> int | None: ...
-    @property
-    def reason(self) -> str | None: ...
+    item_id: str
+    conversation: str  # e.g. `group:<group openid>`
+    origin: str  # agent_tool | agent_reply | agent_error | command | job | notice
+    delivered: bool
+    code: int | None  # the platform's error code, when it refused
+    reason: str | None  # why it was not delivered
+
+    def describe(self) -> str:
+        if self.delivered:
+            return "delivered"
+        detail = f" (code {self.code})" if self.code is not None else ""
+        return f"not delivered: {self.reason or 'unknown reason'}{detail}"
 
 
 MessageHook = Callable[[InboundMessage], Awaitable[None]]
-DeliveryHook = Callable[[DeliveryOutcome], Awaitable[None]]
+DeliveryHook = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass
@@ -99,6 +142,13 @@ class Plugin:
     commands: list[PluginCommand] = field(default_factory=list)
     message_hooks: list[MessageHook] = field(default_factory=list)
     delivery_hooks: list[DeliveryHook] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not NAME.fullmatch(self.name):
+            raise ValueError(
+                f"plugin name {self.name!r}: use a letter, then letters, digits, '-' or '_' "
+                "(at most 32): it prefixes the plugin's tool names"
+            )
 
     @overload
     def tool(self, function: ToolFunction, /) -> ToolFunction: ...
@@ -119,9 +169,12 @@ class Plugin:
 
     def command(self, name: str, help: str = "") -> Callable[[CommandFunction], CommandFunction]:
         """Add a chat command `/name`; its reply is the coroutine's text."""
+        command = name.lower().lstrip("/")
+        if not COMMAND_NAME.fullmatch(command):
+            raise ValueError(f"command name {name!r}: use lowercase letters, digits, '-' or '_'")
 
         def add(function: CommandFunction) -> CommandFunction:
-            self.commands.append(PluginCommand(function, name.lower().lstrip("/"), help or f"/{name}"))
+            self.commands.append(PluginCommand(function, command, help or f"/{command}"))
             return function
 
         return add
@@ -132,6 +185,6 @@ class Plugin:
         return hook
 
     def on_delivery(self, hook: DeliveryHook) -> DeliveryHook:
-        """Called with every outbox item that finished: delivered, or not and why."""
+        """Called with every outbox item this instance finished: delivered, or not and why."""
         self.delivery_hooks.append(hook)
         return hook

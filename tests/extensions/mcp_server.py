@@ -4,7 +4,9 @@
     python mcp_server.py http PORT
 
 Tools: `lucky_number` (read-only), `append_note` (not idempotent: appends to $NOTES_FILE, then
-waits $NOTE_DELAY_S seconds), `crash` (the process exits mid-call), `hang` (never answers).
+waits $NOTE_DELAY_S seconds), `crash` (the process exits mid-call), `hang` (never answers),
+`get.weather` (a name model APIs refuse as is), `raw` (returns text with a NUL byte).
+With $PID_FILE the process writes its pid there; with $STARTUP_DELAY_S it waits before serving.
 """
 
 from __future__ import annotations
@@ -47,7 +49,23 @@ def hang() -> str:
     return "unreachable"
 
 
+@server.tool(name="get.weather", annotations=ToolAnnotations(idempotent_hint=True))
+def get_weather(city: str) -> str:
+    """Today's weather in a city."""
+    return f"sunny in {city}"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def raw() -> str:
+    """Text as some programs print it, NUL byte included."""
+    return "before\x00after"
+
+
 if __name__ == "__main__":
+    if "PID_FILE" in os.environ:
+        with open(os.environ["PID_FILE"], "a", encoding="utf-8") as pids:
+            pids.write(f"{os.getpid()}\n")
+    time.sleep(float(os.environ.get("STARTUP_DELAY_S", "0")))
     if sys.argv[1] == "stdio":
         server.run("stdio")
     else:

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 
 from herald.core.events import InboundMessage
-from herald.plugin import CommandCall, DeliveryOutcome, Plugin
+from herald.plugin import CommandCall, Delivery, Plugin
 
 plugin = Plugin("dice", "Dice, random picks and a delivery tally")
 
@@ -67,6 +67,6 @@ async def count_message(message: InboundMessage) -> None:
 
 
 @plugin.on_delivery
-async def count_failure(outcome: DeliveryOutcome) -> None:
-    if not outcome.delivered:
+async def count_failure(delivery: Delivery) -> None:
+    if not delivery.delivered:
         tally["failed"] += 1

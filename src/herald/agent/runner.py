@@ -29,7 +29,7 @@ from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
-from herald.agent.tools import OUTCOME_UNKNOWN, Finisher, Sender, Toolbox, ToolContext, ToolResult
+from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult, outcome_unknown
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig
 from herald.core.clock import Clock
@@ -154,7 +154,9 @@ class AgentRunner:
             turn.messages.append(response)
             if not response.tool_calls:
                 break  # the final response is stored with the turn's end, below
-            await self.turns.save(turn, steps)
+            # The response is stored with the round's first write (its "outcome unknown" marks or,
+            # without them, the response alone) before any call begins.
+            await self._run_tools(turn, context, steps, list(response.tool_calls), {}, response_stored=False)
         final = turn.messages[-1]
         assert isinstance(final, ModelResponse)
         text = (final.text or "").strip()
@@ -205,41 +207,45 @@ class AgentRunner:
         step: int,
         calls: list[ToolCallPart],
         done: dict[str, ToolResult],
+        *,
+        response_stored: bool = True,
     ) -> None:
         """Run the round's calls that have no stored result yet; store each result as it comes.
 
         Calls begin in call order (sends enqueue in order); they finish concurrently. The stored
         round is a `ModelRequest` holding the results so far, in call order, so a resumed turn
-        runs only the calls still missing.
+        runs only the calls still missing. A call not safe to run twice gets an "outcome unknown"
+        result stored before it begins, which its real result replaces: a crash in between resumes
+        with that instead of a second call.
         """
         lock = asyncio.Lock()
-        if not isinstance(turn.messages[-1], ModelRequest):
-            turn.messages.append(ModelRequest(parts=[]))
+
+        def store_round() -> None:
+            parts = [done[c.tool_call_id] for c in calls if c.tool_call_id in done]
+            if isinstance(turn.messages[-1], ModelRequest):
+                turn.messages[-1] = ModelRequest(parts=parts)
+            else:
+                turn.messages.append(ModelRequest(parts=parts))
 
         async def finish(call: ToolCallPart, finisher: Finisher) -> None:
             result = await finisher()
             async with lock:
                 done[call.tool_call_id] = result
-                turn.messages[-1] = ModelRequest(
-                    parts=[done[c.tool_call_id] for c in calls if c.tool_call_id in done]
-                )
+                store_round()
                 await self.turns.save(turn, step)
 
-        started: list[tuple[ToolCallPart, Finisher]] = []
-        unsafe = [c for c in calls if c.tool_call_id not in done and not self.toolbox.is_rerun_safe(c)]
+        pending = [call for call in calls if call.tool_call_id not in done]
+        unsafe = [call for call in pending if not self.toolbox.is_rerun_safe(call)]
+        for call in unsafe:
+            done[call.tool_call_id] = outcome_unknown(call)
         if unsafe:
-            # Stored before they run: a crash from here on resumes with "outcome unknown" for
-            # them instead of a second call.
-            for call in unsafe:
-                done[call.tool_call_id] = ToolReturnPart(call.tool_name, OUTCOME_UNKNOWN, call.tool_call_id)
-            turn.messages[-1] = ModelRequest(
-                parts=[done[c.tool_call_id] for c in calls if c.tool_call_id in done]
-            )
+            store_round()
+        if unsafe or not response_stored:
             await self.turns.save(turn, step)
-        for call in calls:
-            if call.tool_call_id not in done or call in unsafe:
-                key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
-                started.append((call, await self.toolbox.begin(call, context, key)))
+        started: list[tuple[ToolCallPart, Finisher]] = []
+        for call in pending:
+            key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
+            started.append((call, await self.toolbox.begin(call, context, key)))
         await asyncio.gather(*(finish(call, finisher) for call, finisher in started))
 
     async def _fail(self, turn: Turn, error: str) -> None:

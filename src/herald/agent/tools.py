@@ -8,9 +8,11 @@ Every call is keyed `turn:<turn id>:<step>:<tool call id>`: the outbox idempoten
 send and the creation key of a job. A resumed turn re-running a call therefore gets the first
 run's outcome instead of acting twice.
 
-External tools (MCP servers, plugins) have no such key. Those marked rerun-safe are simply run
-again; for the others the runner stores an "outcome unknown" result before the call and replaces
-it with the real one after, so a crash in between never calls them twice (`is_rerun_safe`).
+External tools (MCP servers, plugins) get the key too (an MCP call carries it in `_meta`, a
+plugin tool reads it from its `ToolCall`), but Herald cannot tell whether they honour it. Those
+marked rerun-safe are simply run again; for the others the runner stores an "outcome unknown"
+result before the call and replaces it with the real one after, so a crash in between never calls
+them twice (`is_rerun_safe`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
+from herald.agent.clean import storable
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError, describe_job
 from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
 from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
 from herald.delivery.receipts import Receipt
-from herald.extensions.tools import ExternalTools, call_isolated
+from herald.extensions.tools import ExternalTools
+from herald.plugin import ToolCall
 from herald.store.batch import Work
 
 ToolResult = ToolReturnPart
@@ -110,8 +114,8 @@ Finisher = Callable[[], Awaitable[ToolResult]]
 
 
 OUTCOME_UNKNOWN = (
-    "outcome unknown: Herald stopped while this tool ran, and the tool is not safe to run twice, "
-    "so it was not run again. Tell the user it may or may not have happened."
+    "outcome unknown: Herald stopped while this tool ran; it was not run again, because it is not "
+    "safe to run twice. It may or may not have done its work: tell the user so."
 )
 
 
@@ -133,8 +137,9 @@ class Toolbox:
 
     def is_rerun_safe(self, call: ToolCallPart) -> bool:
         """May this call run again after a crash in the middle of it? Built-ins are keyed (above)."""
-        tool = self.external.current().get(call.tool_name)
-        return tool is None or tool.rerun_safe
+        if call.tool_name in (SEND_MESSAGE, FUTURE_TASK):
+            return True
+        return self.external.rerun_safe(call.tool_name)
 
     async def begin(self, call: ToolCallPart, context: ToolContext, key: str) -> Finisher:
         """Start one call (in call order); the result is the awaitable that finishes it."""
@@ -153,19 +158,22 @@ class Toolbox:
             return _ready(_retry(call, f"invalid arguments: {problems}. Fix them and call again."))
         except ValueError as exc:  # args that are not JSON
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
-        tool = self.external.current().get(call.tool_name)
-        if tool is None:
+        if not self.external.claims(call.tool_name):
             available = ", ".join(d.name for d in self.definitions)
-            return _ready(
-                _retry(call, f"unknown or unavailable tool {call.tool_name!r}; available: {available}")
-            )
+            return _ready(_retry(call, f"unknown tool {call.tool_name!r}; available: {available}"))
         try:
             args = call.args_as_dict()
         except ValueError as exc:
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
+        where = ToolCall(target=context.target, author_id=context.author_id, turn_id=context.turn_id, key=key)
 
         async def finish() -> ToolResult:
-            return _return(call, await call_isolated(tool, args))
+            answer = await self.external.call(call.tool_name, args, where)
+            # Outside text, stored with the turn: made storable like the model's own.
+            content = storable(answer.text)
+            if answer.retry:
+                return _retry(call, content)
+            return _return(call, content, failed=answer.failed)
 
         return finish
 
@@ -247,8 +255,18 @@ class Toolbox:
             return _return(call, f"error: {exc}")
 
 
-def _return(call: ToolCallPart, content: str) -> ToolReturnPart:
-    return ToolReturnPart(tool_name=call.tool_name, content=content, tool_call_id=call.tool_call_id)
+def _return(call: ToolCallPart, content: str, *, failed: bool = False) -> ToolReturnPart:
+    return ToolReturnPart(
+        tool_name=call.tool_name,
+        content=content,
+        tool_call_id=call.tool_call_id,
+        outcome="failed" if failed else "success",
+    )
+
+
+def outcome_unknown(call: ToolCallPart) -> ToolReturnPart:
+    """The result stored before a call that is not safe to run twice; the real one replaces it."""
+    return _return(call, OUTCOME_UNKNOWN, failed=True)
 
 
 def _retry(call: ToolCallPart, message: str) -> ToolReturnPart:

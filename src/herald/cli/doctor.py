@@ -52,10 +52,11 @@ def doctor(
     checks = asyncio.run(run_checks(settings.qq, timeout_s=timeout))
     if settings.llm.provider == "local":
         checks.append(asyncio.run(_local_model(settings)))
-    if settings.mcp.servers:
-        from herald.cli.extensions import mcp_checks
+    from herald.cli.extensions import mcp_checks, plugin_checks
 
+    if settings.mcp.servers:
         checks.extend(asyncio.run(mcp_checks(settings)))
+    checks.extend(plugin_checks(settings))
     for check in checks:
         typer.echo(check.render())
     failed = [check.name for check in checks if check.ok is False]

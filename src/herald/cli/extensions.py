@@ -14,6 +14,7 @@ from rich.table import Table
 from herald.cli import app
 from herald.config import ConfigError, HeraldConfig, McpServerConfig, load_config
 from herald.extensions import McpServer, installed
+from herald.plugin import Plugin
 from herald.qq.doctor import Check
 
 mcp_app = typer.Typer(help="MCP servers: import another host's config, list each server's tools.")
@@ -131,6 +132,31 @@ def list_servers(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
+def plugin_checks(settings: HeraldConfig) -> list[Check]:
+    """One line per installed plugin: loaded (and what it adds), disabled, or why it failed."""
+    checks = []
+    for entry in installed(settings.plugins):
+        name = f"plugin {entry.name}"
+        if entry.error is not None:
+            fix = f"install what it needs, or disable it: [plugins] disabled = [{entry.name!r}]"
+            checks.append(Check(name, False, f"failed to load: {entry.error}", fix))
+        elif entry.plugin is None:
+            checks.append(Check(name, None, "disabled by [plugins]"))
+        else:
+            checks.append(Check(name, True, _adds(entry.plugin) or "adds nothing"))
+    return checks
+
+
+def _adds(plugin: Plugin) -> str:
+    parts = [
+        "tools: " + ", ".join(f"{plugin.name}_{t.name}" for t in plugin.tools) if plugin.tools else "",
+        "commands: " + ", ".join(f"/{c.name}" for c in plugin.commands) if plugin.commands else "",
+        f"{len(plugin.message_hooks)} message hooks" if plugin.message_hooks else "",
+        f"{len(plugin.delivery_hooks)} delivery hooks" if plugin.delivery_hooks else "",
+    ]
+    return "; ".join(part for part in parts if part)
+
+
 @app.command("plugins")
 def plugins(config: ConfigOption = None) -> None:
     """List installed plugins: enabled or not, and what each adds (or why it failed to load)."""
@@ -146,21 +172,6 @@ def plugins(config: ConfigOption = None) -> None:
         elif entry.plugin is None:
             state, adds = "disabled", ""
         else:
-            plugin = entry.plugin
-            state = "enabled"
-            adds = "; ".join(
-                part
-                for part in (
-                    "tools: " + ", ".join(f"{plugin.name}_{t.name}" for t in plugin.tools)
-                    if plugin.tools
-                    else "",
-                    "commands: " + ", ".join(f"/{c.name}" for c in plugin.commands)
-                    if plugin.commands
-                    else "",
-                    f"{len(plugin.message_hooks)} message hooks" if plugin.message_hooks else "",
-                    f"{len(plugin.delivery_hooks)} delivery hooks" if plugin.delivery_hooks else "",
-                )
-                if part
-            )
+            state, adds = "enabled", _adds(entry.plugin)
         table.add_row(entry.name, entry.package, state, adds)
     Console(width=200).print(table)

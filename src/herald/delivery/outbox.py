@@ -68,8 +68,9 @@ POLL_INTERVAL_S = 5.0
 class OutboxObserver(Protocol):
     """Told, without waiting, what happens to items (metrics, plugins' delivery hooks)."""
 
-    def finished(self, result: DeliveryResult, conversation: str, state: str) -> None:
-        """An item ended: `state` is delivered, failed, dead, unknown or expired."""
+    def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
+        """An item ended: `state` is delivered, failed, dead, unknown or expired; `origin` says who
+        sent it (agent_tool, agent_reply, command, job, notice, ...)."""
 
     def refused(self, code: int | None, conversation: str) -> None:
         """One attempt was refused by the platform with `code` (it may be retried)."""
@@ -391,7 +392,7 @@ class Outbox:
             "lease_until": None,
         }
         await self._finish(head.seq, values)
-        self._ended(DeliveryResult(head.id, True, sent, None, None), head.conversation, DELIVERED)
+        self._ended(head, DeliveryResult(head.id, True, sent, None, None), DELIVERED)
 
     async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
         now = self._clock.now()
@@ -449,9 +450,7 @@ class Outbox:
         await self._finish(head.seq, values)
         if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
             await self._notify_failure(head)  # queued before the receipt tells anyone it failed
-        self._ended(
-            DeliveryResult(head.id, False, None, error.code, str(values["reason"])), head.conversation, state
-        )
+        self._ended(head, DeliveryResult(head.id, False, None, error.code, str(values["reason"])), state)
 
     async def _expired(self, head: _Head) -> None:
         """Its moment passed (a job's next slot came) before it could be sent: not sent, not noticed
@@ -471,7 +470,7 @@ class Outbox:
         }
         log.warning("outbox item %s to %s dead: %s", head.id, head.conversation, reason)
         await self._finish(head.seq, values)
-        self._ended(DeliveryResult(head.id, False, None, None, reason), head.conversation, "expired")
+        self._ended(head, DeliveryResult(head.id, False, None, None, reason), "expired")
 
     async def _notify_failure(self, head: _Head) -> None:
         """Tell the user, once, that one of their messages did not arrive (never for a notice)."""
@@ -511,8 +510,8 @@ class Outbox:
             except Exception:  # an observer (metrics, a plugin's hook) must not stop delivery
                 log.exception("an outbox observer failed")
 
-    def _ended(self, result: DeliveryResult, conversation: str, state: str) -> None:
-        self._tell(lambda observer: observer.finished(result, conversation, state))
+    def _ended(self, head: _Head, result: DeliveryResult, state: str) -> None:
+        self._tell(lambda observer: observer.finished(result, head.conversation, head.origin, state))
         self._resolve(result)
 
     def _resolve(self, result: DeliveryResult) -> None:

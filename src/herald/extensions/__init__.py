@@ -2,7 +2,7 @@
 
 from herald.extensions.mcp import McpServer
 from herald.extensions.plugins import Installed, Plugins, installed
-from herald.extensions.tools import ExternalTool, ExternalTools, ToolSource, call_isolated
+from herald.extensions.tools import ExternalTool, ExternalTools, ToolAnswer, ToolSource, call_isolated
 
 __all__ = [
     "ExternalTool",
@@ -10,6 +10,7 @@ __all__ = [
     "Installed",
     "McpServer",
     "Plugins",
+    "ToolAnswer",
     "ToolSource",
     "call_isolated",
     "installed",

@@ -4,22 +4,29 @@ and run isolated (a plugin that raises or hangs is logged by name and skipped)."
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from pydantic_ai import Tool
+from pydantic import ValidationError
+from pydantic_ai import RunContext, Tool
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.usage import RunUsage
 
 from herald.config import PluginsConfig
 from herald.core.events import InboundMessage
-from herald.extensions.tools import ExternalTool
-from herald.plugin import CommandCall, DeliveryOutcome, Plugin, PluginCommand, PluginTool
+from herald.delivery.receipts import DeliveryResult
+from herald.extensions.tools import ExternalTool, ToolAnswer, result_text
+from herald.plugin import CommandCall, Delivery, Plugin, PluginCommand, PluginTool, ToolCall
 
 log = logging.getLogger(__name__)
 
 GROUP = "herald.plugins"
+STOP_WAIT_S = 5.0  # how long stopping waits for hooks still running
 
 
 @dataclass
@@ -43,16 +50,28 @@ def installed(config: PluginsConfig) -> list[Installed]:
                 loaded = point.load()
                 if not isinstance(loaded, Plugin):
                     raise TypeError(f"{point.value} is a {type(loaded).__name__}, not a herald.plugin.Plugin")
+                if loaded.name != point.name:
+                    raise ValueError(
+                        f"the entry point is named {point.name!r} but the plugin {loaded.name!r}; "
+                        "give both the same name"
+                    )
                 entry.plugin = loaded
             except Exception as exc:
                 entry.error = f"{type(exc).__name__}: {exc}"
                 log.error("plugin %r could not be loaded (%s): %s", point.name, point.value, entry.error)
         found.append(entry)
+    for name in config.named():
+        if name not in {entry.name for entry in found}:
+            log.warning("[plugins] names %r, but no such plugin is installed", name)
     return found
 
 
 def _package(point: EntryPoint) -> str:
     return point.dist.name if point.dist is not None else point.value.partition(":")[0]
+
+
+async def _no_model(messages: Any, info: Any) -> Any:
+    raise RuntimeError("a plugin tool cannot ask the model")
 
 
 @dataclass
@@ -61,59 +80,59 @@ class Plugins:
 
     plugins: list[Plugin] = field(default_factory=list)
     timeout_s: float = 30.0
+    # What a tool's `ctx.model` is (a tool taking `RunContext[ToolCall]`): the agent's model.
+    model: Model | None = None
 
     def __post_init__(self) -> None:
-        self._tools = [self._external(p, t) for p in self.plugins for t in p.tools]
         self.commands: dict[str, tuple[Plugin, PluginCommand]] = {}
+        self._tools: list[ExternalTool] = []
+        self._hooks: set[asyncio.Task[None]] = set()
         for plugin in self.plugins:
+            try:
+                self._tools.extend([self._external(plugin, tool) for tool in plugin.tools])
+            except Exception as exc:  # a signature pydantic-ai cannot describe: the plugin's tools go
+                log.error(
+                    "plugin %r: its tools cannot be offered: %s: %s", plugin.name, type(exc).__name__, exc
+                )
             for command in plugin.commands:
-                self.commands.setdefault(command.name, (plugin, command))
+                taken = self.commands.get(command.name)
+                if taken is not None:
+                    log.warning(
+                        "plugin %r: /%s is already plugin %r's; skipped",
+                        plugin.name,
+                        command.name,
+                        taken[0].name,
+                    )
+                    continue
+                self.commands[command.name] = (plugin, command)
+
+    # --- tools (a ToolSource) --------------------------------------------------------------------
 
     def tools(self) -> list[ExternalTool]:
-        return list(self._tools)
+        return self._tools
 
-    async def run_command(self, name: str, call: CommandCall) -> str:
-        plugin, command = self.commands[name]
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await command.function(call)
-        except Exception as exc:
-            log.error("plugin %r: /%s failed: %s: %s", plugin.name, name, type(exc).__name__, exc)
-            return f"/{name} failed ({plugin.name}): {type(exc).__name__}"
+    def claims(self, name: str) -> bool:
+        return False  # a loaded plugin's tools are always offered
 
-    def message_received(self, message: InboundMessage) -> None:
-        for plugin in self.plugins:
-            for message_hook in plugin.message_hooks:
-                self._spawn(plugin, "on_message", message_hook(message))
-
-    def delivery_finished(self, outcome: DeliveryOutcome) -> None:
-        for plugin in self.plugins:
-            for delivery_hook in plugin.delivery_hooks:
-                self._spawn(plugin, "on_delivery", delivery_hook(outcome))
-
-    def _spawn(self, plugin: Plugin, hook: str, work: Any) -> None:
-        async def isolated() -> None:
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    await work
-            except Exception as exc:
-                log.error("plugin %r: %s hook failed: %s: %s", plugin.name, hook, type(exc).__name__, exc)
-
-        task = asyncio.create_task(isolated(), name=f"plugin-{plugin.name}-{hook}")
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+    async def unavailable(self, name: str) -> str | None:
+        return None
 
     def _external(self, plugin: Plugin, tool: PluginTool) -> ExternalTool:
-        schema = Tool(tool.function, takes_ctx=False, name=f"{plugin.name}_{tool.name}")
-        function = tool.function
+        schema = Tool(tool.function, name=f"{plugin.name}_{tool.name}")
+        function_schema = schema.function_schema
+        model = self.model or FunctionModel(_no_model)
 
-        async def call(args: dict[str, Any]) -> str:
-            validated = schema.function_schema.validator.validate_python(args)
-            if inspect.iscoroutinefunction(function):
-                result = await function(**validated)
-            else:
-                result = await asyncio.to_thread(function, **validated)
-            return result if isinstance(result, str) else repr(result)
+        async def call(args: dict[str, Any], context: ToolCall) -> ToolAnswer:
+            try:
+                validated = function_schema.validator.validate_python(args)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}"
+                    for error in exc.errors()
+                )
+                return ToolAnswer(f"invalid arguments: {problems}. Fix them and call again.", retry=True)
+            ctx = RunContext(deps=context, model=model, usage=RunUsage())
+            return ToolAnswer(result_text(await function_schema.call(validated, ctx)))
 
         return ExternalTool(
             definition=schema.tool_def,
@@ -123,5 +142,70 @@ class Plugins:
             timeout_s=self.timeout_s,
         )
 
+    # --- commands ------------------------------------------------------------------------------
 
-_running: set[asyncio.Task[None]] = set()  # hooks in flight (a task needs a reference to live)
+    async def run_command(self, name: str, call: CommandCall) -> str:
+        plugin, command = self.commands[name]
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return str(await command.function(call))
+        except TimeoutError:
+            log.error("plugin %r: /%s did not answer within %g s", plugin.name, name, self.timeout_s)
+            return f"/{name} failed ({plugin.name}): no answer within {self.timeout_s:g} s"
+        except Exception as exc:
+            log.error(
+                "plugin %r: /%s failed: %s: %s", plugin.name, name, type(exc).__name__, exc, exc_info=True
+            )
+            return f"/{name} failed ({plugin.name}): {type(exc).__name__}"
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def message_received(self, message: InboundMessage) -> None:
+        for plugin in self.plugins:
+            for message_hook in plugin.message_hooks:
+                self._spawn(plugin, "on_message", message_hook, message)
+
+    def delivery_observer(self, result: DeliveryResult, conversation: str, origin: str) -> None:
+        """The outbox's observer: each item this instance finished, to the delivery hooks."""
+        if any(plugin.delivery_hooks for plugin in self.plugins):
+            self.delivery_finished(
+                Delivery(result.item_id, conversation, origin, result.delivered, result.code, result.reason)
+            )
+
+    def delivery_finished(self, delivery: Delivery) -> None:
+        for plugin in self.plugins:
+            for delivery_hook in plugin.delivery_hooks:
+                self._spawn(plugin, "on_delivery", delivery_hook, delivery)
+
+    def _spawn(self, plugin: Plugin, hook: str, function: Any, argument: Any) -> None:
+        async def isolated() -> None:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    work: Awaitable[None] = function(argument)
+                    await work
+            except TimeoutError:
+                log.error("plugin %r: %s hook did not finish within %g s", plugin.name, hook, self.timeout_s)
+            except Exception as exc:
+                log.error(
+                    "plugin %r: %s hook failed: %s: %s",
+                    plugin.name,
+                    hook,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=True,
+                )
+
+        task = asyncio.create_task(isolated(), name=f"plugin-{plugin.name}-{hook}")
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def stop(self) -> None:
+        """Let hooks still running finish (briefly), then cancel the rest."""
+        if not self._hooks:
+            return
+        _, late = await asyncio.wait(set(self._hooks), timeout=STOP_WAIT_S)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
