@@ -16,7 +16,7 @@ from sqlalchemy import text
 from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
-from herald.console import ConsoleServer, Probes
+from herald.console import ConsoleServer, Operations, Probes
 from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Platform
 from herald.delivery import DeliveryResult, Outbox
@@ -178,7 +178,15 @@ class Herald:
             await self.scheduler.start()
         await self.platform.start(self.dispatcher.sink)
         if config.console.enabled:
-            self.console = ConsoleServer(config.console, self.metrics, self._probes())
+            assert self.jobs is not None
+            operations = Operations(
+                db=self.db,
+                jobs=self.jobs,
+                clock=self.clock,
+                retry_for_s=config.delivery.retry_for_s,
+                timezone=config.agent.timezone,
+            )
+            self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()
         self.started = True
         log.info("Herald started (storage %r)", self.db)

@@ -217,6 +217,8 @@ class ConsoleConfig(Section):
     port: int = Field(default=8095, ge=0, le=65535)  # 0: any free port (tests)
     # When set, `/metrics` wants `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
+    # For scripts: `Authorization: Bearer <token>` instead of a signed-in session (no CSRF needed).
+    api_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _port_enables(self) -> ConsoleConfig:

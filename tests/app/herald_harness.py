@@ -187,6 +187,14 @@ class Harness:
         """Requests the sim answered with an error."""
         return [r for r in await self.requests() if r["status"] >= 400 or r["code"]]
 
+    async def advance_until_delivered(self, scene: str, target: str, count: int, step_s: float = 5.0) -> None:
+        """Move the clocks on in steps until `count` messages arrived: a retry or poll comes due on
+        Herald's clock, and a step taken before Herald scheduled it must not leave it waiting."""
+        async with asyncio.timeout(WAIT_S):
+            while len(await self.delivered(scene, target)) < count:
+                await self.advance(step_s)
+                await asyncio.sleep(0.02)
+
     async def wait_for_request_code(self, code: int) -> list[dict[str, Any]]:
         """Until the emulator has answered a request with platform error `code`."""
         return await wait_for(self.requests, lambda got: any(r["code"] == code for r in got))

@@ -1,4 +1,5 @@
-"""`/metrics`, `/healthz` and `/readyz` on `[console] host:port`, Starlette on uvicorn.
+"""`/metrics`, `/healthz`, `/readyz` and the operator's pages on `[console] host:port`, Starlette
+on uvicorn.
 
 `/healthz` says the process is up. `/readyz` says Herald can do its work: the platform's inbound
 transport is connected (gateway session) or listening (webhook), and the database answers. Both
@@ -11,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from herald.config import ConsoleConfig
+from herald.console.pages import Operations, Pages
 from herald.core.platform import TransportHealth
 from herald.metrics import CONTENT_TYPE, Metrics
 
@@ -37,18 +42,34 @@ class Probes:
 
 
 class ConsoleServer:
-    def __init__(self, config: ConsoleConfig, metrics: Metrics, probes: Probes) -> None:
+    def __init__(
+        self, config: ConsoleConfig, metrics: Metrics, probes: Probes, operations: Operations | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.probes = probes
         self._reconnects_seen = 0
-        self.app = Starlette(
-            routes=[
-                Route("/healthz", self.healthz),
-                Route("/readyz", self.readyz),
-                Route("/metrics", self.scrape),
-            ]
-        )
+        routes = [
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+            Route("/metrics", self.scrape),
+        ]
+        middleware = []
+        if operations is not None:
+            token = config.api_token.get_secret_value() if config.api_token is not None else None
+            routes += Pages(operations, token).routes()
+            # Sessions are signed with a key made at start: a restart signs everyone out.
+            middleware.append(
+                Middleware(
+                    SessionMiddleware,
+                    secret_key=secrets.token_urlsafe(32),
+                    session_cookie="herald_console",
+                    same_site="strict",
+                    https_only=False,
+                    max_age=12 * 3600,
+                )
+            )
+        self.app = Starlette(routes=routes, middleware=middleware)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = config.port

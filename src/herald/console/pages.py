@@ -1,0 +1,222 @@
+"""The operator's pages: sign in, the outbox (every item's route, anchor, msg_seq, attempts, code
+and reason; retry what failed) and the jobs (cancel one). Server-rendered (Jinja2), no scripts.
+
+Every page needs a signed-in session; every change needs the session's CSRF token, or the API
+token (`Authorization: Bearer`) for scripts.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
+from herald.core.clock import Clock
+from herald.core.jobs import JobBook, JobError
+from herald.delivery.codec import load_segments
+from herald.delivery.inspect import RETRYABLE, list_items, retry
+from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
+from herald.store import Database
+
+_templates = Environment(loader=PackageLoader("herald.console", "templates"), autoescape=select_autoescape())
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Operations:
+    """What the pages read and change."""
+
+    db: Database
+    jobs: JobBook
+    clock: Clock
+    retry_for_s: float
+    timezone: str
+
+
+def _language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.session.get("lang")
+    if chosen in ("zh", "en"):
+        request.session["lang"] = chosen
+        return str(chosen)
+    return "zh" if "zh" in request.headers.get("accept-language", "")[:5] else "en"
+
+
+class Pages:
+    def __init__(self, ops: Operations, api_token: str | None) -> None:
+        self.ops = ops
+        self.api_token = api_token
+        self.limiter = LoginLimiter()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.home),
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.changes(self.logout), methods=["POST"]),
+            Route("/outbox", self.pages(self.outbox)),
+            Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
+            Route("/jobs", self.pages(self.job_list)),
+            Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
+        ]
+
+    # --- access ---------------------------------------------------------------------------
+
+    def _bearer(self, request: Request) -> bool:
+        given = request.headers.get("authorization", "")
+        return self.api_token is not None and hmac.compare_digest(
+            given.encode(), f"Bearer {self.api_token}".encode()
+        )
+
+    def pages(self, handler: Handler) -> Handler:
+        async def page(request: Request) -> Response:
+            if not request.session.get("operator") and not self._bearer(request):
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+            return await handler(request)
+
+        return page
+
+    def changes(self, handler: Handler) -> Handler:
+        async def change(request: Request) -> Response:
+            if self._bearer(request):
+                return await handler(request)
+            if not request.session.get("operator"):
+                return RedirectResponse("/login", status_code=303)
+            form = await request.form()
+            if not csrf_ok(request.session.get("csrf"), str(form.get("csrf") or "")):
+                return HTMLResponse(
+                    "refused: the form's CSRF token is missing or wrong; reload the page\n", 403
+                )
+            return await handler(request)
+
+        return change
+
+    def render(self, request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        lang = _language(request)
+        if "csrf" not in request.session:
+            request.session["csrf"] = new_csrf_token()
+
+        def t(en: str, zh: str) -> str:
+            return zh if lang == "zh" else en
+
+        html = _templates.get_template(template).render(
+            lang=lang,
+            t=t,
+            csrf=request.session["csrf"],
+            signed_in=bool(request.session.get("operator")),
+            notice=request.session.pop("notice", None),
+            **values,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    # --- pages ----------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        return RedirectResponse("/outbox", status_code=303)
+
+    async def login_form(self, request: Request) -> Response:
+        return self.render(
+            request, "login.html", title="login", next=request.query_params.get("next", "/outbox")
+        )
+
+    async def login(self, request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        form = await request.form()
+        target = str(form.get("next") or "/outbox")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/outbox"
+        if self.limiter.blocked(client):
+            return self.render(
+                request,
+                "login.html",
+                429,
+                title="login",
+                next=target,
+                error="Too many attempts; wait a minute.",
+            )
+        if not csrf_ok(request.session.get("csrf"), str(form.get("csrf") or "")):
+            return self.render(
+                request, "login.html", 403, title="login", next=target, error="Reload the page and try again."
+            )
+        stored = await load_password_hash(self.ops.db)
+        if stored is None:
+            error = "No console password is set: run `herald console set-password`."
+            return self.render(request, "login.html", 403, title="login", next=target, error=error)
+        if not password_matches(stored, str(form.get("password") or "")):
+            self.limiter.failed(client)
+            return self.render(
+                request, "login.html", 401, title="login", next=target, error="Wrong password."
+            )
+        self.limiter.succeeded(client)
+        request.session.clear()
+        request.session["operator"] = True
+        request.session["csrf"] = new_csrf_token()  # a new session, a new token
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def outbox(self, request: Request) -> Response:
+        rows = await list_items(self.ops.db, (PENDING, *FINAL_STATES), limit=200)
+        items = [
+            {
+                "id": row.id,
+                "conversation": row.conversation,
+                "state": row.state,
+                "mode": row.mode,
+                "anchor_id": row.anchor_id,
+                "msg_seq": row.msg_seq,
+                "attempts": row.attempts,
+                "code": row.code,
+                "reason": row.reason,
+                "text": " ".join(str(getattr(s, "text", "")) for s in load_segments(row.segments))[:120],
+            }
+            for row in rows
+        ]
+        return self.render(
+            request, "outbox.html", title="outbox", items=items, retryable=RETRYABLE, delivered=DELIVERED
+        )
+
+    async def retry(self, request: Request) -> Response:
+        form = await request.form()
+        ids = [str(value) for value in form.getlist("ids")]
+        done = [i for i in ids if await retry(self.ops.db, i, self.ops.clock.now(), self.ops.retry_for_s)]
+        request.session["notice"] = f"retrying {len(done)} of {len(ids)} item(s)"
+        return RedirectResponse("/outbox", status_code=303)
+
+    async def job_list(self, request: Request) -> Response:
+        jobs = [
+            {
+                "id": job.id,
+                "name": job.name,
+                "conversation": job.conversation,
+                "schedule": job.schedule.describe(),
+                "next_run": (
+                    f"{job.next_run_at.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
+                    if job.next_run_at
+                    else "—"
+                ),
+                "runs": job.runs,
+            }
+            for job in await self.ops.jobs.list_jobs()
+        ]
+        return self.render(request, "jobs.html", title="jobs", jobs=jobs)
+
+    async def cancel(self, request: Request) -> Response:
+        form = await request.form()
+        job_id = str(form.get("id") or "")
+        try:
+            job = await self.ops.jobs.end(job_id, reason="cancelled by the operator (console)")
+            request.session["notice"] = f"cancelled {job.id} ({job.name})"
+        except JobError as exc:
+            request.session["notice"] = f"cannot cancel {job_id}: {exc}"
+        return RedirectResponse("/jobs", status_code=303)
