@@ -80,3 +80,41 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
     assert reason.startswith("22006")
     assert "refused-once #1" in delivered
     assert jobs_left == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_conversation_shows_each_turns_tool_calls_and_deliveries(db_url: str, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    async with harness(db_url, configure=enable_console) as h:
+        assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
+        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        base = h.herald.console.base_url
+        await h.user_says("seed", "请向我连续发送3条测试消息")
+        await h.wait_delivered("c2c", "seed", 4)
+        await h.idle()
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = await browser.new_page(locale="en-US")
+                await page.goto(f"{base}/conversations")
+                await page.fill("#password", PASSWORD)
+                await page.click("#sign-in")
+                await page.wait_for_url(f"{base}/conversations")
+                await page.click("text=c2c:seed")
+                turn = page.locator("section.turn").first
+                calls = await turn.locator(".call").all_inner_texts()
+                results = await turn.locator(".result").all_inner_texts()
+                routes = [
+                    await d.get_attribute("data-route") for d in await turn.locator("tr.delivery").all()
+                ]
+                seqs = await turn.locator("tr.delivery td.wide").all_inner_texts()
+                await page.screenshot(path=str(tmp_path / "conversation.png"), full_page=True)
+            finally:
+                await browser.close()
+    assert [c.split()[1] for c in calls] == ["send_message_to_user"] * 3
+    assert all("delivered (passive)" in r for r in results) and len(results) == 3
+    assert routes == ["passive"] * 4
+    assert [s.rsplit("· ", 1)[-1] for s in seqs] == ["1", "2", "3", "4"]

@@ -1,5 +1,6 @@
-"""The operator's pages: sign in, the outbox (every item's route, anchor, msg_seq, attempts, code
-and reason; retry what failed) and the jobs (cancel one). Server-rendered (Jinja2), no scripts.
+"""The operator's pages: sign in, the conversations (each turn with its model steps, tool calls,
+tokens and the deliveries it produced), the outbox (every item's route, anchor, msg_seq, attempts,
+code and reason; retry what failed) and the jobs (cancel one). Server-rendered (Jinja2).
 
 Every page needs a signed-in session; every change needs the session's CSRF token, or the API
 token (`Authorization: Bearer`) for scripts.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -20,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
+from herald.console.conversations import conversation, recent_conversations
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError
 from herald.delivery.codec import load_segments
@@ -65,6 +68,8 @@ class Pages:
             Route("/outbox", self.pages(self.outbox)),
             Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
             Route("/jobs", self.pages(self.job_list)),
+            Route("/conversations", self.pages(self.conversations)),
+            Route("/conversations/{key:path}", self.pages(self.conversation)),
             Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
         ]
 
@@ -210,6 +215,20 @@ class Pages:
             for job in await self.ops.jobs.list_jobs()
         ]
         return self.render(request, "jobs.html", title="jobs", jobs=jobs)
+
+    def _when(self, moment: datetime) -> str:
+        return f"{moment.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
+
+    async def conversations(self, request: Request) -> Response:
+        found = await recent_conversations(self.ops.db)
+        return self.render(
+            request, "conversations.html", title="conversations", conversations=found, when=self._when
+        )
+
+    async def conversation(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        turns = await conversation(self.ops.db, key)
+        return self.render(request, "conversation.html", title=key, key=key, turns=turns, when=self._when)
 
     async def cancel(self, request: Request) -> Response:
         form = await request.form()
