@@ -185,6 +185,7 @@ class Herald:
                 clock=self.clock,
                 retry_for_s=config.delivery.retry_for_s,
                 timezone=config.agent.timezone,
+                components=self._components,
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()
@@ -200,6 +201,23 @@ class Herald:
                 await session.execute(text("SELECT 1"))
 
         return Probes(transport=platform.health, database=database, outbox_counts=lambda: counts_by_state(db))
+
+    def _components(self) -> list[tuple[str, bool, str]]:
+        """(component, ok, detail) for the console's health page."""
+        rows: list[tuple[str, bool, str]] = []
+        if self.platform is not None:
+            transport = self.platform.health()
+            detail = f"{transport.detail}; reconnects {transport.reconnects}"
+            rows.append((f"platform {self.platform.name} ({transport.transport})", transport.ready, detail))
+        state = self.model_health.describe()
+        rows.append(("model", state == "ok", f"{self.model_description}: {state}"))
+        for server in self.mcp_servers:
+            tools = ", ".join(tool.name for tool in server.tools())
+            rows.append((server.source, server.connected.is_set(), tools or server.error or ""))
+        for plugin in self.plugins.plugins:
+            adds = f"{len(plugin.tools)} tools, {len(plugin.commands)} commands"
+            rows.append((f"plugin '{plugin.name}'", True, adds))
+        return rows
 
     def _model_problem(self) -> str | None:
         return self._model_handle.problem if self._model_handle is not None else None

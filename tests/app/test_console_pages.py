@@ -60,6 +60,12 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
                 reason = await failed.locator(".reason").inner_text()
                 await page.screenshot(path=str(tmp_path / "outbox.png"), full_page=True)
 
+                await page.goto(f"{base}/health")
+                platform_ok = await page.locator("tr.component").first.get_attribute("data-ok")
+                refusals = await page.locator("tr.code").all_inner_texts()
+                await page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
+                await page.goto(f"{base}/outbox")
+
                 refused = await page.request.post(f"{base}/outbox/retry", form={"ids": "x"})
                 assert refused.status == 403  # signed in, but no CSRF token
 
@@ -78,6 +84,8 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
                 await browser.close()
         delivered = [str(e["content"]) for e in await h.delivered("c2c", "op1")]
     assert reason.startswith("22006")
+    assert platform_ok == "yes"
+    assert len(refusals) == 1 and refusals[0].startswith("22006\t1")  # the refusal, grouped by code
     assert "refused-once #1" in delivered
     assert jobs_left == 0
 

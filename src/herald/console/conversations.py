@@ -1,4 +1,4 @@
-"""What the conversations page reads: every conversation, newest first, and for one conversation
+"""What the conversations and health pages read: every conversation, newest first, and for one conversation
 its turns (what came in, the model's steps, tool calls with arguments and results, tokens) each
 with the outbox items it produced (route, anchor, msg_seq, attempts, code and reason)."""
 
@@ -156,3 +156,18 @@ async def conversation(db: Database, key: str, limit: int = 30) -> list[TurnView
             )
         )
     return views
+
+
+async def errors_by_code(db: Database, limit: int = 50) -> list[tuple[int, int, str, datetime]]:
+    """Items the platform refused, grouped by its code: (code, items, a reason, last time)."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(
+                OutboxItem.code, func.count(), func.max(OutboxItem.reason), func.max(OutboxItem.updated_at)
+            )
+            .where(OutboxItem.code.is_not(None))
+            .group_by(OutboxItem.code)
+            .order_by(func.max(OutboxItem.updated_at).desc())
+            .limit(limit)
+        )
+        return [(int(code or 0), int(n), str(reason or ""), last) for code, n, reason, last in rows]

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
-from herald.console.conversations import conversation, recent_conversations
+from herald.console.conversations import conversation, errors_by_code, recent_conversations
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError
 from herald.delivery.codec import load_segments
@@ -43,6 +43,8 @@ class Operations:
     clock: Clock
     retry_for_s: float
     timezone: str
+    # (component, ok, detail) for the health page: transport, model, MCP servers, plugins.
+    components: Callable[[], list[tuple[str, bool, str]]] = lambda: []
 
 
 def _language(request: Request) -> str:
@@ -69,6 +71,7 @@ class Pages:
             Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
             Route("/jobs", self.pages(self.job_list)),
             Route("/conversations", self.pages(self.conversations)),
+            Route("/health", self.pages(self.health)),
             Route("/conversations/{key:path}", self.pages(self.conversation)),
             Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
         ]
@@ -229,6 +232,18 @@ class Pages:
         key = request.path_params["key"]
         turns = await conversation(self.ops.db, key)
         return self.render(request, "conversation.html", title=key, key=key, turns=turns, when=self._when)
+
+    async def health(self, request: Request) -> Response:
+        components = list(self.ops.components())
+        try:
+            errors = await errors_by_code(self.ops.db)
+            components.append(("database", True, repr(self.ops.db)))
+        except Exception as exc:
+            errors = []
+            components.append(("database", False, f"{type(exc).__name__}: {exc}"))
+        return self.render(
+            request, "health.html", title="health", components=components, errors=errors, when=self._when
+        )
 
     async def cancel(self, request: Request) -> Response:
         form = await request.form()
