@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import re
 
-from pydantic_ai.messages import ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
 from herald.agent import TOOL_DEFINITIONS
 from herald.llm.router import (
     EXAMPLES,
     FUTURE_TASK,
     SEND_MESSAGE,
+    chat_history,
     grammar_for,
     nearest_examples,
     parse_action,
@@ -90,3 +99,21 @@ def test_the_reply_after_the_tools_says_what_happened_in_the_users_language() ->
     assert summarise(sends[:1], zh=False) == "Sent 1 message."
     created = [result(FUTURE_TASK, "created: a1b2c3d4 '心跳' cron '* * * * *'", 1)]
     assert re.fullmatch(r"created: a1b2c3d4 .*", summarise(created, zh=True))
+
+
+def test_plain_chat_sees_what_was_said_without_the_tool_rounds() -> None:
+    """The embedded server refuses an assistant message without text (a tool-call response)."""
+    history: list[ModelMessage] = [
+        ModelRequest(parts=[UserPromptPart("请向我连续发送3条测试消息")]),
+        ModelResponse(parts=[ToolCallPart(SEND_MESSAGE, {"text": "测试消息 1"}, tool_call_id="c1")]),
+        ModelRequest(parts=[ToolReturnPart(SEND_MESSAGE, "delivered (passive)", tool_call_id="c1")]),
+        ModelResponse(parts=[TextPart("已发送 1 条消息。")]),
+        ModelRequest(parts=[UserPromptPart("你好")]),
+    ]
+    plain = chat_history(history)
+    assert [type(m).__name__ for m in plain] == ["ModelRequest", "ModelResponse", "ModelRequest"]
+    assert [part.content for m in plain for part in m.parts] == [
+        "请向我连续发送3条测试消息",
+        "已发送 1 条消息。",
+        "你好",
+    ]

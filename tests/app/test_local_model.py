@@ -104,6 +104,12 @@ async def test_the_local_model_carries_out_the_seed_scenario_with_real_tool_call
             ) as r:
                 assert r.status == 200
             after = await wait_for(bot_messages, lambda got: len(got) >= 5)
+            # Plain chat after tool rounds: the history the server gets has no tool-call messages.
+            async with http.post(
+                f"{sim.base_url}/_sim/c2c/seed-user/messages", json={"content": "你好"}
+            ) as r:
+                assert r.status == 200
+            chatted = await wait_for(bot_messages, lambda got: len(got) >= 6)
             assert herald.jobs is not None
             jobs = await herald.jobs.list_jobs()
         finally:
@@ -114,6 +120,8 @@ async def test_the_local_model_carries_out_the_seed_scenario_with_real_tool_call
     assert len(sent) >= 4
     assert [job.schedule.cron for job in jobs] == ["* * * * *"]
     assert texts[4].startswith("created:")
+    chat = str(chatted[5]["content"])
+    assert chat and chat != config.agent.error_message
 
 
 async def test_a_fired_heartbeat_job_is_answered_with_a_phrase_of_its_note() -> None:

@@ -29,6 +29,7 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    RetryPromptPart,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
@@ -303,7 +304,8 @@ class ToolRouter(Model):
         if calls:
             return ModelResponse(parts=list(calls), model_name=self.model_name)
         chat_only = ModelRequestParameters(allow_text_output=True)
-        return await self.chat.request(_in_language_of(message, messages), model_settings, chat_only)
+        history = _in_language_of(message, chat_history(messages))
+        return await self.chat.request(history, model_settings, chat_only)
 
     async def _complete(self, message: str, *, send_only: bool = False) -> str:
         """One grammar-constrained action line from the server's completion endpoint."""
@@ -324,6 +326,22 @@ class ToolRouter(Model):
                     f"the embedded model's completion failed (HTTP {response.status}): {answer}"
                 )
         return str(answer["choices"][0]["text"])
+
+
+def chat_history(messages: list[ModelMessage]) -> list[ModelMessage]:
+    """The conversation as plain chat: tool calls and their results left out (the server refuses
+    an assistant message without text, and the small model only needs what was said)."""
+    plain: list[ModelMessage] = []
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            texts = [part for part in message.parts if isinstance(part, TextPart)]
+            if texts:
+                plain.append(dataclasses.replace(message, parts=texts))
+            continue
+        parts = [part for part in message.parts if not isinstance(part, ToolReturnPart | RetryPromptPart)]
+        if parts or message.instructions:
+            plain.append(dataclasses.replace(message, parts=parts))
+    return plain
 
 
 def _in_language_of(message: str, messages: list[ModelMessage]) -> list[ModelMessage]:
