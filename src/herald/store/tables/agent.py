@@ -78,6 +78,9 @@ class AgentJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(64))  # cancelled | deleted | finished
+    # A paused job keeps its schedule but does not fire; `pause_reason` says who paused it and why.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_agent_jobs_active_next_run_at", "active", "next_run_at"),
