@@ -14,6 +14,7 @@ from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
 from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
+from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.console import ConsoleServer, Operations, Probes
@@ -73,6 +74,7 @@ class Herald:
         self.mcp_servers: list[McpServer] = []
         self.plugins = Plugins()
         self.metrics = Metrics()
+        self.changes = ChangeFeed()
         self.console: ConsoleServer | None = None
         self.model_description = ""
         self.started = False
@@ -126,7 +128,7 @@ class Herald:
             timeout_s=config.plugins.timeout_s,
             model=model,
         )
-        self.outbox.observe(_Observer(self.metrics, self.plugins))
+        self.outbox.observe(_Observer(self.metrics, self.plugins, self.changes))
         self.mcp_servers = [
             McpServer(name, server, self.clock)
             for name, server in config.mcp.servers.items()
@@ -171,6 +173,7 @@ class Herald:
             clock=self.clock,
             on_message=self.plugins.message_received,
             metrics=self.metrics,
+            changes=self.changes,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
@@ -186,6 +189,7 @@ class Herald:
                 retry_for_s=config.delivery.retry_for_s,
                 timezone=config.agent.timezone,
                 components=self._components,
+                changes=self.changes,
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()
@@ -273,20 +277,24 @@ class Herald:
 
 
 class _Observer:
-    """What the outbox reports, counted and handed to plugins' delivery hooks."""
+    """What the outbox reports: counted, handed to plugins' delivery hooks, and told to the
+    console's live pages."""
 
-    def __init__(self, metrics: Metrics, plugins: Plugins) -> None:
+    def __init__(self, metrics: Metrics, plugins: Plugins, changes: ChangeFeed) -> None:
         self.metrics = metrics
         self.plugins = plugins
+        self.changes = changes
 
     def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
         scene = conversation.partition(":")[0]
         route = result.sent.mode.value if result.sent is not None else "none"
         self.metrics.deliveries.labels(scene, route, state).inc()
         self.plugins.delivery_observer(result, conversation, origin)
+        self.changes.changed(conversation)
 
     def refused(self, code: int | None, conversation: str) -> None:
         self.metrics.platform_errors.labels(str(code)).inc()
+        self.changes.changed(conversation)
 
 
 async def _quietly(awaitable: object, what: str) -> None:

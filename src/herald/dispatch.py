@@ -15,6 +15,7 @@ from herald.agent.prompt import job_prompt
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore, turn_usage
+from herald.changes import ChangeFeed
 from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
 from herald.core.clock import Clock
@@ -140,9 +141,11 @@ class Dispatcher:
         clock: Clock,
         on_message: Callable[[InboundMessage], None] | None = None,
         metrics: Metrics | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self.on_message = on_message
         self.metrics = metrics
+        self.changes = changes
         self.turns = turns
         self.runner = runner
         self.commands = commands
@@ -183,6 +186,8 @@ class Dispatcher:
         self.lanes.submit(turn)
         if self.metrics is not None:
             self.metrics.inbound_events.labels(event.target.scene.value).inc()
+        if self.changes is not None:
+            self.changes.changed(event.target.key)
         if self.on_message is not None:
             self.on_message(event)
 
@@ -222,6 +227,13 @@ class Dispatcher:
         return len(pending)
 
     async def _handle(self, turn: Turn) -> None:
+        try:
+            await self._run_turn(turn)
+        finally:
+            if self.changes is not None:
+                self.changes.changed(turn.conversation)
+
+    async def _run_turn(self, turn: Turn) -> None:
         if turn.kind == "command":
             await self._command(turn)
             return

@@ -1,4 +1,5 @@
-"""`herald outbox list|show|retry`: what is waiting, what failed and why, and re-queueing."""
+"""`herald outbox list|show|retry|cancel`: what is waiting, what failed and why, re-queueing and
+cancelling."""
 
 from __future__ import annotations
 
@@ -154,5 +155,28 @@ def retry_command(item_id: str, config: ConfigOption = None) -> None:
             typer.echo(f"{row.id} queued again (it may already have arrived: the user may see it twice)")
         else:
             typer.echo(f"{row.id} queued again")
+
+    _run(config, work)
+
+
+@outbox_app.command("cancel")
+def cancel_command(item_id: str, config: ConfigOption = None) -> None:
+    """End a pending item without sending it (it shows as dead, "cancelled by the operator").
+
+    An item being sent at this moment cannot be cancelled; try again once its attempt ends."""
+
+    async def work(db: Database, _settings: HeraldConfig) -> None:
+        row = await inspect.find_item(db, item_id)
+        if row is None:
+            typer.echo(f"no single outbox item matches {item_id!r}", err=True)
+            raise typer.Exit(1)
+        if not await inspect.cancel(db, row.id, SystemClock().now()):
+            if row.state == "pending":
+                why = "it is being sent right now; try again in a few seconds"
+            else:
+                why = f"it is {row.state}; only pending items can be cancelled"
+            typer.echo(f"{row.id} not cancelled: {why}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{row.id} cancelled (not sent)")
 
     _run(config, work)

@@ -9,8 +9,8 @@ token (`Authorization: Bearer`) for scripts.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,15 +18,16 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from herald.changes import ChangeFeed
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
 from herald.console.conversations import conversation, errors_by_code, recent_conversations
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError
 from herald.delivery.codec import load_segments
-from herald.delivery.inspect import RETRYABLE, list_items, retry
+from herald.delivery.inspect import RETRYABLE, cancel, list_items, retry
 from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
 from herald.store import Database
 
@@ -45,6 +46,7 @@ class Operations:
     timezone: str
     # (component, ok, detail) for the health page: transport, model, MCP servers, plugins.
     components: Callable[[], list[tuple[str, bool, str]]] = lambda: []
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
 
 
 def _language(request: Request) -> str:
@@ -69,9 +71,11 @@ class Pages:
             Route("/logout", self.changes(self.logout), methods=["POST"]),
             Route("/outbox", self.pages(self.outbox)),
             Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
+            Route("/outbox/cancel", self.changes(self.cancel_items), methods=["POST"]),
             Route("/jobs", self.pages(self.job_list)),
             Route("/conversations", self.pages(self.conversations)),
             Route("/health", self.pages(self.health)),
+            Route("/live", self.pages(self.live)),
             Route("/conversations/{key:path}", self.pages(self.conversation)),
             Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
         ]
@@ -175,11 +179,16 @@ class Pages:
 
     async def outbox(self, request: Request) -> Response:
         rows = await list_items(self.ops.db, (PENDING, *FINAL_STATES), limit=200)
+        now = self.ops.clock.now()
         items = [
             {
                 "id": row.id,
                 "conversation": row.conversation,
-                "state": row.state,
+                # A pending item that was refused and waits for its next try reads "waiting".
+                "state": "waiting" if row.state == PENDING and row.code is not None else row.state,
+                "next_attempt": self._when(row.next_attempt_at)
+                if row.state == PENDING and row.next_attempt_at > now
+                else None,
                 "mode": row.mode,
                 "anchor_id": row.anchor_id,
                 "msg_seq": row.msg_seq,
@@ -191,7 +200,14 @@ class Pages:
             for row in rows
         ]
         return self.render(
-            request, "outbox.html", title="outbox", items=items, retryable=RETRYABLE, delivered=DELIVERED
+            request,
+            "outbox.html",
+            title="outbox",
+            items=items,
+            retryable=RETRYABLE,
+            cancellable=(PENDING, "waiting"),
+            delivered=DELIVERED,
+            live="",
         )
 
     async def retry(self, request: Request) -> Response:
@@ -199,6 +215,16 @@ class Pages:
         ids = [str(value) for value in form.getlist("ids")]
         done = [i for i in ids if await retry(self.ops.db, i, self.ops.clock.now(), self.ops.retry_for_s)]
         request.session["notice"] = f"retrying {len(done)} of {len(ids)} item(s)"
+        return RedirectResponse("/outbox", status_code=303)
+
+    async def cancel_items(self, request: Request) -> Response:
+        form = await request.form()
+        ids = [str(value) for value in form.getlist("ids")]
+        done = [i for i in ids if await cancel(self.ops.db, i, self.ops.clock.now())]
+        notice = f"cancelled {len(done)} of {len(ids)} item(s)"
+        if len(done) < len(ids):
+            notice += " (only pending items not being sent at this moment can be cancelled)"
+        request.session["notice"] = notice
         return RedirectResponse("/outbox", status_code=303)
 
     async def job_list(self, request: Request) -> Response:
@@ -225,13 +251,36 @@ class Pages:
     async def conversations(self, request: Request) -> Response:
         found = await recent_conversations(self.ops.db)
         return self.render(
-            request, "conversations.html", title="conversations", conversations=found, when=self._when
+            request,
+            "conversations.html",
+            title="conversations",
+            conversations=found,
+            when=self._when,
+            live="",
         )
 
     async def conversation(self, request: Request) -> Response:
         key = request.path_params["key"]
         turns = await conversation(self.ops.db, key)
-        return self.render(request, "conversation.html", title=key, key=key, turns=turns, when=self._when)
+        return self.render(
+            request, "conversation.html", title=key, key=key, turns=turns, when=self._when, live=key
+        )
+
+    async def live(self, request: Request) -> Response:
+        """Server-sent events: `change` with the conversation's key whenever one changes (only the
+        given `conversation`, if asked), a comment line as a heartbeat."""
+        only = request.query_params.get("conversation") or None
+
+        async def stream() -> AsyncIterator[str]:
+            yield "retry: 2000\n\n"
+            async for key in self.ops.changes.listen():
+                if key is None:
+                    yield ": alive\n\n"
+                elif only is None or key == only:
+                    yield f"event: change\ndata: {key}\n\n"
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
     async def health(self, request: Request) -> Response:
         components = list(self.ops.components())

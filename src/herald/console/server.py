@@ -48,6 +48,7 @@ class ConsoleServer:
         self.config = config
         self.metrics = metrics
         self.probes = probes
+        self.operations = operations
         self._reconnects_seen = 0
         routes = [
             Route("/healthz", self.healthz),
@@ -81,7 +82,12 @@ class ConsoleServer:
     async def start(self) -> None:
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self.app, host=self.config.host, port=self.config.port, log_level="warning", lifespan="off"
+                self.app,
+                host=self.config.host,
+                port=self.config.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=5,
             )
         )
         self._task = asyncio.create_task(self._server.serve(), name="console")
@@ -95,6 +101,8 @@ class ConsoleServer:
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
+            if self.operations is not None:
+                self.operations.changes.close()  # open live pages end their streams
             self._server.should_exit = True
             await self._task
             self._server = None

@@ -1,11 +1,12 @@
-"""The operator's view of the outbox: list items by state, show one, put failed ones back in line."""
+"""The operator's view of the outbox: list items by state, show one, put failed ones back in line,
+cancel what has not been sent."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from herald.delivery.outbox import DEAD, FAILED, FINAL_STATES, PENDING, UNKNOWN
 from herald.store.db import Database
@@ -62,6 +63,37 @@ async def retry(db: Database, item_id: str, now: datetime, retry_for_s: float) -
                 retry_until=now + timedelta(seconds=retry_for_s),
                 updated_at=now,
                 finished_at=None,
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+        await session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+CANCELLED_REASON = "cancelled by the operator before it was sent (not sent)"
+
+
+async def cancel(db: Database, item_id: str, now: datetime) -> bool:
+    """End a pending item `dead` without sending it. An item an instance holds right now (a live
+    lease: its request may be on the wire) is left alone, so a cancel never races a send; once the
+    attempt ends (sent, or waiting out a retry) it can be cancelled. The waiting receipt resolves
+    on the outbox's next poll, and the user is not sent a failure notice: the operator chose this."""
+    async with db.session() as session:
+        result = await session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.id == item_id,
+                OutboxItem.state == PENDING,
+                or_(OutboxItem.claimed_by.is_(None), OutboxItem.lease_until < now),
+            )
+            .values(
+                state=DEAD,
+                code=None,
+                reason=CANCELLED_REASON,
+                error_kind=None,
+                updated_at=now,
+                finished_at=now,
                 claimed_by=None,
                 lease_until=None,
             )
