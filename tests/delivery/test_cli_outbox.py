@@ -1,8 +1,9 @@
-"""`herald outbox list|show|retry` against a real database (both backends)."""
+"""`herald outbox list|show|retry|cancel` against a real database (both backends)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import update
@@ -22,7 +23,8 @@ class _NoPlatform:
     name = "none"
 
 
-async def _seed(url: str) -> str:
+async def _seed(url: str) -> tuple[str, str]:
+    """(the failed item, the pending one)"""
     db = Database(url)
     await db.migrate()
     outbox = Outbox(db, _NoPlatform(), SystemClock())  # type: ignore[arg-type]
@@ -37,12 +39,11 @@ async def _seed(url: str) -> str:
         )
         await session.commit()
     await db.dispose()
-    assert waiting.item_id
-    return failed.item_id
+    return failed.item_id, waiting.item_id
 
 
 def test_list_show_retry(db_url: str, tmp_path: Path) -> None:
-    failed_id = asyncio.run(_seed(db_url))
+    failed_id, _ = asyncio.run(_seed(db_url))
     config = tmp_path / "herald.toml"
     config.write_text(f'[storage]\nurl = "{db_url}"\n')
     runner = CliRunner()
@@ -61,3 +62,49 @@ def test_list_show_retry(db_url: str, tmp_path: Path) -> None:
     assert failed_id[:8] not in only_failed.output
     again = runner.invoke(app, ["outbox", "retry", failed_id, "--config", str(config)])
     assert again.exit_code == 1
+
+
+async def _hold(url: str, item_id: str) -> None:
+    """An instance holds the item right now (its request may be on the wire)."""
+    db = Database(url)
+    async with db.session() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(claimed_by="other", lease_until=datetime.now(UTC) + timedelta(minutes=5))
+        )
+        await session.commit()
+    await db.dispose()
+
+
+def test_cancel_ends_a_pending_item_unsent_but_never_one_being_sent(db_url: str, tmp_path: Path) -> None:
+    failed_id, pending_id = asyncio.run(_seed(db_url))
+    config = tmp_path / "herald.toml"
+    config.write_text(f'[storage]\nurl = "{db_url}"\n')
+    runner = CliRunner()
+
+    not_pending = runner.invoke(app, ["outbox", "cancel", failed_id[:8], "--config", str(config)])
+    assert not_pending.exit_code == 1 and "only pending items" in not_pending.output
+
+    asyncio.run(_hold(db_url, pending_id))
+    in_flight = runner.invoke(app, ["outbox", "cancel", pending_id[:8], "--config", str(config)])
+    assert in_flight.exit_code == 1 and "being sent right now" in in_flight.output
+
+    asyncio.run(_hold_expired(db_url, pending_id))
+    cancelled = runner.invoke(app, ["outbox", "cancel", pending_id[:8], "--config", str(config)])
+    assert cancelled.exit_code == 0, cancelled.output
+    shown = runner.invoke(app, ["outbox", "show", pending_id[:8], "--config", str(config)])
+    assert '"state": "dead"' in shown.output and "cancelled by the operator" in shown.output
+
+
+async def _hold_expired(url: str, item_id: str) -> None:
+    """The instance that held it is gone (its lease ran out)."""
+    db = Database(url)
+    async with db.session() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(lease_until=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        await session.commit()
+    await db.dispose()
