@@ -211,8 +211,21 @@ class Herald:
         rows: list[tuple[str, bool, str]] = []
         if self.platform is not None:
             transport = self.platform.health()
-            detail = f"{transport.detail}; reconnects {transport.reconnects}"
-            rows.append((f"platform {self.platform.name} ({transport.transport})", transport.ready, detail))
+            parts = [transport.detail, f"reconnects {transport.reconnects}"]
+            if transport.last_event_at is not None:
+                ago = (self.clock.now() - transport.last_event_at).total_seconds()
+                parts.append(f"last event {_duration(ago)} ago")
+            else:
+                parts.append("no event yet")
+            rows.append(
+                (f"platform {self.platform.name} ({transport.transport})", transport.ready, "; ".join(parts))
+            )
+            expires = transport.credential_expires_in_s
+            if expires is not None:
+                # Renewed ahead of expiry; one that runs out means renewal is failing.
+                rows.append(("access token", expires > 0, f"expires in {_duration(expires)}"))
+            else:
+                rows.append(("access token", True, "none fetched yet (fetched on the first send)"))
         state = self.model_health.describe()
         rows.append(("model", state == "ok", f"{self.model_description}: {state}"))
         for server in self.mcp_servers:
@@ -295,6 +308,15 @@ class _Observer:
     def refused(self, code: int | None, conversation: str) -> None:
         self.metrics.platform_errors.labels(str(code)).inc()
         self.changes.changed(conversation)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 120:
+        return f"{whole} s"
+    if whole < 7200:
+        return f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 async def _quietly(awaitable: object, what: str) -> None:

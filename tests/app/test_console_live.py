@@ -1,5 +1,6 @@
 """The console's live pages in real Chromium: an operator with the conversation open watches the
-seed turn arrive, with its four deliveries and their routes, without reloading; a pending item is
+seed turn arrive, with its four deliveries and their routes, without reloading; the health page
+shows the last inbound event and the access token's expiry; a pending item is
 cancelled from the outbox page and never sent."""
 
 from __future__ import annotations
@@ -48,11 +49,19 @@ async def test_an_open_conversation_page_shows_the_seed_turn_as_it_is_delivered(
                 await page.wait_for_function(f"() => document.querySelectorAll('{shown}').length == 4")
                 routes = [await d.get_attribute("data-route") for d in await delivered.all()]
                 await page.screenshot(path=str(tmp_path / "live-conversation.png"), full_page=True)
+                reloads = list(page_loads)
+                await page.goto(f"{base}/health")
+                health = await page.locator("tr.component").all_inner_texts()
+                await page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
             finally:
                 await browser.close()
     assert before == 0
     assert routes == ["passive"] * 4
-    assert page_loads == []  # it arrived through the live stream, not a reload
+    assert reloads == []  # it arrived through the live stream, not a reload
+    platform = next(row for row in health if row.startswith("platform qq"))
+    assert "last event" in platform and "ago" in platform
+    token = next(row for row in health if row.startswith("access token"))
+    assert "expires in" in token  # the emulator's token lasts 7200 s
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

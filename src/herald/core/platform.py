@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -58,6 +59,10 @@ class TransportHealth:
     ready: bool  # inbound events can arrive right now
     reconnects: int = 0  # sessions opened after the first
     detail: str = ""
+    last_event_at: datetime | None = None  # the newest inbound event of any kind
+    # Until the platform credential Herald sends with (an access token) must be renewed; None
+    # when there is none yet. Renewal is automatic: a credential that stays near 0 means it fails.
+    credential_expires_in_s: float | None = None
 
 
 class Platform(Protocol):

@@ -170,6 +170,8 @@ class QQPlatform:
             await self.gateway.wait_ready()
 
     def health(self) -> TransportHealth:
+        last_event_at = self.pipeline.last_event_at if self.pipeline is not None else None
+        expires_in = self.tokens.expires_in if self.tokens is not None and self.tokens.has_token else None
         if self.gateway is not None:
             opened = self.gateway.identifies + self.gateway.resumes
             return TransportHealth(
@@ -177,10 +179,18 @@ class QQPlatform:
                 ready=self.gateway.ready.is_set(),
                 reconnects=max(0, opened - 1),
                 detail=f"session {self.gateway.session_id or 'none'}, last s {self.gateway.seq}",
+                last_event_at=last_event_at,
+                credential_expires_in_s=expires_in,
             )
         if self.webhook is not None:
             listening = self._transport is not None and not self._transport.done()
-            return TransportHealth("webhook", ready=listening, detail=f"path {self.config.webhook_path}")
+            return TransportHealth(
+                "webhook",
+                ready=listening,
+                detail=f"path {self.config.webhook_path}",
+                last_event_at=last_event_at,
+                credential_expires_in_s=expires_in,
+            )
         return TransportHealth(self.config.transport, ready=False, detail="not started")
 
     async def _start_webhook(self) -> None:

@@ -82,6 +82,10 @@ class TokenManager:
         return self._token is not None and self.clock.monotonic() < self._expires_at - self.refresh_margin_s
 
     @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    @property
     def expires_in(self) -> float:
         """Seconds until the cached token expires (0 if there is none)."""
         if self._token is None:

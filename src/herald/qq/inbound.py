@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from herald.core.clock import Clock, SystemClock
@@ -101,11 +102,13 @@ class InboundPipeline:
         self.seen = SeenIds(seen_limit)
         self.duplicates = 0  # dropped redeliveries (observability, tests)
         self.ignored = 0  # dispatch types Herald does not handle
+        self.last_event_at: datetime | None = None  # of any dispatch, handled or not (health)
 
     async def handle_dispatch(self, envelope: dict[str, Any]) -> None:
         t = envelope.get("t")
         if not isinstance(t, str):
             return
+        self.last_event_at = self.clock.now()
         raw_id = envelope.get("id")
         envelope_id = raw_id if isinstance(raw_id, str) else ""
         event = parse_dispatch(t, envelope.get("d"), envelope_id, self.clock.now())
