@@ -17,6 +17,13 @@ The sim and the injector run in their own processes; the sim's and Herald's rate
 `--agent-only` measures the agent layer alone (turn record, history, model, step save, finish on
 the store, an outbox stand-in that sends nothing), to separate it from delivery and the wire.
 `--profile` prints where Herald's time goes in the throughput phase.
+
+`--console` measures what the operator's console costs on the message path:
+  off      no console (the default): no metrics counted, nobody listening to changes;
+  metrics  the console on, `/metrics` scraped every second (a busy Prometheus);
+  live     and, in another process, an operator's open page: the `/live` event stream, and the
+           conversations page fetched again after each change (debounced like the browser).
+Compare `herald_cpu_ms_per_message` across runs of each.
 """
 
 from __future__ import annotations
@@ -42,7 +49,16 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from herald.app import Herald, ModelChoice
-from herald.config import DeliveryConfig, HeraldConfig, QQConfig, SchedulerConfig, StorageConfig
+from herald.config import (
+    ConsoleConfig,
+    DeliveryConfig,
+    HeraldConfig,
+    QQConfig,
+    SchedulerConfig,
+    StorageConfig,
+)
+
+CONSOLE_TOKEN = "bench-console-token"
 
 
 def run_injector(base: str, jobs: list[tuple[str, str]], concurrency: int, ready: Any, go: Any) -> None:
@@ -62,6 +78,45 @@ def run_injector(base: str, jobs: list[tuple[str, str]], concurrency: int, ready
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
     asyncio.run(inject())
+
+
+def run_operator(base: str, live: bool, stop: Any) -> None:
+    """A Prometheus scraping every second and, with `live`, an open console page."""
+
+    async def operate() -> None:
+        headers = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+
+            async def scrape() -> None:
+                while not stop.is_set():
+                    async with http.get(f"{base}/metrics") as r:
+                        await r.read()
+                    await asyncio.sleep(1)
+
+            async def watch() -> None:
+                refresh: asyncio.Task[None] | None = None
+
+                async def fetch_page() -> None:
+                    await asyncio.sleep(0.15)  # the page's debounce
+                    async with http.get(f"{base}/conversations") as r:
+                        await r.read()
+
+                async with http.get(f"{base}/live", timeout=aiohttp.ClientTimeout(total=None)) as r:
+                    async for line in r.content:
+                        if stop.is_set():
+                            return
+                        if line.startswith(b"event: change") and (refresh is None or refresh.done()):
+                            refresh = asyncio.create_task(fetch_page())
+
+            tasks = [asyncio.create_task(scrape())]
+            if live:
+                tasks.append(asyncio.create_task(watch()))
+            await asyncio.to_thread(stop.wait)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(operate())
 
 
 async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -121,10 +176,19 @@ async def measure(
         ),
         scheduler=SchedulerConfig(enabled=False),
     )
+    if args.console != "off":
+        config.console = ConsoleConfig(enabled=True, port=0, api_token=SecretStr(CONSOLE_TOKEN))
     herald = Herald(config, model=ModelChoice(FunctionModel(answer)), rate_limits=False)
     await herald.start()
     await herald.wait_ready()
-    result: dict[str, Any] = {"db": args.db}
+    result: dict[str, Any] = {"db": args.db, "console": args.console}
+    operator: multiprocessing.Process | None = None
+    stop_operator = multiprocessing.Event()
+    if herald.console is not None:
+        operator = multiprocessing.Process(
+            target=run_operator, args=(herald.console.base_url, args.console == "live", stop_operator)
+        )
+        operator.start()
     try:
         # Warm up (token, connections, caches).
         for i in range(20):
@@ -177,7 +241,12 @@ async def measure(
             stats.print_stats(args.top)
             if os.environ.get("HERALD_BENCH_CALLERS"):
                 stats.print_callers(os.environ["HERALD_BENCH_CALLERS"])
+        if herald.console is not None:
+            result["live_listeners"] = herald.changes.listeners
     finally:
+        stop_operator.set()
+        if operator is not None:
+            await asyncio.to_thread(operator.join, 10)
         await herald.stop()
     return result
 
@@ -304,6 +373,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="outbox conversations in flight")
     parser.add_argument("--inject-concurrency", type=int, default=32)
     parser.add_argument("--agent-only", action="store_true", help="measure the agent layer alone")
+    parser.add_argument("--console", choices=["off", "metrics", "live"], default="off")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="profile sort key (tottime, cumulative)")
     parser.add_argument("--top", type=int, default=30, help="profile entries to print")

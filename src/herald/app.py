@@ -128,7 +128,9 @@ class Herald:
             timeout_s=config.plugins.timeout_s,
             model=model,
         )
-        self.outbox.observe(_Observer(self.metrics, self.plugins, self.changes))
+        # Counted only where something can read them: the console serves /metrics.
+        counted = self.metrics if config.console.enabled else None
+        self.outbox.observe(_Observer(counted, self.plugins, self.changes))
         self.mcp_servers = [
             McpServer(name, server, self.clock)
             for name, server in config.mcp.servers.items()
@@ -172,7 +174,7 @@ class Herald:
             config=config.agent,
             clock=self.clock,
             on_message=self.plugins.message_received,
-            metrics=self.metrics,
+            metrics=counted,
             changes=self.changes,
         )
         await self.dispatcher.resume()
@@ -293,7 +295,7 @@ class _Observer:
     """What the outbox reports: counted, handed to plugins' delivery hooks, and told to the
     console's live pages."""
 
-    def __init__(self, metrics: Metrics, plugins: Plugins, changes: ChangeFeed) -> None:
+    def __init__(self, metrics: Metrics | None, plugins: Plugins, changes: ChangeFeed) -> None:
         self.metrics = metrics
         self.plugins = plugins
         self.changes = changes
@@ -301,12 +303,14 @@ class _Observer:
     def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
         scene = conversation.partition(":")[0]
         route = result.sent.mode.value if result.sent is not None else "none"
-        self.metrics.deliveries.labels(scene, route, state).inc()
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(scene, route, state).inc()
         self.plugins.delivery_observer(result, conversation, origin)
         self.changes.changed(conversation)
 
     def refused(self, code: int | None, conversation: str) -> None:
-        self.metrics.platform_errors.labels(str(code)).inc()
+        if self.metrics is not None:
+            self.metrics.platform_errors.labels(str(code)).inc()
         self.changes.changed(conversation)
 
 
