@@ -29,6 +29,7 @@ from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
+from herald.telemetry import Tracing, start_tracing
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Herald:
         self.plugins = Plugins()
         self.metrics = Metrics()
         self.changes = ChangeFeed()
+        self.tracing = Tracing()
         self.console: ConsoleServer | None = None
         self.model_description = ""
         self.started = False
@@ -88,6 +90,7 @@ class Herald:
 
     async def _start(self) -> None:
         config = self.config
+        self.tracing = start_tracing(config.telemetry)
         self.db = Database(config.storage.url)
         await self.db.migrate()
 
@@ -110,7 +113,9 @@ class Herald:
         log.info("model: %s", description)
 
         self.platform = self._platform_override or self._qq_platform()
-        self.outbox = Outbox(self.db, self.platform, self.clock, config=config.delivery)
+        self.outbox = Outbox(
+            self.db, self.platform, self.clock, config=config.delivery, tracer=self.tracing.tracer
+        )
         await self.outbox.start()
 
         self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
@@ -153,6 +158,8 @@ class Herald:
             if self._model_handle is not None
             else config.llm.timeout_s,
             health=self.model_health,
+            tracer=self.tracing.tracer,
+            instrumentation=self.tracing.instrumentation,
         )
         commands = Commands(
             jobs=self.jobs,
@@ -176,6 +183,7 @@ class Herald:
             on_message=self.plugins.message_received,
             metrics=counted,
             changes=self.changes,
+            tracer=self.tracing.tracer,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
@@ -279,6 +287,7 @@ class Herald:
             self._model_handle = None
         if self.db is not None:
             await _quietly(self.db.dispose(), "store")
+        await _quietly(asyncio.to_thread(self.tracing.shutdown), "telemetry")
         if self.started:
             log.info("Herald stopped")
         self.started = False

@@ -2,8 +2,10 @@
 delivered or refused), for the console's live pages.
 
 Publishing is a no-op while nobody listens, so the message path pays nothing for a console nobody
-has open. A listener that falls behind loses the oldest notices, never blocks the publisher: a
-notice only says "look again", and the newest one is enough.
+has open. A listener gets the changes in batches, at most one per `batch_s`: a busy bot changes
+hundreds of times a second, and a page only needs to know, now and then, what to look at again.
+A listener that falls behind never blocks the publisher: its queue drops the oldest notices once
+full, and a batch says "look again", so the newest notice is enough.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-BACKLOG = 64  # notices a slow listener may fall behind by before older ones are dropped
+BACKLOG = 1024  # notices a listener may hold before older ones are dropped
 
 
 class ChangeFeed:
@@ -24,22 +26,31 @@ class ChangeFeed:
                 queue.get_nowait()
             queue.put_nowait(conversation)
 
-    async def listen(self, heartbeat_s: float = 15.0) -> AsyncIterator[str | None]:
-        """Conversation keys as they change; None every `heartbeat_s` without a change (so a
-        stream can prove it is alive); ends when the feed is closed."""
+    async def listen(self, batch_s: float = 0.5, heartbeat_s: float = 15.0) -> AsyncIterator[set[str]]:
+        """The keys of the conversations changed since the last batch; an empty set after
+        `heartbeat_s` without a change (so a stream can prove it is alive); ends when the feed
+        is closed."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(BACKLOG)
         self._listeners.add(queue)
         try:
             while True:
                 try:
                     async with asyncio.timeout(heartbeat_s):
-                        key = await queue.get()
+                        first = await queue.get()
                 except TimeoutError:
-                    yield None
+                    yield set()
                     continue
-                if key is None:
+                if first is None:
                     return
-                yield key
+                await asyncio.sleep(batch_s)  # let the batch fill
+                batch = {first}
+                while not queue.empty():
+                    key = queue.get_nowait()
+                    if key is None:
+                        yield batch
+                        return
+                    batch.add(key)
+                yield batch
         finally:
             self._listeners.discard(queue)
 

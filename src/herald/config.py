@@ -227,6 +227,16 @@ class ConsoleConfig(Section):
         return self
 
 
+class TelemetryConfig(Section):
+    """OpenTelemetry traces of each turn (inbound → model requests → tool calls → deliveries),
+    exported over OTLP/HTTP. Off unless `otlp_endpoint` is set; needs the `otel` extra."""
+
+    otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318/v1/traces
+    service_name: str = "herald"
+    # Prompts, replies and tool arguments in the spans: off, since they are users' messages.
+    include_content: bool = False
+
+
 class McpServerConfig(Section):
     """One MCP server, in the shape every MCP host uses: `command` (+ `args`, `env`, `cwd`) for a
     stdio server Herald starts, or `url` (+ `headers`) for a streamable-HTTP server."""
@@ -306,6 +316,7 @@ class HeraldConfig(BaseSettings):
     mcp: McpConfig = Field(default_factory=McpConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     @classmethod
     def settings_customise_sources(

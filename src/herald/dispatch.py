@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from opentelemetry import trace
+
 from herald.agent.prompt import job_prompt
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
@@ -142,7 +144,9 @@ class Dispatcher:
         on_message: Callable[[InboundMessage], None] | None = None,
         metrics: Metrics | None = None,
         changes: ChangeFeed | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
         self.metrics = metrics
         self.changes = changes
@@ -227,8 +231,11 @@ class Dispatcher:
         return len(pending)
 
     async def _handle(self, turn: Turn) -> None:
+        attributes = {"herald.conversation": turn.conversation, "herald.turn.kind": turn.kind}
         try:
-            await self._run_turn(turn)
+            with self.tracer.start_as_current_span("herald.turn", attributes=attributes) as span:
+                span.set_attribute("herald.turn.id", str(turn.id))
+                await self._run_turn(turn)
         finally:
             if self.changes is not None:
                 self.changes.changed(turn.conversation)

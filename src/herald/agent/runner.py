@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 
+from opentelemetry import trace
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import (
     ModelMessage,
@@ -23,6 +24,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.settings import ModelSettings
 
 from herald.agent.clean import clean_response
@@ -91,8 +93,12 @@ class AgentRunner:
         offer_tools: bool = True,
         timeout_s: float = 60.0,
         health: ModelHealth | None = None,
+        tracer: trace.Tracer | None = None,
+        instrumentation: InstrumentationSettings | None = None,
     ) -> None:
         self.model = model
+        self.tracer = tracer or trace.NoOpTracer()
+        self.instrumentation = instrumentation
         self.health = health or ModelHealth(clock)
         self.turns = turns
         self.toolbox = toolbox
@@ -195,6 +201,7 @@ class AgentRunner:
                     messages,
                     model_settings=self.settings,
                     model_request_parameters=self.parameters,
+                    instrument=self.instrumentation,
                 )
         except Exception as exc:
             raise ModelFailure() from exc
@@ -227,8 +234,9 @@ class AgentRunner:
             else:
                 turn.messages.append(ModelRequest(parts=parts))
 
-        async def finish(call: ToolCallPart, finisher: Finisher) -> None:
-            result = await finisher()
+        async def finish(call: ToolCallPart, finisher: Finisher, span: trace.Span) -> None:
+            with trace.use_span(span, end_on_exit=True):
+                result = await finisher()
             async with lock:
                 done[call.tool_call_id] = result
                 store_round()
@@ -242,11 +250,14 @@ class AgentRunner:
             store_round()
         if unsafe or not response_stored:
             await self.turns.save(turn, step)
-        started: list[tuple[ToolCallPart, Finisher]] = []
+        started: list[tuple[ToolCallPart, Finisher, trace.Span]] = []
         for call in pending:
             key = f"turn:{context.turn_id}:{step}:{call.tool_call_id}"
-            started.append((call, await self.toolbox.begin(call, context, key)))
-        await asyncio.gather(*(finish(call, finisher) for call, finisher in started))
+            # The span covers the call from its start, so what it enqueues is traced inside it.
+            span = self.tracer.start_span(f"herald.tool {call.tool_name}", attributes={"herald.step": step})
+            with trace.use_span(span, end_on_exit=False):
+                started.append((call, await self.toolbox.begin(call, context, key), span))
+        await asyncio.gather(*(finish(call, finisher, span) for call, finisher, span in started))
 
     async def _fail(self, turn: Turn, error: str) -> None:
         await self.sender.enqueue(

@@ -267,17 +267,20 @@ class Pages:
         )
 
     async def live(self, request: Request) -> Response:
-        """Server-sent events: `change` with the conversation's key whenever one changes (only the
-        given `conversation`, if asked), a comment line as a heartbeat."""
+        """Server-sent events: `change` with the keys of the conversations that changed (at most
+        one event per half second; only for the given `conversation`, if asked), and a comment
+        line as a heartbeat."""
         only = request.query_params.get("conversation") or None
 
         async def stream() -> AsyncIterator[str]:
             yield "retry: 2000\n\n"
-            async for key in self.ops.changes.listen():
-                if key is None:
+            async for batch in self.ops.changes.listen():
+                if not batch:
                     yield ": alive\n\n"
-                elif only is None or key == only:
-                    yield f"event: change\ndata: {key}\n\n"
+                elif only is None:
+                    yield f"event: change\ndata: {' '.join(sorted(batch))}\n\n"
+                elif only in batch:
+                    yield f"event: change\ndata: {only}\n\n"
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
+from opentelemetry import trace
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -99,8 +100,12 @@ class Outbox:
         clock: Clock,
         *,
         config: DeliveryConfig | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._db = db
+        self._tracer = tracer or trace.NoOpTracer()
+        # item id → the span that enqueued it (a tool call, a turn), parent of its delivery span.
+        self._trace_parents: dict[str, trace.SpanContext] = {}
         self._platform = platform
         self._clock = clock
         self._cfg = config or DeliveryConfig()
@@ -211,6 +216,9 @@ class Outbox:
             if existing is not None:
                 return self._receipt_for(existing)
         receipt = Receipt(item_id, self._future(item_id))
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid:
+            self._trace_parents[item_id] = parent
         self._kick(target.key)
         return receipt
 
@@ -351,6 +359,17 @@ class Outbox:
         return await self._commits.run(claim)
 
     async def _deliver(self, conversation: str, head: _Head) -> None:
+        parent = self._trace_parents.get(head.id)
+        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None
+        attributes: dict[str, str | int] = {
+            "herald.item": head.id,
+            "herald.origin": head.origin,
+            "herald.attempt": head.attempts,
+        }
+        with self._tracer.start_as_current_span("herald.delivery", context, attributes=attributes) as span:
+            await self._attempt(conversation, head, span)
+
+    async def _attempt(self, conversation: str, head: _Head, span: trace.Span) -> None:
         attempt = head.attempts
         if head.expires_at is not None and self._clock.now() >= head.expires_at:
             await self._expired(head)
@@ -365,6 +384,7 @@ class Outbox:
         try:
             sent = await self._platform.send(request)
         except DeliveryError as error:
+            span.set_attributes({"herald.error_kind": error.kind.value, "herald.code": error.code or 0})
             await self._failed(head, attempt, error)
         except asyncio.CancelledError:
             raise
@@ -373,6 +393,7 @@ class Outbox:
             unexpected = DeliveryError(ErrorKind.RETRY_LATER, f"{type(exc).__name__}: {exc}")
             await self._failed(head, attempt, unexpected)
         else:
+            span.set_attributes({"herald.route": sent.mode.value, "herald.msg_seq": sent.msg_seq or 0})
             await self._delivered(head, sent)
 
     async def _delivered(self, head: _Head, sent: Sent) -> None:
@@ -515,6 +536,7 @@ class Outbox:
         self._resolve(result)
 
     def _resolve(self, result: DeliveryResult) -> None:
+        self._trace_parents.pop(result.item_id, None)
         future = self._waiters.pop(result.item_id, None)
         if future is not None and not future.done():
             future.set_result(result)
