@@ -186,6 +186,7 @@ class Herald:
                 retry_for_s=config.delivery.retry_for_s,
                 timezone=config.agent.timezone,
                 components=self._components,
+                reach=self.platform.reach,
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()

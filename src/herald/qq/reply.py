@@ -643,7 +643,8 @@ def _next_send(
         why = "no live anchor with replies left; proactive messages are open to this target"
         if proactive.used is not None and proactive.limit is not None:
             left = max(0, proactive.limit - proactive.used)
-            why += f" ({left} of {proactive.limit} this {proactive.period} left)"
+            period = "this month" if proactive.period == "month" else "in 24 h"
+            why += f" ({left} of {proactive.limit} {period} left)"
         return NextSend(NextRoute.PROACTIVE, why)
     if isinstance(plan, Wait):
         return NextSend(NextRoute.WAIT, f"no live anchor with replies left and {plan.reason} is reached")
