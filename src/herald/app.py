@@ -200,6 +200,7 @@ class Herald:
                 timezone=config.agent.timezone,
                 components=self._components,
                 changes=self.changes,
+                reach=self.platform.reach,
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()

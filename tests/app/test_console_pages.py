@@ -6,6 +6,7 @@ refused."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,9 @@ from herald.config import HeraldConfig
 from herald.console.auth import hash_password, store_password_hash
 from tests.app.herald_harness import harness
 from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 PASSWORD = "correct horse battery"
@@ -126,3 +130,77 @@ async def test_a_conversation_shows_each_turns_tool_calls_and_deliveries(db_url:
     assert all("delivered (passive)" in r for r in results) and len(results) == 3
     assert routes == ["passive"] * 4
     assert [s.rsplit("· ", 1)[-1] for s in seqs] == ["1", "2", "3", "4"]
+
+
+async def sign_in(page: Page, base: str, path: str) -> None:
+    """Open `path`, which sends a page without a session to sign-in, and sign in."""
+    await page.goto(f"{base}{path}")
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_url(f"{base}{path}")
+
+
+async def ledger_panel(page: Page) -> tuple[str | None, str, list[tuple[str, str, str]]]:
+    """The next send's route and sentence, and each live anchor as (id, time left, replies left)."""
+    next_send = page.locator("#ledger .next-send")
+    anchors = [
+        (
+            await row.get_attribute("data-id") or "",
+            await row.locator(".left").inner_text(),
+            await row.locator(".replies").inner_text(),
+        )
+        for row in await page.locator("#ledger tr.anchor").all()
+    ]
+    return (
+        await next_send.get_attribute("data-route"),
+        " ".join((await next_send.inner_text()).split()),
+        anchors,
+    )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_conversation_shows_its_reply_ledger_and_the_next_sends_route(
+    db_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    async with harness(db_url, configure=enable_console) as h:
+        assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
+        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        base = h.herald.console.base_url
+        msg_id = await h.user_says("ledger", "hello")
+        await h.wait_delivered("c2c", "ledger", 1)  # the answer took one reply of the anchor
+        await h.idle()
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = await browser.new_page(locale="en-US")
+                await sign_in(page, base, "/conversations/c2c:ledger")
+                fresh = await ledger_panel(page)
+                await page.screenshot(path=str(tmp_path / "ledger-passive.png"), full_page=True)
+                await page.goto(f"{base}/conversations/c2c:ledger?lang=zh")
+                fresh_zh = await ledger_panel(page)
+                await page.screenshot(path=str(tmp_path / "ledger-passive-zh.png"), full_page=True)
+
+                await h.advance(3600)  # the C2C window passes
+                await page.reload()
+                late_zh = await ledger_panel(page)
+                await page.screenshot(path=str(tmp_path / "ledger-proactive-zh.png"), full_page=True)
+                await page.goto(f"{base}/conversations/c2c:ledger?lang=en")
+                late = await ledger_panel(page)
+                proactive = " ".join((await page.locator("#ledger .proactive").inner_text()).split())
+                await page.screenshot(path=str(tmp_path / "ledger-proactive.png"), full_page=True)
+            finally:
+                await browser.close()
+
+    route, sentence, anchors = fresh
+    assert route == "passive"
+    assert [(anchor_id, replies) for anchor_id, _, replies in anchors] == [(msg_id, "3")]
+    assert anchors[0][1].startswith("59:")  # mm:ss of the window, less the safety margin
+    assert sentence.startswith("Next send: passive on anchor") and "(3 replies left, 59:" in sentence
+    assert fresh_zh[0] == "passive" and "被动回复" in fresh_zh[1] and "剩 3 次回复" in fresh_zh[1]
+    assert late_zh[0] == "proactive" and late_zh[2] == [] and "主动消息" in late_zh[1]
+    assert late[0] == "proactive" and late[1] == "Next send: proactive (1000 of 1000 in 24 h left)"
+    assert proactive.startswith("Proactive: unknown") and proactive.endswith("0 of 1000 used in 24 h")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import EventSink, SendRequest, Sent, TransportHealth
+from herald.core.platform import EventSink, Reach, SendRequest, Sent, TransportHealth
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery import inspect
@@ -95,6 +95,9 @@ class _AnswerLost:
 
     def health(self) -> TransportHealth:
         return self.inner.health()
+
+    async def reach(self, target: Target) -> Reach:
+        return await self.inner.reach(target)
 
     async def stop(self) -> None:
         await self.inner.stop()

@@ -26,6 +26,8 @@ from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_c
 from herald.console.conversations import conversation, errors_by_code, recent_conversations
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError
+from herald.core.platform import Reach
+from herald.core.target import Target
 from herald.delivery.codec import load_segments
 from herald.delivery.inspect import RETRYABLE, cancel, list_items, retry
 from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
@@ -47,6 +49,19 @@ class Operations:
     # (component, ok, detail) for the health page: transport, model, MCP servers, plugins.
     components: Callable[[], list[tuple[str, bool, str]]] = lambda: []
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    # The platform's reply ledger for one conversation (`Platform.reach`); None: no platform.
+    reach: Callable[[Target], Awaitable[Reach]] | None = None
+
+
+def _short(anchor_id: str) -> str:
+    """Platform ids run to 60 characters; their head and tail tell them apart on a page."""
+    return anchor_id if len(anchor_id) <= 16 else f"{anchor_id[:8]}…{anchor_id[-6:]}"
+
+
+def _time_left(seconds: float) -> str:
+    """mm:ss (minutes may pass 59 for a long window); never negative."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
 def _language(request: Request) -> str:
@@ -262,9 +277,51 @@ class Pages:
     async def conversation(self, request: Request) -> Response:
         key = request.path_params["key"]
         turns = await conversation(self.ops.db, key)
+        ledger = await self._ledger(key)
         return self.render(
-            request, "conversation.html", title=key, key=key, turns=turns, when=self._when, live=key
+            request,
+            "conversation.html",
+            title=key,
+            key=key,
+            turns=turns,
+            ledger=ledger,
+            when=self._when,
+            live=key,
         )
+
+    async def _ledger(self, key: str) -> dict[str, Any] | None:
+        """The reply ledger panel's values: times left on the console's clock, ids shortened."""
+        if self.ops.reach is None:
+            return None
+        try:
+            target = Target.parse(key)
+        except ValueError:
+            return None
+        reach = await self.ops.reach(target)
+        now = self.ops.clock.now()
+        anchors = [
+            {
+                "id": anchor.id,
+                "short": _short(anchor.id),
+                "kind": anchor.kind,
+                "left": _time_left((anchor.usable_until - now).total_seconds()),
+                "replies_left": anchor.replies_left,
+            }
+            for anchor in reach.anchors
+        ]
+        chosen = next((a for a in anchors if a["id"] == reach.next_send.anchor_id), None)
+        proactive = reach.proactive
+        quota_left = None
+        if proactive.used is not None and proactive.limit is not None:
+            quota_left = max(0, proactive.limit - proactive.used)
+        return {
+            "anchors": anchors,
+            "proactive": proactive,
+            "quota_left": quota_left,
+            "next_allowed": self._when(proactive.next_allowed_at) if proactive.next_allowed_at else None,
+            "next": reach.next_send,
+            "chosen": chosen,
+        }
 
     async def live(self, request: Request) -> Response:
         """Server-sent events: `change` with the keys of the conversations that changed (at most

@@ -65,6 +65,64 @@ class TransportHealth:
     credential_expires_in_s: float | None = None
 
 
+class Permission(StrEnum):
+    ALLOWED = "allowed"  # the platform said the target takes proactive messages
+    UNKNOWN = "unknown"  # it never said; a send will find out
+    REFUSED = "refused"  # it said no, or the platform mode offers none
+
+
+class NextRoute(StrEnum):
+    PASSIVE = "passive"
+    EVENT = "event"
+    PROACTIVE = "proactive"
+    WAIT = "wait"  # proactive, once the target's rate allows it again
+    UNDELIVERABLE = "undeliverable"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAnchor:
+    """An inbound id a reply may still quote: until `usable_until` (the platform's window minus
+    the margin the platform adapter keeps), with `replies_left` (None: no documented cap)."""
+
+    id: str
+    kind: str  # "message" (msg_id) or "event" (event_id)
+    received_at: datetime
+    usable_until: datetime
+    replies_used: int
+    replies_left: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProactiveReach:
+    """Whether a message without an anchor can go out, and how much of its quota is used."""
+
+    permission: Permission
+    reason: str = ""
+    used: int | None = None  # sends counted in `period`
+    limit: int | None = None
+    period: str = ""  # "month" (calendar, the platform's time zone) or "day" (the last 24 h)
+    next_allowed_at: datetime | None = None  # set when the quota or rate is used up for now
+
+
+@dataclass(frozen=True, slots=True)
+class NextSend:
+    """What the next message to the target would do, and a one-sentence why."""
+
+    route: NextRoute
+    why: str
+    anchor_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How a target can be reached now: read, never reserved, so looking changes nothing."""
+
+    at: datetime
+    anchors: tuple[LiveAnchor, ...]
+    proactive: ProactiveReach
+    next_send: NextSend
+
+
 class Platform(Protocol):
     name: str
 
@@ -83,6 +141,10 @@ class Platform(Protocol):
 
     def health(self) -> TransportHealth:
         """The inbound transport's state now (cheap: no I/O)."""
+        ...
+
+    async def reach(self, target: Target) -> Reach:
+        """The target's live anchors, proactive state and what the next send would do (no writes)."""
         ...
 
     async def send(self, request: SendRequest) -> Sent:

@@ -21,7 +21,7 @@ from herald.config import DeliveryConfig, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent
-from herald.core.platform import DeliveryMode, EventSink, SendRequest, Sent, TransportHealth
+from herald.core.platform import DeliveryMode, EventSink, Reach, SendRequest, Sent, TransportHealth
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
@@ -192,6 +192,9 @@ class QQPlatform:
                 credential_expires_in_s=expires_in,
             )
         return TransportHealth(self.config.transport, ready=False, detail="not started")
+
+    async def reach(self, target: Target) -> Reach:
+        return await self.ledger.reach(target)
 
     async def _start_webhook(self) -> None:
         import uvicorn

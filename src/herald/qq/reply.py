@@ -40,7 +40,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from herald.config import DeliveryConfig
 from herald.core.clock import Clock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
-from herald.core.platform import DeliveryMode
+from herald.core.platform import (
+    DeliveryMode,
+    LiveAnchor,
+    NextRoute,
+    NextSend,
+    Permission,
+    ProactiveReach,
+    Reach,
+)
 from herald.core.target import Scene, Target
 from herald.qq.errors import meaning
 from herald.store.batch import defer_insert
@@ -352,20 +360,27 @@ class ReplyLedger:
             )
             await session.commit()
 
-    async def _plan(self, session: AsyncSession, target: Target, trigger_id: str | None) -> Plan:
+    async def _plan(
+        self, session: AsyncSession, target: Target, trigger_id: str | None, *, take: bool = True
+    ) -> Plan:
+        """The route of the next send; `take=False` only looks (the same choice, nothing used)."""
         rules = self._rules[target.scene]
         now = self._clock.now()
-        # An anchor received before `oldest` is (or will be, by the time the request lands) expired.
-        oldest = now - timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
-        if trigger_id is not None:
-            route = await self._take(session, target, rules, oldest, "id", trigger_id)
-            if route is not None:
-                return route
-        for kind in (AnchorKind.MESSAGE, AnchorKind.EVENT):
-            route = await self._take(session, target, rules, oldest, "kind", kind.value)
+        oldest = self._oldest(rules, now)
+        choose = self._take if take else self._peek
+        candidates: list[tuple[Literal["id", "kind"], str]] = (
+            [("id", trigger_id)] if trigger_id is not None else []
+        )
+        candidates += [("kind", kind.value) for kind in (AnchorKind.MESSAGE, AnchorKind.EVENT)]
+        for by, which in candidates:
+            route = await choose(session, target, rules, oldest, by, which)
             if route is not None:
                 return route
         return await self._proactive(session, target, now)
+
+    def _oldest(self, rules: SceneRules, now: datetime) -> datetime:
+        # An anchor received before this is (or will be, by the time the request lands) expired.
+        return now - timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
 
     async def _take(
         self,
@@ -383,49 +398,66 @@ class ReplyLedger:
         for _ in range(8):
             taken = (await session.execute(take, params)).one_or_none()
             if taken is not None:
-                mode = DeliveryMode.PASSIVE if taken.kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
-                return Route(mode, taken.id, taken.next_seq - 1)
+                return Route(_anchor_mode(taken.kind), taken.id, taken.next_seq - 1)
             if not await session.scalar(remaining, params):
                 return None
         return None
 
+    async def _peek(
+        self,
+        session: AsyncSession,
+        target: Target,
+        rules: SceneRules,
+        oldest: datetime,
+        by: Literal["id", "kind"],
+        which: str,
+    ) -> Route | None:
+        """The route `_take` would take now, without taking it."""
+        params = {"p_target": target.key, "p_oldest": oldest, "p_which": which, "p_limit": rules.reply_limit}
+        found = (await session.execute(_peek_statement(by, rules.reply_limit is not None), params)).first()
+        return None if found is None else Route(_anchor_mode(found.kind), found.id, found.next_seq)
+
     async def _proactive(self, session: AsyncSession, target: Target, now: datetime) -> Plan:
-        mode = self._cfg.platform_mode
-        if target.scene in (Scene.C2C, Scene.GROUP):
-            if mode == "2025":
+        if target.scene not in (Scene.C2C, Scene.GROUP):
+            return Route(DeliveryMode.PROACTIVE)
+        permission, reason = await self._permission(session, target)
+        if permission is Permission.REFUSED:
+            if self._cfg.platform_mode == "2025":
+                return Undeliverable(f"no valid reply anchor (window passed or replies used up) and {reason}")
+            return Undeliverable(f"no valid reply anchor and proactive not allowed: {reason}")
+        if self._cfg.platform_mode == "2023":
+            used = await self._proactive_count(session, target, _month_start(now))
+            if used >= self._cfg.monthly_proactive_limit:
                 return Undeliverable(
-                    "no valid reply anchor (window passed or replies used up) and proactive messages "
-                    "are not offered in platform mode 2025"
+                    f"no valid reply anchor and this month's {self._cfg.monthly_proactive_limit} "
+                    "proactive messages are used up (platform mode 2023)"
                 )
-            permission = await session.get(TargetPermission, target.key)
-            if permission is not None and permission.proactive is False:
-                why = permission.proactive_reason or "proactive messages refused"
-                return Undeliverable(f"no valid reply anchor and proactive not allowed: {why}")
-            if mode == "2023":
-                month_start = now.astimezone(BEIJING).replace(
-                    day=1, hour=0, minute=0, second=0, microsecond=0
-                )
-                used = await self._proactive_count(session, target, month_start.astimezone(UTC))
-                if used >= self._cfg.monthly_proactive_limit:
-                    return Undeliverable(
-                        f"no valid reply anchor and this month's {self._cfg.monthly_proactive_limit} "
-                        "proactive messages are used up (platform mode 2023)"
-                    )
-                return Route(DeliveryMode.PROACTIVE)
-            wait = await self._rate_wait(session, target, now)
-            if wait is not None:
-                return wait
-        return Route(DeliveryMode.PROACTIVE)
+            return Route(DeliveryMode.PROACTIVE)
+        wait = await self._rate_wait(session, target, now)
+        return wait if wait is not None else Route(DeliveryMode.PROACTIVE)
+
+    async def _permission(self, session: AsyncSession, target: Target) -> tuple[Permission, str]:
+        """Whether the target takes proactive messages, as far as the platform mode and it said."""
+        guild = target.scene not in (Scene.C2C, Scene.GROUP)
+        if self._cfg.platform_mode == "2025" and not guild:
+            return Permission.REFUSED, "proactive messages are not offered in platform mode 2025"
+        row = await session.get(TargetPermission, target.key)
+        known = None if row is None else row.proactive
+        if known is False and not guild:
+            return Permission.REFUSED, (row.proactive_reason if row else None) or "proactive messages refused"
+        if known is True:
+            return Permission.ALLOWED, "the platform said this target takes proactive messages"
+        if guild:
+            return Permission.UNKNOWN, "guild scenes: the platform's own limits apply, Herald counts none"
+        if target.scene is Scene.GROUP:
+            return Permission.UNKNOWN, "never said; the group's bot_state is asked before the first one"
+        return Permission.UNKNOWN, "never said; the platform's answer to a send will tell"
 
     async def _rate_wait(self, session: AsyncSession, target: Target, now: datetime) -> Wait | None:
         # Each window is widened by a margin: the platform counts a send when it receives it, a
         # little after we count it, and its clock is not ours.
         margin = timedelta(seconds=self._cfg.proactive_rate_margin_s)
-        windows = (
-            (timedelta(minutes=1), self._cfg.proactive_per_target_per_minute, "per minute"),
-            (timedelta(days=1), self._cfg.proactive_per_target_per_day, "per day"),
-        )
-        for span, limit, label in windows:
+        for span, limit, label in self._rate_windows():
             since = now - span - margin
             used = await self._proactive_count(session, target, since)
             if used >= limit:
@@ -441,6 +473,12 @@ class ReplyLedger:
                 why = f"proactive limit {limit} {label} for {target}"
                 return Wait(max(seconds, margin.total_seconds()), why)
         return None
+
+    def _rate_windows(self) -> tuple[tuple[timedelta, int, str], ...]:
+        return (
+            (timedelta(minutes=1), self._cfg.proactive_per_target_per_minute, "per minute"),
+            (timedelta(days=1), self._cfg.proactive_per_target_per_day, "per day"),
+        )
 
     async def _proactive_count(self, session: AsyncSession, target: Target, since: datetime) -> int:
         count = await session.scalar(
@@ -521,11 +559,113 @@ class ReplyLedger:
             await session.commit()
         return verdict
 
+    # --- reading, for the operator ----------------------------------------------------------
+
+    async def reach(self, target: Target) -> Reach:
+        """The target's live anchors, proactive state and the next send's route, as `reserve()`
+        would choose it for a send without a trigger (a job's, or a reply to the newest message).
+        Only reads: looking never changes what the next send does."""
+        async with self._db.session() as session:
+            now = self._clock.now()
+            plan = await self._plan(session, target, None, take=False)
+            anchors = await self._live_anchors(session, target, now)
+            proactive = await self._proactive_reach(session, target, now, plan)
+        return Reach(now, anchors, proactive, _next_send(plan, anchors, proactive, now))
+
+    async def _live_anchors(
+        self, session: AsyncSession, target: Target, now: datetime
+    ) -> tuple[LiveAnchor, ...]:
+        rules = self._rules[target.scene]
+        rows = await session.execute(
+            select(ANCHORS.c.id, ANCHORS.c.kind, ANCHORS.c.received_at, ANCHORS.c.replies_used)
+            .where(
+                ANCHORS.c.target == target.key,
+                ANCHORS.c.state == "live",
+                ANCHORS.c.received_at > self._oldest(rules, now),
+            )
+            .order_by(ANCHORS.c.received_at.desc())
+            .limit(50)
+        )
+        usable_for = timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
+        return tuple(
+            LiveAnchor(
+                id=row.id,
+                kind=row.kind,
+                received_at=row.received_at,
+                usable_until=row.received_at + usable_for,
+                replies_used=row.replies_used,
+                replies_left=None
+                if rules.reply_limit is None
+                else max(0, rules.reply_limit - row.replies_used),
+            )
+            for row in rows
+        )
+
+    async def _proactive_reach(
+        self, session: AsyncSession, target: Target, now: datetime, plan: Plan
+    ) -> ProactiveReach:
+        permission, reason = await self._permission(session, target)
+        if permission is Permission.REFUSED or target.scene not in (Scene.C2C, Scene.GROUP):
+            return ProactiveReach(permission, reason)
+        if self._cfg.platform_mode == "2023":
+            used = await self._proactive_count(session, target, _month_start(now))
+            limit = self._cfg.monthly_proactive_limit
+            again = _next_month_start(now) if used >= limit else None
+            return ProactiveReach(permission, reason, used, limit, "month", again)
+        span, limit, _ = self._rate_windows()[-1]
+        since = now - span - timedelta(seconds=self._cfg.proactive_rate_margin_s)
+        used = await self._proactive_count(session, target, since)
+        again = now + timedelta(seconds=plan.seconds) if isinstance(plan, Wait) else None
+        return ProactiveReach(permission, reason, used, limit, "day", again)
+
     async def anchor_state(self, anchor_id: str) -> tuple[str, int, int] | None:
         """(state, replies_used, next_seq) of an anchor, for the operator and tests."""
         async with self._db.session() as session:
             row = await session.get(ReplyAnchor, anchor_id)
         return None if row is None else (row.state, row.replies_used, row.next_seq)
+
+
+def _next_send(
+    plan: Plan, anchors: tuple[LiveAnchor, ...], proactive: ProactiveReach, now: datetime
+) -> NextSend:
+    if isinstance(plan, Route) and plan.anchor_id is not None:
+        anchor = next((a for a in anchors if a.id == plan.anchor_id), None)
+        route = NextRoute.PASSIVE if plan.mode is DeliveryMode.PASSIVE else NextRoute.EVENT
+        if anchor is None:  # received between the two reads
+            return NextSend(route, f"anchor {plan.anchor_id} is live", plan.anchor_id)
+        replies = (
+            "no cap on replies" if anchor.replies_left is None else f"{anchor.replies_left} replies left"
+        )
+        minutes = max(0, int((anchor.usable_until - now).total_seconds() // 60))
+        why = f"the newest live {anchor.kind} anchor has {replies} and {minutes} min left in its window"
+        return NextSend(route, why, plan.anchor_id)
+    if isinstance(plan, Route):
+        why = "no live anchor with replies left; proactive messages are open to this target"
+        if proactive.used is not None and proactive.limit is not None:
+            left = max(0, proactive.limit - proactive.used)
+            period = "this month" if proactive.period == "month" else "in 24 h"
+            why += f" ({left} of {proactive.limit} {period} left)"
+        return NextSend(NextRoute.PROACTIVE, why)
+    if isinstance(plan, Wait):
+        return NextSend(NextRoute.WAIT, f"no live anchor with replies left and {plan.reason} is reached")
+    assert not isinstance(plan, Unknown)  # only an earlier attempt's reservation is unknown
+    return NextSend(NextRoute.UNDELIVERABLE, plan.reason)
+
+
+def _anchor_mode(kind: str) -> DeliveryMode:
+    return DeliveryMode.PASSIVE if kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
+
+
+def _month_start(now: datetime) -> datetime:
+    """The start of the platform's calendar month (Beijing time), in UTC."""
+    start = now.astimezone(BEIJING).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(UTC)
+
+
+def _next_month_start(now: datetime) -> datetime:
+    start = _month_start(now).astimezone(BEIJING)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return following.astimezone(UTC)
 
 
 @functools.cache
@@ -547,9 +687,8 @@ def _anchor_insert(postgresql: bool) -> Any:
     return upsert(ANCHORS).on_conflict_do_nothing(index_elements=["id"])
 
 
-@functools.cache
-def _take_statements(by: Literal["id", "kind"], limited: bool) -> tuple[ReturningUpdate[Any], Select[Any]]:
-    """Built once: taking a reply from the newest usable anchor, and counting usable anchors."""
+def _usable(by: Literal["id", "kind"], limited: bool) -> list[ColumnElement[bool]]:
+    """What makes an anchor usable for one more reply: the one rule taking and peeking share."""
     conditions: list[ColumnElement[bool]] = [
         ANCHORS.c.target == bindparam("p_target"),
         ANCHORS.c.state == "live",
@@ -558,6 +697,24 @@ def _take_statements(by: Literal["id", "kind"], limited: bool) -> tuple[Returnin
     ]
     if limited:
         conditions.append(ANCHORS.c.replies_used < bindparam("p_limit"))
+    return conditions
+
+
+@functools.cache
+def _peek_statement(by: Literal["id", "kind"], limited: bool) -> Select[Any]:
+    """Built once: the newest usable anchor, read only."""
+    return (
+        select(ANCHORS.c.id, ANCHORS.c.next_seq, ANCHORS.c.kind)
+        .where(*_usable(by, limited))
+        .order_by(ANCHORS.c.received_at.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _take_statements(by: Literal["id", "kind"], limited: bool) -> tuple[ReturningUpdate[Any], Select[Any]]:
+    """Built once: taking a reply from the newest usable anchor, and counting usable anchors."""
+    conditions = _usable(by, limited)
     newest = (
         select(ANCHORS.c.id)
         .where(*conditions)

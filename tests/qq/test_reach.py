@@ -1,0 +1,176 @@
+"""The reply ledger read for the operator (`reach`), on SQLite and PostgreSQL: live anchors with
+their window and replies left, the proactive state and quota, and the next send's route, which
+is the one a real send then takes; looking never changes it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from herald.config import DeliveryConfig
+from herald.core.clock import VirtualClock
+from herald.core.events import InboundMessage, RelationEvent, RelationKind
+from herald.core.platform import DeliveryMode, NextRoute, Permission, Reach
+from herald.core.target import Scene, Target
+from herald.qq.reply import Plan, ReplyLedger, Route, Undeliverable
+from herald.store.db import Database
+
+START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+ALICE = Target(Scene.C2C, "alice")
+GROUP = Target(Scene.GROUP, "g1")
+DEFAULTS = DeliveryConfig()
+
+
+def message(target: Target, mid: str, at: datetime) -> InboundMessage:
+    return InboundMessage(target=target, message_id=mid, author_id="a", content="hi", received_at=at)
+
+
+def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
+    return ReplyLedger(db, clock, DeliveryConfig(**config))  # type: ignore[arg-type]
+
+
+async def looked_then_sent(book: ReplyLedger, item_id: str, target: Target = ALICE) -> tuple[Reach, Plan]:
+    """What `reach` says, then what a real reservation for a send without a trigger does."""
+    seen = await book.reach(target)
+    return seen, await book.reserve(item_id, 0, target, None)
+
+
+def agrees(seen: Reach, plan: Plan) -> bool:
+    if isinstance(plan, Route):
+        routes = {DeliveryMode.PASSIVE: NextRoute.PASSIVE, DeliveryMode.EVENT: NextRoute.EVENT}
+        return seen.next_send.route is routes.get(plan.mode, NextRoute.PROACTIVE) and (
+            seen.next_send.anchor_id == plan.anchor_id
+        )
+    return isinstance(plan, Undeliverable) and seen.next_send.route is NextRoute.UNDELIVERABLE
+
+
+async def test_a_fresh_c2c_message_is_a_passive_anchor_with_the_full_window_and_replies(
+    db: Database,
+) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock)
+    await book.record(message(ALICE, "m1", START))
+
+    seen = await book.reach(ALICE)
+
+    assert [a.id for a in seen.anchors] == ["m1"]
+    anchor = seen.anchors[0]
+    assert anchor.kind == "message" and anchor.replies_used == 0
+    assert anchor.replies_left == DEFAULTS.c2c_reply_limit
+    usable = timedelta(seconds=DEFAULTS.c2c_window_s - DEFAULTS.safety_margin_s)
+    assert anchor.usable_until - seen.at == usable
+    assert seen.next_send.route is NextRoute.PASSIVE and seen.next_send.anchor_id == "m1"
+    assert "4 replies left" in seen.next_send.why and "59 min left" in seen.next_send.why
+
+
+async def test_a_group_anchor_has_the_group_window_and_reply_count(db: Database) -> None:
+    book = ledger(db, VirtualClock(START))
+    await book.record(message(GROUP, "g-m1", START))
+    anchor = (await book.reach(GROUP)).anchors[0]
+    assert anchor.replies_left == DEFAULTS.group_reply_limit
+    assert (anchor.usable_until - START).total_seconds() == DEFAULTS.group_window_s - DEFAULTS.safety_margin_s
+
+
+async def test_each_reply_takes_one_from_the_anchor_and_looking_takes_none(db: Database) -> None:
+    book = ledger(db, VirtualClock(START))
+    await book.record(message(ALICE, "m1", START))
+    for sent in range(3):
+        seen, plan = await looked_then_sent(book, f"i{sent}")
+        assert seen.anchors[0].replies_left == DEFAULTS.c2c_reply_limit - sent
+        assert agrees(seen, plan) and isinstance(plan, Route) and plan.msg_seq == sent + 1
+    for _ in range(3):
+        await book.reach(ALICE)
+    assert await book.anchor_state("m1") == ("live", 3, 4)  # three sends; the looks took nothing
+    assert (await book.reach(ALICE)).anchors[0].replies_left == 1
+
+
+async def test_past_the_window_the_next_send_is_proactive_in_2026(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock)
+    await book.record(message(ALICE, "m1", START))
+    await clock.advance(DEFAULTS.c2c_window_s - DEFAULTS.safety_margin_s)
+
+    seen, plan = await looked_then_sent(book, "late")
+
+    assert seen.anchors == ()
+    assert seen.proactive.permission is Permission.UNKNOWN
+    assert (seen.proactive.used, seen.proactive.limit, seen.proactive.period) == (0, 1000, "day")
+    assert seen.next_send.route is NextRoute.PROACTIVE and agrees(seen, plan)
+
+
+async def test_past_the_window_the_next_send_is_undeliverable_in_2025(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock, platform_mode="2025")
+    await book.record(message(ALICE, "m1", START))
+    await clock.advance(DEFAULTS.c2c_window_s)
+
+    seen, plan = await looked_then_sent(book, "late")
+
+    assert seen.proactive.permission is Permission.REFUSED and "2025" in seen.proactive.reason
+    assert seen.next_send.route is NextRoute.UNDELIVERABLE and agrees(seen, plan)
+    assert isinstance(plan, Undeliverable) and seen.next_send.why == plan.reason
+
+
+async def test_replies_used_up_make_the_next_send_undeliverable_in_2025(db: Database) -> None:
+    book = ledger(db, VirtualClock(START), platform_mode="2025")
+    await book.record(message(ALICE, "m1", START))
+    for sent in range(DEFAULTS.c2c_reply_limit):
+        seen, plan = await looked_then_sent(book, f"i{sent}")
+        assert agrees(seen, plan)
+    seen, plan = await looked_then_sent(book, "one-too-many")
+    assert seen.anchors[0].replies_left == 0  # still in its window, shown with none left
+    assert seen.next_send.route is NextRoute.UNDELIVERABLE and agrees(seen, plan)
+
+
+async def test_2023_counts_the_monthly_quota_and_says_when_it_opens_again(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock, platform_mode="2023")
+    for sent in range(DEFAULTS.monthly_proactive_limit):
+        seen, plan = await looked_then_sent(book, f"p{sent}")
+        assert seen.proactive.used == sent and seen.proactive.period == "month"
+        assert f"{DEFAULTS.monthly_proactive_limit - sent} of 4 this month left" in seen.next_send.why
+        assert agrees(seen, plan)
+        assert await book.begin_proactive(f"p{sent}", 0, ALICE) is None  # the send is made
+
+    seen, plan = await looked_then_sent(book, "p-over")
+    assert seen.next_send.route is NextRoute.UNDELIVERABLE and agrees(seen, plan)
+    # 1 August, 00:00 in Beijing.
+    assert seen.proactive.next_allowed_at == datetime(2026, 7, 31, 16, 0, tzinfo=UTC)
+
+
+async def test_a_used_up_rate_is_a_wait_with_the_time_it_opens(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock, proactive_per_target_per_minute=1)
+    first = await book.reserve("p0", 0, ALICE, None)
+    assert isinstance(first, Route) and await book.begin_proactive("p0", 0, ALICE) is None
+
+    seen = await book.reach(ALICE)
+
+    assert seen.next_send.route is NextRoute.WAIT and "per minute" in seen.next_send.why
+    assert seen.proactive.next_allowed_at == START + timedelta(seconds=62)
+    assert (seen.proactive.used, seen.proactive.limit) == (1, DEFAULTS.proactive_per_target_per_day)
+
+
+async def test_a_refusal_by_the_target_is_shown_with_its_reason(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock)
+    await book.record(RelationEvent(kind=RelationKind.PROACTIVE_REFUSED, target=ALICE, occurred_at=START))
+    seen, plan = await looked_then_sent(book, "p0")
+    assert seen.proactive.permission is Permission.REFUSED
+    assert seen.proactive.reason == "the target turned proactive messages off"
+    assert seen.next_send.route is NextRoute.UNDELIVERABLE and agrees(seen, plan)
+
+
+async def test_an_event_anchor_is_used_after_the_message_anchors(db: Database) -> None:
+    from herald.core.events import Interaction
+
+    clock = VirtualClock(START)
+    book = ledger(db, clock)
+    await book.record(Interaction(target=ALICE, interaction_id="i1", occurred_at=START, event_id="EV:1"))
+    await book.record(message(ALICE, "m1", START))
+    kinds = []
+    for sent in range(DEFAULTS.c2c_reply_limit + 1):
+        seen, plan = await looked_then_sent(book, f"i{sent}")
+        assert agrees(seen, plan)
+        kinds.append(seen.next_send.route)
+    assert kinds == [NextRoute.PASSIVE] * 4 + [NextRoute.EVENT]
+    assert {a.kind for a in seen.anchors} == {"message", "event"}
