@@ -13,7 +13,8 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
-from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
+from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
+from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.console import ConsoleServer, Operations, Probes
@@ -28,6 +29,7 @@ from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
+from herald.store.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Herald:
         self.plugins = Plugins()
         self.metrics = Metrics()
         self.console: ConsoleServer | None = None
+        self.agent_settings: AgentSettings | None = None
         self.model_description = ""
         self.started = False
 
@@ -136,10 +139,15 @@ class Herald:
             # Connects in the background: tools appear when it is up; a call meanwhile waits for it.
             server.start()
         sources: list[ToolSource] = [*self.mcp_servers, self.plugins]
+        # What operators change in the console; the agent reads it every turn.
+        stored = SettingsStore(self.db, self.clock, AGENT_SETTING_KEYS)
+        await stored.load()
+        self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
+        toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
         runner = AgentRunner(
             model=model,
             turns=self.turns,
-            toolbox=Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources)),
+            toolbox=toolbox,
             sender=self.outbox,
             clock=self.clock,
             config=config.agent,
@@ -149,6 +157,7 @@ class Herald:
             if self._model_handle is not None
             else config.llm.timeout_s,
             health=self.model_health,
+            agent_settings=agent_settings,
         )
         commands = Commands(
             jobs=self.jobs,
@@ -186,6 +195,9 @@ class Herald:
                 retry_for_s=config.delivery.retry_for_s,
                 timezone=config.agent.timezone,
                 components=self._components,
+                config=config,
+                agent_settings=agent_settings,
+                tools=lambda: [tool.name for tool in toolbox.definitions],
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()
