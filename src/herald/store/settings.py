@@ -48,7 +48,7 @@ class SettingsStore:
             rows = await session.execute(
                 select(ConsoleSetting.key, ConsoleSetting.value).where(ConsoleSetting.key.in_(self.keys))
             )
-            self._values = {key: value for key, value in rows.tuples()}
+            self._values = {key: value for key, value in rows.all()}
 
     def get(self, key: str) -> str | None:
         """The operator's value, or None when the configuration's applies."""
