@@ -13,7 +13,8 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
-from herald.agent import AgentRunner, ModelHealth, Toolbox, TurnStore
+from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
+from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
@@ -29,6 +30,7 @@ from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
+from herald.store.settings import SettingsStore
 from herald.telemetry import Tracing, start_tracing
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class Herald:
         self.changes = ChangeFeed()
         self.tracing = Tracing()
         self.console: ConsoleServer | None = None
+        self.agent_settings: AgentSettings | None = None
         self.model_description = ""
         self.started = False
 
@@ -145,10 +148,15 @@ class Herald:
             # Connects in the background: tools appear when it is up; a call meanwhile waits for it.
             server.start()
         sources: list[ToolSource] = [*self.mcp_servers, self.plugins]
+        # What operators change in the console; the agent reads it every turn.
+        stored = SettingsStore(self.db, self.clock, AGENT_SETTING_KEYS)
+        await stored.load()
+        self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
+        toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
         runner = AgentRunner(
             model=model,
             turns=self.turns,
-            toolbox=Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources)),
+            toolbox=toolbox,
             sender=self.outbox,
             clock=self.clock,
             config=config.agent,
@@ -160,6 +168,7 @@ class Herald:
             health=self.model_health,
             tracer=self.tracing.tracer,
             instrumentation=self.tracing.instrumentation,
+            agent_settings=agent_settings,
         )
         commands = Commands(
             jobs=self.jobs,
@@ -201,6 +210,9 @@ class Herald:
                 components=self._components,
                 changes=self.changes,
                 reach=self.platform.reach,
+                config=config,
+                agent_settings=agent_settings,
+                tools=lambda: [tool.name for tool in toolbox.definitions],
             )
             self.console = ConsoleServer(config.console, self.metrics, self._probes(), operations)
             await self.console.start()

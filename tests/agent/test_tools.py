@@ -199,3 +199,16 @@ async def test_thirty_creates_in_one_response_stop_at_the_cap(db_url: str) -> No
         refused = [r for r in script.results[:30] if "limit 20" in r]
         assert (len(created), len(refused)) == (20, 10)
         assert len(script.results[30].splitlines()) == 20
+
+
+async def test_a_tool_the_operator_disabled_is_neither_offered_nor_run(db_url: str) -> None:
+    script = Calls({"go": [[("send_message_to_user", {"text": "should not be sent"})]]})
+    async with harness(db_url, script) as h:
+        assert h.herald is not None and h.herald.agent_settings is not None
+        known = [tool.name for tool in TOOL_DEFINITIONS]
+        await h.herald.agent_settings.set_enabled_tools(["future_task"], known, "console 127.0.0.1")
+        await h.user_says("kim", "go")  # the model calls it anyway, as if it remembered it
+        entries = await h.wait_delivered("c2c", "kim", 1)
+        assert [e["content"] for e in entries] == ["ok go"]
+        assert "send_message_to_user" not in script.offered[0] and "future_task" in script.offered[0]
+        assert "disabled by the operator" in script.results[0]

@@ -73,11 +73,15 @@ class Script:
     def __init__(self) -> None:
         self.calls: list[str] = []  # the user text of the turn, per model request
         self.results: list[str] = []  # every tool result the model was shown
+        self.instructions: list[str | None] = []  # the system prompt (with the turn's facts), per request
+        self.offered: list[list[str]] = []  # the names of the tools offered, per request
         self.model = FunctionModel(self.respond)
 
     async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         text = last_user_text(messages)
         self.calls.append(text)
+        self.instructions.append(info.instructions)
+        self.offered.append([tool.name for tool in info.function_tools])
         results = tool_results(messages[-1])
         self.results.extend(results)
         if results:

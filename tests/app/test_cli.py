@@ -1,4 +1,5 @@
-"""The operator's commands: `herald run` refuses a config without [qq]; `herald jobs list|cancel`."""
+"""The operator's commands: `herald run` refuses a config without [qq]; `herald jobs list|cancel`;
+`herald console audit`."""
 
 from __future__ import annotations
 
@@ -132,3 +133,36 @@ def test_the_demo_keeps_the_emulator_state_next_to_its_database(tmp_path: Path) 
     assert demo_sim_state(elsewhere) == tmp_path / "x" / "demo-sim.json"
     postgres = HeraldConfig(storage=StorageConfig(url="postgresql+asyncpg://u@127.0.0.1/test"))
     assert demo_sim_state(postgres) == Path("data/demo-sim.json")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_console_audit_prints_the_changes_newest_first(cli: CliRunner, db_url: str, tmp_path: Path) -> None:
+    import herald.cli.console  # noqa: F401  (registers the command)
+    from herald.agent.settings import KEYS, SYSTEM_PROMPT, AgentSettings
+    from herald.config import AgentConfig
+    from herald.store.settings import SettingsStore
+
+    config = tmp_path / "herald.toml"
+    config.write_text(f'[storage]\nurl = "{db_url}"\n[agent]\ntimezone = "UTC"\n', encoding="utf-8")
+
+    async def change(edit: bool) -> None:
+        db = Database(db_url)
+        await db.migrate()
+        try:
+            agent = AgentSettings(AgentConfig(), SettingsStore(db, SystemClock(), KEYS))
+            if edit:
+                await agent.set_system_prompt("You are a pirate. " * 10, "console 10.1.2.3")
+                await agent.reset(SYSTEM_PROMPT, "api-token")
+        finally:
+            await db.dispose()
+
+    asyncio.run(change(edit=False))
+    empty = cli.invoke(app, ["console", "audit", "--config", str(config)])
+    asyncio.run(change(edit=True))
+    result = cli.invoke(app, ["console", "audit", "--config", str(config)])
+    assert empty.exit_code == 0 and "no settings changed yet" in empty.output
+    assert result.exit_code == 0, result.output
+    newest, oldest = result.output.splitlines()
+    assert "api-token  agent.system_prompt: You are a pirate." in newest
+    assert newest.endswith("… → (configured value)")
+    assert "console 10.1.2.3  agent.system_prompt: (configured value) → You are a pirate." in oldest

@@ -2,6 +2,7 @@
 
 from herald.agent.health import ModelHealth
 from herald.agent.runner import AgentRunner
+from herald.agent.settings import AgentSettings, SettingError
 from herald.agent.tools import FUTURE_TASK, SEND_MESSAGE, TOOL_DEFINITIONS, Sender, Toolbox, ToolContext
 from herald.agent.turns import Turn, TurnStore
 
@@ -10,8 +11,10 @@ __all__ = [
     "SEND_MESSAGE",
     "TOOL_DEFINITIONS",
     "AgentRunner",
+    "AgentSettings",
     "ModelHealth",
     "Sender",
+    "SettingError",
     "ToolContext",
     "Toolbox",
     "Turn",

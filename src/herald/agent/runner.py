@@ -31,6 +31,7 @@ from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
 from herald.agent.prompt import instructions
+from herald.agent.settings import AgentSettings
 from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult, outcome_unknown
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig
@@ -95,7 +96,10 @@ class AgentRunner:
         health: ModelHealth | None = None,
         tracer: trace.Tracer | None = None,
         instrumentation: InstrumentationSettings | None = None,
+        agent_settings: AgentSettings | None = None,
     ) -> None:
+        """`agent_settings`: the prompt and tools an operator may change while Herald runs (default:
+        `config`'s, fixed)."""
         self.model = model
         self.tracer = tracer or trace.NoOpTracer()
         self.instrumentation = instrumentation
@@ -108,12 +112,13 @@ class AgentRunner:
         self.settings = settings
         self.timeout_s = timeout_s
         self.offer_tools = offer_tools
+        self.agent_settings = agent_settings or AgentSettings(config)
 
     @property
     def parameters(self) -> ModelRequestParameters:
-        """Asked per request: external tools come and go with their servers."""
+        """Asked per request: external tools come and go with their servers, operators disable some."""
         return ModelRequestParameters(
-            function_tools=self.toolbox.definitions if self.offer_tools else [], allow_text_output=True
+            function_tools=self.toolbox.offered if self.offer_tools else [], allow_text_output=True
         )
 
     async def run(self, turn: Turn) -> None:
@@ -191,7 +196,7 @@ class AgentRunner:
         last = messages[-1]
         assert isinstance(last, ModelRequest)
         prompt = instructions(
-            self.config.system_prompt, context.target, self.clock.now(), self.config.timezone
+            self.agent_settings.system_prompt, context.target, self.clock.now(), self.config.timezone
         )
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:

@@ -27,6 +27,7 @@ from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
 from herald.agent.clean import storable
+from herald.agent.settings import AgentSettings
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError, describe_job
 from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
@@ -121,12 +122,18 @@ OUTCOME_UNKNOWN = (
 
 class Toolbox:
     def __init__(
-        self, sender: Sender, jobs: JobBook, clock: Clock, external: ExternalTools | None = None
+        self,
+        sender: Sender,
+        jobs: JobBook,
+        clock: Clock,
+        external: ExternalTools | None = None,
+        settings: AgentSettings | None = None,
     ) -> None:
         self.sender = sender
         self.jobs = jobs
         self.clock = clock
         self.external = external or ExternalTools()
+        self.settings = settings
 
     @property
     def definitions(self) -> list[ToolDefinition]:
@@ -134,6 +141,16 @@ class Toolbox:
         builtin = {tool.name for tool in TOOL_DEFINITIONS}
         extra = [d for d in self.external.definitions() if d.name not in builtin]
         return [*TOOL_DEFINITIONS, *extra]
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        return self.settings.disabled_tools if self.settings is not None else frozenset()
+
+    @property
+    def offered(self) -> list[ToolDefinition]:
+        """The tools the model is offered: all of them but those an operator disabled."""
+        disabled = self.disabled
+        return [d for d in self.definitions if d.name not in disabled]
 
     def is_rerun_safe(self, call: ToolCallPart) -> bool:
         """May this call run again after a crash in the middle of it? Built-ins are keyed (above)."""
@@ -143,6 +160,9 @@ class Toolbox:
 
     async def begin(self, call: ToolCallPart, context: ToolContext, key: str) -> Finisher:
         """Start one call (in call order); the result is the awaitable that finishes it."""
+        if call.tool_name in self.disabled:
+            # A model may still call it: it saw the tool in an earlier turn of the conversation.
+            return _ready(_retry(call, f"tool {call.tool_name!r} is disabled by the operator; do without it"))
         try:
             if call.tool_name == SEND_MESSAGE:
                 send_args = SendMessageArgs.model_validate(call.args_as_dict())
@@ -159,7 +179,7 @@ class Toolbox:
         except ValueError as exc:  # args that are not JSON
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
         if not self.external.claims(call.tool_name):
-            available = ", ".join(d.name for d in self.definitions)
+            available = ", ".join(d.name for d in self.offered)
             return _ready(_retry(call, f"unknown tool {call.tool_name!r}; available: {available}"))
         try:
             args = call.args_as_dict()

@@ -1,6 +1,8 @@
 """The operator's pages: sign in, the conversations (each turn with its model steps, tool calls,
 tokens and the deliveries it produced), the outbox (every item's route, anchor, msg_seq, attempts,
-code and reason; retry what failed) and the jobs (cancel one). Server-rendered (Jinja2).
+code and reason; retry what failed), the jobs (cancel one) and the settings (the effective
+configuration, secrets masked; the system prompt and the enabled tools edited, every change
+audited). Server-rendered (Jinja2).
 
 Every page needs a signed-in session; every change needs the session's CSRF token, or the API
 token (`Authorization: Bearer`) for scripts.
@@ -9,6 +11,7 @@ token (`Authorization: Bearer`) for scripts.
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,9 +24,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from herald.agent.settings import (
+    DISABLED_TOOLS,
+    MAX_PROMPT_CHARS,
+    SYSTEM_PROMPT,
+    AgentSettings,
+    SettingError,
+)
 from herald.changes import ChangeFeed
+from herald.config import HeraldConfig
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
 from herald.console.conversations import conversation, errors_by_code, recent_conversations
+from herald.console.settings import effective_config, shorten
 from herald.core.clock import Clock
 from herald.core.jobs import JobBook, JobError
 from herald.core.platform import Reach
@@ -32,6 +44,7 @@ from herald.delivery.codec import load_segments
 from herald.delivery.inspect import RETRYABLE, cancel, list_items, retry
 from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
 from herald.store import Database
+from herald.store.settings import recent_changes
 
 _templates = Environment(loader=PackageLoader("herald.console", "templates"), autoescape=select_autoescape())
 Handler = Callable[[Request], Awaitable[Response]]
@@ -48,6 +61,11 @@ class Operations:
     timezone: str
     # (component, ok, detail) for the health page: transport, model, MCP servers, plugins.
     components: Callable[[], list[tuple[str, bool, str]]] = lambda: []
+    # The settings page: the configuration Herald started with, the values operators change, and
+    # the names of every tool the agent has right now (its own, MCP servers', plugins').
+    config: HeraldConfig | None = None
+    agent_settings: AgentSettings | None = None
+    tools: Callable[[], list[str]] = lambda: []
     changes: ChangeFeed = field(default_factory=ChangeFeed)
     # The platform's reply ledger for one conversation (`Platform.reach`); None: no platform.
     reach: Callable[[Target], Awaitable[Reach]] | None = None
@@ -93,6 +111,10 @@ class Pages:
             Route("/live", self.pages(self.live)),
             Route("/conversations/{key:path}", self.pages(self.conversation)),
             Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
+            Route("/settings", self.pages(self.settings)),
+            Route("/settings/prompt", self.changes(self.change_prompt), methods=["POST"]),
+            Route("/settings/tools", self.changes(self.change_tools), methods=["POST"]),
+            Route("/settings/reset", self.changes(self.reset_setting), methods=["POST"]),
         ]
 
     # --- access ---------------------------------------------------------------------------
@@ -125,6 +147,12 @@ class Pages:
             return await handler(request)
 
         return change
+
+    def _actor(self, request: Request) -> str:
+        """Who made a change, for the audit."""
+        if self._bearer(request):
+            return "api-token"
+        return f"console {request.client.host if request.client else '?'}"
 
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         lang = _language(request)
@@ -363,3 +391,82 @@ class Pages:
         except JobError as exc:
             request.session["notice"] = f"cannot cancel {job_id}: {exc}"
         return RedirectResponse("/jobs", status_code=303)
+
+    # --- settings -------------------------------------------------------------------------
+
+    def _known_tools(self, agent: AgentSettings) -> list[str]:
+        """Every tool the agent has now, and those disabled whose source is down right now."""
+        return sorted({*self.ops.tools(), *agent.disabled_tools})
+
+    async def settings(
+        self, request: Request, status: int = 200, error: str | None = None, draft: str | None = None
+    ) -> Response:
+        agent = self.ops.agent_settings
+        sections = effective_config(self.ops.config, agent, os.environ) if self.ops.config is not None else []
+        audit = [
+            {
+                "when": self._when(entry.at),
+                "actor": entry.actor,
+                "key": entry.key,
+                "old": shorten(entry.old_value),
+                "new": shorten(entry.new_value),
+            }
+            for entry in await recent_changes(self.ops.db, limit=50)
+        ]
+        tools = []
+        if agent is not None:
+            disabled = agent.disabled_tools
+            tools = [{"name": name, "enabled": name not in disabled} for name in self._known_tools(agent)]
+        return self.render(
+            request,
+            "settings.html",
+            status,
+            title="settings",
+            error=error,
+            sections=sections,
+            editable=agent is not None and agent.store is not None,
+            prompt=draft if draft is not None else (agent.system_prompt if agent is not None else ""),
+            prompt_overridden=agent is not None and agent.overridden(SYSTEM_PROMPT),
+            tools_overridden=agent is not None and agent.overridden(DISABLED_TOOLS),
+            max_prompt=MAX_PROMPT_CHARS,
+            tools=tools,
+            audit=audit,
+            prompt_key=SYSTEM_PROMPT,
+            tools_key=DISABLED_TOOLS,
+        )
+
+    async def change_prompt(self, request: Request) -> Response:
+        form = await request.form()
+        text = str(form.get("system_prompt") or "")
+        try:
+            changed = await self._agent().set_system_prompt(text, self._actor(request))
+        except SettingError as exc:
+            return await self.settings(request, 400, error=str(exc), draft=text)
+        request.session["notice"] = "system prompt saved" if changed else "system prompt unchanged"
+        return RedirectResponse("/settings", status_code=303)
+
+    async def change_tools(self, request: Request) -> Response:
+        form = await request.form()
+        enabled = [str(name) for name in form.getlist("tools")]
+        agent = self._agent()
+        try:
+            changed = await agent.set_enabled_tools(enabled, self._known_tools(agent), self._actor(request))
+        except SettingError as exc:
+            return await self.settings(request, 400, error=str(exc))
+        request.session["notice"] = "tools saved" if changed else "tools unchanged"
+        return RedirectResponse("/settings", status_code=303)
+
+    async def reset_setting(self, request: Request) -> Response:
+        form = await request.form()
+        key = str(form.get("key") or "")
+        try:
+            changed = await self._agent().reset(key, self._actor(request))
+        except SettingError as exc:
+            return await self.settings(request, 400, error=str(exc))
+        request.session["notice"] = f"{key} reset to the configured value" if changed else f"{key} unchanged"
+        return RedirectResponse("/settings", status_code=303)
+
+    def _agent(self) -> AgentSettings:
+        if self.ops.agent_settings is None:
+            raise RuntimeError("the console was started without the agent's settings")
+        return self.ops.agent_settings
