@@ -78,7 +78,7 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
                 assert await page.locator("tr.job").count() == 1
                 await page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
                 await page.click("tr.job button.cancel")
-                await page.wait_for_selector("text=cancelled")
+                await page.wait_for_selector("text=已取消")
                 jobs_left = await page.locator("tr.job").count()
             finally:
                 await browser.close()

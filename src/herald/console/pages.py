@@ -1,6 +1,7 @@
 """The operator's pages: sign in, the conversations (each turn with its model steps, tool calls,
 tokens and the deliveries it produced), the outbox (every item's route, anchor, msg_seq, attempts,
-code and reason; retry what failed) and the jobs (cancel one). Server-rendered (Jinja2).
+code and reason; retry what failed) and the jobs (each with its next firings and its past runs
+with their deliveries; pause, resume, run now, cancel). Server-rendered (Jinja2).
 
 Every page needs a signed-in session; every change needs the session's CSRF token, or the API
 token (`Authorization: Bearer`) for scripts.
@@ -22,9 +23,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
-from herald.console.conversations import conversation, errors_by_code, recent_conversations
+from herald.console.conversations import conversation, errors_by_code, job_runs, recent_conversations
 from herald.core.clock import Clock
-from herald.core.jobs import JobBook, JobError
+from herald.core.jobs import Job, JobBook, JobError, next_firings
 from herald.delivery.codec import load_segments
 from herald.delivery.inspect import RETRYABLE, list_items, retry
 from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
@@ -32,6 +33,7 @@ from herald.store import Database
 
 _templates = Environment(loader=PackageLoader("herald.console", "templates"), autoescape=select_autoescape())
 Handler = Callable[[Request], Awaitable[Response]]
+CANCELLED = "cancelled by the operator (console)"  # the end reason of a job cancelled here
 
 
 @dataclass
@@ -70,10 +72,14 @@ class Pages:
             Route("/outbox", self.pages(self.outbox)),
             Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
             Route("/jobs", self.pages(self.job_list)),
+            Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
+            Route("/jobs/pause", self.changes(self.pause), methods=["POST"]),
+            Route("/jobs/resume", self.changes(self.resume), methods=["POST"]),
+            Route("/jobs/run", self.changes(self.run_now), methods=["POST"]),
+            Route("/jobs/{id}", self.pages(self.job_page)),
             Route("/conversations", self.pages(self.conversations)),
             Route("/health", self.pages(self.health)),
             Route("/conversations/{key:path}", self.pages(self.conversation)),
-            Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
         ]
 
     # --- access ---------------------------------------------------------------------------
@@ -124,6 +130,11 @@ class Pages:
             **values,
         )
         return HTMLResponse(html, status_code=status)
+
+    @staticmethod
+    def notify(request: Request, en: str, zh: str) -> None:
+        """Show a notice on the next page, in the operator's language."""
+        request.session["notice"] = zh if _language(request) == "zh" else en
 
     # --- pages ----------------------------------------------------------------------------
 
@@ -201,23 +212,50 @@ class Pages:
         request.session["notice"] = f"retrying {len(done)} of {len(ids)} item(s)"
         return RedirectResponse("/outbox", status_code=303)
 
+    def _job_view(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "name": job.name,
+            "conversation": job.conversation,
+            "schedule": job.schedule.describe(),
+            "action": f"send {job.text!r}" if job.action == "send" else job.note,
+            "firings": [self._when(moment) for moment in next_firings(job)],
+            "state": "ended" if not job.active else "paused" if job.paused else "active",
+            "reason": job.end_reason if not job.active else job.pause_reason,
+            "since": self._when(job.paused_at) if job.paused_at and job.active else None,
+            "runs": job.runs,
+            "last_run": self._when(job.last_run_at) if job.last_run_at else None,
+        }
+
     async def job_list(self, request: Request) -> Response:
-        jobs = [
-            {
-                "id": job.id,
-                "name": job.name,
-                "conversation": job.conversation,
-                "schedule": job.schedule.describe(),
-                "next_run": (
-                    f"{job.next_run_at.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
-                    if job.next_run_at
-                    else "—"
-                ),
-                "runs": job.runs,
-            }
-            for job in await self.ops.jobs.list_jobs()
-        ]
-        return self.render(request, "jobs.html", title="jobs", jobs=jobs)
+        every = await self.ops.jobs.list_jobs(include_ended=True)
+        ended = sorted((job for job in every if not job.active), key=lambda job: job.created_at)[-20:]
+        return self.render(
+            request,
+            "jobs.html",
+            title="jobs",
+            jobs=[self._job_view(job) for job in every if job.active],
+            ended=[self._job_view(job) for job in reversed(ended)],
+            back="/jobs",
+        )
+
+    async def job_page(self, request: Request) -> Response:
+        job = await self.ops.jobs.get(request.path_params["id"])
+        if job is None:
+            missing = "没有这个任务。" if _language(request) == "zh" else "No such job."
+            return self.render(
+                request, "job.html", 404, title="job", job=None, runs=[], error=missing, back="/jobs"
+            )
+        runs = await job_runs(self.ops.db, job.id, job.conversation)
+        return self.render(
+            request,
+            "job.html",
+            title=f"job {job.id}",
+            job=self._job_view(job),
+            runs=runs,
+            when=self._when,
+            back=f"/jobs/{job.id}",
+        )
 
     def _when(self, moment: datetime) -> str:
         return f"{moment.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
@@ -245,12 +283,47 @@ class Pages:
             request, "health.html", title="health", components=components, errors=errors, when=self._when
         )
 
-    async def cancel(self, request: Request) -> Response:
+    async def _job_change(
+        self, request: Request, change: Callable[[str, str], Awaitable[Job]], done: tuple[str, str]
+    ) -> Response:
+        """Apply one change to the form's job; back to the page the form was on, with a notice."""
         form = await request.form()
         job_id = str(form.get("id") or "")
+        back = str(form.get("back") or "/jobs")
+        if not back.startswith("/jobs"):
+            back = "/jobs"
         try:
-            job = await self.ops.jobs.end(job_id, reason="cancelled by the operator (console)")
-            request.session["notice"] = f"cancelled {job.id} ({job.name})"
+            job = await change(job_id, str(form.get("reason") or "").strip())
         except JobError as exc:
-            request.session["notice"] = f"cannot cancel {job_id}: {exc}"
-        return RedirectResponse("/jobs", status_code=303)
+            self.notify(request, f"job {job_id}: {exc}", f"任务 {job_id}：{exc}")
+        else:
+            # Resuming a one-shot whose time passed ends it: say so rather than "resumed".
+            state = f" · {job.state}" if not job.active and job.end_reason != CANCELLED else ""
+            self.notify(
+                request, f"{done[0]} {job.id} ({job.name}){state}", f"{done[1]} {job.id}（{job.name}）{state}"
+            )
+        return RedirectResponse(back, status_code=303)
+
+    async def cancel(self, request: Request) -> Response:
+        async def end(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.end(job_id, reason=CANCELLED)
+
+        return await self._job_change(request, end, ("cancelled", "已取消"))
+
+    async def pause(self, request: Request) -> Response:
+        async def pause(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.pause(job_id, reason=reason or "paused by the operator (console)")
+
+        return await self._job_change(request, pause, ("paused", "已暂停"))
+
+    async def resume(self, request: Request) -> Response:
+        async def resume(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.resume(job_id)
+
+        return await self._job_change(request, resume, ("resumed", "已恢复"))
+
+    async def run_now(self, request: Request) -> Response:
+        async def run(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.run_now(job_id)
+
+        return await self._job_change(request, run, ("running now:", "正在立即运行"))
