@@ -312,7 +312,7 @@ class Pages:
 
     async def pause(self, request: Request) -> Response:
         async def pause(job_id: str, reason: str) -> Job:
-            return await self.ops.jobs.pause(job_id, reason=reason or "paused by the operator (console)")
+            return await self.ops.jobs.pause(job_id, reason=reason or "from the console")
 
         return await self._job_change(request, pause, ("paused", "已暂停"))
 
