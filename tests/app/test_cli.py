@@ -1,5 +1,5 @@
-"""The operator's commands: `herald run` refuses a config without [qq]; `herald jobs list|cancel`;
-`herald console audit`."""
+"""The operator's commands: `herald run` refuses a config without [qq]; `herald jobs
+list|pause|resume|run|cancel`; `herald console audit`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,48 @@ def test_jobs_list_and_cancel(cli: CliRunner, tmp_path: Path) -> None:
     assert job_id not in cli.invoke(app, ["jobs", "list", "--config", str(config)]).output
     again = cli.invoke(app, ["jobs", "cancel", job_id, "--config", str(config)])
     assert again.exit_code != 0
+
+
+def test_jobs_pause_resume_and_run(cli: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}"
+    config = tmp_path / "herald.toml"
+    config.write_text(f'[storage]\nurl = "{url}"\n', encoding="utf-8")
+
+    async def make() -> str:
+        db = Database(url)
+        await db.migrate()
+        try:
+            job = await JobStore(db, SystemClock()).create(
+                conversation="c2c:u1",
+                creator_id=None,
+                name="digest",
+                schedule=cron_schedule("0 8 * * *", "UTC"),
+            )
+        finally:
+            await db.dispose()
+        return job.id
+
+    job_id = asyncio.run(make())
+
+    def jobs(*args: str) -> tuple[int, str]:
+        result = cli.invoke(app, ["jobs", *args, "--config", str(config)], env={"COLUMNS": "200"})
+        return result.exit_code, result.output
+
+    paused = jobs("pause", job_id, "--reason", "holiday")
+    listed = jobs("list")
+    paused_again = jobs("pause", job_id)
+    refused_run = jobs("run", job_id)
+    resumed = jobs("resume", job_id)
+    ran = jobs("run", job_id)
+    unknown = jobs("resume", "nope")
+
+    assert paused == (0, f"paused {job_id} (digest) in c2c:u1: paused (holiday)\n")
+    assert "paused (holiday)" in listed[1]
+    assert paused_again[0] != 0 and "already paused (holiday)" in paused_again[1]
+    assert refused_run[0] != 0 and "resume it first" in refused_run[1]
+    assert resumed[0] == 0 and f"resumed {job_id} (digest); next run" in resumed[1]
+    assert ran[0] == 0 and "runs now" in ran[1]
+    assert unknown[0] != 0 and "no job 'nope'" in unknown[1]
 
 
 def test_jobs_and_outbox_find_the_demos_database_without_config(

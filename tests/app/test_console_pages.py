@@ -75,14 +75,14 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
 
                 await failed.locator('input[type="checkbox"]').check()
                 await page.click("#retry")
-                await page.wait_for_selector("text=retrying 1 of 1")
+                await page.wait_for_selector("text=正在重试 1/1 条")
                 await h.advance_until_delivered("c2c", "op1", 4)  # the outbox's poll sends it
 
                 await page.goto(f"{base}/jobs")
                 assert await page.locator("tr.job").count() == 1
                 await page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
                 await page.click("tr.job button.cancel")
-                await page.wait_for_selector("text=cancelled")
+                await page.wait_for_selector("text=已取消")
                 jobs_left = await page.locator("tr.job").count()
             finally:
                 await browser.close()

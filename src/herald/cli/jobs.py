@@ -1,9 +1,12 @@
-"""`herald jobs list|cancel`: the operator's view of scheduled jobs, straight from the store."""
+"""`herald jobs list|pause|resume|run|cancel`: the operator's view of scheduled jobs, straight from
+the store. A running Herald sees each change at its scheduler's next look (at most five minutes;
+the console's buttons wake it at once)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,7 +17,12 @@ from herald.cli.run import ConfigOption, load_or_exit
 from herald.cli.storage import storage_url
 from herald.config import HeraldConfig
 
-jobs_app = typer.Typer(help="List or cancel scheduled jobs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from herald.core.jobs import Job
+    from herald.scheduler import JobStore
+
+jobs_app = typer.Typer(help="List, pause, resume, run or cancel scheduled jobs.", no_args_is_help=True)
+JobId = Annotated[str, typer.Argument(help="The job id (see `herald jobs list`).")]
 app.add_typer(jobs_app, name="jobs")
 
 
@@ -38,7 +46,7 @@ async def _list(url: str, settings: HeraldConfig, conversation: str | None, incl
     for job in jobs:
         following = f"{job.next_run_at.astimezone(zone):%Y-%m-%d %H:%M:%S}" if job.next_run_at else "-"
         action = f"send {job.text!r}" if job.action == "send" else f"agent: {job.note}"
-        state = "active" if job.active else (job.end_reason or "ended")
+        state = job.state
         table.add_row(
             job.id,
             job.conversation,
@@ -64,7 +72,7 @@ def list_jobs(
     Console().print(asyncio.run(_list(url, settings, conversation, all_jobs)))
 
 
-async def _cancel(url: str, job_id: str) -> str:
+async def _change(url: str, change: Callable[[JobStore], Awaitable[Job]], said: Callable[[Job], str]) -> str:
     from herald.core.clock import SystemClock
     from herald.scheduler import JobError, JobStore
     from herald.store import Database
@@ -72,19 +80,67 @@ async def _cancel(url: str, job_id: str) -> str:
     db = Database(url)
     try:
         await db.migrate()
-        job = await JobStore(db, SystemClock()).end(job_id, reason="cancelled")
-        return f"cancelled {job.id} ({job.name}) in {job.conversation}"
+        return said(await change(JobStore(db, SystemClock())))
     except JobError as exc:
         raise typer.BadParameter(str(exc), param_hint="JOB_ID") from None
     finally:
         await db.dispose()
 
 
-@jobs_app.command("cancel")
-def cancel(
-    job_id: Annotated[str, typer.Argument(help="The job id (see `herald jobs list`).")],
-    config: ConfigOption = None,
+def _apply(
+    config: ConfigOption, change: Callable[[JobStore], Awaitable[Job]], said: Callable[[Job], str]
 ) -> None:
-    """Cancel a job; a running Herald stops firing it."""
     settings = load_or_exit(config)
-    typer.echo(asyncio.run(_cancel(storage_url(settings), job_id)))
+    typer.echo(asyncio.run(_change(storage_url(settings), change, said)))
+
+
+@jobs_app.command("cancel")
+def cancel(job_id: JobId, config: ConfigOption = None) -> None:
+    """Cancel a job; a running Herald stops firing it."""
+    _apply(
+        config,
+        lambda jobs: jobs.end(job_id, reason="cancelled"),
+        lambda job: f"cancelled {job.id} ({job.name}) in {job.conversation}",
+    )
+
+
+@jobs_app.command("pause")
+def pause(
+    job_id: JobId,
+    config: ConfigOption = None,
+    reason: Annotated[
+        str, typer.Option(help="Why; shown with the job until it resumes.")
+    ] = "from the command line",
+) -> None:
+    """Pause a job: it keeps its schedule and runs but does not fire until resumed."""
+    _apply(
+        config,
+        lambda jobs: jobs.pause(job_id, reason=reason),
+        lambda job: f"paused {job.id} ({job.name}) in {job.conversation}: {job.state}",
+    )
+
+
+@jobs_app.command("resume")
+def resume(job_id: JobId, config: ConfigOption = None) -> None:
+    """Resume a paused job from its next slot; the slots it missed while paused do not fire."""
+
+    def said(job: Job) -> str:
+        if not job.active:
+            return f"{job.id} ({job.name}) {job.state}: its time passed while it was paused"
+        assert job.next_run_at is not None
+        return f"resumed {job.id} ({job.name}); next run {job.next_run_at.isoformat()}"
+
+    _apply(config, lambda jobs: jobs.resume(job_id), said)
+
+
+@jobs_app.command("run")
+def run_now(job_id: JobId, config: ConfigOption = None) -> None:
+    """Run a job once now, keeping its schedule; a running Herald fires it at its next look."""
+    _apply(
+        config,
+        lambda jobs: jobs.run_now(job_id),
+        lambda job: (
+            f"{job.id} ({job.name}) runs now: a running Herald fires it at its scheduler's next look "
+            "(within five minutes)"
+        ),
+    )

@@ -1,6 +1,7 @@
-"""What the conversations and health pages read: every conversation, newest first, and for one conversation
-its turns (what came in, the model's steps, tool calls with arguments and results, tokens) each
-with the outbox items it produced (route, anchor, msg_seq, attempts, code and reason)."""
+"""What the conversations, jobs and health pages read: every conversation, newest first, and for one
+conversation its turns (what came in, the model's steps, tool calls with arguments and results,
+tokens) each with the outbox items it produced (route, anchor, msg_seq, attempts, code and reason);
+a job's past runs with their deliveries."""
 
 from __future__ import annotations
 
@@ -90,6 +91,38 @@ def _steps(raw: str | None) -> list[Step]:
     return steps
 
 
+def _delivery(item: OutboxItem) -> Delivery:
+    seconds = (
+        (item.finished_at - item.created_at).total_seconds()
+        if item.finished_at is not None and item.state == "delivered"
+        else None
+    )
+    return Delivery(
+        item.id,
+        item.origin,
+        item.state,
+        item.mode,
+        item.anchor_id,
+        item.msg_seq,
+        item.attempts,
+        item.code,
+        item.reason,
+        _text(item.segments),
+        seconds,
+    )
+
+
+def _by_turn(items: list[OutboxItem]) -> dict[int, list[Delivery]]:
+    by_turn: dict[int, list[Delivery]] = {}
+    for item in items:
+        # Keys are `turn:<id>:...` for what a turn sent (its tools, its reply, a command's reply).
+        parts = (item.idempotency_key or "").split(":")
+        if len(parts) < 2 or parts[0] != "turn" or not parts[1].isdigit():
+            continue
+        by_turn.setdefault(int(parts[1]), []).append(_delivery(item))
+    return by_turn
+
+
 async def conversation(db: Database, key: str, limit: int = 30) -> list[TurnView]:
     """The conversation's newest turns, newest first, each with its deliveries."""
     async with db.session() as session:
@@ -108,32 +141,7 @@ async def conversation(db: Database, key: str, limit: int = 30) -> list[TurnView
                 .order_by(OutboxItem.seq)
             )
         )
-    by_turn: dict[int, list[Delivery]] = {}
-    for item in items:
-        # Keys are `turn:<id>:...` for what a turn sent (its tools, its reply, a command's reply).
-        parts = (item.idempotency_key or "").split(":")
-        if len(parts) < 2 or parts[0] != "turn" or not parts[1].isdigit():
-            continue
-        seconds = (
-            (item.finished_at - item.created_at).total_seconds()
-            if item.finished_at is not None and item.state == "delivered"
-            else None
-        )
-        by_turn.setdefault(int(parts[1]), []).append(
-            Delivery(
-                item.id,
-                item.origin,
-                item.state,
-                item.mode,
-                item.anchor_id,
-                item.msg_seq,
-                item.attempts,
-                item.code,
-                item.reason,
-                _text(item.segments),
-                seconds,
-            )
-        )
+    by_turn = _by_turn(items)
     views: list[TurnView] = []
     for turn in turns:
         seconds = (
@@ -171,3 +179,60 @@ async def errors_by_code(db: Database, limit: int = 50) -> list[tuple[int, int, 
             .limit(limit)
         )
         return [(int(code or 0), int(n), str(reason or ""), last) for code, n, reason, last in rows]
+
+
+@dataclass
+class Run:
+    """One firing of a job: the turn it woke (an agent job) or the message it sent (a send job)."""
+
+    fired_at: datetime
+    conversation: str
+    turn_id: int | None
+    outcome: str  # the turn's status, or the send's delivery state
+    error: str | None
+    deliveries: list[Delivery]
+
+
+async def job_runs(db: Database, job_id: str, conversation: str, limit: int = 20) -> list[Run]:
+    """The job's newest runs, newest first, each with its deliveries."""
+    async with db.session() as session:
+        turns = list(
+            await session.scalars(
+                select(AgentTurn)
+                .where(AgentTurn.conversation == conversation, AgentTurn.job_id == job_id)
+                .order_by(AgentTurn.id.desc())
+                .limit(limit)
+            )
+        )
+        # A send job's firing is one outbox item keyed `job:<id>:<slot>`, without a turn.
+        sends = list(
+            await session.scalars(
+                select(OutboxItem)
+                .where(OutboxItem.idempotency_key.like(f"job:{job_id}:%"))
+                .order_by(OutboxItem.seq.desc())
+                .limit(limit)
+            )
+        )
+        items: list[OutboxItem] = []
+        if turns:
+            items = list(
+                await session.scalars(
+                    select(OutboxItem)
+                    .where(
+                        OutboxItem.conversation == conversation,
+                        OutboxItem.created_at >= turns[-1].created_at,
+                        OutboxItem.idempotency_key.like("turn:%"),
+                    )
+                    .order_by(OutboxItem.seq)
+                )
+            )
+    by_turn = _by_turn(items)
+    runs = [
+        Run(turn.created_at, conversation, turn.id, turn.status, turn.error, by_turn.get(turn.id, []))
+        for turn in turns
+    ]
+    runs += [
+        Run(item.created_at, item.conversation, None, item.state, None, [_delivery(item)]) for item in sends
+    ]
+    runs.sort(key=lambda run: run.fired_at, reverse=True)
+    return runs[:limit]

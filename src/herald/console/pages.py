@@ -1,8 +1,9 @@
 """The operator's pages: sign in, the conversations (each turn with its model steps, tool calls,
 tokens and the deliveries it produced), the outbox (every item's route, anchor, msg_seq, attempts,
-code and reason; retry what failed), the jobs (cancel one) and the settings (the effective
-configuration, secrets masked; the system prompt and the enabled tools edited, every change
-audited). Server-rendered (Jinja2).
+code and reason; retry or cancel), the jobs (each with its next firings and its past runs
+with their deliveries; pause, resume, run now, cancel), the health and the settings (the
+effective configuration, secrets masked; the system prompt and the enabled tools edited, every
+change audited). Server-rendered (Jinja2); the live parts follow `/live` (server-sent events).
 
 Every page needs a signed-in session; every change needs the session's CSRF token, or the API
 token (`Authorization: Bearer`) for scripts.
@@ -34,10 +35,10 @@ from herald.agent.settings import (
 from herald.changes import ChangeFeed
 from herald.config import HeraldConfig
 from herald.console.auth import LoginLimiter, csrf_ok, load_password_hash, new_csrf_token, password_matches
-from herald.console.conversations import conversation, errors_by_code, recent_conversations
+from herald.console.conversations import conversation, errors_by_code, job_runs, recent_conversations
 from herald.console.settings import effective_config, shorten
 from herald.core.clock import Clock
-from herald.core.jobs import JobBook, JobError
+from herald.core.jobs import Job, JobBook, JobError, next_firings
 from herald.core.platform import Reach
 from herald.core.target import Target
 from herald.delivery.codec import load_segments
@@ -48,6 +49,7 @@ from herald.store.settings import recent_changes
 
 _templates = Environment(loader=PackageLoader("herald.console", "templates"), autoescape=select_autoescape())
 Handler = Callable[[Request], Awaitable[Response]]
+CANCELLED = "cancelled by the operator (console)"  # the end reason of a job cancelled here
 
 
 @dataclass
@@ -106,11 +108,15 @@ class Pages:
             Route("/outbox/retry", self.changes(self.retry), methods=["POST"]),
             Route("/outbox/cancel", self.changes(self.cancel_items), methods=["POST"]),
             Route("/jobs", self.pages(self.job_list)),
+            Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
+            Route("/jobs/pause", self.changes(self.pause), methods=["POST"]),
+            Route("/jobs/resume", self.changes(self.resume), methods=["POST"]),
+            Route("/jobs/run", self.changes(self.run_now), methods=["POST"]),
+            Route("/jobs/{id}", self.pages(self.job_page)),
             Route("/conversations", self.pages(self.conversations)),
             Route("/health", self.pages(self.health)),
             Route("/live", self.pages(self.live)),
             Route("/conversations/{key:path}", self.pages(self.conversation)),
-            Route("/jobs/cancel", self.changes(self.cancel), methods=["POST"]),
             Route("/settings", self.pages(self.settings)),
             Route("/settings/prompt", self.changes(self.change_prompt), methods=["POST"]),
             Route("/settings/tools", self.changes(self.change_tools), methods=["POST"]),
@@ -171,6 +177,11 @@ class Pages:
             **values,
         )
         return HTMLResponse(html, status_code=status)
+
+    @staticmethod
+    def notify(request: Request, en: str, zh: str) -> None:
+        """Show a notice on the next page, in the operator's language."""
+        request.session["notice"] = zh if _language(request) == "zh" else en
 
     # --- pages ----------------------------------------------------------------------------
 
@@ -257,36 +268,66 @@ class Pages:
         form = await request.form()
         ids = [str(value) for value in form.getlist("ids")]
         done = [i for i in ids if await retry(self.ops.db, i, self.ops.clock.now(), self.ops.retry_for_s)]
-        request.session["notice"] = f"retrying {len(done)} of {len(ids)} item(s)"
+        self.notify(
+            request, f"retrying {len(done)} of {len(ids)} item(s)", f"正在重试 {len(done)}/{len(ids)} 条"
+        )
         return RedirectResponse("/outbox", status_code=303)
 
     async def cancel_items(self, request: Request) -> Response:
         form = await request.form()
         ids = [str(value) for value in form.getlist("ids")]
         done = [i for i in ids if await cancel(self.ops.db, i, self.ops.clock.now())]
-        notice = f"cancelled {len(done)} of {len(ids)} item(s)"
+        en, zh = f"cancelled {len(done)} of {len(ids)} item(s)", f"已取消 {len(done)}/{len(ids)} 条"
         if len(done) < len(ids):
-            notice += " (only pending items not being sent at this moment can be cancelled)"
-        request.session["notice"] = notice
+            en += " (only pending items not being sent at this moment can be cancelled)"
+            zh += "（只能取消尚未发送、且此刻不在发送中的条目）"
+        self.notify(request, en, zh)
         return RedirectResponse("/outbox", status_code=303)
 
+    def _job_view(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "name": job.name,
+            "conversation": job.conversation,
+            "schedule": job.schedule.describe(),
+            "action": f"send {job.text!r}" if job.action == "send" else job.note,
+            "firings": [self._when(moment) for moment in next_firings(job)],
+            "state": "ended" if not job.active else "paused" if job.paused else "active",
+            "reason": job.end_reason if not job.active else job.pause_reason,
+            "since": self._when(job.paused_at) if job.paused_at and job.active else None,
+            "runs": job.runs,
+            "last_run": self._when(job.last_run_at) if job.last_run_at else None,
+        }
+
     async def job_list(self, request: Request) -> Response:
-        jobs = [
-            {
-                "id": job.id,
-                "name": job.name,
-                "conversation": job.conversation,
-                "schedule": job.schedule.describe(),
-                "next_run": (
-                    f"{job.next_run_at.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
-                    if job.next_run_at
-                    else "—"
-                ),
-                "runs": job.runs,
-            }
-            for job in await self.ops.jobs.list_jobs()
-        ]
-        return self.render(request, "jobs.html", title="jobs", jobs=jobs)
+        every = await self.ops.jobs.list_jobs(include_ended=True)
+        ended = sorted((job for job in every if not job.active), key=lambda job: job.created_at)[-20:]
+        return self.render(
+            request,
+            "jobs.html",
+            title="jobs",
+            jobs=[self._job_view(job) for job in every if job.active],
+            ended=[self._job_view(job) for job in reversed(ended)],
+            back="/jobs",
+        )
+
+    async def job_page(self, request: Request) -> Response:
+        job = await self.ops.jobs.get(request.path_params["id"])
+        if job is None:
+            missing = "没有这个任务。" if _language(request) == "zh" else "No such job."
+            return self.render(
+                request, "job.html", 404, title="job", job=None, runs=[], error=missing, back="/jobs"
+            )
+        runs = await job_runs(self.ops.db, job.id, job.conversation)
+        return self.render(
+            request,
+            "job.html",
+            title=f"job {job.id}",
+            job=self._job_view(job),
+            runs=runs,
+            when=self._when,
+            back=f"/jobs/{job.id}",
+        )
 
     def _when(self, moment: datetime) -> str:
         return f"{moment.astimezone(ZoneInfo(self.ops.timezone)):%Y-%m-%d %H:%M:%S}"
@@ -382,15 +423,50 @@ class Pages:
             request, "health.html", title="health", components=components, errors=errors, when=self._when
         )
 
-    async def cancel(self, request: Request) -> Response:
+    async def _job_change(
+        self, request: Request, change: Callable[[str, str], Awaitable[Job]], done: tuple[str, str]
+    ) -> Response:
+        """Apply one change to the form's job; back to the page the form was on, with a notice."""
         form = await request.form()
         job_id = str(form.get("id") or "")
+        back = str(form.get("back") or "/jobs")
+        if not back.startswith("/jobs"):
+            back = "/jobs"
         try:
-            job = await self.ops.jobs.end(job_id, reason="cancelled by the operator (console)")
-            request.session["notice"] = f"cancelled {job.id} ({job.name})"
+            job = await change(job_id, str(form.get("reason") or "").strip())
         except JobError as exc:
-            request.session["notice"] = f"cannot cancel {job_id}: {exc}"
-        return RedirectResponse("/jobs", status_code=303)
+            self.notify(request, f"job {job_id}: {exc}", f"任务 {job_id}：{exc}")
+        else:
+            # Resuming a one-shot whose time passed ends it: say so rather than "resumed".
+            state = f" · {job.state}" if not job.active and job.end_reason != CANCELLED else ""
+            self.notify(
+                request, f"{done[0]} {job.id} ({job.name}){state}", f"{done[1]} {job.id}（{job.name}）{state}"
+            )
+        return RedirectResponse(back, status_code=303)
+
+    async def cancel(self, request: Request) -> Response:
+        async def end(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.end(job_id, reason=CANCELLED)
+
+        return await self._job_change(request, end, ("cancelled", "已取消"))
+
+    async def pause(self, request: Request) -> Response:
+        async def pause(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.pause(job_id, reason=reason or "from the console")
+
+        return await self._job_change(request, pause, ("paused", "已暂停"))
+
+    async def resume(self, request: Request) -> Response:
+        async def resume(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.resume(job_id)
+
+        return await self._job_change(request, resume, ("resumed", "已恢复"))
+
+    async def run_now(self, request: Request) -> Response:
+        async def run(job_id: str, reason: str) -> Job:
+            return await self.ops.jobs.run_now(job_id)
+
+        return await self._job_change(request, run, ("running now:", "正在立即运行"))
 
     # --- settings -------------------------------------------------------------------------
 
@@ -442,7 +518,14 @@ class Pages:
             changed = await self._agent().set_system_prompt(text, self._actor(request))
         except SettingError as exc:
             return await self.settings(request, 400, error=str(exc), draft=text)
-        request.session["notice"] = "system prompt saved" if changed else "system prompt unchanged"
+        self.notify(
+            request,
+            *(
+                ("system prompt saved", "系统提示词已保存")
+                if changed
+                else ("system prompt unchanged", "系统提示词未变")
+            ),
+        )
         return RedirectResponse("/settings", status_code=303)
 
     async def change_tools(self, request: Request) -> Response:
@@ -453,7 +536,9 @@ class Pages:
             changed = await agent.set_enabled_tools(enabled, self._known_tools(agent), self._actor(request))
         except SettingError as exc:
             return await self.settings(request, 400, error=str(exc))
-        request.session["notice"] = "tools saved" if changed else "tools unchanged"
+        self.notify(
+            request, *(("tools saved", "工具设置已保存") if changed else ("tools unchanged", "工具设置未变"))
+        )
         return RedirectResponse("/settings", status_code=303)
 
     async def reset_setting(self, request: Request) -> Response:
@@ -463,7 +548,10 @@ class Pages:
             changed = await self._agent().reset(key, self._actor(request))
         except SettingError as exc:
             return await self.settings(request, 400, error=str(exc))
-        request.session["notice"] = f"{key} reset to the configured value" if changed else f"{key} unchanged"
+        if changed:
+            self.notify(request, f"{key} reset to the configured value", f"{key} 已恢复为配置中的值")
+        else:
+            self.notify(request, f"{key} unchanged", f"{key} 未变")
         return RedirectResponse("/settings", status_code=303)
 
     def _agent(self) -> AgentSettings:

@@ -3,7 +3,7 @@
 The job and schedule types live in core (`herald.core.jobs`, `herald.core.schedule`), where the agent
 and the commands meet them; they are re-exported here for the scheduler's own callers."""
 
-from herald.core.jobs import Job, JobBook, JobError, describe_job
+from herald.core.jobs import Job, JobBook, JobError, describe_job, next_firings
 from herald.core.schedule import (
     Schedule,
     ScheduleError,
@@ -32,6 +32,7 @@ __all__ = [
     "format_interval",
     "interval_schedule",
     "next_after",
+    "next_firings",
     "once_schedule",
     "parse_interval",
     "shortest_gap",

@@ -1,5 +1,12 @@
-"""Scheduled jobs in the store (the `JobBook` of core): create (idempotently), list, edit, end, and
-find what is due."""
+"""Scheduled jobs in the store (the `JobBook` of core): create (idempotently), list, edit, pause,
+resume, run now, end, and find what is due.
+
+A paused job keeps its row (schedule, runs) with no next slot; resuming computes the first slot
+after now, so what it missed while paused does not fire. Running a job now sets its next slot to
+this second: the scheduler fires it like any slot (the turn or outbox key `job:<id>:<slot>` makes
+a second request in the same second, or a retry after a crash, a no-op), then follows the schedule
+from there, so its regular slots are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +51,8 @@ def _job(row: AgentJob) -> Job:
         runs=row.runs,
         created_at=row.created_at,
         end_reason=row.end_reason,
+        paused_at=row.paused_at,
+        pause_reason=row.pause_reason,
     )
 
 
@@ -191,9 +200,14 @@ class JobStore:
     async def _owned(
         self, session: AsyncSession, job_id: str, conversation: str | None, creator_id: str | None
     ) -> AgentJob:
-        row = await session.get(AgentJob, job_id.strip())
-        if row is None or not row.active or (conversation is not None and row.conversation != conversation):
+        row = await session.get(AgentJob, job_id.strip(), with_for_update=True)
+        if conversation is not None and (row is None or not row.active or row.conversation != conversation):
+            # Within a conversation, say no more: other conversations' jobs are not its business.
             raise JobError(f"no active job {job_id!r} in this conversation")
+        if row is None:
+            raise JobError(f"no job {job_id!r} (see the list of jobs for their ids)")
+        if not row.active:
+            raise JobError(f"job {job_id!r} ({row.name}) has already ended ({row.end_reason or 'ended'})")
         if creator_id is not None and row.creator_id not in (None, creator_id):
             raise JobError(f"job {job_id!r} belongs to someone else")
         return row
@@ -225,7 +239,8 @@ class JobStore:
                 if following is None:
                     raise ScheduleError("that schedule never runs")
                 _apply(row, schedule)
-                row.next_run_at = following
+                if row.paused_at is None:  # a paused job gets its next slot when it resumes
+                    row.next_run_at = following
             await session.commit()
             job = _job(row)
         self._changed()
@@ -245,10 +260,68 @@ class JobStore:
         self._changed()
         return job
 
+    async def pause(
+        self, job_id: str, *, reason: str, conversation: str | None = None, creator_id: str | None = None
+    ) -> Job:
+        async with self.db.session() as session:
+            row = await self._owned(session, job_id, conversation, creator_id)
+            if row.paused_at is not None:
+                raise JobError(
+                    f"job {row.id!r} ({row.name}) is already paused ({row.pause_reason or 'paused'})"
+                )
+            row.paused_at = self.clock.now()
+            row.pause_reason = reason[:500] or None
+            row.next_run_at = None
+            await session.commit()
+            job = _job(row)
+        self._changed()
+        return job
+
+    async def resume(
+        self, job_id: str, *, conversation: str | None = None, creator_id: str | None = None
+    ) -> Job:
+        now = self.clock.now()
+        async with self.db.session() as session:
+            row = await self._owned(session, job_id, conversation, creator_id)
+            if row.paused_at is None:
+                raise JobError(f"job {row.id!r} ({row.name}) is not paused")
+            row.paused_at = None
+            row.pause_reason = None
+            try:
+                row.next_run_at = next_after(_job(row).schedule, now)
+            except ScheduleError as exc:
+                raise JobError(f"job {row.id!r} ({row.name}) cannot resume: {exc}") from None
+            if row.next_run_at is None:
+                # A one-shot whose time passed while it was paused: nothing is left to fire.
+                row.active = False
+                row.ended_at = now
+                row.end_reason = "missed while paused"
+            await session.commit()
+            job = _job(row)
+        self._changed()
+        return job
+
+    async def run_now(
+        self, job_id: str, *, conversation: str | None = None, creator_id: str | None = None
+    ) -> Job:
+        slot = self.clock.now().replace(microsecond=0)
+        async with self.db.session() as session:
+            row = await self._owned(session, job_id, conversation, creator_id)
+            if row.paused_at is not None:
+                raise JobError(
+                    f"job {row.id!r} ({row.name}) is paused ({row.pause_reason or 'paused'}); resume it first"
+                )
+            if row.last_run_at != slot:  # else this second's run has fired already
+                row.next_run_at = slot if row.next_run_at is None else min(row.next_run_at, slot)
+            await session.commit()
+            job = _job(row)
+        self._changed()
+        return job
+
     async def due(self, now: datetime, limit: int = 100) -> list[Job]:
         query = (
             select(AgentJob)
-            .where(AgentJob.active.is_(True), AgentJob.next_run_at <= now)
+            .where(AgentJob.active.is_(True), AgentJob.paused_at.is_(None), AgentJob.next_run_at <= now)
             .order_by(AgentJob.next_run_at, AgentJob.id)
             .limit(limit)
         )
@@ -258,7 +331,7 @@ class JobStore:
     async def next_due(self) -> datetime | None:
         query = (
             select(AgentJob.next_run_at)
-            .where(AgentJob.active.is_(True), AgentJob.next_run_at.is_not(None))
+            .where(AgentJob.active.is_(True), AgentJob.paused_at.is_(None), AgentJob.next_run_at.is_not(None))
             .order_by(AgentJob.next_run_at)
             .limit(1)
         )
@@ -270,7 +343,7 @@ class JobStore:
         """Record that `slot` fired; the next slot is the first after now (missed slots coalesce)."""
         async with self.db.session() as session:
             row = await session.get(AgentJob, job_id)
-            if row is None or not row.active or row.next_run_at != slot:
+            if row is None or not row.active or row.paused_at is not None or row.next_run_at != slot:
                 return None
             row.runs += 1
             row.last_run_at = slot
