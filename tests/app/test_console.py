@@ -4,15 +4,17 @@ database answers), and a metrics token."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from starlette.routing import Route
 
 from herald.config import HeraldConfig
-from tests.app.herald_harness import Harness, harness
+from tests.app.herald_harness import WAIT_S, Harness, harness
 
 
 def enable_console(config: HeraldConfig) -> None:
@@ -48,7 +50,14 @@ async def test_metrics_count_what_the_emulator_saw(db_url: str) -> None:
         await h.member_says("g1", "member-1", "hello group")
         await h.wait_delivered("group", "g1", 1)
         await h.idle()
-        status, text = await get(h, "/metrics")
+        # The emulator has the messages before Herald has recorded their outcome (and the final
+        # answer is nobody's receipt): scrape until every finished item is counted.
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                status, text = await get(h, "/metrics")
+                if sum(v for (name, _), v in samples(text).items() if name == "herald_deliveries_total") >= 5:
+                    break
+                await asyncio.sleep(0.02)
         c2c = await h.delivered("c2c", "m1")
         group = await h.delivered("group", "g1")
         refused = [r for r in await h.requests() if r["code"] == 50055001]
@@ -109,3 +118,35 @@ async def test_a_metrics_token_is_required_when_set(db_url: str) -> None:
         allowed = await get(h, "/metrics", Authorization="Bearer scrape-me")
     assert refused[0] == 401 and "scrape-me" not in refused[1]
     assert allowed[0] == 200 and "herald_inbound_events_total" in allowed[1]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_nothing_but_the_probes_answers_without_a_session(db_url: str) -> None:
+    """Every page and every change of the console, asked without a session or token, is sent to
+    sign in (`/` first goes to the outbox page, which does)."""
+
+    def outcome(response: aiohttp.ClientResponse) -> str:
+        where = response.headers.get("location", "")
+        return (
+            "sign in"
+            if response.status == 303 and where.startswith("/login")
+            else f"{response.status} {where}"
+        )
+
+    async with harness(db_url, configure=enable_console) as h:
+        assert h.herald is not None and h.herald.console is not None
+        console = h.herald.console
+        paths = {
+            route.path.replace("{key:path}", "c2c:someone").replace("{id}", "job1")
+            for route in console.app.routes
+            if isinstance(route, Route)
+        } - {"/", "/login", "/healthz", "/readyz", "/metrics"}
+        answers: dict[str, str] = {}
+        async with aiohttp.ClientSession() as http:
+            for path in sorted(paths):
+                for method in ("GET", "POST"):
+                    async with http.request(method, console.base_url + path, allow_redirects=False) as r:
+                        if r.status != 405:
+                            answers[f"{method} {path}"] = outcome(r)
+    assert len(answers) >= 18  # the pages, /live and every change
+    assert {request: answer for request, answer in answers.items() if answer != "sign in"} == {}

@@ -53,6 +53,12 @@ async def test_an_open_conversation_page_shows_the_seed_turn_as_it_is_delivered(
                 await page.goto(f"{base}/health")
                 health = await page.locator("tr.component").all_inner_texts()
                 await page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
+                title_zh = await page.locator("h1").inner_text()
+                await page.click("#lang-switch")  # the browser says Chinese; the operator picks English
+                await page.wait_for_selector("text=Sign out")
+                title_en = await page.locator("h1").inner_text()
+                await page.goto(f"{base}/outbox")  # the choice holds for the session
+                outbox_title = await page.locator("h1").inner_text()
             finally:
                 await browser.close()
     assert before == 0
@@ -62,6 +68,7 @@ async def test_an_open_conversation_page_shows_the_seed_turn_as_it_is_delivered(
     assert "last event" in platform and "ago" in platform
     token = next(row for row in health if row.startswith("access token"))
     assert "expires in" in token  # the emulator's token lasts 7200 s
+    assert (title_zh, title_en, outbox_title) == ("运行状况", "Health", "Outbox")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

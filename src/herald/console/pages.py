@@ -168,8 +168,10 @@ class Pages:
         def t(en: str, zh: str) -> str:
             return zh if lang == "zh" else en
 
+        other = request.url.include_query_params(lang="en" if lang == "zh" else "zh")
         html = _templates.get_template(template).render(
             lang=lang,
+            switch_language=f"{other.path}?{other.query}",
             t=t,
             csrf=request.session["csrf"],
             signed_in=bool(request.session.get("operator")),
