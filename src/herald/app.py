@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
 from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
+from herald.agent.policy import Policies
 from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
@@ -26,6 +28,7 @@ from herald.delivery.inspect import counts_by_state
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
 from herald.llm import ModelHandle, open_model
+from herald.llm.provider import Named, remote_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
@@ -43,6 +46,8 @@ class ModelChoice:
     model: Model
     settings: ModelSettings | None = None
     description: str = "scripted"
+    # The `[llm.models.NAME]` a policy may pick, by name (instead of the configured ones).
+    named: Mapping[str, Model] = field(default_factory=dict)
 
 
 class Herald:
@@ -153,6 +158,7 @@ class Herald:
         await stored.load()
         self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
         toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
+        policies = Policies(config.policy, config.agent, config.llm, agent_settings)
         runner = AgentRunner(
             model=model,
             turns=self.turns,
@@ -169,6 +175,8 @@ class Herald:
             tracer=self.tracing.tracer,
             instrumentation=self.tracing.instrumentation,
             agent_settings=agent_settings,
+            policies=policies,
+            models=self._policy_models(),
         )
         commands = Commands(
             jobs=self.jobs,
@@ -193,6 +201,7 @@ class Herald:
             metrics=counted,
             changes=self.changes,
             tracer=self.tracing.tracer,
+            policies=policies,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
@@ -218,6 +227,16 @@ class Herald:
             await self.console.start()
         self.started = True
         log.info("Herald started (storage %r)", self.db)
+
+    def _policy_models(self) -> dict[str, Model]:
+        """The `[llm.models.*]` some policy picks by name (the others serve only as fallbacks)."""
+        if self._model_choice is not None:
+            return dict(self._model_choice.named)
+        llm = self.config.llm
+        picked = {layer.model for _, layer in self.config.policy.layers() if layer.model is not None}
+        return {
+            name: Named(remote_model(llm.models[name]), name, llm.models[name].timeout_s) for name in picked
+        }
 
     def _probes(self) -> Probes:
         db, platform = self.db, self.platform

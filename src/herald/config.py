@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from herald.core.target import Scene
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -162,6 +164,43 @@ class AgentConfig(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
         return value
+
+
+Language = Literal["zh", "en", "zh+en"]
+
+
+class PolicyLayer(Section):
+    """What one scope sets; every key is optional, and an unset key falls through to the less
+    specific scope."""
+
+    system_prompt: str | None = None
+    model: str | None = None  # a [llm.models.NAME] table; unset: the primary model
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    tools: list[str] | None = None  # the tools offered; unset: every tool the agent has
+    answer_unmentioned: bool | None = None
+    history_turns: int | None = Field(default=None, ge=0)
+    history_tokens: int | None = Field(default=None, ge=0)
+    language: Language | None = None  # of Herald's own replies (commands, notices)
+
+
+class PolicyConfig(PolicyLayer):
+    """Settings per scope, the most specific winning: this table (every conversation), then
+    `scenes.<c2c|group|channel|dm>`, `guilds.<guild id>`, `groups.<group openid>` or
+    `channels.<channel id>`, and `users.<openid>` (the author of the message)."""
+
+    scenes: dict[Scene, PolicyLayer] = Field(default_factory=dict)
+    guilds: dict[str, PolicyLayer] = Field(default_factory=dict)
+    groups: dict[str, PolicyLayer] = Field(default_factory=dict)
+    channels: dict[str, PolicyLayer] = Field(default_factory=dict)
+    users: dict[str, PolicyLayer] = Field(default_factory=dict)
+
+    def layers(self) -> list[tuple[str, PolicyLayer]]:
+        """Every table with its name as written in the file."""
+        found: list[tuple[str, PolicyLayer]] = [("[policy]", self)]
+        for kind in ("scenes", "guilds", "groups", "channels", "users"):
+            tables: dict[Any, PolicyLayer] = getattr(self, kind)
+            found += [(f"[policy.{kind}.{key}]", layer) for key, layer in tables.items()]
+        return found
 
 
 class SchedulerConfig(Section):
@@ -317,6 +356,22 @@ class HeraldConfig(BaseSettings):
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+    @model_validator(mode="after")
+    def _policy_models_exist(self) -> HeraldConfig:
+        for name, layer in self.policy.layers():
+            if layer.model is not None and layer.model not in self.llm.models:
+                defined = ", ".join(self.llm.models) or "none"
+                raise ValueError(
+                    f"{name} model = {layer.model!r} is not a [llm.models.NAME] table (defined: {defined})"
+                )
+            if layer.model is not None and self.llm.models[layer.model].provider == "local":
+                raise ValueError(
+                    f"{name} model = {layer.model!r}: a policy can pick a remote model only "
+                    "(the embedded one is [llm] itself)"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from opentelemetry import trace
 
+from herald.agent.policy import Policies
 from herald.agent.prompt import job_prompt
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
@@ -25,6 +26,7 @@ from herald.core.events import InboundEvent, InboundMessage
 from herald.core.jobs import Job
 from herald.core.schedule import next_after
 from herald.core.segments import Text
+from herald.core.target import Scene
 from herald.metrics import Metrics
 from herald.scheduler import slot_key
 
@@ -145,7 +147,9 @@ class Dispatcher:
         metrics: Metrics | None = None,
         changes: ChangeFeed | None = None,
         tracer: trace.Tracer | None = None,
+        policies: Policies | None = None,
     ) -> None:
+        self.policies = policies
         self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
         self.metrics = metrics
@@ -166,7 +170,9 @@ class Dispatcher:
             return
         # Every scene: C2C and DMs are always addressed to the bot; group and channel messages
         # say whether they @ the bot.
-        if not event.mentions_bot and not self.config.answer_unmentioned:
+        if event.guild_id is not None and self.policies is not None and event.target.scene is Scene.CHANNEL:
+            self.policies.note_guild(event.target.id, event.guild_id)
+        if not event.mentions_bot and not self._answers_unmentioned(event):
             return
         content = event.content.strip()
         if not content and not event.attachments:
@@ -194,6 +200,11 @@ class Dispatcher:
             self.changes.changed(event.target.key)
         if self.on_message is not None:
             self.on_message(event)
+
+    def _answers_unmentioned(self, event: InboundMessage) -> bool:
+        if self.policies is None:
+            return self.config.answer_unmentioned
+        return self.policies.resolve(event.target, event.author_id, event.guild_id).answer_unmentioned
 
     async def fire_job(self, job: Job, slot: datetime) -> None:
         """The scheduler's callback; idempotent per (job, slot)."""

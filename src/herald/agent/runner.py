@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 from opentelemetry import trace
 from pydantic_ai.direct import model_request
@@ -30,11 +31,12 @@ from pydantic_ai.settings import ModelSettings
 from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
+from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
 from herald.agent.settings import AgentSettings
 from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult, outcome_unknown
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
-from herald.config import AgentConfig
+from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.clock import Clock
 from herald.core.segments import Text
 
@@ -97,10 +99,14 @@ class AgentRunner:
         tracer: trace.Tracer | None = None,
         instrumentation: InstrumentationSettings | None = None,
         agent_settings: AgentSettings | None = None,
+        policies: Policies | None = None,
+        models: Mapping[str, Model] | None = None,
     ) -> None:
         """`agent_settings`: the prompt and tools an operator may change while Herald runs (default:
-        `config`'s, fixed)."""
+        `config`'s, fixed). `policies`: what each scope changes of those (default: nothing);
+        `models`: the `[llm.models.*]` a policy may pick by name."""
         self.model = model
+        self.models = dict(models or {})
         self.tracer = tracer or trace.NoOpTracer()
         self.instrumentation = instrumentation
         self.health = health or ModelHealth(clock)
@@ -113,12 +119,13 @@ class AgentRunner:
         self.timeout_s = timeout_s
         self.offer_tools = offer_tools
         self.agent_settings = agent_settings or AgentSettings(config)
+        self.policies = policies or Policies(PolicyConfig(), config, LLMConfig(), self.agent_settings)
 
-    @property
-    def parameters(self) -> ModelRequestParameters:
+    def parameters(self, policy: Policy) -> ModelRequestParameters:
         """Asked per request: external tools come and go with their servers, operators disable some."""
         return ModelRequestParameters(
-            function_tools=self.toolbox.offered if self.offer_tools else [], allow_text_output=True
+            function_tools=self.toolbox.offered_to(policy.tools) if self.offer_tools else [],
+            allow_text_output=True,
         )
 
     async def run(self, turn: Turn) -> None:
@@ -126,10 +133,11 @@ class AgentRunner:
             return
         if not turn.messages:
             turn.messages = [ModelRequest(parts=[UserPromptPart(turn.content, timestamp=turn.created_at)])]
+        policy = self.policies.resolve(turn.target, turn.author_id)
         history = fit_history(
-            await self.turns.history(turn.conversation, turn.id, self.config.history_turns),
-            self.config.history_turns,
-            self.config.history_tokens,
+            await self.turns.history(turn.conversation, turn.id, policy.history_turns),
+            policy.history_turns,
+            policy.history_tokens,
         )
         context = ToolContext(
             turn_id=turn.id,
@@ -137,6 +145,7 @@ class AgentRunner:
             author_id=turn.author_id,
             trigger_id=turn.trigger_id,
             timezone=self.config.timezone,
+            tools=policy.tools,
         )
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
         while True:
@@ -152,7 +161,7 @@ class AgentRunner:
                 await self._fail(turn, f"stopped after {steps} model steps")
                 return
             try:
-                response = await self._request(history, turn, context)
+                response = await self._request(history, turn, context, policy)
             except ModelFailure as failure:
                 cause = self._cause(failure.__cause__ or failure)
                 state = self.health.failed(cause)
@@ -191,21 +200,25 @@ class AgentRunner:
             return f"TimeoutError: no answer within {self.timeout_s:g} s ([llm] timeout_s)"
         return f"{type(error).__name__}: {error}"
 
-    async def _request(self, history: list[ModelMessage], turn: Turn, context: ToolContext) -> ModelResponse:
+    async def _request(
+        self, history: list[ModelMessage], turn: Turn, context: ToolContext, policy: Policy
+    ) -> ModelResponse:
         messages = [*history, *turn.messages]
         last = messages[-1]
         assert isinstance(last, ModelRequest)
-        prompt = instructions(
-            self.agent_settings.system_prompt, context.target, self.clock.now(), self.config.timezone
-        )
+        prompt = instructions(policy.system_prompt, context.target, self.clock.now(), self.config.timezone)
+        model = self.models.get(policy.model, self.model) if policy.model is not None else self.model
+        settings = self.settings
+        if policy.temperature is not None and policy.sources["temperature"] != "[llm] temperature":
+            settings = ModelSettings(**(settings or {}), temperature=policy.temperature)
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await model_request(
-                    self.model,
+                    model,
                     messages,
-                    model_settings=self.settings,
-                    model_request_parameters=self.parameters,
+                    model_settings=settings,
+                    model_request_parameters=self.parameters(policy),
                     instrument=self.instrumentation,
                 )
         except Exception as exc:

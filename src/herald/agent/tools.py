@@ -64,6 +64,7 @@ class ToolContext:
     author_id: str | None
     trigger_id: str | None
     timezone: str
+    tools: frozenset[str] | None = None  # what this turn's policy offers; None: every tool
 
 
 class SendMessageArgs(BaseModel):
@@ -149,8 +150,12 @@ class Toolbox:
     @property
     def offered(self) -> list[ToolDefinition]:
         """The tools the model is offered: all of them but those an operator disabled."""
+        return self.offered_to(None)
+
+    def offered_to(self, tools: frozenset[str] | None) -> list[ToolDefinition]:
+        """What a turn whose policy offers `tools` (None: all) gets, less what an operator disabled."""
         disabled = self.disabled
-        return [d for d in self.definitions if d.name not in disabled]
+        return [d for d in self.definitions if d.name not in disabled and (tools is None or d.name in tools)]
 
     def is_rerun_safe(self, call: ToolCallPart) -> bool:
         """May this call run again after a crash in the middle of it? Built-ins are keyed (above)."""
@@ -163,6 +168,8 @@ class Toolbox:
         if call.tool_name in self.disabled:
             # A model may still call it: it saw the tool in an earlier turn of the conversation.
             return _ready(_retry(call, f"tool {call.tool_name!r} is disabled by the operator; do without it"))
+        if context.tools is not None and call.tool_name not in context.tools:
+            return _ready(_retry(call, f"tool {call.tool_name!r} is not available here; do without it"))
         try:
             if call.tool_name == SEND_MESSAGE:
                 send_args = SendMessageArgs.model_validate(call.args_as_dict())

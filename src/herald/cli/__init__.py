@@ -22,6 +22,6 @@ def _root() -> None:
 
 def main() -> None:
     # Importing the command modules registers their commands on `app`.
-    from herald.cli import console, doctor, extensions, jobs, outbox, run, sim  # noqa: F401
+    from herald.cli import console, doctor, extensions, jobs, outbox, policy, run, sim  # noqa: F401
 
     app()

@@ -1,0 +1,149 @@
+"""Per-scope policy: which persona, model, temperature, tools, history budget and reply language a
+turn gets, and whether unmentioned group messages start one.
+
+The layers, least specific first: the configuration's own values (`[agent]`, `[llm]`, and an
+operator's console edits), `[policy]`, then `[policy.scenes.<scene>]`, `[policy.guilds.<id>]`,
+`[policy.groups.<id>]` or `[policy.channels.<id>]`, and `[policy.users.<openid>]` for the
+message's author. A key a layer sets wins over every layer before it; a key it leaves unset falls
+through. Every resolved value remembers the layer it came from (`herald policy show`).
+
+Layers are flattened to plain dicts once, at start, so resolving one turn's policy is a handful of
+dict lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from herald.agent.settings import AgentSettings
+from herald.config import AgentConfig, Language, LLMConfig, PolicyConfig, PolicyLayer
+from herald.core.target import Scene, Target
+
+FIELDS = (
+    "system_prompt",
+    "model",
+    "temperature",
+    "tools",
+    "answer_unmentioned",
+    "history_turns",
+    "history_tokens",
+    "language",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    system_prompt: str
+    model: str | None  # a [llm.models.NAME]; None: the primary model (and its fallbacks)
+    temperature: float | None
+    tools: frozenset[str] | None  # offered (besides what an operator disabled); None: all
+    answer_unmentioned: bool
+    history_turns: int
+    history_tokens: int
+    language: Language
+    sources: Mapping[str, str]  # field → the layer it came from
+
+    def say(self, zh: str, en: str) -> str:
+        """One of Herald's own replies, in this policy's language."""
+        if self.language == "zh":
+            return zh
+        if self.language == "en":
+            return en
+        return f"{zh} ({en})"
+
+
+def _set_values(layer: PolicyLayer) -> dict[str, Any]:
+    return {name: getattr(layer, name) for name in FIELDS if getattr(layer, name) is not None}
+
+
+class Policies:
+    def __init__(
+        self,
+        policy: PolicyConfig,
+        agent: AgentConfig,
+        llm: LLMConfig,
+        settings: AgentSettings | None = None,
+    ) -> None:
+        self.agent = agent
+        self.llm = llm
+        self.settings = settings or AgentSettings(agent)
+        self._global = _set_values(policy)
+        self._scenes = {scene: _set_values(layer) for scene, layer in policy.scenes.items()}
+        self._guilds = {key: _set_values(layer) for key, layer in policy.guilds.items()}
+        self._groups = {key: _set_values(layer) for key, layer in policy.groups.items()}
+        self._channels = {key: _set_values(layer) for key, layer in policy.channels.items()}
+        self._users = {key: _set_values(layer) for key, layer in policy.users.items()}
+        # A channel's turn does not carry its guild; its messages do, and say it here.
+        self._guild_of: dict[str, str] = {}
+
+    def note_guild(self, channel_id: str, guild_id: str) -> None:
+        self._guild_of[channel_id] = guild_id
+
+    def _base(self) -> tuple[dict[str, Any], dict[str, str]]:
+        prompt_source = (
+            "console" if self.settings.overridden("agent.system_prompt") else "[agent] system_prompt"
+        )
+        values: dict[str, Any] = {
+            "system_prompt": self.settings.system_prompt,
+            "model": None,
+            "temperature": self.llm.temperature,
+            "tools": None,
+            "answer_unmentioned": self.agent.answer_unmentioned,
+            "history_turns": self.agent.history_turns,
+            "history_tokens": self.agent.history_tokens,
+            "language": "zh+en",
+        }
+        sources = {
+            "system_prompt": prompt_source,
+            "model": "[llm]",
+            "temperature": "[llm] temperature",
+            "tools": "every tool",
+            "answer_unmentioned": "[agent] answer_unmentioned",
+            "history_turns": "[agent] history_turns",
+            "history_tokens": "[agent] history_tokens",
+            "language": "default",
+        }
+        return values, sources
+
+    def layers_for(
+        self, target: Target, author_id: str | None = None, guild_id: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The layers that apply to a turn, least specific first, with their names."""
+        found: list[tuple[str, dict[str, Any]]] = [("[policy]", self._global)]
+        scene = self._scenes.get(target.scene)
+        if scene is not None:
+            found.append((f"[policy.scenes.{target.scene.value}]", scene))
+        if target.scene is Scene.CHANNEL:
+            guild_id = guild_id or self._guild_of.get(target.id)
+        elif target.scene is Scene.DM:
+            guild_id = guild_id or target.id
+        if guild_id is not None and guild_id in self._guilds:
+            found.append((f"[policy.guilds.{guild_id}]", self._guilds[guild_id]))
+        if target.scene is Scene.GROUP and target.id in self._groups:
+            found.append((f"[policy.groups.{target.id}]", self._groups[target.id]))
+        if target.scene is Scene.CHANNEL and target.id in self._channels:
+            found.append((f"[policy.channels.{target.id}]", self._channels[target.id]))
+        if author_id is not None and author_id in self._users:
+            found.append((f"[policy.users.{author_id}]", self._users[author_id]))
+        return found
+
+    def resolve(self, target: Target, author_id: str | None = None, guild_id: str | None = None) -> Policy:
+        values, sources = self._base()
+        for name, layer in self.layers_for(target, author_id, guild_id):
+            values.update(layer)
+            for key in layer:
+                sources[key] = name
+        tools = values["tools"]
+        return Policy(
+            system_prompt=values["system_prompt"],
+            model=values["model"],
+            temperature=values["temperature"],
+            tools=frozenset(tools) if tools is not None else None,
+            answer_unmentioned=values["answer_unmentioned"],
+            history_turns=values["history_turns"],
+            history_tokens=values["history_tokens"],
+            language=values["language"],
+            sources=sources,
+        )
