@@ -14,7 +14,7 @@ from datetime import datetime
 from opentelemetry import trace
 
 from herald.agent.policy import Policies
-from herald.agent.prompt import job_prompt
+from herald.agent.prompt import job_prompt, message_text
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore, turn_usage
@@ -178,9 +178,11 @@ class Dispatcher:
         if not content and not event.attachments:
             return
         kind = "command" if self.commands.parse(content) is not None else "message"
-        if event.attachments and kind == "message":
-            names = ", ".join(a.filename or a.content_type for a in event.attachments)
-            content = f"{content}\n[attachments: {names}]".strip()
+        if kind == "message":
+            quoted = None
+            if event.quotes is not None:
+                quoted = await self.turns.quoted(event.target.key, event.quotes)
+            content = message_text(event, quoted)
         turn = await self.turns.record(
             conversation=event.target.key,
             source_id=event.message_id,
@@ -188,6 +190,7 @@ class Dispatcher:
             content=content,
             author_id=event.author_id,
             trigger_id=event.message_id,
+            ref=event.ref,
         )
         if turn is None:
             self.duplicates += 1

@@ -4,6 +4,7 @@ future_task list/edit/delete scoped to the conversation and its creator, images 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
@@ -32,6 +33,7 @@ class Calls(Script):
         self.position: dict[str, int] = {}
 
     def _next(self, text: str) -> ModelResponse:
+        text = re.sub(r"^\[[^\]]+\] ", "", text)  # a group message says who wrote it: "[m1] make"
         index = self.position.get(text, 0)
         self.position[text] = index + 1
         plan = self.steps.get(text, [])

@@ -64,4 +64,4 @@ async def test_each_scope_gets_its_own_policy(db_url: str) -> None:
     assert "future_task" in g2[1] and "send_message_to_user" in g2[1]
     assert vip[0]["content"] == "careful answer" and script.careful_calls == 1
     assert len(script.calls) == calls_before_vip + 1  # the unmentioned G2 message, not the VIP's
-    assert unmentioned[-1]["content"] == "echo: no at"
+    assert unmentioned[-1]["content"] == "echo: [m3] no at"

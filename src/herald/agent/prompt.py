@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from herald.agent.turns import Quoted
+from herald.core.events import InboundMessage
 from herald.core.target import Scene, Target
 
 _SCENES = {
@@ -16,13 +18,42 @@ _SCENES = {
 }
 
 
+SHARED = (Scene.GROUP, Scene.CHANNEL)  # scenes where several people talk to the bot
+QUOTE_CHARS = 300  # of a quoted message, in the turn
+
+
 def instructions(system_prompt: str, target: Target, now: datetime, timezone: str) -> str:
     local = now.astimezone(ZoneInfo(timezone))
+    speakers = " Each message starts with [who wrote it]." if target.scene in SHARED else ""
     return (
         f"{system_prompt}\n\n"
         f"Current time: {local:%Y-%m-%d %H:%M:%S %A} ({timezone}). "
-        f"You are in {_SCENES.get(target.scene, 'a conversation')}."
+        f"You are in {_SCENES.get(target.scene, 'a conversation')}.{speakers}"
     )
+
+
+def message_text(event: InboundMessage, quoted: Quoted | None) -> str:
+    """What the model reads of a user's message: who wrote it (where several people talk), the
+    message it quotes, its text, and its attachments (a voice message by its transcript)."""
+    lines: list[str] = []
+    if event.quotes is not None:
+        if quoted is None:
+            lines.append("[quoting an earlier message Herald does not have]")
+        else:
+            who = "your message" if quoted.author_id is None else f"a message by {quoted.author_id}"
+            text = quoted.text if len(quoted.text) <= QUOTE_CHARS else quoted.text[:QUOTE_CHARS] + "…"
+            lines.append(f"[quoting {who}: «{text}»]")
+    text = event.content.strip()
+    if event.target.scene in SHARED:
+        text = f"[{event.author_name or event.author_id}] {text}".rstrip()
+    if text:
+        lines.append(text)
+    voices = [a.transcript for a in event.attachments if a.transcript]
+    files = [a.filename or a.content_type for a in event.attachments if not a.transcript]
+    lines += [f"[voice message: {transcript}]" for transcript in voices]
+    if files:
+        lines.append(f"[attachments: {', '.join(files)}]")
+    return "\n".join(lines)
 
 
 def job_prompt(name: str, job_id: str, note: str, slot: datetime, timezone: str) -> str:

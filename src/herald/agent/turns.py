@@ -18,10 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from herald.agent.clean import storable
 from herald.core.clock import Clock
 from herald.core.history import TokenUsage
+from herald.core.segments import Text
 from herald.core.target import Target
+from herald.delivery.codec import load_segments
 from herald.store import Database
 from herald.store.batch import Work
 from herald.store.tables.agent import AgentTurn
+from herald.store.tables.outbox import OutboxItem
 from herald.store.types import UTCDateTime
 
 PENDING = "pending"
@@ -80,6 +83,14 @@ def _error_text(error: str | None) -> str | None:
     return None if error is None else storable(error)
 
 
+@dataclass(frozen=True, slots=True)
+class Quoted:
+    """A quoted message: who wrote it (None: Herald itself) and its text."""
+
+    author_id: str | None
+    text: str
+
+
 class TurnStore:
     def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096, history_keep: int = 50) -> None:
         self.db = db
@@ -136,8 +147,10 @@ class TurnStore:
         author_id: str | None = None,
         trigger_id: str | None = None,
         job_id: str | None = None,
+        ref: str | None = None,
     ) -> Turn | None:
-        """Store a new turn; None if `source_id` was already recorded (a redelivery)."""
+        """Store a new turn; None if `source_id` was already recorded (a redelivery). `ref`: the
+        message's quoting handle."""
         now = self.clock.now()
         values = {
             "conversation": conversation,
@@ -147,6 +160,7 @@ class TurnStore:
             "content": content,
             "trigger_id": trigger_id,
             "job_id": job_id,
+            "ref": ref,
             "status": PENDING,
             "steps": 0,
             "in_history": True,
@@ -166,6 +180,28 @@ class TurnStore:
             job_id=job_id,
             created_at=now,
         )
+
+    async def quoted(self, conversation: str, ref: str) -> Quoted | None:
+        """The message of this conversation a quote names: a user's (a turn's), or one Herald
+        sent (an outbox item's); None when Herald never saw it (older, or from before a reset)."""
+        async with self.db.session() as session:
+            turn = (
+                await session.execute(
+                    select(AgentTurn.author_id, AgentTurn.content)
+                    .where(AgentTurn.conversation == conversation, AgentTurn.ref == ref)
+                    .limit(1)
+                )
+            ).first()
+            if turn is not None:
+                return Quoted(turn.author_id, turn.content)
+            sent = await session.scalar(
+                select(OutboxItem.segments)
+                .where(OutboxItem.conversation == conversation, OutboxItem.ref == ref)
+                .limit(1)
+            )
+        if sent is None:
+            return None
+        return Quoted(None, " ".join(s.text for s in load_segments(sent) if isinstance(s, Text)))
 
     async def save(self, turn: Turn, steps: int) -> None:
         """Persist the turn's messages so far (after a model response or a round of tool results)."""

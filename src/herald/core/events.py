@@ -17,6 +17,7 @@ class Attachment:
     size: int | None = None
     width: int | None = None
     height: int | None = None
+    transcript: str | None = None  # a voice message's text, as the platform recognized it
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,10 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     mentions_bot: bool = True  # False for a full-group message that did not @ the bot
     guild_id: str | None = None  # guild scenes only
+    author_name: str | None = None  # when the platform says (guild nick or username)
+    # Quoting handles: this message's own, and the one of the message it quotes (if it does).
+    ref: str | None = None
+    quotes: str | None = None
 
 
 class RelationKind(StrEnum):

@@ -49,6 +49,8 @@ class Sent:
     mode: DeliveryMode
     anchor_id: str | None = None
     msg_seq: int | None = None
+    # The handle a user's quote of this message names (its first part's, when it was split).
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -404,6 +404,7 @@ class Outbox:
             "platform_ids": dump_ids(sent.platform_ids),
             "anchor_id": sent.anchor_id,
             "msg_seq": sent.msg_seq,
+            "ref": sent.ref,
             "code": None,
             "reason": None,
             "error_kind": None,

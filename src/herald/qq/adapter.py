@@ -261,13 +261,17 @@ class QQPlatform:
             raise DeliveryError(ErrorKind.BUG, "nothing to send: the message renders to no content")
         ids: list[str] = []
         first: Route | None = None
+        first_ref: str | None = None
         for index, part in enumerate(parts):
-            route, sent_id = await self._send_part(api, request, index, len(parts), part)
-            first = first or route
+            route, sent_id, ref = await self._send_part(api, request, index, len(parts), part)
+            if first is None:
+                first, first_ref = route, ref
             if sent_id:
                 ids.append(sent_id)
         assert first is not None
-        return Sent(tuple(ids), first.mode, first.anchor_id, first.msg_seq)
+        if first_ref is None and ids and target.scene in (Scene.CHANNEL, Scene.DM):
+            first_ref = ids[0]  # guild messages are quoted by their id
+        return Sent(tuple(ids), first.mode, first.anchor_id, first.msg_seq, first_ref)
 
     def _render(self, request: SendRequest, markdown_ok: bool) -> list[Part]:
         return render(
@@ -280,7 +284,8 @@ class QQPlatform:
 
     async def _send_part(
         self, api: QQApi, request: SendRequest, index: int, total: int, part: Part
-    ) -> tuple[Route, str | None]:
+    ) -> tuple[Route, str | None, str | None]:
+        """The route this part took, its platform id, and its quoting handle (`ext_info.ref_idx`)."""
         target = request.target
         where = f" (part {index + 1} of {total})" if total > 1 else ""
         for _ in range(MAX_REPLANS):
@@ -294,7 +299,7 @@ class QQPlatform:
                 continue
             route = plan
             if route.sent_id is not None:  # an earlier attempt of this item delivered this part
-                return route, route.sent_id or None
+                return route, route.sent_id or None, None
             if route.mode is DeliveryMode.PROACTIVE:
                 if not await self._group_allows_proactive(api, target):
                     await self.ledger.route_died(request.item_id, index, route, None, "proactive not allowed")
@@ -314,7 +319,7 @@ class QQPlatform:
                 outcome = await self._after_error(request, index, route, part, error)
                 if outcome == "delivered":
                     await self.ledger.delivered(request.item_id, index, None)
-                    return route, None
+                    return route, None, None
                 if outcome == "as_text":
                     part = Part("text", part.text)
                     continue
@@ -329,7 +334,9 @@ class QQPlatform:
                 # A proactive resend has no platform dedup, so this part's arrival must be written
                 # down; a passive part's resend reuses its (msg_id, msg_seq) and gets 40054005.
                 await self.ledger.delivered(request.item_id, index, outbound)
-            return route, outbound.value if outbound else None
+            ext_info = answer.get("ext_info")
+            ref = ext_info.get("ref_idx") if isinstance(ext_info, dict) else None
+            return route, outbound.value if outbound else None, str(ref) if ref else None
         raise DeliveryError(ErrorKind.RETRY_LATER, f"every route died while planning{where}; will retry")
 
     async def _wait(self, plan: Wait) -> None:

@@ -81,6 +81,7 @@ class QQAttachment(_Model):
     size: int | None = None
     width: int | None = None
     height: int | None = None
+    asr_refer_text: str | None = None  # voice: the platform's transcript
 
     @field_validator("size", "width", "height", mode="before")
     @classmethod
@@ -102,6 +103,7 @@ class QQAttachment(_Model):
             size=self.size,
             width=self.width,
             height=self.height,
+            transcript=self.asr_refer_text or None,
         )
 
 
@@ -127,6 +129,25 @@ class Mention(_Model):
 M = TypeVar("M", bound=_Model)
 
 
+class Member(_Model):
+    nick: str = ""
+
+
+class MessageScene(_Model):
+    ext: list[Any] = Field(default_factory=list)
+
+    def value(self, key: str) -> str | None:
+        """`key=value` from `ext` (C2C and group: `msg_idx`, `ref_msg_idx`)."""
+        for item in self.ext:
+            if isinstance(item, str) and item.startswith(key + "="):
+                return item[len(key) + 1 :] or None
+        return None
+
+
+class Reference(_Model):
+    message_id: str = ""
+
+
 class MessagePayload(_Model):
     """C2C, group and guild message `d` (§4.1-4.4): only what Herald reads."""
 
@@ -141,8 +162,24 @@ class MessagePayload(_Model):
     channel_id: str = ""
     guild_id: str = ""
     src_guild_id: str = ""
+    member: Member = Field(default_factory=Member)  # guild scenes
+    message_scene: MessageScene = Field(default_factory=MessageScene)  # C2C and group
+    message_reference: Reference = Field(default_factory=Reference)  # guild scenes
 
     _coerce = field_validator("id", "channel_id", "guild_id", "src_guild_id", mode="before")(_str)
+
+    @field_validator("member", "message_scene", "message_reference", mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def quoting(self) -> dict[str, Any]:
+        """This message's quoting handle and the one it quotes, for `InboundMessage`."""
+        return {
+            "ref": self.message_scene.value("msg_idx"),
+            "quotes": self.message_scene.value("ref_msg_idx") or self.message_reference.message_id or None,
+        }
 
     @field_validator("attachments", "mentions", mode="before")
     @classmethod
@@ -241,6 +278,7 @@ def _c2c_message(d: dict[str, Any], envelope_id: str, received_at: datetime) -> 
         content=p.content,
         received_at=received_at,
         attachments=p.core_attachments(p.where),
+        **p.quoting,
     )
 
 
@@ -258,6 +296,7 @@ def _group_message(mentions_bot: bool) -> _Parser:
             received_at=received_at,
             attachments=p.core_attachments(p.where),
             mentions_bot=mentions_bot,
+            **p.quoting,
         )
 
     return parse
@@ -279,6 +318,9 @@ def _channel_message(mentions_bot: bool) -> _Parser:
             attachments=p.core_attachments(p.where),
             mentions_bot=mentioned,
             guild_id=p.guild_id or None,
+            author_name=p.member.nick or p.author.username or None,
+            ref=p.id,  # a guild message is quoted by its id
+            quotes=p.quoting["quotes"],
         )
 
     return parse
@@ -296,6 +338,9 @@ def _direct_message(d: dict[str, Any], envelope_id: str, received_at: datetime) 
         received_at=received_at,
         attachments=p.core_attachments(p.where),
         guild_id=p.src_guild_id or p.guild_id,
+        author_name=p.member.nick or p.author.username or None,
+        ref=p.id,
+        quotes=p.quoting["quotes"],
     )
 
 

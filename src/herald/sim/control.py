@@ -55,12 +55,15 @@ def routes(state: SimState) -> list[BaseRoute]:
         return Route(path, endpoint, methods=[method])
 
     def injected(result: Any) -> dict[str, str]:
-        return {"msg_id": result.msg_id, "event_id": result.event_id}
+        return {"msg_id": result.msg_id, "event_id": result.event_id, "ref_idx": result.ref_idx}
 
     async def c2c_message(request: Request, body: dict[str, Any]) -> Any:
         attachments = body.get("attachments")
+        quote = body.get("quote") or None
         return injected(
-            state.inject_c2c(request.path_params["user_openid"], _str(body, "content", ""), attachments)
+            state.inject_c2c(
+                request.path_params["user_openid"], _str(body, "content", ""), attachments, quote=quote
+            )
         )
 
     async def group_message(request: Request, body: dict[str, Any]) -> Any:
@@ -71,6 +74,7 @@ def routes(state: SimState) -> list[BaseRoute]:
                 _str(body, "content", ""),
                 at_bot=bool(body.get("at_bot", True)),
                 attachments=body.get("attachments"),
+                quote=body.get("quote") or None,
             )
         )
 

@@ -275,6 +275,8 @@ class Sends:
         except SimError as error:
             self._failed(scene, target, entry, error)
             raise
+        if "ext_info" in reply:
+            entry["ref_idx"] = reply["ext_info"]["ref_idx"]
         self._sent(scene, target, entry, plan.kind, reply["id"])
         return 200, reply
 

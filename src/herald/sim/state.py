@@ -30,6 +30,15 @@ def new_message_id() -> str:
     return "ROBOT1.0_" + secrets.token_urlsafe(48) + "!!"
 
 
+def _quoting(anchor: Anchor, quote: str | None) -> dict[str, Any]:
+    """`message_type` and `message_scene` of a C2C or group message: its own quoting handle and,
+    when it quotes one, `ref_msg_idx` with type 103 (qq-platform.md §4.1: quote)."""
+    ext = [f"msg_idx={anchor.ref_idx}"]
+    if quote:
+        ext.append(f"ref_msg_idx={quote}")
+    return {"message_type": 103 if quote else 0, "message_scene": {"source": "default", "ext": ext}}
+
+
 def new_ref_idx() -> str:
     return "REFIDX_" + base64.b64encode(secrets.token_bytes(16)).decode()
 
@@ -82,6 +91,7 @@ class Injected:
     msg_id: str
     event_id: str
     dispatch: Dispatch
+    ref_idx: str = ""  # the message's quoting handle (`msg_idx`)
 
 
 @dataclass(slots=True)
@@ -266,10 +276,14 @@ class SimState:
                 "content": content,
             },
         )
-        return Injected(msg_id=anchor.msg_id, event_id=dispatch.id, dispatch=dispatch)
+        return Injected(msg_id=anchor.msg_id, event_id=dispatch.id, dispatch=dispatch, ref_idx=anchor.ref_idx)
 
     def inject_c2c(
-        self, user_openid: str, content: str, attachments: list[dict[str, Any]] | None = None
+        self,
+        user_openid: str,
+        content: str,
+        attachments: list[dict[str, Any]] | None = None,
+        quote: str | None = None,
     ) -> Injected:
         """A user's private message to the bot: C2C_MESSAGE_CREATE (qq-platform.md §4.1)."""
         anchor = self._anchor("c2c", user_openid, user_openid)
@@ -280,8 +294,7 @@ class SimState:
             "author": {"id": user_openid, "user_openid": user_openid, "union_openid": "U_" + user_openid},
             "content": content,
             "timestamp": self.clock.rfc3339(anchor.received_at),
-            "message_type": 0,
-            "message_scene": {"source": "default", "ext": [f"msg_idx={anchor.ref_idx}"]},
+            **_quoting(anchor, quote),
             "attachments": attachments or [],
         }
         return self._inbound("C2C_MESSAGE_CREATE", "c2c", user_openid, anchor, d, content)
@@ -294,6 +307,7 @@ class SimState:
         *,
         at_bot: bool = True,
         attachments: list[dict[str, Any]] | None = None,
+        quote: str | None = None,
     ) -> Injected:
         """A group message: GROUP_AT_MESSAGE_CREATE (content starts with a space) or GROUP_MESSAGE_CREATE."""
         anchor = self._anchor("group", group_openid, member_openid)
@@ -310,8 +324,7 @@ class SimState:
             },
             "content": content,
             "timestamp": self.clock.rfc3339(anchor.received_at),
-            "message_type": 0,
-            "message_scene": {"source": "default", "ext": [f"msg_idx={anchor.ref_idx}"]},
+            **_quoting(anchor, quote),
             "attachments": attachments or [],
         }
         if at_bot:

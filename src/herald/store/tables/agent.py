@@ -41,10 +41,13 @@ class AgentTurn(Base):
     input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     model_name: Mapped[str | None] = mapped_column(String(200))
+    # The inbound message's quoting handle: a later message quoting it names this.
+    ref: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_agent_turns_status_id", "status", "id"),
         Index("ix_agent_turns_conversation_id", "conversation", "id"),
+        Index("ix_agent_turns_conversation_ref", "conversation", "ref"),
     )
 
 

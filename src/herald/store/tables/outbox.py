@@ -46,9 +46,11 @@ class OutboxItem(Base):
     platform_ids: Mapped[str | None] = mapped_column(Text)  # JSON list
     anchor_id: Mapped[str | None] = mapped_column(String(255))
     msg_seq: Mapped[int | None] = mapped_column(Integer)
+    ref: Mapped[str | None] = mapped_column(String(128))  # the delivered message's quoting handle
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_outbox_items_conversation_state_seq", "conversation", "state", "seq"),
         Index("ix_outbox_items_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_outbox_items_conversation_ref", "conversation", "ref"),
     )

@@ -1,0 +1,33 @@
+"""turns and outbox items keep their message's quoting handle, so a quoted message's text can be
+found
+
+Revision ID: 0010
+Revises: 0008
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    for table in ("agent_turns", "outbox_items"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("ref", sa.String(length=128), nullable=True))
+        op.create_index(f"ix_{table}_conversation_ref", table, ["conversation", "ref"])
+
+
+def downgrade() -> None:
+    for table in ("agent_turns", "outbox_items"):
+        op.drop_index(f"ix_{table}_conversation_ref", table_name=table)
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("ref")
