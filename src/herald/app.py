@@ -15,6 +15,7 @@ from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
 from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
+from herald.agent.images import ImageFetcher
 from herald.agent.policy import Policies
 from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
@@ -48,6 +49,7 @@ class ModelChoice:
     description: str = "scripted"
     # The `[llm.models.NAME]` a policy may pick, by name (instead of the configured ones).
     named: Mapping[str, Model] = field(default_factory=dict)
+    vision: bool = False  # the model takes images
 
 
 class Herald:
@@ -177,6 +179,7 @@ class Herald:
             agent_settings=agent_settings,
             policies=policies,
             models=self._policy_models(),
+            images=self._image_fetcher(),
         )
         commands = Commands(
             jobs=self.jobs,
@@ -227,6 +230,14 @@ class Herald:
             await self.console.start()
         self.started = True
         log.info("Herald started (storage %r)", self.db)
+
+    def _image_fetcher(self) -> ImageFetcher | None:
+        """Given when the model sees images ([llm] vision)."""
+        vision = self._model_choice.vision if self._model_choice is not None else self.config.llm.vision
+        if not vision:
+            return None
+        agent = self.config.agent
+        return ImageFetcher(agent.image_hosts, agent.image_max_bytes, agent.image_timeout_s)
 
     def _policy_models(self) -> dict[str, Model]:
         """The `[llm.models.*]` some policy picks by name (the others serve only as fallbacks)."""

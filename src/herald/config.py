@@ -98,6 +98,7 @@ class ModelConfig(Section):
     timeout_s: float = Field(default=60.0, gt=0)
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
+    vision: bool = False  # the model takes images: users' pictures are shown to it
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> ModelConfig:
@@ -155,6 +156,11 @@ class AgentConfig(Section):
     error_message: str = "抱歉，我暂时无法回答，请稍后再试。"
     # Group and channel messages that do not @ the bot ("receive all" mode) start a turn only if true.
     answer_unmentioned: bool = False
+    # Images users send, for a model with `vision`: fetched only from these hosts (the platform's
+    # media hosts), at most this large, within this time, never following a redirect.
+    image_hosts: list[str] = Field(default_factory=lambda: ["multimedia.nt.qq.com.cn"])
+    image_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    image_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

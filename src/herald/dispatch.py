@@ -191,6 +191,7 @@ class Dispatcher:
             author_id=event.author_id,
             trigger_id=event.message_id,
             ref=event.ref,
+            images=tuple(a for a in event.attachments if a.content_type.startswith("image/")),
         )
         if turn is None:
             self.duplicates += 1

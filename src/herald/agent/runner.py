@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from opentelemetry import trace
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import (
+    BinaryContent,
     ModelMessage,
     ModelRequest,
+    ModelRequestPart,
     ModelResponse,
     ToolCallPart,
     ToolReturnPart,
@@ -31,6 +33,7 @@ from pydantic_ai.settings import ModelSettings
 from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
 from herald.agent.history import fit_history
+from herald.agent.images import ImageFetcher, NotShown
 from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
 from herald.agent.settings import AgentSettings
@@ -101,11 +104,15 @@ class AgentRunner:
         agent_settings: AgentSettings | None = None,
         policies: Policies | None = None,
         models: Mapping[str, Model] | None = None,
+        images: ImageFetcher | None = None,
     ) -> None:
         """`agent_settings`: the prompt and tools an operator may change while Herald runs (default:
         `config`'s, fixed). `policies`: what each scope changes of those (default: nothing);
-        `models`: the `[llm.models.*]` a policy may pick by name."""
+        `models`: the `[llm.models.*]` a policy may pick by name. `images`: given when the model
+        sees images (fetched once per turn, for every request of the turn)."""
         self.model = model
+        self.images = images
+        self._shown: dict[int, list[BinaryContent | NotShown]] = {}
         self.models = dict(models or {})
         self.tracer = tracer or trace.NoOpTracer()
         self.instrumentation = instrumentation
@@ -129,6 +136,12 @@ class AgentRunner:
         )
 
     async def run(self, turn: Turn) -> None:
+        try:
+            await self._run(turn)
+        finally:
+            self._shown.pop(turn.id, None)
+
+    async def _run(self, turn: Turn) -> None:
         if turn.status != "pending":
             return
         if not turn.messages:
@@ -204,6 +217,8 @@ class AgentRunner:
         self, history: list[ModelMessage], turn: Turn, context: ToolContext, policy: Policy
     ) -> ModelResponse:
         messages = [*history, *turn.messages]
+        if self.images is not None and turn.images:
+            messages[len(history)] = await self._with_images(turn, messages[len(history)])
         last = messages[-1]
         assert isinstance(last, ModelRequest)
         prompt = instructions(policy.system_prompt, context.target, self.clock.now(), self.config.timezone)
@@ -224,6 +239,22 @@ class AgentRunner:
         except Exception as exc:
             raise ModelFailure() from exc
         return clean_response(response)
+
+    async def _with_images(self, turn: Turn, first: ModelMessage) -> ModelMessage:
+        """The turn's message with its images (fetched at its first request); only the request
+        carries them, the stored turn keeps its text."""
+        assert self.images is not None and isinstance(first, ModelRequest)
+        shown = self._shown.get(turn.id)
+        if shown is None:
+            fetched = await asyncio.gather(*(self.images.fetch(image) for image in turn.images))
+            shown = self._shown[turn.id] = list(fetched)
+        parts: list[ModelRequestPart] = []
+        for part in first.parts:
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                extra = [item if isinstance(item, BinaryContent) else str(item) for item in shown]
+                part = dataclasses.replace(part, content=[part.content, *extra])
+            parts.append(part)
+        return dataclasses.replace(first, parts=parts)
 
     async def _run_tools(
         self,

@@ -4,6 +4,7 @@ when it ends. Unique `source_id` makes platform redelivery a durable no-op."""
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
 from herald.core.clock import Clock
+from herald.core.events import Attachment
 from herald.core.history import TokenUsage
 from herald.core.segments import Text
 from herald.core.target import Target
@@ -45,6 +47,7 @@ class Turn:
     created_at: datetime
     status: str = PENDING
     messages: list[ModelMessage] = field(default_factory=list)
+    images: tuple[Attachment, ...] = ()
 
     @property
     def target(self) -> Target:
@@ -57,6 +60,17 @@ def dump_messages(messages: list[ModelMessage]) -> str:
 
 def load_messages(raw: str | None) -> list[ModelMessage]:
     return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
+
+
+def dump_images(images: tuple[Attachment, ...]) -> str | None:
+    if not images:
+        return None
+    fields = ("url", "content_type", "size", "filename")
+    return json.dumps([{name: getattr(image, name) for name in fields} for image in images])
+
+
+def load_images(raw: str | None) -> tuple[Attachment, ...]:
+    return tuple(Attachment(**item) for item in json.loads(raw)) if raw else ()
 
 
 def turn_usage(messages: list[ModelMessage]) -> TokenUsage:
@@ -148,6 +162,7 @@ class TurnStore:
         trigger_id: str | None = None,
         job_id: str | None = None,
         ref: str | None = None,
+        images: tuple[Attachment, ...] = (),
     ) -> Turn | None:
         """Store a new turn; None if `source_id` was already recorded (a redelivery). `ref`: the
         message's quoting handle."""
@@ -161,6 +176,7 @@ class TurnStore:
             "trigger_id": trigger_id,
             "job_id": job_id,
             "ref": ref,
+            "images": dump_images(images),
             "status": PENDING,
             "steps": 0,
             "in_history": True,
@@ -179,6 +195,7 @@ class TurnStore:
             trigger_id=trigger_id,
             job_id=job_id,
             created_at=now,
+            images=images,
         )
 
     async def quoted(self, conversation: str, ref: str) -> Quoted | None:
@@ -382,4 +399,5 @@ class TurnStore:
             created_at=row.created_at,
             status=row.status,
             messages=load_messages(row.messages),
+            images=load_images(row.images),
         )

@@ -4,7 +4,10 @@ inject faults, change settings. Documented in docs/sim.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -226,6 +229,27 @@ def routes(state: SimState) -> list[BaseRoute]:
     async def notice_delete(request: Request, body: dict[str, Any]) -> Any:
         return {"deleted": state.notices.pop(request.path_params["source"], None) is not None}
 
+    async def attachment_put(request: Request, body: dict[str, Any]) -> Any:
+        """Bytes a user's message can carry as an attachment: what the platform's media host
+        would serve at the attachment's `url` (`redirect`: answer 302 to that URL instead)."""
+        try:
+            data = base64.b64decode(_str(body, "data_base64", ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("data_base64 must be base64") from None
+        attachment_id = secrets.token_hex(8)
+        redirect = body.get("redirect")
+        state.attachments[attachment_id] = (data, _str(body, "content_type"), redirect or None)
+        return {"url": f"{request.base_url}_sim/attachments/{attachment_id}", "size": len(data)}
+
+    async def attachment_get(request: Request) -> Response:
+        found = state.attachments.get(request.path_params["attachment_id"])
+        if found is None:
+            return JsonResponse({"error": "no such attachment"}, 404)
+        data, content_type, redirect = found
+        if redirect:
+            return Response(status_code=302, headers={"location": redirect})
+        return Response(data, media_type=content_type)
+
     return [
         route("/_sim/c2c/{user_openid}/messages", c2c_message, "POST"),
         route("/_sim/groups/{group_openid}/messages", group_message, "POST"),
@@ -246,4 +270,6 @@ def routes(state: SimState) -> list[BaseRoute]:
         route("/_sim/notices", notices, "GET"),
         route("/_sim/notices/{source}", notice_put, "PUT"),
         route("/_sim/notices/{source}", notice_delete, "DELETE"),
+        route("/_sim/attachments", attachment_put, "POST"),
+        Route("/_sim/attachments/{attachment_id}", attachment_get, methods=["GET"]),
     ]

@@ -132,6 +132,8 @@ class SimState:
         self.event_anchors: dict[str, EventAnchor] = {}
         self.outbound: dict[str, Outbound] = {}
         self.ref_idx: dict[str, tuple[Scene, str]] = {}
+        # id → (bytes, content type, redirect URL): what attachment URLs of injected messages serve.
+        self.attachments: dict[str, tuple[bytes, str, str | None]] = {}
         self.transcripts: dict[tuple[Scene, str], list[dict[str, Any]]] = {}
         self.last_activity: dict[tuple[Scene, str], float] = {}
         self.requests: deque[dict[str, Any]] = deque(maxlen=self.settings.request_log_limit)

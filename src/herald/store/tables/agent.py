@@ -43,6 +43,8 @@ class AgentTurn(Base):
     model_name: Mapped[str | None] = mapped_column(String(200))
     # The inbound message's quoting handle: a later message quoting it names this.
     ref: Mapped[str | None] = mapped_column(String(128))
+    # The message's images (JSON: url, content_type, size, filename), shown to a model that sees images.
+    images: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_agent_turns_status_id", "status", "id"),

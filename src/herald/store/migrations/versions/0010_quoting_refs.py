@@ -1,5 +1,5 @@
 """turns and outbox items keep their message's quoting handle, so a quoted message's text can be
-found
+found; turns keep their message's images, for models that see them
 
 Revision ID: 0010
 Revises: 0008
@@ -24,9 +24,13 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("ref", sa.String(length=128), nullable=True))
         op.create_index(f"ix_{table}_conversation_ref", table, ["conversation", "ref"])
+    with op.batch_alter_table("agent_turns") as batch:
+        batch.add_column(sa.Column("images", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("agent_turns") as batch:
+        batch.drop_column("images")
     for table in ("agent_turns", "outbox_items"):
         op.drop_index(f"ix_{table}_conversation_ref", table_name=table)
         with op.batch_alter_table(table) as batch:
