@@ -1,9 +1,10 @@
-"""What resolving a turn's policy costs: CPU per lookup, with many scoped tables.
+"""What a turn's policy and history bookkeeping cost: CPU per policy lookup, with many scoped
+tables, and per split of a history window into the turns kept and those due for the summary.
 
     .venv/bin/python bench/policy.py [--tables 1000] [--lookups 100000]
 
 Every group, channel and user of `--tables` each has a table; lookups spread over them and over
-scopes without one. The goal is ≤ 0.2 ms CPU per turn.
+scopes without one. The goal is ≤ 0.2 ms CPU per turn for the lookup.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import argparse
 import json
 import time
 
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from herald.agent.history import split_history
 from herald.agent.policy import Policies
 from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.target import Scene, Target
@@ -52,12 +56,29 @@ def main() -> None:
         target, author, guild = targets[i % len(targets)]
         policies.resolve(target, author, guild)
     cpu = time.process_time() - cpu0
+    # The window a turn loads with the default budget (20 turns + 10 summary candidates).
+    window: list[tuple[int, list[ModelMessage]]] = [
+        (
+            i,
+            [
+                ModelRequest(parts=[UserPromptPart(f"message {i} " * 20)]),
+                ModelResponse(parts=[TextPart("ok " * 30)]),
+            ],
+        )
+        for i in range(30)
+    ]
+    splits = max(1, args.lookups // 10)
+    cpu1 = time.process_time()
+    for _ in range(splits):
+        split_history(window, 20, 6000)
+    split_cpu = time.process_time() - cpu1
     print(
         json.dumps(
             {
                 "tables": 4 * n,
                 "lookups": args.lookups,
                 "cpu_us_per_lookup": round(cpu / args.lookups * 1e6, 2),
+                "cpu_us_per_history_split": round(split_cpu / splits * 1e6, 2),
             }
         )
     )

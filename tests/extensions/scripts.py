@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 
@@ -13,6 +14,7 @@ class CallsTools(Script):
     """`call a {"x":1} ; call b {}` → those tool calls in one response; then `got: <results>`."""
 
     def first(self, text: str) -> ModelResponse:
+        text = re.sub(r"^\[[^\]]+\] ", "", text)  # a group message says who wrote it: "[m1] call …"
         if not text.startswith("call "):
             return super().first(text)
         parts: list[ToolCallPart | TextPart] = []

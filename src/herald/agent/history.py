@@ -17,7 +17,7 @@ from pydantic_ai.messages import (
 
 def estimate_tokens(text: str) -> int:
     """Rough and cheap: ~4 ASCII characters per token, one token per other character (CJK)."""
-    ascii_chars = sum(1 for char in text if ord(char) < 128)
+    ascii_chars = len(text.encode("ascii", "ignore"))  # in C: counting in Python cost 0.2 ms a turn
     return (ascii_chars + 3) // 4 + (len(text) - ascii_chars)
 
 
@@ -42,12 +42,39 @@ def message_tokens(message: ModelMessage) -> int:
 
 def fit_history(turns: list[list[ModelMessage]], max_turns: int, max_tokens: int) -> list[ModelMessage]:
     """Flatten the newest turns that fit both budgets, oldest first."""
-    kept: list[list[ModelMessage]] = []
-    used = 0
+    kept = _fitting(turns, max_turns, max_tokens)
+    return [message for turn in turns[len(turns) - kept :] for message in turn] if kept else []
+
+
+def split_history(
+    turns: list[tuple[int, list[ModelMessage]]], max_turns: int, max_tokens: int
+) -> tuple[list[ModelMessage], list[tuple[int, list[ModelMessage]]]]:
+    """(the newest turns that fit both budgets, flattened; the older turns, which do not)."""
+    kept = _fitting([messages for _, messages in turns], max_turns, max_tokens)
+    cut = len(turns) - kept
+    return [message for _, messages in turns[cut:] for message in messages], turns[:cut]
+
+
+def _fitting(turns: list[list[ModelMessage]], max_turns: int, max_tokens: int) -> int:
+    """How many of the newest turns fit both budgets."""
+    kept = used = 0
     for turn in reversed(turns[-max_turns:] if max_turns > 0 else []):
         cost = sum(message_tokens(message) for message in turn)
         if used + cost > max_tokens:
             break
-        kept.append(turn)
+        kept += 1
         used += cost
-    return [message for turn in reversed(kept) for message in turn]
+    return kept
+
+
+def transcript_lines(messages: list[ModelMessage]) -> list[str]:
+    """A turn as plain lines for a summary: what the user wrote and what the assistant answered
+    (tool calls and results left out)."""
+    lines: list[str] = []
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                lines.append(f"User: {part.content}")
+            elif isinstance(part, TextPart) and part.content.strip():
+                lines.append(f"Assistant: {part.content.strip()}")
+    return lines

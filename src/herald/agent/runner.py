@@ -32,7 +32,7 @@ from pydantic_ai.settings import ModelSettings
 
 from herald.agent.clean import clean_response
 from herald.agent.health import ModelHealth
-from herald.agent.history import fit_history
+from herald.agent.history import split_history, transcript_lines
 from herald.agent.images import ImageFetcher, NotShown
 from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
@@ -41,9 +41,21 @@ from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResul
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.clock import Clock
+from herald.core.history import Summary
 from herald.core.segments import Text
 
 log = logging.getLogger(__name__)
+
+# Turns past the history budget wait until this many have gathered, then one request folds them
+# into the conversation's summary.
+SUMMARY_BATCH = 5
+SUMMARY_CHARS = 2000
+SUMMARY_INSTRUCTIONS = (
+    "You keep the memory of a chat. Rewrite the summary so far (if any) together with the "
+    "conversation below into one short summary, in the conversation's language, at most 150 "
+    "words: who the people are, facts they told you, what they asked for and what was done or "
+    "promised. Write only the summary."
+)
 
 
 def _open_tool_round(messages: list[ModelMessage]) -> tuple[list[ToolCallPart], dict[str, ToolResult]]:
@@ -113,6 +125,7 @@ class AgentRunner:
         self.model = model
         self.images = images
         self._shown: dict[int, list[BinaryContent | NotShown]] = {}
+        self._summary_failures: dict[str, int] = {}  # conversation → turns to wait before trying again
         self.models = dict(models or {})
         self.tracer = tracer or trace.NoOpTracer()
         self.instrumentation = instrumentation
@@ -147,11 +160,7 @@ class AgentRunner:
         if not turn.messages:
             turn.messages = [ModelRequest(parts=[UserPromptPart(turn.content, timestamp=turn.created_at)])]
         policy = self.policies.resolve(turn.target, turn.author_id)
-        history = fit_history(
-            await self.turns.history(turn.conversation, turn.id, policy.history_turns),
-            policy.history_turns,
-            policy.history_tokens,
-        )
+        history, summary = await self._history(turn, policy)
         context = ToolContext(
             turn_id=turn.id,
             target=turn.target,
@@ -174,7 +183,7 @@ class AgentRunner:
                 await self._fail(turn, f"stopped after {steps} model steps")
                 return
             try:
-                response = await self._request(history, turn, context, policy)
+                response = await self._request(history, turn, context, policy, summary)
             except ModelFailure as failure:
                 cause = self._cause(failure.__cause__ or failure)
                 state = self.health.failed(cause)
@@ -213,8 +222,60 @@ class AgentRunner:
             return f"TimeoutError: no answer within {self.timeout_s:g} s ([llm] timeout_s)"
         return f"{type(error).__name__}: {error}"
 
+    async def _history(self, turn: Turn, policy: Policy) -> tuple[list[ModelMessage], Summary | None]:
+        """The turns the model sees in full, and the summary of those that left the window.
+
+        Turns past the budget are folded into the summary once `SUMMARY_BATCH` of them have
+        gathered (one model request per batch, not per turn); until then they are left out. A
+        failed summary request leaves them for the next turn to try again.
+        """
+        window = await self.turns.history_with_ids(
+            turn.conversation, turn.id, policy.history_turns + 2 * SUMMARY_BATCH
+        )
+        kept, dropped = split_history(window, policy.history_turns, policy.history_tokens)
+        summary = await self.turns.summary(turn.conversation)
+        # After a failure, the next try waits for another batch: a model that cannot summarize
+        # must not cost an extra request on every turn.
+        waiting = self._summary_failures.get(turn.conversation, 0)
+        if waiting > 1:
+            self._summary_failures[turn.conversation] = waiting - 1
+        elif waiting == 1:
+            del self._summary_failures[turn.conversation]
+        elif len(dropped) >= SUMMARY_BATCH and policy.history_turns > 0:
+            try:
+                summary = await self._summarize(turn.conversation, summary, dropped)
+            except Exception as exc:
+                self._summary_failures[turn.conversation] = SUMMARY_BATCH
+                log.warning("turn %s: summarizing %d earlier turns failed: %s", turn.id, len(dropped), exc)
+        return kept, summary
+
+    async def _summarize(
+        self, conversation: str, summary: Summary | None, turns: list[tuple[int, list[ModelMessage]]]
+    ) -> Summary:
+        transcript = "\n".join(line for _, messages in turns for line in transcript_lines(messages))
+        earlier = f"Summary so far:\n{summary.text}\n\n" if summary is not None else ""
+        request = ModelRequest(
+            parts=[UserPromptPart(f"{earlier}Conversation to add:\n{transcript}")],
+            instructions=SUMMARY_INSTRUCTIONS,
+        )
+        async with asyncio.timeout(self.timeout_s):
+            response = await model_request(self.model, [request], model_settings=self.settings)
+        text = (response.text or "").strip()
+        if not text:
+            raise ModelFailure("the model wrote an empty summary")
+        covered = (summary.turns if summary is not None else 0) + len(turns)
+        updated = Summary(text[:SUMMARY_CHARS], covered)
+        await self.turns.summarized(conversation, updated, [turn_id for turn_id, _ in turns])
+        log.info("%s: %d earlier turns summarized (%d in all)", conversation, len(turns), covered)
+        return updated
+
     async def _request(
-        self, history: list[ModelMessage], turn: Turn, context: ToolContext, policy: Policy
+        self,
+        history: list[ModelMessage],
+        turn: Turn,
+        context: ToolContext,
+        policy: Policy,
+        summary: Summary | None = None,
     ) -> ModelResponse:
         messages = [*history, *turn.messages]
         if self.images is not None and turn.images:
@@ -222,6 +283,8 @@ class AgentRunner:
         last = messages[-1]
         assert isinstance(last, ModelRequest)
         prompt = instructions(policy.system_prompt, context.target, self.clock.now(), self.config.timezone)
+        if summary is not None:
+            prompt += f"\n\nEarlier in this conversation (your summary): {summary.text}"
         model = self.models.get(policy.model, self.model) if policy.model is not None else self.model
         settings = self.settings
         if policy.temperature is not None and policy.sources["temperature"] != "[llm] temperature":

@@ -12,20 +12,20 @@ from datetime import datetime
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import Executable, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
 from herald.core.clock import Clock
 from herald.core.events import Attachment
-from herald.core.history import TokenUsage
+from herald.core.history import Summary, TokenUsage
 from herald.core.segments import Text
 from herald.core.target import Target
 from herald.delivery.codec import load_segments
 from herald.store import Database
 from herald.store.batch import Work
-from herald.store.tables.agent import AgentTurn
+from herald.store.tables.agent import AgentTurn, ConversationSummary
 from herald.store.tables.outbox import OutboxItem
 from herald.store.types import UTCDateTime
 
@@ -143,6 +143,8 @@ class TurnStore:
         )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
+        # Like histories: one conversation's turns run one at a time, through this store.
+        self._summaries: OrderedDict[str, Summary | None] = OrderedDict()
         self._cache_size = cache_size
         self._history_keep = history_keep
         # Records, step saves and finishes share commits with the rest of the store's writes.
@@ -297,6 +299,11 @@ class TurnStore:
             return self._turn(row) if row is not None else None
 
     async def history(self, conversation: str, before: int, limit: int) -> list[list[ModelMessage]]:
+        return [messages for _, messages in await self.history_with_ids(conversation, before, limit)]
+
+    async def history_with_ids(
+        self, conversation: str, before: int, limit: int
+    ) -> list[tuple[int, list[ModelMessage]]]:
         """The message lists of the last `limit` finished turns before turn `before`, oldest first.
 
         Turns of one conversation run one at a time in id order, so after the first load the
@@ -311,7 +318,7 @@ class TurnStore:
         self._histories.move_to_end(conversation)
         while len(self._histories) > self._cache_size:
             self._histories.popitem(last=False)
-        return [messages for turn_id, messages in cached if turn_id < before][-limit:]
+        return [(turn_id, messages) for turn_id, messages in cached if turn_id < before][-limit:]
 
     async def _load_history(
         self, conversation: str, before: int, limit: int
@@ -341,10 +348,54 @@ class TurnStore:
                 .where(AgentTurn.conversation == conversation, AgentTurn.in_history.is_(True))
                 .values(in_history=False)
             )
+            await session.execute(
+                delete(ConversationSummary).where(ConversationSummary.conversation == conversation)
+            )
             await session.commit()
         self._histories[conversation] = []
+        self._remember_summary(conversation, None)
         count: int = result.rowcount  # type: ignore[attr-defined]
         return count
+
+    async def summary(self, conversation: str) -> Summary | None:
+        if conversation in self._summaries:
+            self._summaries.move_to_end(conversation)
+            return self._summaries[conversation]
+        async with self.db.session() as session:
+            row = await session.get(ConversationSummary, conversation)
+        found = Summary(row.text, row.turns) if row is not None else None
+        self._remember_summary(conversation, found)
+        return found
+
+    def _remember_summary(self, conversation: str, summary: Summary | None) -> None:
+        self._summaries[conversation] = summary
+        self._summaries.move_to_end(conversation)
+        while len(self._summaries) > self._cache_size:
+            self._summaries.popitem(last=False)
+
+    async def summarized(self, conversation: str, summary: Summary, turn_ids: list[int]) -> None:
+        """Store the conversation's new summary, and take the turns it covers out of the history
+        (as `/reset` does), in one transaction: a crash leaves both or neither."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            row = await session.get(ConversationSummary, conversation)
+            if row is None:
+                session.add(
+                    ConversationSummary(
+                        conversation=conversation, text=summary.text, turns=summary.turns, updated_at=now
+                    )
+                )
+            else:
+                row.text, row.turns, row.updated_at = summary.text, summary.turns, now
+            await session.execute(
+                update(AgentTurn).where(AgentTurn.id.in_(turn_ids)).values(in_history=False)
+            )
+            await session.commit()
+        self._remember_summary(conversation, summary)
+        cached = self._histories.get(conversation)
+        if cached is not None:
+            gone = set(turn_ids)
+            self._histories[conversation] = [(i, m) for i, m in cached if i not in gone]
 
     async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
         from sqlalchemy import func

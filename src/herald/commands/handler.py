@@ -178,11 +178,16 @@ async def _status(commands: Commands, context: CommandContext, args: str) -> str
         if last.model_name
         else "tokens: no model turn yet"
     )
+    summary = await commands.turns.summary(context.target.key)
+    remembered = ""
+    if summary is not None:
+        text = summary.text if len(summary.text) <= 200 else summary.text[:200] + "…"
+        remembered = f"\nsummary of {summary.turns} earlier turns: {text}"
     return (
         f"Herald {__version__} · up {format_interval(uptime)}\n"
         f"model: {info.model} · {info.model_state()}\n"
         f"this conversation: {history} turns in history, {len(jobs)} active jobs\n"
-        f"{tokens}"
+        f"{tokens}{remembered}"
     )
 
 

@@ -17,6 +17,14 @@ class TokenUsage:
     model_name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The model's summary of a conversation's turns that left its window, and how many it covers."""
+
+    text: str
+    turns: int
+
+
 class ConversationHistory(Protocol):
     async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
         """The latest model turn's usage, and the total of the turns created since `since`."""
@@ -28,4 +36,8 @@ class ConversationHistory(Protocol):
 
     async def count_history(self, conversation: str) -> int:
         """How many finished turns the model sees in the conversation."""
+        ...
+
+    async def summary(self, conversation: str) -> Summary | None:
+        """The summary the model sees of the turns that left its window, if there is one."""
         ...

@@ -91,3 +91,15 @@ class AgentJob(Base):
         Index("ix_agent_jobs_active_next_run_at", "active", "next_run_at"),
         Index("ix_agent_jobs_conversation", "conversation"),
     )
+
+
+class ConversationSummary(Base):
+    """What the model wrote of a conversation's turns that left its window (history budget):
+    shown to it on every request instead of those turns. `turns` counts the turns it covers."""
+
+    __tablename__ = "conversation_summaries"
+
+    conversation: Mapped[str] = mapped_column(String(255), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    turns: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,5 +1,6 @@
 """turns and outbox items keep their message's quoting handle, so a quoted message's text can be
-found; turns keep their message's images, for models that see them
+found; turns keep their message's images, for models that see them; a conversation's summary of
+the turns that left the model's window
 
 Revision ID: 0010
 Revises: 0008
@@ -26,9 +27,18 @@ def upgrade() -> None:
         op.create_index(f"ix_{table}_conversation_ref", table, ["conversation", "ref"])
     with op.batch_alter_table("agent_turns") as batch:
         batch.add_column(sa.Column("images", sa.Text(), nullable=True))
+    op.create_table(
+        "conversation_summaries",
+        sa.Column("conversation", sa.String(length=255), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("turns", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("conversation", name=op.f("pk_conversation_summaries")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("conversation_summaries")
     with op.batch_alter_table("agent_turns") as batch:
         batch.drop_column("images")
     for table in ("agent_turns", "outbox_items"):
