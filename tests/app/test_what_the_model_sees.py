@@ -1,10 +1,13 @@
 """What the model reads of a user's message, over the emulator: a quote brings the quoted text
 (the user's own earlier message, or one Herald sent); a voice message its transcript; a group
-message who wrote it."""
+message who wrote it; and a group's memory is its own, shared by its members, seen nowhere else."""
 
 from __future__ import annotations
 
-from tests.app.herald_harness import harness
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo
+
+from tests.app.herald_harness import Script, harness
 
 
 async def test_a_quote_brings_the_quoted_text_into_the_turn(db_url: str) -> None:
@@ -48,3 +51,31 @@ async def test_a_group_turn_knows_who_is_speaking(db_url: str) -> None:
         calls, instructions = h.script.calls[-2:], h.script.instructions[-1] or ""
     assert calls == ["[alice] 大家好", "[bob] 你好"]
     assert "Each message starts with [who wrote it]." in instructions
+
+
+class RemembersAll(Script):
+    """Records every request's whole message list, as text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[str] = []
+
+    async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.requests.append(repr(messages))
+        return await super().respond(messages, info)
+
+
+async def test_a_groups_memory_is_its_own(db_url: str) -> None:
+    script = RemembersAll()
+    async with harness(db_url, script) as h:
+        await h.member_says("GA", "alice", "我们群的暗号是蓝鲸")
+        await h.wait_delivered("group", "GA", 1)
+        await h.member_says("GB", "alice", "暗号是什么？")  # the same person, another group
+        await h.wait_delivered("group", "GB", 1)
+        await h.user_says("alice", "暗号是什么？")  # and in private
+        await h.wait_delivered("c2c", "alice", 1)
+        await h.member_says("GA", "bob", "暗号是什么？")  # another member of the first group
+        await h.wait_delivered("group", "GA", 2)
+    in_b, in_private, in_a = script.requests[1:]
+    assert "蓝鲸" not in in_b and "蓝鲸" not in in_private
+    assert "蓝鲸" in in_a  # the group's memory is the group's: every member's turns see it
