@@ -29,7 +29,7 @@ from herald.delivery.inspect import counts_by_state
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
 from herald.llm import ModelHandle, open_model
-from herald.llm.provider import Named, remote_model
+from herald.llm.provider import MissingExtra, Named, remote_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
@@ -240,14 +240,22 @@ class Herald:
         return ImageFetcher(agent.image_hosts, agent.image_max_bytes, agent.image_timeout_s)
 
     def _policy_models(self) -> dict[str, Model]:
-        """The `[llm.models.*]` some policy picks by name (the others serve only as fallbacks)."""
+        """The remote `[llm.models.*]`, which a policy (the file's, or the console's later) may pick."""
         if self._model_choice is not None:
             return dict(self._model_choice.named)
         llm = self.config.llm
         picked = {layer.model for _, layer in self.config.policy.layers() if layer.model is not None}
-        return {
-            name: Named(remote_model(llm.models[name]), name, llm.models[name].timeout_s) for name in picked
-        }
+        models: dict[str, Model] = {}
+        for name, model in llm.models.items():
+            if model.provider == "local":
+                continue
+            try:
+                models[name] = Named(remote_model(model), name, model.timeout_s)
+            except MissingExtra:
+                if name in picked:
+                    raise
+                log.warning("[llm.models.%s] cannot be picked by a policy: its extra is not installed", name)
+        return models
 
     def _probes(self) -> Probes:
         db, platform = self.db, self.platform

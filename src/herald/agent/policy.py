@@ -13,13 +13,16 @@ dict lookups.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from herald.agent.settings import AgentSettings
+from herald.agent.settings import AgentSettings, SettingError, parse_policy
 from herald.config import AgentConfig, Language, LLMConfig, PolicyConfig, PolicyLayer
 from herald.core.target import Scene, Target
+
+log = logging.getLogger(__name__)
 
 FIELDS = (
     "system_prompt",
@@ -69,14 +72,42 @@ class Policies:
         self.agent = agent
         self.llm = llm
         self.settings = settings or AgentSettings(agent)
+        self._file = policy
+        self._in_use: str | None = None  # the console's policy text the layers were built from
+        self._use(policy)
+        # A channel's turn does not carry its guild; its messages do, and say it here.
+        self._guild_of: dict[str, str] = {}
+
+    def _use(self, policy: PolicyConfig) -> None:
         self._global = _set_values(policy)
         self._scenes = {scene: _set_values(layer) for scene, layer in policy.scenes.items()}
         self._guilds = {key: _set_values(layer) for key, layer in policy.guilds.items()}
         self._groups = {key: _set_values(layer) for key, layer in policy.groups.items()}
         self._channels = {key: _set_values(layer) for key, layer in policy.channels.items()}
         self._users = {key: _set_values(layer) for key, layer in policy.users.items()}
-        # A channel's turn does not carry its guild; its messages do, and say it here.
-        self._guild_of: dict[str, str] = {}
+
+    def _current(self) -> None:
+        """Rebuild the layers when an operator changed the policy in the console (or reset it)."""
+        text = self.settings.policy_text
+        if text == self._in_use:
+            return
+        self._in_use = text
+        # Checked when stored; a value that no longer parses (edited in the database) is ignored.
+        try:
+            self._use(parse_policy(text, self.remote_models) if text is not None else self._file)
+        except SettingError as exc:
+            log.error("the console's [policy] is not valid, so the file's applies: %s", exc)
+            self._use(self._file)
+
+    @property
+    def remote_models(self) -> list[str]:
+        """The `[llm.models.*]` a policy may pick."""
+        return [name for name, model in self.llm.models.items() if model.provider != "local"]
+
+    @property
+    def origin(self) -> str:
+        """Where the `[policy]` tables come from."""
+        return "console " if self.settings.policy_text is not None else ""
 
     def note_guild(self, channel_id: str, guild_id: str) -> None:
         self._guild_of[channel_id] = guild_id
@@ -111,6 +142,7 @@ class Policies:
         self, target: Target, author_id: str | None = None, guild_id: str | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """The layers that apply to a turn, least specific first, with their names."""
+        self._current()
         found: list[tuple[str, dict[str, Any]]] = [("[policy]", self._global)]
         scene = self._scenes.get(target.scene)
         if scene is not None:
@@ -131,10 +163,11 @@ class Policies:
 
     def resolve(self, target: Target, author_id: str | None = None, guild_id: str | None = None) -> Policy:
         values, sources = self._base()
+        origin = self.origin
         for name, layer in self.layers_for(target, author_id, guild_id):
             values.update(layer)
             for key in layer:
-                sources[key] = name
+                sources[key] = origin + name
         tools = values["tools"]
         return Policy(
             system_prompt=values["system_prompt"],

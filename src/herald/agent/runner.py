@@ -285,7 +285,13 @@ class AgentRunner:
         prompt = instructions(policy.system_prompt, context.target, self.clock.now(), self.config.timezone)
         if summary is not None:
             prompt += f"\n\nEarlier in this conversation (your summary): {summary.text}"
-        model = self.models.get(policy.model, self.model) if policy.model is not None else self.model
+        model = self.model
+        if policy.model is not None:
+            model = self.models.get(policy.model, self.model)
+            if model is self.model:
+                log.warning(
+                    "turn %s: policy model %r is not available; the primary answers", turn.id, policy.model
+                )
         settings = self.settings
         if policy.temperature is not None and policy.sources["temperature"] != "[llm] temperature":
             settings = ModelSettings(**(settings or {}), temperature=policy.temperature)

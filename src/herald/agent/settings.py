@@ -9,14 +9,19 @@ later (a new plugin, an MCP server's new tool) is offered until an operator turn
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Collection
 
-from herald.config import AgentConfig
+from pydantic import ValidationError
+
+from herald.config import AgentConfig, PolicyConfig
 from herald.store.settings import SettingsStore
 
 SYSTEM_PROMPT = "agent.system_prompt"
 DISABLED_TOOLS = "agent.disabled_tools"
-KEYS = (SYSTEM_PROMPT, DISABLED_TOOLS)
+POLICY = "agent.policy"  # TOML of a whole [policy], replacing the file's
+KEYS = (SYSTEM_PROMPT, DISABLED_TOOLS, POLICY)
+MAX_POLICY_CHARS = 100_000
 # Sent with every model request: a prompt this long already costs thousands of tokens per turn.
 MAX_PROMPT_CHARS = 20_000
 
@@ -42,6 +47,22 @@ class AgentSettings:
     def disabled_tools(self) -> frozenset[str]:
         stored = self._stored(DISABLED_TOOLS)
         return frozenset(json.loads(stored)) if stored is not None else frozenset()
+
+    @property
+    def policy_text(self) -> str | None:
+        """The operator's `[policy]` (TOML), which replaces the configuration's; None: the file's."""
+        return self._stored(POLICY)
+
+    async def set_policy(self, text: str, known_models: Collection[str], actor: str) -> bool:
+        """Replace the configuration's `[policy]` with `text` (its tables, with or without a
+        `[policy]` prefix). False when it is the one in effect already."""
+        text = text.replace("\r\n", "\n").strip()
+        if not text:
+            raise SettingError("the policy is empty: reset it to use the configuration's [policy]")
+        if len(text) > MAX_POLICY_CHARS:
+            raise SettingError(f"the policy has {len(text)} characters; at most {MAX_POLICY_CHARS}")
+        parse_policy(text, known_models)
+        return await self._change(POLICY, text, actor)
 
     def overridden(self, key: str) -> bool:
         return self._stored(key) is not None
@@ -79,3 +100,27 @@ class AgentSettings:
         if self.store is None:
             raise SettingError("settings cannot be changed: no settings store")
         return await self.store.change(key, value, actor)
+
+
+def parse_policy(text: str, known_models: Collection[str]) -> PolicyConfig:
+    """A `[policy]` written in TOML, checked as the configuration's would be."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingError(f"not valid TOML: {exc}") from None
+    if set(data) == {"policy"} and isinstance(data["policy"], dict):
+        data = data["policy"]
+    try:
+        policy = PolicyConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'policy'}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingError(f"not a valid [policy]: {problems}") from None
+    for name, layer in policy.layers():
+        if layer.model is not None and layer.model not in known_models:
+            defined = ", ".join(known_models) or "none"
+            raise SettingError(
+                f"{name} model = {layer.model!r} is not a remote [llm.models.NAME] table (defined: {defined})"
+            )
+    return policy

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from herald.agent.settings import (
     DISABLED_TOOLS,
     MAX_PROMPT_CHARS,
+    POLICY,
     SYSTEM_PROMPT,
     AgentSettings,
     SettingError,
@@ -120,6 +121,7 @@ class Pages:
             Route("/settings", self.pages(self.settings)),
             Route("/settings/prompt", self.changes(self.change_prompt), methods=["POST"]),
             Route("/settings/tools", self.changes(self.change_tools), methods=["POST"]),
+            Route("/settings/policy", self.changes(self.change_policy), methods=["POST"]),
             Route("/settings/reset", self.changes(self.reset_setting), methods=["POST"]),
         ]
 
@@ -477,7 +479,12 @@ class Pages:
         return sorted({*self.ops.tools(), *agent.disabled_tools})
 
     async def settings(
-        self, request: Request, status: int = 200, error: str | None = None, draft: str | None = None
+        self,
+        request: Request,
+        status: int = 200,
+        error: str | None = None,
+        draft: str | None = None,
+        policy_draft: str | None = None,
     ) -> Response:
         agent = self.ops.agent_settings
         sections = effective_config(self.ops.config, agent, os.environ) if self.ops.config is not None else []
@@ -511,6 +518,11 @@ class Pages:
             audit=audit,
             prompt_key=SYSTEM_PROMPT,
             tools_key=DISABLED_TOOLS,
+            policy_key=POLICY,
+            policy=policy_draft
+            if policy_draft is not None
+            else (agent.policy_text if agent is not None else None) or "",
+            policy_overridden=agent is not None and agent.overridden(POLICY),
         )
 
     async def change_prompt(self, request: Request) -> Response:
@@ -540,6 +552,21 @@ class Pages:
             return await self.settings(request, 400, error=str(exc))
         self.notify(
             request, *(("tools saved", "工具设置已保存") if changed else ("tools unchanged", "工具设置未变"))
+        )
+        return RedirectResponse("/settings", status_code=303)
+
+    async def change_policy(self, request: Request) -> Response:
+        form = await request.form()
+        text = str(form.get("policy") or "")
+        agent = self._agent()
+        known = self.ops.config.llm.models if self.ops.config is not None else {}
+        remote = [name for name, model in known.items() if model.provider != "local"]
+        try:
+            changed = await agent.set_policy(text, remote, self._actor(request))
+        except SettingError as exc:
+            return await self.settings(request, 400, error=str(exc), policy_draft=text)
+        self.notify(
+            request, *(("policy saved", "策略已保存") if changed else ("policy unchanged", "策略未变"))
         )
         return RedirectResponse("/settings", status_code=303)
 
