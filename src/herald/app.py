@@ -25,6 +25,7 @@ from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
+from herald.gate import Gate, TokenLedger
 from herald.llm import ModelHandle, open_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
@@ -73,6 +74,7 @@ class Herald:
         self.turns: TurnStore | None = None
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.gate: Gate | None = None
         self.scheduler: Scheduler | None = None
         self.mcp_servers: list[McpServer] = []
         self.plugins = Plugins()
@@ -152,7 +154,16 @@ class Herald:
         stored = SettingsStore(self.db, self.clock, AGENT_SETTING_KEYS)
         await stored.load()
         self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
-        toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
+        # Access and limits: outside the model, checked before a turn runs and at each tool call.
+        self.gate = gate = Gate(
+            config.access,
+            config.limits,
+            self.clock,
+            TokenLedger(self.db, self.clock, config.agent.timezone),
+        )
+        toolbox = Toolbox(
+            self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings, guard=gate
+        )
         runner = AgentRunner(
             model=model,
             turns=self.turns,
@@ -193,6 +204,7 @@ class Herald:
             metrics=counted,
             changes=self.changes,
             tracer=self.tracing.tracer,
+            gate=gate,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

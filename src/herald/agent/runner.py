@@ -121,6 +121,13 @@ class AgentRunner:
             function_tools=self.toolbox.offered if self.offer_tools else [], allow_text_output=True
         )
 
+    def parameters_in(self, context: ToolContext) -> ModelRequestParameters:
+        """`parameters` for one turn: without the tools its author may not call."""
+        return ModelRequestParameters(
+            function_tools=self.toolbox.offered_in(context) if self.offer_tools else [],
+            allow_text_output=True,
+        )
+
     async def run(self, turn: Turn) -> None:
         if turn.status != "pending":
             return
@@ -205,7 +212,7 @@ class AgentRunner:
                     self.model,
                     messages,
                     model_settings=self.settings,
-                    model_request_parameters=self.parameters,
+                    model_request_parameters=self.parameters_in(context),
                     instrument=self.instrumentation,
                 )
         except Exception as exc:

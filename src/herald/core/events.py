@@ -36,6 +36,9 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     mentions_bot: bool = True  # False for a full-group message that did not @ the bot
     guild_id: str | None = None  # guild scenes only
+    # What the platform says the author is where they wrote: a group's `member_role`
+    # (owner / admin / member), a guild member's role ids.
+    author_roles: tuple[str, ...] = ()
 
 
 class RelationKind(StrEnum):

@@ -112,8 +112,18 @@ class Author(_Model):
     union_openid: str = ""
     username: str = ""
     bot: bool = False
+    member_role: str = ""  # group messages, 2026 (§4.2)
 
     _coerce = field_validator("id", mode="before")(_str)
+
+
+class GuildMember(_Model):
+    roles: list[str] = Field(default_factory=list)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return [str(item) for item in value if isinstance(item, str | int)] if isinstance(value, list) else []
 
 
 class Mention(_Model):
@@ -141,6 +151,7 @@ class MessagePayload(_Model):
     channel_id: str = ""
     guild_id: str = ""
     src_guild_id: str = ""
+    member: GuildMember = Field(default_factory=GuildMember)  # guild messages (§4.4)
 
     _coerce = field_validator("id", "channel_id", "guild_id", "src_guild_id", mode="before")(_str)
 
@@ -148,6 +159,12 @@ class MessagePayload(_Model):
     @classmethod
     def _list(cls, value: Any) -> Any:
         return value if isinstance(value, list) else []
+
+    @field_validator("member", mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        # Roles only widen what an author may do: a malformed member counts as none.
+        return value if isinstance(value, dict) else {}
 
     @property
     def where(self) -> str:
@@ -258,6 +275,7 @@ def _group_message(mentions_bot: bool) -> _Parser:
             received_at=received_at,
             attachments=p.core_attachments(p.where),
             mentions_bot=mentions_bot,
+            author_roles=(p.author.member_role,) if p.author.member_role else (),
         )
 
     return parse
@@ -279,6 +297,7 @@ def _channel_message(mentions_bot: bool) -> _Parser:
             attachments=p.core_attachments(p.where),
             mentions_bot=mentioned,
             guild_id=p.guild_id or None,
+            author_roles=tuple(p.member.roles),
         )
 
     return parse

@@ -71,6 +71,7 @@ def routes(state: SimState) -> list[BaseRoute]:
                 _str(body, "content", ""),
                 at_bot=bool(body.get("at_bot", True)),
                 attachments=body.get("attachments"),
+                member_role=_str(body, "member_role") if "member_role" in body else None,
             )
         )
 
