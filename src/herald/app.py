@@ -28,6 +28,7 @@ from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
+from herald.gate import Gate, TokenLedger
 from herald.llm import ModelHandle, open_model
 from herald.llm.provider import MissingExtra, Named, remote_model
 from herald.metrics import Metrics
@@ -80,6 +81,7 @@ class Herald:
         self.turns: TurnStore | None = None
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.gate: Gate | None = None
         self.scheduler: Scheduler | None = None
         self.mcp_servers: list[McpServer] = []
         self.plugins = Plugins()
@@ -159,7 +161,16 @@ class Herald:
         stored = SettingsStore(self.db, self.clock, AGENT_SETTING_KEYS)
         await stored.load()
         self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
-        toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
+        # Access and limits: outside the model, checked before a turn runs and at each tool call.
+        self.gate = gate = Gate(
+            config.access,
+            config.limits,
+            self.clock,
+            TokenLedger(self.db, self.clock, config.agent.timezone),
+        )
+        toolbox = Toolbox(
+            self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings, guard=gate
+        )
         policies = Policies(config.policy, config.agent, config.llm, agent_settings)
         runner = AgentRunner(
             model=model,
@@ -205,6 +216,7 @@ class Herald:
             changes=self.changes,
             tracer=self.tracing.tracer,
             policies=policies,
+            gate=gate,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

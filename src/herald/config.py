@@ -215,6 +215,49 @@ class SchedulerConfig(Section):
     max_jobs_per_conversation: int = Field(default=20, ge=1)
 
 
+class AccessConfig(Section):
+    """Who may talk to the bot, and who is an admin. Deny beats allow; an empty allow list lets
+    everyone in. Ids are the platform's: user/member openids, group openids, guild ids."""
+
+    allow_users: list[str] = Field(default_factory=list)
+    deny_users: list[str] = Field(default_factory=list)
+    allow_groups: list[str] = Field(default_factory=list)
+    deny_groups: list[str] = Field(default_factory=list)
+    allow_guilds: list[str] = Field(default_factory=list)
+    deny_guilds: list[str] = Field(default_factory=list)
+    # Admins everywhere, by id; and by the role the platform reports with each message.
+    admins: list[str] = Field(default_factory=list)
+    admin_group_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
+    # The guild's system roles: 2 admin, 4 owner, 5 channel admin.
+    admin_guild_roles: list[str] = Field(default_factory=lambda: ["2", "4", "5"])
+    # In groups and channels only: in a private chat the user owns the conversation.
+    admin_commands: list[str] = Field(default_factory=lambda: ["reset"])
+    admin_tools: list[str] = Field(default_factory=list)
+    refusal_text: str = "抱歉，你没有使用本机器人的权限。"
+    admin_only_text: str = "抱歉，该操作仅限管理员。"
+
+    @field_validator("admin_commands")
+    @classmethod
+    def _bare_names(cls, names: list[str]) -> list[str]:
+        return [name.removeprefix("/").lower() for name in names]
+
+
+class LimitsConfig(Section):
+    """Budgets and flood control, enforced before a turn runs (0 = no limit)."""
+
+    user_messages_per_minute: int = Field(default=20, ge=0)
+    group_messages_per_minute: int = Field(default=60, ge=0)  # groups and guild channels
+    user_tokens_per_day: int = Field(default=0, ge=0)  # model input + output tokens
+    group_tokens_per_day: int = Field(default=0, ge=0)
+    max_concurrent_turns: int = Field(default=32, ge=1)  # turns running at once, all conversations
+    max_waiting_per_conversation: int = Field(default=10, ge=1)  # beyond: the oldest is coalesced
+    notice_interval_s: float = Field(default=60.0, ge=0)  # one over-limit reply per user per interval
+    flood_text: str = "你发送得太快了，请稍后再试。"
+    group_flood_text: str = "本群消息太多了，请稍后再试。"
+    tokens_text: str = "你今天的用量已达上限，请明天再试。"
+    group_tokens_text: str = "本群今天的用量已达上限，请明天再试。"
+
+
 class StorageConfig(Section):
     url: str = "sqlite+aiosqlite:///./data/herald.db"
 
@@ -363,6 +406,8 @@ class HeraldConfig(BaseSettings):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _policy_models_exist(self) -> HeraldConfig:

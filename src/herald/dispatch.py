@@ -8,8 +8,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from opentelemetry import trace
 
@@ -17,7 +18,7 @@ from herald.agent.policy import Policies
 from herald.agent.prompt import job_prompt, message_text
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
-from herald.agent.turns import DONE, FAILED, Turn, TurnStore, turn_usage
+from herald.agent.turns import DONE, FAILED, PENDING, Turn, TurnStore, turn_usage
 from herald.changes import ChangeFeed
 from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
@@ -27,6 +28,7 @@ from herald.core.jobs import Job
 from herald.core.schedule import next_after
 from herald.core.segments import Text
 from herald.core.target import Scene
+from herald.gate import Gate, Refusal
 from herald.metrics import Metrics
 from herald.scheduler import slot_key
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 
 MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
+REFUSED = "refused"  # the gate stopped the turn before it ran; `error` says why
+COALESCED = "coalesced"  # merged into a newer turn of its conversation; `error` says which
 
 
 class Lanes:
@@ -42,6 +46,10 @@ class Lanes:
     A turn whose handler raises is run again (a resumed turn repeats nothing it finished); after
     `max_crashes` crashes it is handed to `give_up`, so a poison turn cannot hold its
     conversation, or come back at every restart, forever.
+
+    At most `max_concurrent` turns run at once. A conversation with more than `max_waiting`
+    turns waiting has its oldest waiting message merged into its newest one and handed to
+    `coalesce`, which records that (never a silent drop).
     """
 
     def __init__(
@@ -50,6 +58,9 @@ class Lanes:
         give_up: Callable[[Turn, Exception], Awaitable[None]] | None = None,
         *,
         max_crashes: int = MAX_CRASHES,
+        max_concurrent: int | None = None,
+        max_waiting: int | None = None,
+        coalesce: Callable[[Turn, Turn], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._handler = handler
         self._give_up = give_up
@@ -58,21 +69,53 @@ class Lanes:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._slots = asyncio.Semaphore(max_concurrent) if max_concurrent is not None else None
+        self._max_waiting = max_waiting
+        self._coalesce = coalesce
+        self._coalescing: set[asyncio.Task[None]] = set()
 
     def submit(self, turn: Turn) -> None:
         queue = self._queues.setdefault(turn.conversation, deque())
         queue.append(turn)
         self._idle.clear()
+        if self._max_waiting is not None and len(queue) - 1 > self._max_waiting:
+            self._merge_oldest(queue)
         if turn.conversation not in self._workers:
             self._workers[turn.conversation] = asyncio.create_task(
                 self._work(turn.conversation), name=f"lane:{turn.conversation}"
             )
 
+    def _merge_oldest(self, queue: deque[Turn]) -> None:
+        """Fold the oldest waiting message (queue[0] is running) into the newest one."""
+        newest = queue[-1]
+        if newest.kind != "message" or newest.messages:
+            return  # commands and jobs are not merged; a started turn's prompt is fixed
+        oldest = next((t for t in list(queue)[1:-1] if t.kind == "message" and not t.messages), None)
+        if oldest is None:
+            return
+        queue.remove(oldest)
+        newest.content = f"{oldest.content}\n{newest.content}"
+        log.info(
+            "turn %s in %s coalesced into turn %s: more than %s turns waiting",
+            oldest.id,
+            oldest.conversation,
+            newest.id,
+            self._max_waiting,
+        )
+        if self._coalesce is not None:
+            task = asyncio.create_task(self._coalesce(oldest, newest), name=f"coalesce:{oldest.id}")
+            self._coalescing.add(task)
+            task.add_done_callback(self._coalescing.discard)
+
     async def _work(self, key: str) -> None:
         queue = self._queues[key]
         try:
             while queue:
-                await self._run(queue[0])
+                if self._slots is None:
+                    await self._run(queue[0])
+                else:
+                    async with self._slots:
+                        await self._run(queue[0])
                 queue.popleft()
         finally:
             if not queue:
@@ -121,6 +164,8 @@ class Lanes:
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+        if self._coalescing:
+            await asyncio.gather(*self._coalescing, return_exceptions=True)
 
     async def stop(self) -> None:
         workers = list(self._workers.values())
@@ -148,7 +193,10 @@ class Dispatcher:
         changes: ChangeFeed | None = None,
         tracer: trace.Tracer | None = None,
         policies: Policies | None = None,
+        gate: Gate | None = None,
     ) -> None:
+        """`policies`: what each scope gets (none: the configuration's); `gate`: access and limits
+        checked before a message's turn runs (none: everyone, no limits)."""
         self.policies = policies
         self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
@@ -160,7 +208,15 @@ class Dispatcher:
         self.sender = sender
         self.config = config
         self.clock = clock
-        self.lanes = Lanes(self._handle, self._crashed)
+        self.gate = gate
+        limits = gate.limits if gate is not None else None
+        self.lanes = Lanes(
+            self._handle,
+            self._crashed,
+            max_concurrent=limits.max_concurrent_turns if limits is not None else None,
+            max_waiting=limits.max_waiting_per_conversation if limits is not None else None,
+            coalesce=self._coalesced,
+        )
         self.duplicates = 0  # inbound messages dropped because their id was already stored
 
     async def sink(self, event: InboundEvent) -> None:
@@ -177,7 +233,13 @@ class Dispatcher:
         content = event.content.strip()
         if not content and not event.attachments:
             return
-        kind = "command" if self.commands.parse(content) is not None else "message"
+        command = self.commands.parse(content)
+        kind = "command" if command is not None else "message"
+        verdict = (
+            await self.gate.check(event, command[0] if command is not None else None)
+            if self.gate is not None
+            else None
+        )
         if kind == "message":
             quoted = None
             if event.quotes is not None:
@@ -197,6 +259,11 @@ class Dispatcher:
             self.duplicates += 1
             log.debug("duplicate message %s dropped", event.message_id)
             return
+        if verdict is not None and verdict.refusal is not None:
+            await self._refuse(turn, event, verdict.refusal)
+            return
+        if self.gate is not None and verdict is not None:
+            self.gate.admitted(event, turn.id, verdict.admin)
         self.lanes.submit(turn)
         if self.metrics is not None:
             self.metrics.inbound_events.labels(event.target.scene.value).inc()
@@ -209,6 +276,40 @@ class Dispatcher:
         if self.policies is None:
             return self.config.answer_unmentioned
         return self.policies.resolve(event.target, event.author_id, event.guild_id).answer_unmentioned
+
+    async def _refuse(self, turn: Turn, event: InboundMessage, refusal: Refusal) -> None:
+        """Store why the turn did not run and tell the user, once per burst; the model never sees it."""
+        assert self.gate is not None
+        log.info(
+            "refused %s %s from %s in %s: %s",
+            turn.kind,
+            turn.id,
+            event.author_id,
+            event.target.key,
+            refusal.reason,
+        )
+        if self.gate.should_tell(event.target, event.author_id, refusal):
+            await self.sender.enqueue(
+                event.target,
+                [Text(refusal.text)],
+                origin="refusal",
+                trigger_id=event.message_id,
+                idempotency_key=f"turn:{turn.id}:refusal",
+            )
+        await self.turns.finish(turn, REFUSED, refusal.reason)
+        if self.changes is not None:
+            self.changes.changed(event.target.key)
+
+    async def _coalesced(self, turn: Turn, into: Turn) -> None:
+        reason = (
+            f"coalesced into turn {into.id}: too many turns waiting ([limits] max_waiting_per_conversation)"
+        )
+        try:
+            await self.turns.finish(turn, COALESCED, reason)
+        except Exception:
+            log.exception("recording turn %s as coalesced failed; it stays pending until restart", turn.id)
+        if self.changes is not None:
+            self.changes.changed(turn.conversation)
 
     async def fire_job(self, job: Job, slot: datetime) -> None:
         """The scheduler's callback; idempotent per (job, slot)."""
@@ -252,6 +353,11 @@ class Dispatcher:
                 span.set_attribute("herald.turn.id", str(turn.id))
                 await self._run_turn(turn)
         finally:
+            if self.gate is not None and turn.status != PENDING:
+                usage = turn_usage(turn.messages)
+                self.gate.ended(
+                    turn.id, turn.conversation, turn.author_id, usage.input_tokens + usage.output_tokens
+                )
             if self.changes is not None:
                 self.changes.changed(turn.conversation)
 
@@ -278,9 +384,12 @@ class Dispatcher:
         )
         cause = f"crashed {MAX_CRASHES} times, last with {type(error).__name__}: {error}"
         await self.turns.finish(turn, FAILED, cause[:2000])
+        if self.gate is not None:
+            self.gate.ended(turn.id, turn.conversation, turn.author_id, 0)
 
     async def _command(self, turn: Turn) -> None:
-        context = CommandContext(turn_id=turn.id, target=turn.target, author_id=turn.author_id)
+        admin = self.gate is not None and self.gate.turn_admin(turn.id, turn.target, turn.author_id)
+        context = CommandContext(turn_id=turn.id, target=turn.target, author_id=turn.author_id, admin=admin)
         try:
             reply = await self.commands.run(context, turn.content)
         except Exception as exc:

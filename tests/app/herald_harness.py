@@ -169,12 +169,12 @@ class Harness:
         injected = await self.call("POST", f"/_sim/c2c/{openid}/messages", {"content": content})
         return str(injected["msg_id"])
 
-    async def member_says(self, group: str, member: str, content: str) -> str:
-        injected = await self.call(
-            "POST",
-            f"/_sim/groups/{group}/messages",
-            {"member_openid": member, "content": content, "at_bot": True},
-        )
+    async def member_says(self, group: str, member: str, content: str, role: str | None = None) -> str:
+        """`role`: the member's `member_role` (owner / admin / member), sent only when given."""
+        body: dict[str, Any] = {"member_openid": member, "content": content, "at_bot": True}
+        if role is not None:
+            body["member_role"] = role
+        injected = await self.call("POST", f"/_sim/groups/{group}/messages", body)
         return str(injected["msg_id"])
 
     async def transcript(self, scene: str, target: str) -> list[dict[str, Any]]:

@@ -41,6 +41,10 @@ url = "{db_url}"
 [delivery]
 c2c_reply_limit = 20   # every send stays passive: a resend after the crash is deduplicated
 message_qps = 10       # slow enough that the kill lands in the middle of the turns
+
+[limits]
+user_messages_per_minute = 0        # bursts on purpose: every message must be answered as sent
+max_waiting_per_conversation = 1000
 """,
         encoding="utf-8",
     )

@@ -238,3 +238,32 @@ def test_ids_longer_than_the_store_keeps_are_rejected_with_a_warning(
     assert len(warnings) == 2, warnings
     assert "C2C_MESSAGE_CREATE:1 rejected: its target is 264 characters" in warnings[0]
     assert "INTERACTION_CREATE:2 rejected: its interaction id is 256 characters" in warnings[1]
+
+
+def test_the_platforms_roles_of_the_author_are_kept() -> None:
+    group = parse_dispatch(
+        "GROUP_AT_MESSAGE_CREATE",
+        {"id": "m1", "group_openid": "g", "author": {"member_openid": "a", "member_role": "owner"}},
+        "e1",
+        NOW,
+    )
+    assert isinstance(group, InboundMessage) and group.author_roles == ("owner",)
+    older = parse_dispatch("GROUP_AT_MESSAGE_CREATE", {"id": "m2", "group_openid": "g"}, "e2", NOW)
+    assert isinstance(older, InboundMessage) and older.author_roles == ()
+    channel = parse_dispatch(
+        "AT_MESSAGE_CREATE",
+        {
+            "id": "m3",
+            "channel_id": "c",
+            "guild_id": "gu",
+            "author": {"id": "u"},
+            "member": {"roles": ["1", 4]},
+        },
+        "e3",
+        NOW,
+    )
+    assert isinstance(channel, InboundMessage) and channel.author_roles == ("1", "4")
+    odd = parse_dispatch(
+        "AT_MESSAGE_CREATE", {"id": "m4", "channel_id": "c", "author": {"id": "u"}, "member": "x"}, "e4", NOW
+    )
+    assert isinstance(odd, InboundMessage) and odd.author_roles == ()

@@ -141,10 +141,11 @@ class AgentRunner:
         self.agent_settings = agent_settings or AgentSettings(config)
         self.policies = policies or Policies(PolicyConfig(), config, LLMConfig(), self.agent_settings)
 
-    def parameters(self, policy: Policy) -> ModelRequestParameters:
-        """Asked per request: external tools come and go with their servers, operators disable some."""
+    def parameters_in(self, context: ToolContext) -> ModelRequestParameters:
+        """Asked per request (external tools come and go with their servers, operators disable
+        some): the tools of the turn's policy, without those its author may not call."""
         return ModelRequestParameters(
-            function_tools=self.toolbox.offered_to(policy.tools) if self.offer_tools else [],
+            function_tools=self.toolbox.offered_in(context) if self.offer_tools else [],
             allow_text_output=True,
         )
 
@@ -302,7 +303,7 @@ class AgentRunner:
                     model,
                     messages,
                     model_settings=settings,
-                    model_request_parameters=self.parameters(policy),
+                    model_request_parameters=self.parameters_in(context),
                     instrument=self.instrumentation,
                 )
         except Exception as exc:

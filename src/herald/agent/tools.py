@@ -57,6 +57,18 @@ class Sender(Protocol):
     ) -> Receipt: ...
 
 
+class ToolGuard(Protocol):
+    """Who may call which tool, decided outside the model (the gate)."""
+
+    def tool_refusal(self, tool: str, turn_id: int, target: Target, author_id: str | None) -> str | None:
+        """The result the model is shown instead of running the call, or None to run it."""
+        ...
+
+    def hides(self, tool: str, turn_id: int, target: Target, author_id: str | None) -> bool: ...
+
+    def turn_admin(self, turn_id: int, target: Target, author_id: str | None) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     turn_id: int
@@ -129,12 +141,14 @@ class Toolbox:
         clock: Clock,
         external: ExternalTools | None = None,
         settings: AgentSettings | None = None,
+        guard: ToolGuard | None = None,
     ) -> None:
         self.sender = sender
         self.jobs = jobs
         self.clock = clock
         self.external = external or ExternalTools()
         self.settings = settings
+        self.guard = guard
 
     @property
     def definitions(self) -> list[ToolDefinition]:
@@ -157,6 +171,24 @@ class Toolbox:
         disabled = self.disabled
         return [d for d in self.definitions if d.name not in disabled and (tools is None or d.name in tools)]
 
+    def offered_in(self, context: ToolContext) -> list[ToolDefinition]:
+        """The tools offered in one turn: what its policy offers, less what an operator disabled,
+        and admin-only tools left out for everyone else."""
+        offered = self.offered_to(context.tools)
+        guard = self.guard
+        if guard is None:
+            return offered
+        return [
+            d for d in offered if not guard.hides(d.name, context.turn_id, context.target, context.author_id)
+        ]
+
+    def _creator_scope(self, context: ToolContext) -> str | None:
+        """Whose jobs the call may edit or delete: an admin's may touch anyone's."""
+        guard = self.guard
+        if guard is not None and guard.turn_admin(context.turn_id, context.target, context.author_id):
+            return None
+        return context.author_id
+
     def is_rerun_safe(self, call: ToolCallPart) -> bool:
         """May this call run again after a crash in the middle of it? Built-ins are keyed (above)."""
         if call.tool_name in (SEND_MESSAGE, FUTURE_TASK):
@@ -165,6 +197,12 @@ class Toolbox:
 
     async def begin(self, call: ToolCallPart, context: ToolContext, key: str) -> Finisher:
         """Start one call (in call order); the result is the awaitable that finishes it."""
+        if self.guard is not None:
+            refusal = self.guard.tool_refusal(
+                call.tool_name, context.turn_id, context.target, context.author_id
+            )
+            if refusal is not None:
+                return _ready(_return(call, refusal, failed=True))
         if call.tool_name in self.disabled:
             # A model may still call it: it saw the tool in an earlier turn of the conversation.
             return _ready(_retry(call, f"tool {call.tool_name!r} is disabled by the operator; do without it"))
@@ -261,7 +299,10 @@ class Toolbox:
                 return _retry(call, f"{args.action} needs job_id (use action=list to find it)")
             if args.action == "delete":
                 job = await self.jobs.end(
-                    args.job_id, reason="deleted", conversation=conversation, creator_id=context.author_id
+                    args.job_id,
+                    reason="deleted",
+                    conversation=conversation,
+                    creator_id=self._creator_scope(context),
                 )
                 return _return(call, f"deleted task {job.id} ({job.name})")
             new_schedule = None
@@ -272,7 +313,7 @@ class Toolbox:
             job = await self.jobs.edit(
                 args.job_id,
                 conversation=conversation,
-                creator_id=context.author_id,
+                creator_id=self._creator_scope(context),
                 name=args.name,
                 schedule=new_schedule,
                 note=args.note,

@@ -34,6 +34,7 @@ class CommandContext:
     turn_id: int
     target: Target
     author_id: str | None
+    admin: bool = False  # decided by the gate: configured admins and the platform's roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,9 @@ class Commands:
         )
 
     def _creator_scope(self, context: CommandContext) -> str | None:
-        # In a private chat the conversation is the user; elsewhere only a job's creator may cancel it.
-        return None if context.target.scene is Scene.C2C else context.author_id
+        # In a private chat the conversation is the user; elsewhere only a job's creator (or an
+        # admin) may cancel it.
+        return None if context.target.scene is Scene.C2C or context.admin else context.author_id
 
 
 async def _help(commands: Commands, context: CommandContext, args: str) -> str:

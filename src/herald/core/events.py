@@ -41,6 +41,9 @@ class InboundMessage:
     # Quoting handles: this message's own, and the one of the message it quotes (if it does).
     ref: str | None = None
     quotes: str | None = None
+    # What the platform says the author is where they wrote: a group's `member_role`
+    # (owner / admin / member), a guild member's role ids.
+    author_roles: tuple[str, ...] = ()
 
 
 class RelationKind(StrEnum):

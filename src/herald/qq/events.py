@@ -114,8 +114,19 @@ class Author(_Model):
     union_openid: str = ""
     username: str = ""
     bot: bool = False
+    member_role: str = ""  # group messages, 2026 (§4.2)
 
     _coerce = field_validator("id", mode="before")(_str)
+
+
+class GuildMember(_Model):
+    roles: list[str] = Field(default_factory=list)
+    nick: str = ""
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return [str(item) for item in value if isinstance(item, str | int)] if isinstance(value, list) else []
 
 
 class Mention(_Model):
@@ -127,10 +138,6 @@ class Mention(_Model):
 
 
 M = TypeVar("M", bound=_Model)
-
-
-class Member(_Model):
-    nick: str = ""
 
 
 class MessageScene(_Model):
@@ -162,7 +169,7 @@ class MessagePayload(_Model):
     channel_id: str = ""
     guild_id: str = ""
     src_guild_id: str = ""
-    member: Member = Field(default_factory=Member)  # guild scenes
+    member: GuildMember = Field(default_factory=GuildMember)  # guild messages (§4.4)
     message_scene: MessageScene = Field(default_factory=MessageScene)  # C2C and group
     message_reference: Reference = Field(default_factory=Reference)  # guild scenes
 
@@ -171,6 +178,8 @@ class MessagePayload(_Model):
     @field_validator("member", "message_scene", "message_reference", mode="before")
     @classmethod
     def _object(cls, value: Any) -> Any:
+        # Malformed, each counts as absent: roles only widen what an author may do, and a
+        # missing quote only leaves the quoted text out.
         return value if isinstance(value, dict) else {}
 
     @property
@@ -297,6 +306,7 @@ def _group_message(mentions_bot: bool) -> _Parser:
             attachments=p.core_attachments(p.where),
             mentions_bot=mentions_bot,
             **p.quoting,
+            author_roles=(p.author.member_role,) if p.author.member_role else (),
         )
 
     return parse
@@ -321,6 +331,7 @@ def _channel_message(mentions_bot: bool) -> _Parser:
             author_name=p.member.nick or p.author.username or None,
             ref=p.id,  # a guild message is quoted by its id
             quotes=p.quoting["quotes"],
+            author_roles=tuple(p.member.roles),
         )
 
     return parse

@@ -78,6 +78,7 @@ def routes(state: SimState) -> list[BaseRoute]:
                 at_bot=bool(body.get("at_bot", True)),
                 attachments=body.get("attachments"),
                 quote=body.get("quote") or None,
+                member_role=_str(body, "member_role") if "member_role" in body else None,
             )
         )
 

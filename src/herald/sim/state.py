@@ -310,8 +310,12 @@ class SimState:
         at_bot: bool = True,
         attachments: list[dict[str, Any]] | None = None,
         quote: str | None = None,
+        member_role: str | None = None,
     ) -> Injected:
-        """A group message: GROUP_AT_MESSAGE_CREATE (content starts with a space) or GROUP_MESSAGE_CREATE."""
+        """A group message: GROUP_AT_MESSAGE_CREATE (content starts with a space) or GROUP_MESSAGE_CREATE.
+
+        `member_role` (owner / admin / member) goes in `author.member_role`, as in 2026 payloads
+        (qq-platform.md §4.2); absent unless given, as in older ones."""
         anchor = self._anchor("group", group_openid, member_openid)
         if at_bot and not content.startswith(" "):
             content = " " + content
@@ -329,6 +333,8 @@ class SimState:
             **_quoting(anchor, quote),
             "attachments": attachments or [],
         }
+        if member_role is not None:
+            d["author"]["member_role"] = member_role
         if at_bot:
             d["mentions"] = [
                 {"scope": "single", "id": self.settings.bot_id, "is_you": True, "bot": True},
