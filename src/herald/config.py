@@ -178,6 +178,9 @@ class DeliveryConfig(Section):
     """Reply ledger and outbox tuning; defaults follow the platform's 2026 rules (qq-platform.md §6)."""
 
     platform_mode: Literal["2026", "2025", "2023"] = "2026"
+    # C2C "interactive recall" (is_wakeup) when no anchor is left and proactive is refused:
+    # "auto" uses it where the platform offers it (modes 2026 and 2025), "on" in every mode.
+    recall: Literal["auto", "on", "off"] = "auto"
     safety_margin_s: float = 30.0
     group_url_policy: Literal["keep", "strip", "break"] = "keep"
     # Passive windows (s) and replies per anchor, per scene (qq-platform.md §6.2).
