@@ -152,7 +152,10 @@ class Herald:
         stored = SettingsStore(self.db, self.clock, AGENT_SETTING_KEYS)
         await stored.load()
         self.agent_settings = agent_settings = AgentSettings(config.agent, stored)
-        toolbox = Toolbox(self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings)
+        forecast = self.platform.forecast
+        toolbox = Toolbox(
+            self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings, forecast=forecast
+        )
         runner = AgentRunner(
             model=model,
             turns=self.turns,
@@ -181,6 +184,7 @@ class Herald:
                 model_state=self.model_health.describe,
             ),
             plugins=self.plugins,
+            forecast=forecast,
         )
         self.dispatcher = Dispatcher(
             turns=self.turns,
@@ -193,6 +197,9 @@ class Herald:
             metrics=counted,
             changes=self.changes,
             tracer=self.tracing.tracer,
+            jobs=self.jobs,
+            forecast=forecast,
+            stopped_notice=config.scheduler.stopped_notice,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

@@ -168,6 +168,9 @@ class SchedulerConfig(Section):
     enabled: bool = True
     min_interval_s: int = Field(default=60, ge=1)  # shortest interval /every and future_task accept
     max_jobs_per_conversation: int = Field(default=20, ge=1)
+    # Sent once, on the last route left, when a job's next firing could not reach the user; the
+    # job then pauses until the user writes again. `{name}` is the job's name.
+    stopped_notice: str = "（定时任务「{name}」已暂停：之后的消息无法再送达你。给我发一条消息，它就会继续。）"
 
 
 class StorageConfig(Section):
