@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from pydantic_ai.messages import ModelResponse, TextPart
 
 from tests.app.herald_harness import Harness, Script, harness

@@ -44,7 +44,7 @@ async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: 
 
 
 @pytest.mark.parametrize(("mode", "delivered"), [("2026", True), ("2025", False)])
-async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
+async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_the_reason(
     db: Database, mode: str, delivered: bool
 ) -> None:
     config = DeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
@@ -55,17 +55,21 @@ async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
             await herald.outbox.enqueue(
                 target, [Text(f"m{i}")], origin="agent:tool", trigger_id=message.message_id
             )
-            for i in range(5)
+            for i in range(6)
         ]
         results = [await r for r in receipts]
 
-        assert all(r.delivered for r in results[:4])
-        fifth = results[4]
-        assert fifth.delivered is delivered
+        assert all(r.delivered for r in results[:5])
+        fifth, sixth = results[4], results[5]
+        assert fifth.sent is not None
         if delivered:
-            assert fifth.sent is not None and fifth.sent.mode is DeliveryMode.PROACTIVE
+            assert fifth.sent.mode is DeliveryMode.PROACTIVE and sixth.delivered
         else:
-            assert fifth.reason is not None and "2025" in fifth.reason
+            # Proactive is withdrawn in 2025: the fifth goes as the same day's recall, the sixth nowhere.
+            assert fifth.describe() == "delivered (recall, 3 of 4 periods left)"
+            assert not sixth.delivered and sixth.reason is not None
+            assert "2025" in sixth.reason and "recall of this period (same day) is used" in sixth.reason
         sent = await herald.control.delivered("c2c", "user-2")
-        assert [e["content"] for e in sent] == [f"m{i}" for i in range(5 if delivered else 4)]
+        assert [e["content"] for e in sent] == [f"m{i}" for i in range(6 if delivered else 5)]
+        assert not [r for r in await herald.control.requests() if r["code"]]
         assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
