@@ -73,3 +73,28 @@ async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_
         assert [e["content"] for e in sent] == [f"m{i}" for i in range(6 if delivered else 5)]
         assert not [r for r in await herald.control.requests() if r["code"]]
         assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
+
+
+@pytest.mark.parametrize(
+    ("code", "why"), [(40034122, "(same day) is used"), (40034123, "refused interactive recall")]
+)
+async def test_a_refused_recall_is_remembered_and_never_asked_again(
+    db: Database, code: int, why: str
+) -> None:
+    config = DeliveryConfig(platform_mode="2025", c2c_reply_limit=1)
+    async with stack(db, config=config, mode="2025") as herald:
+        message = await herald.user_says("user-3")
+        target = Target(Scene.C2C, "user-3")
+        reply = await herald.outbox.enqueue(
+            target, [Text("r")], origin="agent:tool", trigger_id=message.message_id
+        )
+        assert (await reply).delivered
+        await herald.control.fail_next(1, 400, code)
+
+        first = await (await herald.outbox.enqueue(target, [Text("recall")], origin="agent:tool"))
+        second = await (await herald.outbox.enqueue(target, [Text("again")], origin="agent:tool"))
+
+        assert not first.delivered and first.reason is not None and why in first.reason
+        assert not second.delivered and second.reason is not None and why in second.reason
+        refused = [r for r in await herald.control.requests() if r["code"]]
+        assert [r["code"] for r in refused] == [code]  # one refusal; the second send asked nothing
