@@ -168,8 +168,15 @@ class Herald:
             self.clock,
             TokenLedger(self.db, self.clock, config.agent.timezone),
         )
+        forecast = self.platform.forecast
         toolbox = Toolbox(
-            self.outbox, self.jobs, self.clock, ExternalTools(sources), agent_settings, guard=gate
+            self.outbox,
+            self.jobs,
+            self.clock,
+            ExternalTools(sources),
+            agent_settings,
+            guard=gate,
+            forecast=forecast,
         )
         policies = Policies(config.policy, config.agent, config.llm, agent_settings)
         runner = AgentRunner(
@@ -203,6 +210,7 @@ class Herald:
                 model_state=self.model_health.describe,
             ),
             plugins=self.plugins,
+            forecast=forecast,
         )
         self.dispatcher = Dispatcher(
             turns=self.turns,
@@ -217,6 +225,9 @@ class Herald:
             tracer=self.tracing.tracer,
             policies=policies,
             gate=gate,
+            jobs=self.jobs,
+            forecast=forecast,
+            stopped_notice=config.scheduler.stopped_notice,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

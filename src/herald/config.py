@@ -213,6 +213,9 @@ class SchedulerConfig(Section):
     enabled: bool = True
     min_interval_s: int = Field(default=60, ge=1)  # shortest interval /every and future_task accept
     max_jobs_per_conversation: int = Field(default=20, ge=1)
+    # Sent once, on the last route left, when a job's next firing could not reach the user; the
+    # job then pauses until the user writes again. `{name}` is the job's name.
+    stopped_notice: str = "（定时任务「{name}」已暂停：之后的消息无法再送达你。给我发一条消息，它就会继续。）"
 
 
 class AccessConfig(Section):
@@ -266,6 +269,9 @@ class DeliveryConfig(Section):
     """Reply ledger and outbox tuning; defaults follow the platform's 2026 rules (qq-platform.md §6)."""
 
     platform_mode: Literal["2026", "2025", "2023"] = "2026"
+    # C2C "interactive recall" (is_wakeup) when no anchor is left and proactive is refused:
+    # "auto" uses it where the platform offers it (modes 2026 and 2025), "on" in every mode.
+    recall: Literal["auto", "on", "off"] = "auto"
     safety_margin_s: float = 30.0
     group_url_policy: Literal["keep", "strip", "break"] = "keep"
     # Passive windows (s) and replies per anchor, per scene (qq-platform.md §6.2).

@@ -24,7 +24,8 @@ from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
 from herald.core.clock import Clock
 from herald.core.events import InboundEvent, InboundMessage
-from herald.core.jobs import Job
+from herald.core.jobs import UNDELIVERABLE_PAUSE, Forecast, Job, JobBook, JobError, paused_until_written
+from herald.core.platform import NextRoute
 from herald.core.schedule import next_after
 from herald.core.segments import Text
 from herald.core.target import Scene
@@ -194,10 +195,18 @@ class Dispatcher:
         tracer: trace.Tracer | None = None,
         policies: Policies | None = None,
         gate: Gate | None = None,
+        jobs: JobBook | None = None,
+        forecast: Forecast | None = None,
+        stopped_notice: str = "",
     ) -> None:
         """`policies`: what each scope gets (none: the configuration's); `gate`: access and limits
-        checked before a message's turn runs (none: everyone, no limits)."""
+        checked before a message's turn runs (none: everyone, no limits); `jobs` and `forecast`:
+        to pause a job the user can no longer be reached by (with `stopped_notice`), and resume it
+        when they write."""
         self.policies = policies
+        self.jobs = jobs
+        self.forecast = forecast
+        self.stopped_notice = stopped_notice
         self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
         self.metrics = metrics
@@ -265,6 +274,7 @@ class Dispatcher:
         if self.gate is not None and verdict is not None:
             self.gate.admitted(event, turn.id, verdict.admin)
         self.lanes.submit(turn)
+        await self._resume_jobs(event.target.key)
         if self.metrics is not None:
             self.metrics.inbound_events.labels(event.target.scene.value).inc()
         if self.changes is not None:
@@ -311,9 +321,53 @@ class Dispatcher:
         if self.changes is not None:
             self.changes.changed(turn.conversation)
 
+    async def _resume_jobs(self, conversation: str) -> None:
+        """The user wrote: jobs paused because nothing could reach them fire again."""
+        if self.jobs is None:
+            return
+        for job in await self.jobs.list_jobs(conversation):
+            if paused_until_written(job):
+                try:
+                    await self.jobs.resume(job.id)
+                except JobError as exc:  # ended or resumed meanwhile
+                    log.info("job %s not resumed: %s", job.id, exc)
+                    continue
+                log.info("job %s (%s) resumed: the user wrote in %s", job.id, job.name, conversation)
+
+    async def _still_deliverable(self, job: Job, slot: datetime, key: str) -> bool:
+        """Whether this firing should run. When the firing after it could not reach the user, this
+        one's route carries a notice instead, once, and the job pauses until the user writes; when
+        not even this one can, the job pauses without one (nothing would arrive)."""
+        if self.forecast is None or self.jobs is None:
+            return True
+        now = self.clock.now()
+        following = next_after(job.schedule, max(slot, now))
+        times = [now] if following is None else [now, following]
+        routes = await self.forecast(job.target, times)
+        if all(send.route is not NextRoute.UNDELIVERABLE for send in routes):
+            return True
+        stopped = routes[0].route is NextRoute.UNDELIVERABLE
+        why = routes[0].why if stopped else routes[-1].why
+        try:
+            await self.jobs.pause(job.id, reason=f"{UNDELIVERABLE_PAUSE}: {why}")
+        except JobError as exc:
+            log.info("job %s not paused: %s", job.id, exc)
+            return False
+        log.warning("job %s (%s) in %s paused: %s", job.id, job.name, job.conversation, why)
+        if not stopped and self.stopped_notice:
+            await self.sender.enqueue(
+                job.target,
+                [Text(self.stopped_notice.format(name=job.name))],
+                origin="job_stopped",
+                idempotency_key=f"{key}:stopped",
+            )
+        return False
+
     async def fire_job(self, job: Job, slot: datetime) -> None:
         """The scheduler's callback; idempotent per (job, slot)."""
         key = slot_key(job, slot)
+        if not await self._still_deliverable(job, slot, key):
+            return
         if job.action == "send":
             # Pointless once the next slot comes (that slot sends its own); a missed slot fired late
             # (coalesced) still gets until the slot after now.

@@ -5,14 +5,15 @@ arrived is never resent by Herald (state `unknown`); the operator may resend it.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import EventSink, Reach, SendRequest, Sent, TransportHealth
+from herald.core.platform import EventSink, NextSend, Reach, SendRequest, Sent, TransportHealth
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery import inspect
@@ -98,6 +99,11 @@ class _AnswerLost:
 
     async def reach(self, target: Target) -> Reach:
         return await self.inner.reach(target)
+
+    async def forecast(
+        self, target: Target, times: Sequence[datetime], *, held: int = 0
+    ) -> tuple[NextSend, ...]:
+        return await self.inner.forecast(target, times, held=held)
 
     async def stop(self) -> None:
         await self.inner.stop()

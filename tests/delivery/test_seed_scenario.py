@@ -44,7 +44,7 @@ async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: 
 
 
 @pytest.mark.parametrize(("mode", "delivered"), [("2026", True), ("2025", False)])
-async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
+async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_the_reason(
     db: Database, mode: str, delivered: bool
 ) -> None:
     config = DeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
@@ -55,17 +55,46 @@ async def test_a_fifth_send_goes_proactive_or_is_undeliverable_with_the_reason(
             await herald.outbox.enqueue(
                 target, [Text(f"m{i}")], origin="agent:tool", trigger_id=message.message_id
             )
-            for i in range(5)
+            for i in range(6)
         ]
         results = [await r for r in receipts]
 
-        assert all(r.delivered for r in results[:4])
-        fifth = results[4]
-        assert fifth.delivered is delivered
+        assert all(r.delivered for r in results[:5])
+        fifth, sixth = results[4], results[5]
+        assert fifth.sent is not None
         if delivered:
-            assert fifth.sent is not None and fifth.sent.mode is DeliveryMode.PROACTIVE
+            assert fifth.sent.mode is DeliveryMode.PROACTIVE and sixth.delivered
         else:
-            assert fifth.reason is not None and "2025" in fifth.reason
+            # Proactive is withdrawn in 2025: the fifth goes as the same day's recall, the sixth nowhere.
+            assert fifth.describe() == "delivered (recall, 3 of 4 periods left)"
+            assert not sixth.delivered and sixth.reason is not None
+            assert "2025" in sixth.reason and "recall of this period (same day) is used" in sixth.reason
         sent = await herald.control.delivered("c2c", "user-2")
-        assert [e["content"] for e in sent] == [f"m{i}" for i in range(5 if delivered else 4)]
+        assert [e["content"] for e in sent] == [f"m{i}" for i in range(6 if delivered else 5)]
+        assert not [r for r in await herald.control.requests() if r["code"]]
         assert not [r for r in await herald.control.requests() if r["code"] == 40034024]
+
+
+@pytest.mark.parametrize(
+    ("code", "why"), [(40034122, "(same day) is used"), (40034123, "refused interactive recall")]
+)
+async def test_a_refused_recall_is_remembered_and_never_asked_again(
+    db: Database, code: int, why: str
+) -> None:
+    config = DeliveryConfig(platform_mode="2025", c2c_reply_limit=1)
+    async with stack(db, config=config, mode="2025") as herald:
+        message = await herald.user_says("user-3")
+        target = Target(Scene.C2C, "user-3")
+        reply = await herald.outbox.enqueue(
+            target, [Text("r")], origin="agent:tool", trigger_id=message.message_id
+        )
+        assert (await reply).delivered
+        await herald.control.fail_next(1, 400, code)
+
+        first = await (await herald.outbox.enqueue(target, [Text("recall")], origin="agent:tool"))
+        second = await (await herald.outbox.enqueue(target, [Text("again")], origin="agent:tool"))
+
+        assert not first.delivered and first.reason is not None and why in first.reason
+        assert not second.delivered and second.reason is not None and why in second.reason
+        refused = [r for r in await herald.control.requests() if r["code"]]
+        assert [r["code"] for r in refused] == [code]  # one refusal; the second send asked nothing

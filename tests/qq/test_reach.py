@@ -11,7 +11,7 @@ from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, RelationEvent, RelationKind
 from herald.core.platform import DeliveryMode, NextRoute, Permission, Reach
 from herald.core.target import Scene, Target
-from herald.qq.reply import Plan, ReplyLedger, Route, Undeliverable
+from herald.qq.reply import Plan, ReplyLedger, Route, Undeliverable, Unknown
 from herald.store.db import Database
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -25,6 +25,8 @@ def message(target: Target, mid: str, at: datetime) -> InboundMessage:
 
 
 def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
+    """Without interactive recall unless asked (`test_recall_*` ask for it)."""
+    config.setdefault("recall", "off")
     return ReplyLedger(db, clock, DeliveryConfig(**config))  # type: ignore[arg-type]
 
 
@@ -36,7 +38,11 @@ async def looked_then_sent(book: ReplyLedger, item_id: str, target: Target = ALI
 
 def agrees(seen: Reach, plan: Plan) -> bool:
     if isinstance(plan, Route):
-        routes = {DeliveryMode.PASSIVE: NextRoute.PASSIVE, DeliveryMode.EVENT: NextRoute.EVENT}
+        routes = {
+            DeliveryMode.PASSIVE: NextRoute.PASSIVE,
+            DeliveryMode.EVENT: NextRoute.EVENT,
+            DeliveryMode.RECALL: NextRoute.RECALL,
+        }
         return seen.next_send.route is routes.get(plan.mode, NextRoute.PROACTIVE) and (
             seen.next_send.anchor_id == plan.anchor_id
         )
@@ -174,3 +180,45 @@ async def test_an_event_anchor_is_used_after_the_message_anchors(db: Database) -
         kinds.append(seen.next_send.route)
     assert kinds == [NextRoute.PASSIVE] * 4 + [NextRoute.EVENT]
     assert {a.kind for a in seen.anchors} == {"message", "event"}
+
+
+async def test_recall_in_2025_one_per_period_shown_before_and_after(db: Database) -> None:
+    clock = VirtualClock(START)  # 20:00 in Beijing
+    book = ledger(db, clock, platform_mode="2025", recall="auto")
+    await book.record(message(ALICE, "m1", START))
+    await clock.advance(DEFAULTS.c2c_window_s)
+
+    seen, plan = await looked_then_sent(book, "recall-1")
+    assert seen.next_send.route is NextRoute.RECALL and agrees(seen, plan)
+    assert seen.recall is not None and seen.recall.enabled and seen.recall.period == "same day"
+    assert seen.recall.periods_left == 4 and not seen.recall.used_this_period
+    assert isinstance(plan, Route) and plan.recall_left == 3
+
+    seen, plan = await looked_then_sent(book, "recall-2")
+    assert seen.recall is not None and seen.recall.used_this_period and seen.recall.periods_left == 3
+    assert isinstance(plan, Undeliverable) and agrees(seen, plan)
+    assert "the next period starts 2026-07-02" in plan.reason
+
+    # Periods are calendar days in Beijing time: 04:00 local on the next day is "days 1-3".
+    await clock.advance(timedelta(hours=7).total_seconds())
+    seen, plan = await looked_then_sent(book, "recall-3")
+    assert seen.recall is not None and seen.recall.period == "days 1-3"
+    assert isinstance(plan, Route) and plan.mode is DeliveryMode.RECALL and plan.recall_left == 2
+
+    # A retry of the same item after a crash is never resent (no dedup) and spends no period.
+    assert isinstance(await book.reserve("recall-3", 0, ALICE, None), Unknown)
+    seen = await book.reach(ALICE)
+    assert seen.recall is not None and seen.recall.periods_left == 2
+
+
+async def test_recall_forecast_projects_replies_then_recall_then_nothing(db: Database) -> None:
+    clock = VirtualClock(START)
+    book = ledger(db, clock, platform_mode="2025", recall="auto")
+    await book.record(message(ALICE, "m1", START))
+    minutes = [START + timedelta(minutes=n) for n in range(1, 7)]
+    routes = [s.route for s in await book.forecast(ALICE, minutes, held=1)]
+    assert routes == [NextRoute.PASSIVE] * 3 + [NextRoute.RECALL] + [NextRoute.UNDELIVERABLE] * 2
+    assert await book.reach(ALICE) == await book.reach(ALICE)  # nothing was taken
+    off = ledger(db, clock, platform_mode="2025")
+    routes = [s.route for s in await off.forecast(ALICE, minutes, held=1)]
+    assert routes == [NextRoute.PASSIVE] * 3 + [NextRoute.UNDELIVERABLE] * 3

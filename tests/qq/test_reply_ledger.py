@@ -26,6 +26,8 @@ def message(target: Target, mid: str, at: datetime) -> InboundMessage:
 
 
 def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
+    """A ledger without interactive recall unless asked: most rules here are about anchors."""
+    config.setdefault("recall", "off")
     return ReplyLedger(db, clock, DeliveryConfig(**config))  # type: ignore[arg-type]
 
 
@@ -133,11 +135,11 @@ async def test_a_dead_anchor_is_never_planned_again(db: Database) -> None:
 # --- invariant 4: explicit fallback ---------------------------------------------------------
 
 
-async def test_fallback_trigger_then_newest_then_event_then_proactive_then_undeliverable(
+async def test_fallback_trigger_then_newest_then_event_then_proactive_then_recall_then_undeliverable(
     db: Database,
 ) -> None:
     clock = VirtualClock(START)
-    book = ledger(db, clock)
+    book = ledger(db, clock, recall="auto")
     await book.record(message(ALICE, "old", START))
     await clock.advance(60)
     await book.record(message(ALICE, "new", clock.now()))
@@ -155,8 +157,12 @@ async def test_fallback_trigger_then_newest_then_event_then_proactive_then_undel
 
     refusal = RelationEvent(kind=RelationKind.PROACTIVE_REFUSED, target=ALICE, occurred_at=clock.now())
     await book.record(refusal)
+    recall = await book.reserve("i-recall", 0, ALICE, None)
+    assert isinstance(recall, Route) and recall.mode is DeliveryMode.RECALL
+    assert recall.body_fields() == {"is_wakeup": True}
     refused = await book.reserve("i-last", 0, ALICE, None)
     assert isinstance(refused, Undeliverable) and "proactive" in refused.reason
+    assert "interactive recall of this period (same day) is used" in refused.reason
 
 
 async def proactive(book: ReplyLedger, item_id: str, target: Target = ALICE) -> Plan:

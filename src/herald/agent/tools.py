@@ -29,7 +29,7 @@ from pydantic_ai.tools import ToolDefinition
 from herald.agent.clean import storable
 from herald.agent.settings import AgentSettings
 from herald.core.clock import Clock
-from herald.core.jobs import JobBook, JobError, describe_job
+from herald.core.jobs import Forecast, JobBook, JobError, deliverability, describe_job
 from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
 from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
@@ -99,7 +99,9 @@ class FutureTaskArgs(BaseModel):
     action=create needs `note` and either `cron_expression` (recurring, 5 fields, e.g.
     "* * * * *" every minute, "0 9 * * *" daily at 09:00) or `run_at` (one time, ISO 8601).
     When a task fires you are woken in this conversation with its note, and what you send
-    reaches the user. action=list shows tasks; edit and delete need `job_id`.
+    reaches the user. The result of create says how many firings can actually be delivered and
+    by which route; tell the user, and propose a schedule that works if it falls short.
+    action=list shows tasks; edit and delete need `job_id`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -142,8 +144,10 @@ class Toolbox:
         external: ExternalTools | None = None,
         settings: AgentSettings | None = None,
         guard: ToolGuard | None = None,
+        forecast: Forecast | None = None,
     ) -> None:
         self.sender = sender
+        self.forecast = forecast
         self.jobs = jobs
         self.clock = clock
         self.external = external or ExternalTools()
@@ -294,7 +298,11 @@ class Toolbox:
                     note=args.note or args.name or "",
                     created_key=key,
                 )
-                return _return(call, "created: " + describe_job(job, context.timezone))
+                created = "created: " + describe_job(job, context.timezone)
+                if self.forecast is not None:
+                    # Held: this turn's own answer goes before the first firing.
+                    created += "\ndelivery: " + await deliverability(job, self.forecast, held=1)
+                return _return(call, created)
             if not args.job_id:
                 return _retry(call, f"{args.action} needs job_id (use action=list to find it)")
             if args.action == "delete":

@@ -13,7 +13,7 @@ from herald import __version__
 from herald.config import HeraldConfig
 from herald.core.clock import Clock
 from herald.core.history import ConversationHistory
-from herald.core.jobs import JobBook, JobError, describe_job
+from herald.core.jobs import Forecast, JobBook, JobError, deliverability, describe_job
 from herald.core.schedule import ScheduleError, format_interval, interval_schedule, parse_interval
 from herald.core.target import Scene, Target
 from herald.extensions import Plugins
@@ -69,7 +69,9 @@ class Commands:
         config: HeraldConfig,
         status: StatusInfo,
         plugins: Plugins | None = None,
+        forecast: Forecast | None = None,
     ) -> None:
+        self.forecast = forecast
         self.jobs = jobs
         self.turns = turns
         self.clock = clock
@@ -163,7 +165,11 @@ async def _every(commands: Commands, context: CommandContext, args: str) -> str:
         )
     except ScheduleError as exc:
         return f"无法创建 (cannot create): {exc}"
-    return f"已创建任务 {job.id}: 每 {format_interval(seconds)} 发送 {text!r}。/cancel {job.id} 取消。"
+    created = f"已创建任务 {job.id}: 每 {format_interval(seconds)} 发送 {text!r}。/cancel {job.id} 取消。"
+    if commands.forecast is not None:
+        # Held: this reply goes before the first firing.
+        created += f"\n送达 (delivery): {await deliverability(job, commands.forecast, held=1)}"
+    return created
 
 
 async def _status(commands: Commands, context: CommandContext, args: str) -> str:

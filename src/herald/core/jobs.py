@@ -8,11 +8,13 @@ tools and to the commands, which never import the scheduler.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from herald.core.platform import NextRoute, NextSend
 from herald.core.schedule import Schedule, ScheduleError, next_after
 from herald.core.target import Target
 
@@ -144,3 +146,82 @@ def describe_job(job: Job, timezone: str) -> str:
         when = f"next {job.next_run_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M:%S}"
     what = f"sends {job.text!r}" if job.action == "send" else f"note: {job.note}"
     return f"[{job.id}] {job.name} · {job.schedule.describe()} · {when} · runs {job.runs} · {what}"
+
+
+# A job paused because its next firing could not reach the user; the dispatcher resumes every job
+# paused with this reason when a message from its conversation is stored.
+UNDELIVERABLE_PAUSE = "not deliverable until the user writes again"
+
+# The platform's projection of sends to a target at given times, after `held` sends that go first
+# (`Platform.forecast`), handed to the agent's tools, the commands and the dispatcher by the app.
+Forecast = Callable[..., Awaitable[tuple[NextSend, ...]]]
+
+ROUTE_WORDS = {
+    NextRoute.PASSIVE: "as replies to your message",
+    NextRoute.EVENT: "as replies to your last event",
+    NextRoute.PROACTIVE: "as proactive messages",
+    NextRoute.WAIT: "as proactive messages (after a rate-limit wait)",
+    NextRoute.RECALL: "as interactive recall messages",
+}
+
+
+ROUTE_ONE = {
+    NextRoute.PASSIVE: "a reply to your message",
+    NextRoute.EVENT: "a reply to your last event",
+    NextRoute.PROACTIVE: "a proactive message",
+    NextRoute.WAIT: "a proactive message",
+    NextRoute.RECALL: "an interactive recall message",
+}
+
+
+def paused_until_written(job: Job) -> bool:
+    return job.paused and (job.pause_reason or "").startswith(UNDELIVERABLE_PAUSE)
+
+
+async def deliverability(job: Job, forecast: Forecast, *, held: int = 1, horizon: int = 60) -> str:
+    """How many of the job's next firings can reach the user, and by which route, in one line.
+
+    `held` sends go first (the reply to the message that created the job). The firing that would
+    be the last deliverable one carries the notice that the job stopped instead (see
+    `Dispatcher.fire_job`), so it is not counted as a delivery."""
+    firings = next_firings(job, horizon)
+    if not firings:
+        return "it has no firings left"
+    routes = await forecast(job.target, firings, held=held)
+    stop = next((i for i, send in enumerate(routes) if send.route is NextRoute.UNDELIVERABLE), None)
+    if stop is None:
+        runs: list[str] = _runs(firings, routes, job.schedule.timezone)
+        return f"the next {len(firings)} firings can all be delivered: {', then '.join(runs)}"
+    why = routes[stop].why
+    if stop == 0:
+        return (
+            f"not deliverable: {why}. It will pause at its first firing; a message from the user resumes it"
+        )
+    delivered = stop - 1  # the last deliverable firing tells the user it stopped
+    where = ROUTE_ONE.get(routes[stop - 1].route, routes[stop - 1].route.value)
+    parts = _runs(firings[:delivered], routes[:delivered], job.schedule.timezone) if delivered else []
+    head = f"{', then '.join(parts)}, then " if parts else "no firing can be delivered, but "
+    return (
+        f"{head}a notice that it stopped ({where}) at "
+        f"{_clock(firings[stop - 1], job.schedule.timezone)}; after that not deliverable: {why}. "
+        "It then pauses; a message from the user resumes it and extends what can be delivered"
+    )
+
+
+def _runs(firings: list[datetime], routes: tuple[NextSend, ...], timezone: str) -> list[str]:
+    """Consecutive firings with the same route, as "the next 3 firings (until 12:03) as ..."."""
+    runs: list[str] = []
+    start = 0
+    for index in range(1, len(firings) + 1):
+        if index == len(firings) or routes[index].route is not routes[start].route:
+            count = index - start
+            words = ROUTE_WORDS.get(routes[start].route, routes[start].route.value)
+            first = "the next" if start == 0 else "the following"
+            noun = "firing" if count == 1 else f"{count} firings"
+            runs.append(f"{first} {noun} (until {_clock(firings[index - 1], timezone)}) {words}")
+            start = index
+    return runs
+
+
+def _clock(at: datetime, timezone: str) -> str:
+    return f"{at.astimezone(ZoneInfo(timezone)):%m-%d %H:%M}"

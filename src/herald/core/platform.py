@@ -6,7 +6,7 @@ of `qq/`, not a change to delivery or the agent.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +23,8 @@ class DeliveryMode(StrEnum):
     PASSIVE = "passive"  # a reply anchored on a user's message (msg_id + msg_seq)
     EVENT = "event"  # a reply anchored on a replyable event (event_id)
     PROACTIVE = "proactive"  # no anchor
+    # C2C "interactive recall" (is_wakeup): no anchor, one per period after the user's last message
+    RECALL = "recall"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,9 @@ class Sent:
     msg_seq: int | None = None
     # The handle a user's quote of this message names (its first part's, when it was split).
     ref: str | None = None
+    # A recall send: how many of the platform's recall periods are left after it.
+    recall_left: int | None = None
+    recall_periods: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class NextRoute(StrEnum):
     PASSIVE = "passive"
     EVENT = "event"
     PROACTIVE = "proactive"
+    RECALL = "recall"
     WAIT = "wait"  # proactive, once the target's rate allows it again
     UNDELIVERABLE = "undeliverable"
 
@@ -107,6 +113,21 @@ class ProactiveReach:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallReach:
+    """Whether an "interactive recall" message (no anchor, one per period counted from the
+    user's last message) can reach the target, and what is left of its periods."""
+
+    enabled: bool
+    reason: str = ""
+    period: str = ""  # the current period, as the platform names it ("same day", "days 1-3", ...)
+    used_this_period: bool = False
+    periods_left: int | None = None  # periods not yet used, this one included
+    periods: int = 4
+    next_period_at: datetime | None = None  # when the next period starts (None: none is left)
+    ends_at: datetime | None = None  # after this, no recall until the user writes again
+
+
+@dataclass(frozen=True, slots=True)
 class NextSend:
     """What the next message to the target would do, and a one-sentence why."""
 
@@ -123,6 +144,7 @@ class Reach:
     anchors: tuple[LiveAnchor, ...]
     proactive: ProactiveReach
     next_send: NextSend
+    recall: RecallReach | None = None
 
 
 class Platform(Protocol):
@@ -147,6 +169,14 @@ class Platform(Protocol):
 
     async def reach(self, target: Target) -> Reach:
         """The target's live anchors, proactive state and what the next send would do (no writes)."""
+        ...
+
+    async def forecast(
+        self, target: Target, times: Sequence[datetime], *, held: int = 0
+    ) -> tuple[NextSend, ...]:
+        """What one send at each of `times` (ascending) would do, if nothing else is sent meanwhile
+        but `held` messages that go first (e.g. the reply to the message being handled). The same
+        rules as the route of a real send, projected forward; writes nothing."""
         ...
 
     async def send(self, request: SendRequest) -> Sent:

@@ -13,6 +13,8 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -21,7 +23,15 @@ from herald.config import DeliveryConfig, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent
-from herald.core.platform import DeliveryMode, EventSink, Reach, SendRequest, Sent, TransportHealth
+from herald.core.platform import (
+    DeliveryMode,
+    EventSink,
+    NextSend,
+    Reach,
+    SendRequest,
+    Sent,
+    TransportHealth,
+)
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
@@ -29,13 +39,16 @@ from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
 from herald.qq.media import MediaUploader
 from herald.qq.render import Part, render
-from herald.qq.reply import OutboundId, ReplyLedger, Route, Undeliverable, Unknown, Wait
+from herald.qq.reply import RECALL_PERIODS, OutboundId, ReplyLedger, Route, Undeliverable, Unknown, Wait
 from herald.store.db import Database
 
 log = logging.getLogger(__name__)
 
 # How often one part may be re-planned after its route died before the item is retried later.
 MAX_REPLANS = 8
+# Interactive recall refusals: this period's recall is used; recall is not available to the user.
+RECALL_PERIOD_USED = 40034122
+RECALL_NOT_SUPPORTED = 40034123
 # A proactive rate wait longer than this is handed back to the outbox as retry-later.
 MAX_INLINE_WAIT_S = 90.0
 
@@ -196,6 +209,11 @@ class QQPlatform:
     async def reach(self, target: Target) -> Reach:
         return await self.ledger.reach(target)
 
+    async def forecast(
+        self, target: Target, times: Sequence[datetime], *, held: int = 0
+    ) -> tuple[NextSend, ...]:
+        return await self.ledger.forecast(target, times, held=held)
+
     async def _start_webhook(self) -> None:
         import uvicorn
 
@@ -271,7 +289,16 @@ class QQPlatform:
         assert first is not None
         if first_ref is None and ids and target.scene in (Scene.CHANNEL, Scene.DM):
             first_ref = ids[0]  # guild messages are quoted by their id
-        return Sent(tuple(ids), first.mode, first.anchor_id, first.msg_seq, first_ref)
+        periods = len(RECALL_PERIODS) if first.recall_left is not None else None
+        return Sent(
+            tuple(ids),
+            first.mode,
+            first.anchor_id,
+            first.msg_seq,
+            ref=first_ref,
+            recall_left=first.recall_left,
+            recall_periods=periods,
+        )
 
     def _render(self, request: SendRequest, markdown_ok: bool) -> list[Part]:
         return render(
@@ -330,9 +357,9 @@ class QQPlatform:
                 raise self._delivery_error(error, where) from None
             sent_id = answer.get("id")
             outbound = OutboundId(str(sent_id)) if sent_id else None
-            if route.mode is DeliveryMode.PROACTIVE:
-                # A proactive resend has no platform dedup, so this part's arrival must be written
-                # down; a passive part's resend reuses its (msg_id, msg_seq) and gets 40054005.
+            if route.mode in (DeliveryMode.PROACTIVE, DeliveryMode.RECALL):
+                # A proactive or recall resend has no platform dedup, so this part's arrival must be
+                # written down; a passive part's resend reuses its (msg_id, msg_seq) and gets 40054005.
                 await self.ledger.delivered(request.item_id, index, outbound)
             ext_info = answer.get("ext_info")
             ref = ext_info.get("ref_idx") if isinstance(ext_info, dict) else None
@@ -345,8 +372,8 @@ class QQPlatform:
         await self.clock.sleep(plan.seconds)
 
     def _unknown(self, error: QQApiError, route: Route, where: str) -> DeliveryError:
-        if route.mode is DeliveryMode.PROACTIVE:
-            why = f"the proactive send got no answer ({error.message}); it may have arrived"
+        if route.mode in (DeliveryMode.PROACTIVE, DeliveryMode.RECALL):
+            why = f"the {route.mode.value} send got no answer ({error.message}); it may have arrived"
         else:
             why = (
                 f"an earlier attempt on anchor {route.anchor_id} got no answer and the anchor has since "
@@ -382,7 +409,7 @@ class QQPlatform:
         """What a refusal means for this part: "delivered", "replan", "as_text", "unknown" or "fail"."""
         target = request.target
         if error.maybe_sent:
-            if route.mode is DeliveryMode.PROACTIVE:
+            if route.mode in (DeliveryMode.PROACTIVE, DeliveryMode.RECALL):
                 return "unknown"  # the mark stays: no later attempt resends it either
             return "fail"  # a passive resend reuses (msg_id, msg_seq): the platform dedups it
         row = meaning(error.code)
@@ -406,6 +433,18 @@ class QQPlatform:
                 "qq %s: anchor %s %s (code %s); re-planning", target, route.anchor_id, verdict, error.code
             )
             return "replan"
+        if route.mode is DeliveryMode.RECALL:
+            if error.code == RECALL_PERIOD_USED:
+                # The platform counts this period used: so does the ledger now (its reservation
+                # keeps the period), and the part is planned again without it.
+                log.info("qq %s: recall period already used (code %s); re-planning", target, error.code)
+                await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
+                return "replan"
+            await self.ledger.release_recall(request.item_id, index)
+            if error.code == RECALL_NOT_SUPPORTED:
+                await self.ledger.refuse_recall(target, f"{error.message} ({error.code})")
+                await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
+                return "replan"
         # The platform answered: it did not take this request, so a later attempt may make it.
         await self.ledger.answered(request.item_id, index)
         if row is not None and row.markdown_refused and part.kind == "markdown":

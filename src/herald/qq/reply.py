@@ -17,7 +17,10 @@ and the platform does not dedup a proactive resend: it gets `Unknown`, never a r
 
 The plan is: the trigger anchor if inside its window (minus a safety margin) and budget → the
 newest valid anchor of the target → a replyable event → proactive if the platform mode and the
-target's permission allow → `Undeliverable` with the reason (invariants 3, 4).
+target's permission allow → a C2C interactive recall (`is_wakeup`) if the recall period of the
+user's last message is unused → `Undeliverable` with the reason (invariants 3, 4). A recall
+reservation takes its period in the same commit, so a crash and resend cannot spend two.
+`forecast()` projects the same rules over future times for jobs.
 All state lives in the database, so several Herald instances (or a restart) agree on it.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -48,12 +52,19 @@ from herald.core.platform import (
     Permission,
     ProactiveReach,
     Reach,
+    RecallReach,
 )
 from herald.core.target import Scene, Target
 from herald.qq.errors import meaning
 from herald.store.batch import defer_insert
 from herald.store.db import Database
-from herald.store.tables.ledger import ProactiveSend, ReplyAnchor, ReplyReservation, TargetPermission
+from herald.store.tables.ledger import (
+    ProactiveSend,
+    RecallSend,
+    ReplyAnchor,
+    ReplyReservation,
+    TargetPermission,
+)
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -61,6 +72,11 @@ BEIJING = timezone(timedelta(hours=8))
 ANCHORS = cast(Table, ReplyAnchor.__table__)
 RESERVATIONS = cast(Table, ReplyReservation.__table__)
 PROACTIVE_SENDS = cast(Table, ProactiveSend.__table__)
+RECALL_SENDS = cast(Table, RecallSend.__table__)
+
+# The platform's interactive recall periods, in calendar days (Beijing time) after the day of the
+# user's last message: (first day, last day, name). One recall per period, none after day 30.
+RECALL_PERIODS = ((0, 0, "same day"), (1, 3, "days 1-3"), (4, 7, "days 4-7"), (8, 30, "days 8-30"))
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +127,23 @@ class Route:
     reused: bool = False  # this reservation was made by an earlier attempt of the same item
     requested: bool = False  # its request is marked as (about to be) made and not yet answered
     sent_id: str | None = None  # set when an earlier attempt already delivered this part
+    recall_period: int | None = None  # the recall period a RECALL route uses (index in RECALL_PERIODS)
+    recall_since: datetime | None = None  # the user's last message the period counts from
 
-    def body_fields(self) -> dict[str, str | int]:
+    @property
+    def recall_left(self) -> int | None:
+        """Recall periods left after this send (the later ones; time only moves forward)."""
+        return None if self.recall_period is None else len(RECALL_PERIODS) - 1 - self.recall_period
+
+    def body_fields(self) -> dict[str, str | int | bool]:
         if self.mode is DeliveryMode.PASSIVE:
             assert self.anchor_id is not None and self.msg_seq is not None
             return {"msg_id": self.anchor_id, "msg_seq": self.msg_seq}
         if self.mode is DeliveryMode.EVENT:
             assert self.anchor_id is not None and self.msg_seq is not None
             return {"event_id": self.anchor_id, "msg_seq": self.msg_seq}
+        if self.mode is DeliveryMode.RECALL:
+            return {"is_wakeup": True}
         return {}
 
 
@@ -278,11 +303,18 @@ class ReplyLedger:
             if existing is not None:
                 mode = DeliveryMode(existing.mode)
                 unanswered = existing.sent_id is None and existing.requested_at is not None
-                if unanswered and mode is DeliveryMode.PROACTIVE:
+                if unanswered and mode in (DeliveryMode.PROACTIVE, DeliveryMode.RECALL):
                     return Unknown(
-                        "a proactive send of this message was made at "
+                        f"a {mode.value} send of this message was made at "
                         f"{existing.requested_at.isoformat()} and never answered (crash or timeout); "
                         "the platform has no dedup for proactive sends, so it is not resent"
+                    )
+                period = None
+                if mode is DeliveryMode.RECALL:
+                    period = await session.scalar(
+                        select(RECALL_SENDS.c.period).where(
+                            RECALL_SENDS.c.item_id == item_id, RECALL_SENDS.c.part == part
+                        )
                     )
                 return Route(
                     mode,
@@ -291,13 +323,15 @@ class ReplyLedger:
                     reused=True,
                     requested=existing.requested_at is not None,
                     sent_id=existing.sent_id,
+                    recall_period=period,
                 )
             plan = await self._plan(session, target, trigger_id)
             if isinstance(plan, Route):
                 now = self._clock.now()
                 # A passive route's request follows at once and a resend of it is deduplicated by
                 # the platform, so it is marked requested in this commit; a proactive one is marked
-                # when it is made (`begin_proactive`), after any rate wait.
+                # when it is made (`begin_proactive`), after any rate wait. A recall one follows at
+                # once too, but has no dedup: marked here, an unanswered one is never resent.
                 requested = plan.mode is not DeliveryMode.PROACTIVE
                 reservation = {
                     "item_id": item_id,
@@ -310,8 +344,26 @@ class ReplyLedger:
                     "requested_at": now if requested else None,
                 }
                 defer_insert(session, RESERVATIONS, reservation)
+                if plan.mode is DeliveryMode.RECALL:
+                    assert plan.recall_since is not None and plan.recall_period is not None
+                    period = {
+                        "target": target.key,
+                        "since": plan.recall_since,
+                        "period": plan.recall_period,
+                        "item_id": item_id,
+                        "part": part,
+                        "reserved_at": now,
+                    }
+                    await session.execute(_recall_insert(self._db.is_postgresql), period)
                 if requested:
-                    plan = Route(plan.mode, plan.anchor_id, plan.msg_seq, requested=True)
+                    plan = Route(
+                        plan.mode,
+                        plan.anchor_id,
+                        plan.msg_seq,
+                        requested=True,
+                        recall_period=plan.recall_period,
+                        recall_since=plan.recall_since,
+                    )
             return plan
 
         # Concurrent reservations (many conversations at once) share one commit.
@@ -423,18 +475,97 @@ class ReplyLedger:
         permission, reason = await self._permission(session, target)
         if permission is Permission.REFUSED:
             if self._cfg.platform_mode == "2025":
-                return Undeliverable(f"no valid reply anchor (window passed or replies used up) and {reason}")
-            return Undeliverable(f"no valid reply anchor and proactive not allowed: {reason}")
+                refusal = f"no valid reply anchor (window passed or replies used up) and {reason}"
+            else:
+                refusal = f"no valid reply anchor and proactive not allowed: {reason}"
+            return await self._recall(session, target, now, refusal)
         if self._cfg.platform_mode == "2023":
             used = await self._proactive_count(session, target, _month_start(now))
             if used >= self._cfg.monthly_proactive_limit:
-                return Undeliverable(
+                return await self._recall(
+                    session,
+                    target,
+                    now,
                     f"no valid reply anchor and this month's {self._cfg.monthly_proactive_limit} "
-                    "proactive messages are used up (platform mode 2023)"
+                    "proactive messages are used up (platform mode 2023)",
                 )
             return Route(DeliveryMode.PROACTIVE)
         wait = await self._rate_wait(session, target, now)
         return wait if wait is not None else Route(DeliveryMode.PROACTIVE)
+
+    def recall_enabled(self) -> bool:
+        setting = self._cfg.recall
+        return setting == "on" or (setting == "auto" and self._cfg.platform_mode != "2023")
+
+    async def _recall(self, session: AsyncSession, target: Target, now: datetime, refusal: str) -> Plan:
+        """The interactive recall route, when proactive is refused; else why neither goes."""
+        state = await self._recall_state(session, target, now)
+        if isinstance(state, str):
+            return Undeliverable(f"{refusal}; {state}")
+        since, period, used = state
+        if period in used:
+            return Undeliverable(f"{refusal}; {_recall_used(since, period)}")
+        return Route(DeliveryMode.RECALL, recall_period=period, recall_since=since)
+
+    async def _recall_state(
+        self, session: AsyncSession, target: Target, now: datetime
+    ) -> tuple[datetime, int, set[int]] | str:
+        """(the user's last message, the period `now` is in, the periods used), or why no recall."""
+        if target.scene is not Scene.C2C:
+            return "interactive recall exists only in C2C"
+        if not self.recall_enabled():
+            mode = self._cfg.platform_mode
+            return f"interactive recall is off (recall = {self._cfg.recall!r}, platform mode {mode})"
+        row = await session.get(TargetPermission, target.key)
+        if row is not None and row.recall_refused:
+            return f"the platform refused interactive recall to this user ({row.recall_refused})"
+        since = await self._last_message_at(session, target)
+        if since is None:
+            return "no interactive recall either: the user never wrote"
+        period = recall_period(since, now)
+        if period is None:
+            return "no interactive recall either: the user's last message is more than 30 days old"
+        used = await session.scalars(
+            select(RECALL_SENDS.c.period).where(
+                RECALL_SENDS.c.target == target.key, RECALL_SENDS.c.since == since
+            )
+        )
+        return since, period, set(used)
+
+    async def _last_message_at(self, session: AsyncSession, target: Target) -> datetime | None:
+        value: datetime | None = await session.scalar(
+            select(func.max(ANCHORS.c.received_at)).where(
+                ANCHORS.c.target == target.key, ANCHORS.c.kind == AnchorKind.MESSAGE.value
+            )
+        )
+        if value is not None and value.tzinfo is None:  # SQLite drops the zone in an aggregate
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def refuse_recall(self, target: Target, reason: str) -> None:
+        """The platform said this user cannot get recall messages (40034123): never ask again."""
+        async with self._db.session() as session:
+            row = await session.get(TargetPermission, target.key)
+            if row is None:
+                session.add(
+                    TargetPermission(
+                        target=target.key,
+                        markdown_refused=False,
+                        recall_refused=reason,
+                        updated_at=self._clock.now(),
+                    )
+                )
+            else:
+                row.recall_refused = reason
+            await session.commit()
+
+    async def release_recall(self, item_id: str, part: int) -> None:
+        """The platform refused this recall send without taking it: its period is not used."""
+        async with self._db.session() as session:
+            await session.execute(
+                delete(RECALL_SENDS).where(RECALL_SENDS.c.item_id == item_id, RECALL_SENDS.c.part == part)
+            )
+            await session.commit()
 
     async def _permission(self, session: AsyncSession, target: Target) -> tuple[Permission, str]:
         """Whether the target takes proactive messages, as far as the platform mode and it said."""
@@ -570,7 +701,108 @@ class ReplyLedger:
             plan = await self._plan(session, target, None, take=False)
             anchors = await self._live_anchors(session, target, now)
             proactive = await self._proactive_reach(session, target, now, plan)
-        return Reach(now, anchors, proactive, _next_send(plan, anchors, proactive, now))
+            recall = await self._recall_reach(session, target, now)
+        return Reach(now, anchors, proactive, _next_send(plan, anchors, proactive, now), recall)
+
+    async def _recall_reach(self, session: AsyncSession, target: Target, now: datetime) -> RecallReach:
+        state = await self._recall_state(session, target, now)
+        if isinstance(state, str):
+            return RecallReach(False, state, periods=len(RECALL_PERIODS))
+        since, period, used = state
+        left = len(RECALL_PERIODS) - period - (1 if period in used else 0)
+        following = period + 1
+        return RecallReach(
+            True,
+            f"counted from the user's last message at {since.isoformat()}",
+            period=RECALL_PERIODS[period][2],
+            used_this_period=period in used,
+            periods_left=left,
+            periods=len(RECALL_PERIODS),
+            next_period_at=_recall_period_start(since, following)
+            if following < len(RECALL_PERIODS)
+            else None,
+            ends_at=_recall_period_start(since, len(RECALL_PERIODS)),
+        )
+
+    async def forecast(
+        self, target: Target, times: Sequence[datetime], *, held: int = 0
+    ) -> tuple[NextSend, ...]:
+        """What one send at each of `times` would do, if nothing else were sent but `held`
+        messages first: `_plan`'s order and limits, applied to a copy of the ledger's state.
+        Assumes the user does not write meanwhile (a new message only adds routes)."""
+        rules = self._rules[target.scene]
+        usable_for = timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
+        async with self._db.session() as session:
+            now = self._clock.now()
+            anchors = [
+                [a.received_at, a.kind, a.replies_left, a.id]
+                for a in await self._live_anchors(session, target, now)
+            ]
+            permission, reason = await self._permission(session, target)
+            month_used: dict[str, int] = {}
+            if self._cfg.platform_mode == "2023":
+                key = _month_start(now).isoformat()
+                month_used[key] = await self._proactive_count(session, target, _month_start(now))
+            recall = await self._recall_state(session, target, now)
+        guild = target.scene not in (Scene.C2C, Scene.GROUP)
+        sends = [now] * held + sorted(times)
+        projected: list[NextSend] = []
+        for at in sends:
+            projected.append(
+                self._project(target, at, anchors, usable_for, permission, reason, month_used, recall, guild)
+            )
+        return tuple(projected[held:])
+
+    def _project(
+        self,
+        target: Target,
+        at: datetime,
+        anchors: list[list[Any]],
+        usable_for: timedelta,
+        permission: Permission,
+        reason: str,
+        month_used: dict[str, int],
+        recall: tuple[datetime, int, set[int]] | str,
+        guild: bool,
+    ) -> NextSend:
+        for kind in (AnchorKind.MESSAGE.value, AnchorKind.EVENT.value):
+            for anchor in anchors:  # newest first
+                received_at, anchor_kind, left, anchor_id = anchor
+                if anchor_kind != kind or received_at + usable_for <= at or left == 0:
+                    continue
+                if left is not None:
+                    anchor[2] = left - 1
+                route = NextRoute.PASSIVE if kind == AnchorKind.MESSAGE.value else NextRoute.EVENT
+                return NextSend(route, f"a reply to {anchor_id}", anchor_id)
+        if guild:
+            return NextSend(NextRoute.PROACTIVE, "guild scenes: the platform's own limits apply")
+        refusal: str | None = None
+        if permission is Permission.REFUSED:
+            refusal = reason
+        elif self._cfg.platform_mode == "2023":
+            key = _month_start(at).isoformat()
+            if month_used.get(key, 0) < self._cfg.monthly_proactive_limit:
+                month_used[key] = month_used.get(key, 0) + 1
+                return NextSend(NextRoute.PROACTIVE, "a proactive message (monthly quota)")
+            refusal = f"this month's {self._cfg.monthly_proactive_limit} proactive messages are used up"
+        else:
+            return NextSend(NextRoute.PROACTIVE, "a proactive message")
+        if isinstance(recall, str):
+            return NextSend(NextRoute.UNDELIVERABLE, f"{refusal}; {recall}")
+        since, _, used = recall
+        period = recall_period(since, at)
+        if period is None:
+            return NextSend(
+                NextRoute.UNDELIVERABLE,
+                f"{refusal}; no interactive recall either: the user's last message is more than 30 days old",
+            )
+        if period in used:
+            return NextSend(NextRoute.UNDELIVERABLE, f"{refusal}; {_recall_used(since, period)}")
+        used.add(period)
+        left = len(RECALL_PERIODS) - 1 - period
+        return NextSend(
+            NextRoute.RECALL, f"an interactive recall message ({left} of {len(RECALL_PERIODS)} periods left)"
+        )
 
     async def _live_anchors(
         self, session: AsyncSession, target: Target, now: datetime
@@ -639,6 +871,13 @@ def _next_send(
         minutes = max(0, int((anchor.usable_until - now).total_seconds() // 60))
         why = f"the newest live {anchor.kind} anchor has {replies} and {minutes} min left in its window"
         return NextSend(route, why, plan.anchor_id)
+    if isinstance(plan, Route) and plan.mode is DeliveryMode.RECALL:
+        assert plan.recall_period is not None
+        why = (
+            "no live anchor with replies left and proactive refused; the interactive recall of this "
+            f"period ({RECALL_PERIODS[plan.recall_period][2]}) is unused"
+        )
+        return NextSend(NextRoute.RECALL, why)
     if isinstance(plan, Route):
         why = "no live anchor with replies left; proactive messages are open to this target"
         if proactive.used is not None and proactive.limit is not None:
@@ -654,6 +893,34 @@ def _next_send(
 
 def _anchor_mode(kind: str) -> DeliveryMode:
     return DeliveryMode.PASSIVE if kind == AnchorKind.MESSAGE.value else DeliveryMode.EVENT
+
+
+def recall_period(since: datetime, at: datetime) -> int | None:
+    """The recall period `at` falls in, counted from the user's message at `since` (index in
+    RECALL_PERIODS), or None when it is past the last one."""
+    days = (at.astimezone(BEIJING).date() - since.astimezone(BEIJING).date()).days
+    for index, (first, last, _) in enumerate(RECALL_PERIODS):
+        if first <= days <= last:
+            return index
+    return None
+
+
+def _recall_period_start(since: datetime, period: int) -> datetime:
+    """When recall period `period` begins (the end of the last one for `len(RECALL_PERIODS)`)."""
+    day = since.astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = RECALL_PERIODS[period][0] if period < len(RECALL_PERIODS) else RECALL_PERIODS[-1][1] + 1
+    return (day + timedelta(days=first)).astimezone(UTC)
+
+
+def _recall_used(since: datetime, period: int) -> str:
+    name = RECALL_PERIODS[period][2]
+    if period + 1 < len(RECALL_PERIODS):
+        following = _recall_period_start(since, period + 1).astimezone(BEIJING)
+        return (
+            f"the interactive recall of this period ({name}) is used; "
+            f"the next period starts {following:%Y-%m-%d}"
+        )
+    return f"the interactive recall of the last period ({name}) is used"
 
 
 def _month_start(now: datetime) -> datetime:
@@ -678,6 +945,13 @@ def _reservation_lookup() -> Select[Any]:
         RESERVATIONS.c.sent_id,
         RESERVATIONS.c.requested_at,
     ).where(RESERVATIONS.c.item_id == bindparam("p_item"), RESERVATIONS.c.part == bindparam("p_part"))
+
+
+@functools.cache
+def _recall_insert(postgresql: bool) -> Any:
+    """Built once: take a recall period; a period already taken stays with its first taker."""
+    upsert = pg_insert if postgresql else sqlite_insert
+    return upsert(RECALL_SENDS).on_conflict_do_nothing(index_elements=["target", "since", "period"])
 
 
 @functools.cache

@@ -234,6 +234,7 @@ class Sends:
             "msg_id": body.get("msg_id"),
             "msg_seq": body.get("msg_seq"),
             "event_id": body.get("event_id"),
+            "is_wakeup": bool(body.get("is_wakeup")),
             "msg_type": body.get("msg_type"),
             "content": _text(body),
         }

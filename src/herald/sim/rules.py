@@ -21,8 +21,9 @@ from herald.sim.state import Anchor, EventAnchor, Scene, SimState
 
 Kind = Literal["passive", "event", "proactive", "wakeup"]
 
-DAY = 86_400
-WAKEUP_PERIODS = (1 * DAY, 3 * DAY, 7 * DAY, 30 * DAY)  # same day, days 1-3, 3-7, 7-30 (rule 47)
+# Rule 47's periods as the platform counts them: calendar days (Beijing time) after the day of the
+# user's last message, (first day, last day): same day, days 1-3, 4-7, 8-30; none after day 30.
+WAKEUP_PERIODS = ((0, 0), (1, 3), (4, 7), (8, 30))
 URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\b[a-z0-9-]+\.(?:com|cn|net|org|io)\b")
 
 REPLYABLE_EVENTS: dict[Scene, frozenset[str]] = {
@@ -244,14 +245,19 @@ def _plan_wakeup(state: SimState, scene: Scene, target: str) -> Plan:
     if scene != "c2c":
         raise SimError(40034123)
     last = state.last_inbound_c2c.get(target)
-    elapsed = None if last is None else state.clock.time() - last
-    if elapsed is None or elapsed > WAKEUP_PERIODS[-1]:
+    period = None if last is None else wakeup_period(last, state.clock.time())
+    if period is None:
         raise SimError(40034123, "用户30天内没有互动，不支持互动召回消息")
-    period = next(i for i, end in enumerate(WAKEUP_PERIODS) if elapsed <= end)
     used = state.wakeups_used.setdefault(target, set())
     if period in used:
         raise SimError(40034122)
     return Plan(scene=scene, target=target, kind="wakeup", charges=[lambda: used.add(period)])
+
+
+def wakeup_period(last: float, now: float) -> int | None:
+    """The recall period of a send at `now` after the user's message at `last`, or None past day 30."""
+    days = (datetime.fromtimestamp(now, BEIJING).date() - datetime.fromtimestamp(last, BEIJING).date()).days
+    return next((i for i, (first, end) in enumerate(WAKEUP_PERIODS) if first <= days <= end), None)
 
 
 def plan_proactive_v2(state: SimState, scene: Scene, target: str) -> Plan:

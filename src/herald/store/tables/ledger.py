@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from herald.store.base import Base
@@ -62,6 +62,8 @@ class TargetPermission(Base):
     proactive: Mapped[bool | None] = mapped_column(Boolean)
     proactive_reason: Mapped[str | None] = mapped_column(Text)
     markdown_refused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when the platform said this target cannot get interactive recall messages (40034123).
+    recall_refused: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -85,3 +87,25 @@ class MediaUpload(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)  # scene + content hash
     file_info: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None = long-lived
+
+
+class RecallSend(Base):
+    """One interactive recall ("is_wakeup") period used (or reserved) for a C2C user.
+
+    The platform allows one recall per period, the periods counted in calendar days (Beijing
+    time) from the user's last message (`since`). The row is written in the commit that reserves
+    the route, so a resend after a crash cannot use a second period; unique per (target, since,
+    period), so two instances cannot both take one.
+    """
+
+    __tablename__ = "recall_sends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(255))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    period: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str | None] = mapped_column(String(64))
+    part: Mapped[int | None] = mapped_column(Integer)
+    reserved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("target", "since", "period", name="uq_recall_sends_period"),)
