@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from herald.core.language import Language
 from herald.core.target import Scene
 
 
@@ -170,9 +171,6 @@ class AgentConfig(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
         return value
-
-
-Language = Literal["zh", "en", "zh+en"]
 
 
 class PolicyLayer(Section):

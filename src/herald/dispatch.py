@@ -443,7 +443,10 @@ class Dispatcher:
 
     async def _command(self, turn: Turn) -> None:
         admin = self.gate is not None and self.gate.turn_admin(turn.id, turn.target, turn.author_id)
-        context = CommandContext(turn_id=turn.id, target=turn.target, author_id=turn.author_id, admin=admin)
+        language = self.policies.resolve(turn.target, turn.author_id).language if self.policies else "zh+en"
+        context = CommandContext(
+            turn_id=turn.id, target=turn.target, author_id=turn.author_id, admin=admin, language=language
+        )
         try:
             reply = await self.commands.run(context, turn.content)
         except Exception as exc:

@@ -65,3 +65,23 @@ async def test_each_scope_gets_its_own_policy(db_url: str) -> None:
     assert vip[0]["content"] == "careful answer" and script.careful_calls == 1
     assert len(script.calls) == calls_before_vip + 1  # the unmentioned G2 message, not the VIP's
     assert unmentioned[-1]["content"] == "echo: [m3] no at"
+
+
+async def test_herald_answers_commands_in_the_language_of_the_scope(db_url: str) -> None:
+    def languages(config: HeraldConfig) -> None:
+        config.policy = config.policy.model_validate(
+            {"users": {"EN": {"language": "en"}}, "groups": {"ZH": {"language": "zh"}}}
+        )
+
+    async with harness(db_url, configure=languages) as h:
+        await h.user_says("EN", "/jobs")
+        english = (await h.wait_delivered("c2c", "EN", 1))[0]["content"]
+        await h.member_says("ZH", "m1", "/jobs")
+        chinese = (await h.wait_delivered("group", "ZH", 1))[0]["content"]
+        await h.user_says("BOTH", "/jobs")
+        both = (await h.wait_delivered("c2c", "BOTH", 1))[0]["content"]
+    assert (english, chinese, both) == (
+        "No scheduled jobs.",
+        "没有定时任务。",
+        "没有定时任务 (no scheduled jobs).",
+    )

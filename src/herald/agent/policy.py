@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.agent.settings import AgentSettings, SettingError, parse_policy
-from herald.config import AgentConfig, Language, LLMConfig, PolicyConfig, PolicyLayer
+from herald.config import AgentConfig, LLMConfig, PolicyConfig, PolicyLayer
+from herald.core.language import Language
 from herald.core.target import Scene, Target
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ class Policy:
     history_tokens: int
     language: Language
     sources: Mapping[str, str]  # field → the layer it came from
-
-    def say(self, zh: str, en: str) -> str:
-        """One of Herald's own replies, in this policy's language."""
-        if self.language == "zh":
-            return zh
-        if self.language == "en":
-            return en
-        return f"{zh} ({en})"
 
 
 def _set_values(layer: PolicyLayer) -> dict[str, Any]:

@@ -14,11 +14,28 @@ from herald.config import HeraldConfig
 from herald.core.clock import Clock
 from herald.core.history import ConversationHistory
 from herald.core.jobs import Forecast, JobBook, JobError, deliverability, describe_job
+from herald.core.language import Language, say
 from herald.core.schedule import ScheduleError, format_interval, interval_schedule, parse_interval
 from herald.core.target import Scene, Target
 from herald.extensions import Plugins
 from herald.plugin import CommandCall
 
+HELP_ZH = """可用命令：
+/help — 显示本帮助
+/reset — 清空对话记忆
+/jobs — 列出定时任务
+/cancel <id> — 取消定时任务
+/every <间隔> <文本> — 定时发送文本，如 /every 1m 心跳
+/status — 运行状态
+其他消息交给 AI 助手回答。"""
+HELP_EN = """Commands:
+/help — this help
+/reset — clear the conversation history
+/jobs — list scheduled jobs
+/cancel <id> — cancel a job
+/every <interval> <text> — send text every interval, e.g. /every 1m heartbeat
+/status — status
+Anything else goes to the assistant."""
 HELP = """可用命令 / commands:
 /help — 显示本帮助 (this help)
 /reset — 清空对话记忆 (clear the conversation history)
@@ -35,6 +52,7 @@ class CommandContext:
     target: Target
     author_id: str | None
     admin: bool = False  # decided by the gate: configured admins and the platform's roles
+    language: Language = "zh+en"  # of the reply, from the conversation's policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +101,16 @@ class Commands:
         """`/name args` → (name, args) for a built-in or plugin command, else None (the agent's)."""
         return parse_command(text, extra=self.plugins.commands)
 
-    @property
-    def help(self) -> str:
+    def help(self, language: Language = "zh+en") -> str:
         added = [
             command.help for _, command in self.plugins.commands.values() if command.name not in COMMANDS
         ]
-        return "\n".join([HELP, *added]) if added else HELP
+        return "\n".join([say(language, HELP_ZH, HELP_EN, HELP), *added])
 
     async def run(self, context: CommandContext, text: str) -> str:
         parsed = self.parse(text)
         if parsed is None:
-            return self.help
+            return self.help(context.language)
         name, args = parsed
         if name in COMMANDS:
             return await COMMANDS[name](self, context, args)
@@ -108,26 +125,37 @@ class Commands:
 
 
 async def _help(commands: Commands, context: CommandContext, args: str) -> str:
-    return commands.help
+    return commands.help(context.language)
 
 
 async def _reset(commands: Commands, context: CommandContext, args: str) -> str:
     dropped = await commands.turns.reset(context.target.key)
-    return f"已清空对话记忆 (history cleared: {dropped} turns)."
+    both = f"已清空对话记忆 (history cleared: {dropped} turns)."
+    return say(
+        context.language, f"已清空对话记忆（{dropped} 轮）。", f"History cleared: {dropped} turns.", both
+    )
 
 
 async def _jobs(commands: Commands, context: CommandContext, args: str) -> str:
     jobs = await commands.jobs.list_jobs(context.target.key)
     if not jobs:
-        return "没有定时任务 (no scheduled jobs)."
+        return say(
+            context.language, "没有定时任务。", "No scheduled jobs.", "没有定时任务 (no scheduled jobs)."
+        )
     timezone = commands.config.agent.timezone
-    return "定时任务 (jobs):\n" + "\n".join(describe_job(job, timezone) for job in jobs)
+    heading = say(context.language, "定时任务：", "Jobs:", "定时任务 (jobs):")
+    return heading + "\n" + "\n".join(describe_job(job, timezone) for job in jobs)
 
 
 async def _cancel(commands: Commands, context: CommandContext, args: str) -> str:
     job_id = args.split()[0] if args.split() else ""
     if not job_id:
-        return "用法 (usage): /cancel <id>  — /jobs 查看 id"
+        return say(
+            context.language,
+            "用法：/cancel <id>（/jobs 查看 id）",
+            "Usage: /cancel <id> (see /jobs for ids)",
+            "用法 (usage): /cancel <id>  — /jobs 查看 id",
+        )
     try:
         job = await commands.jobs.end(
             job_id,
@@ -136,15 +164,27 @@ async def _cancel(commands: Commands, context: CommandContext, args: str) -> str
             creator_id=commands._creator_scope(context),
         )
     except JobError as exc:
-        return f"无法取消 (cannot cancel): {exc}"
-    return f"已取消任务 {job.id} ({job.name}) (cancelled)."
+        return say(
+            context.language, f"无法取消：{exc}", f"Cannot cancel: {exc}", f"无法取消 (cannot cancel): {exc}"
+        )
+    return say(
+        context.language,
+        f"已取消任务 {job.id}（{job.name}）。",
+        f"Cancelled job {job.id} ({job.name}).",
+        f"已取消任务 {job.id} ({job.name}) (cancelled).",
+    )
 
 
 async def _every(commands: Commands, context: CommandContext, args: str) -> str:
     interval_text, _, text = args.partition(" ")
     text = text.strip()
     if not interval_text or not text:
-        return "用法 (usage): /every <间隔 interval> <文本 text>, 例如 /every 1m 心跳"
+        return say(
+            context.language,
+            "用法：/every <间隔> <文本>，例如 /every 1m 心跳",
+            "Usage: /every <interval> <text>, e.g. /every 1m heartbeat",
+            "用法 (usage): /every <间隔 interval> <文本 text>, 例如 /every 1m 心跳",
+        )
     try:
         seconds = parse_interval(interval_text)
         # Refuses an interval outside the allowed range, naming the range.
@@ -164,11 +204,21 @@ async def _every(commands: Commands, context: CommandContext, args: str) -> str:
             created_key=f"turn:{context.turn_id}:every",
         )
     except ScheduleError as exc:
-        return f"无法创建 (cannot create): {exc}"
-    created = f"已创建任务 {job.id}: 每 {format_interval(seconds)} 发送 {text!r}。/cancel {job.id} 取消。"
+        return say(
+            context.language, f"无法创建：{exc}", f"Cannot create: {exc}", f"无法创建 (cannot create): {exc}"
+        )
+    every = format_interval(seconds)
+    zh = f"已创建任务 {job.id}: 每 {every} 发送 {text!r}。/cancel {job.id} 取消。"
+    created = say(
+        context.language,
+        zh,
+        f"Created job {job.id}: sends {text!r} every {every}. /cancel {job.id} to stop.",
+        zh,
+    )
     if commands.forecast is not None:
         # Held: this reply goes before the first firing.
-        created += f"\n送达 (delivery): {await deliverability(job, commands.forecast, held=1)}"
+        label = say(context.language, "送达", "Delivery", "送达 (delivery)")
+        created += f"\n{label}: {await deliverability(job, commands.forecast, held=1)}"
     return created
 
 
