@@ -35,6 +35,8 @@ from herald.scheduler import slot_key
 
 log = logging.getLogger(__name__)
 
+WAITING_REFRESH_S = 30.0
+
 
 MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
 REFUSED = "refused"  # the gate stopped the turn before it ran; `error` says why
@@ -207,6 +209,8 @@ class Dispatcher:
         self.jobs = jobs
         self.forecast = forecast
         self.stopped_notice = stopped_notice
+        self._waiting: set[str] | None = None  # see _waiting_conversations
+        self._waiting_read_at = 0.0
         self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
         self.metrics = metrics
@@ -321,10 +325,24 @@ class Dispatcher:
         if self.changes is not None:
             self.changes.changed(turn.conversation)
 
+    async def _waiting_conversations(self) -> set[str]:
+        """The conversations with a job paused until the user writes. Known from this process's
+        own pauses and re-read every `WAITING_REFRESH_S` (another instance may have paused one),
+        so a message costs a query only where such a job may be."""
+        assert self.jobs is not None
+        now = time.monotonic()
+        if self._waiting is None or now - self._waiting_read_at > WAITING_REFRESH_S:
+            jobs = await self.jobs.list_jobs()
+            self._waiting = {job.conversation for job in jobs if paused_until_written(job)}
+            self._waiting_read_at = now
+        return self._waiting
+
     async def _resume_jobs(self, conversation: str) -> None:
         """The user wrote: jobs paused because nothing could reach them fire again."""
-        if self.jobs is None:
+        if self.jobs is None or conversation not in await self._waiting_conversations():
             return
+        assert self._waiting is not None
+        self._waiting.discard(conversation)
         for job in await self.jobs.list_jobs(conversation):
             if paused_until_written(job):
                 try:
@@ -350,6 +368,8 @@ class Dispatcher:
         why = routes[0].why if stopped else routes[-1].why
         try:
             await self.jobs.pause(job.id, reason=f"{UNDELIVERABLE_PAUSE}: {why}")
+            if self._waiting is not None:
+                self._waiting.add(job.conversation)
         except JobError as exc:
             log.info("job %s not paused: %s", job.id, exc)
             return False
