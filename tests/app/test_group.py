@@ -1,19 +1,17 @@
-"""Acceptance: in a group, the agent's sends after the 5-minute passive window are routed by the
-reply ledger (proactive in 2026 mode, undeliverable with the reason where proactive is withdrawn),
-and the model is shown the real outcome of each send."""
+"""Acceptance: in a group, a heartbeat's sends after the 5-minute passive window are routed by the
+reply ledger: proactive in 2026 mode; where proactive is withdrawn (2025) the group is told up
+front how far it reaches, gets one notice on the last reply, and the job pauses. The model is
+shown the real outcome of each send."""
 
 from __future__ import annotations
-
-import pytest
 
 from tests.app.herald_harness import harness
 
 GROUP = "group-1"
 
 
-@pytest.mark.parametrize(("mode", "outcome"), [("2026", "delivered (proactive)"), ("2025", "not delivered")])
-async def test_sends_after_the_group_window_follow_the_ledger(db_url: str, mode: str, outcome: str) -> None:
-    async with harness(db_url, delivery={"platform_mode": mode}, mode=mode) as h:
+async def test_sends_after_the_group_window_go_proactive_where_the_mode_allows(db_url: str) -> None:
+    async with harness(db_url, delivery={"platform_mode": "2026"}, mode="2026") as h:
         await h.member_says(GROUP, "member-1", "启用一个心跳任务,每分钟向我发送一次心跳信号")
         await h.wait_delivered("group", GROUP, 1)
         await h.idle()
@@ -26,17 +24,33 @@ async def test_sends_after_the_group_window_follow_the_ledger(db_url: str, mode:
             await h.idle()
         assert h.script.results[1:] == ["delivered (passive)"] * 4
 
-        # Minutes 5-7: the window has closed; the ledger decides.
+        # Minutes 5-7: the window has closed; the ledger goes proactive.
         for _ in range(3):
             await h.advance(60)
             await h.idle()
-        late = h.script.results[5:]
-        assert len(late) == 3
-        assert all(result.startswith(outcome) for result in late), late
-        delivered = await h.delivered("group", GROUP)
-        if mode == "2026":
-            assert len(delivered) == 8
-            assert await h.errors() == []
-        else:
-            assert len(delivered) == 5
-            assert all("proactive messages are not offered" in result for result in late), late
+        assert h.script.results[5:] == ["delivered (proactive)"] * 3
+        assert len(await h.delivered("group", GROUP)) == 8
+        assert await h.errors() == []
+
+
+async def test_where_nothing_can_follow_the_window_the_group_is_told_once_and_the_job_pauses(
+    db_url: str,
+) -> None:
+    async with harness(db_url, delivery={"platform_mode": "2025"}, mode="2025") as h:
+        await h.member_says(GROUP, "member-1", "启用一个心跳任务,每分钟向我发送一次心跳信号")
+        await h.wait_delivered("group", GROUP, 1)
+        await h.idle()
+        created = h.script.results[0]
+        for _ in range(8):
+            await h.advance(60)
+            await h.idle()
+        delivered = [e["content"] for e in await h.delivered("group", GROUP)]
+        assert h.herald is not None and h.herald.jobs is not None
+        (job,) = await h.herald.jobs.list_jobs(f"group:{GROUP}")
+        refused = await h.errors()
+    # Said up front: three heartbeats as replies, then the notice, then nothing.
+    assert "the next 3 firings" in created and "then a notice that it stopped" in created
+    assert h.script.results[1:] == ["delivered (passive)"] * 3
+    assert delivered[1:4] == ["💓 心跳"] * 3
+    assert delivered[4].startswith("（定时任务「心跳」已暂停") and len(delivered) == 5  # told once
+    assert job.paused and refused == []  # no request the platform refused
