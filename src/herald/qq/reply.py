@@ -713,7 +713,8 @@ class ReplyLedger:
         following = period + 1
         return RecallReach(
             True,
-            f"counted from the user's last message at {since.isoformat()}",
+            # The platform counts the periods in calendar days in Beijing time: say it in that time.
+            f"counted from the user's last message at {since.astimezone(BEIJING):%Y-%m-%d %H:%M} (Beijing)",
             period=RECALL_PERIODS[period][2],
             used_this_period=period in used,
             periods_left=left,
