@@ -336,8 +336,15 @@ class TurnStore:
             .order_by(AgentTurn.id.desc())
             .limit(limit)
         )
+        summary_query = select(ConversationSummary.text, ConversationSummary.turns).where(
+            ConversationSummary.conversation == conversation
+        )
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            # The turn asks for the summary next: read it on the same connection.
+            if conversation not in self._summaries:
+                found = (await conn.execute(summary_query)).first()
+                self._remember_summary(conversation, Summary(found.text, found.turns) if found else None)
         return [(turn_id, load_messages(raw)) for turn_id, raw in reversed(rows)]
 
     async def reset(self, conversation: str) -> int:
