@@ -32,7 +32,8 @@ def new_message_id() -> str:
 
 def _quoting(anchor: Anchor, quote: str | None) -> dict[str, Any]:
     """`message_type` and `message_scene` of a C2C or group message: its own quoting handle and,
-    when it quotes one, `ref_msg_idx` with type 103 (qq-platform.md §4.1: quote)."""
+    when it quotes one, `ref_msg_idx` with type 103, the quote type (docs/sim.md names the
+    sources)."""
     ext = [f"msg_idx={anchor.ref_idx}"]
     if quote:
         ext.append(f"ref_msg_idx={quote}")
@@ -315,7 +316,7 @@ class SimState:
         """A group message: GROUP_AT_MESSAGE_CREATE (content starts with a space) or GROUP_MESSAGE_CREATE.
 
         `member_role` (owner / admin / member) goes in `author.member_role`, as in 2026 payloads
-        (qq-platform.md §4.2); absent unless given, as in older ones."""
+        (docs/sim.md names the sources); absent unless given, as in older ones."""
         anchor = self._anchor("group", group_openid, member_openid)
         if at_bot and not content.startswith(" "):
             content = " " + content
