@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from herald.config import ConsoleConfig
-from herald.console.pages import Operations, Pages
+from herald.console.base import Operations
+from herald.console.pages import Pages
 from herald.core.platform import TransportHealth
 from herald.metrics import CONTENT_TYPE, Metrics
 
