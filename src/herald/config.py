@@ -264,7 +264,7 @@ class StorageConfig(Section):
 
 
 class DeliveryConfig(Section):
-    """Reply ledger and outbox tuning; defaults follow the platform's 2026 rules (qq-platform.md §6)."""
+    """Reply ledger and outbox tuning; defaults follow the platform's 2026 rules."""
 
     platform_mode: Literal["2026", "2025", "2023"] = "2026"
     # C2C "interactive recall" (is_wakeup) when no anchor is left and proactive is refused:
@@ -272,7 +272,7 @@ class DeliveryConfig(Section):
     recall: Literal["auto", "on", "off"] = "auto"
     safety_margin_s: float = 30.0
     group_url_policy: Literal["keep", "strip", "break"] = "keep"
-    # Passive windows (s) and replies per anchor, per scene (qq-platform.md §6.2).
+    # Passive windows (s) and replies per anchor, per scene.
     c2c_window_s: float = 3600.0
     group_window_s: float = 300.0
     guild_window_s: float = 300.0

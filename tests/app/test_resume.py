@@ -1,4 +1,4 @@
-"""Nothing inbound is lost (architecture invariant 8): messages users send while Herald is stopped,
+"""Nothing inbound is lost: messages users send while Herald is stopped,
 SIGKILLed, or cannot store them (a full disk) are answered once Herald is back, each exactly once.
 Herald resumes its gateway session from the persisted resume point and the emulator replays."""
 

@@ -1,4 +1,4 @@
-"""The token manager against the sim's token endpoint (qq-platform.md §1.1)."""
+"""The token manager against the sim's token endpoint."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dispatch payloads shaped as in qq-platform.md §4 → core events."""
+"""Dispatch payloads shaped as the platform sends them → core events."""
 
 from __future__ import annotations
 

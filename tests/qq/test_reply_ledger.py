@@ -1,4 +1,4 @@
-"""The reply ledger's invariants (architecture.md 1-4, 7) on SQLite and PostgreSQL."""
+"""The reply ledger's invariants on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

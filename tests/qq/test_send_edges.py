@@ -112,7 +112,7 @@ def test_every_code_set_is_a_column_of_the_one_table() -> None:
 
 
 async def test_50037_is_our_request_shape_not_a_target_refusing_markdown(db: Database) -> None:
-    # qq-platform.md: 50037 "markdown may only be combined with keyboard" (markdown with content).
+    # The platform's 50037: "markdown may only be combined with keyboard" (markdown with content).
     async with stack(db) as herald:
         message = await herald.user_says("alice")
         await herald.control.fail_next(1, 400, 50037)

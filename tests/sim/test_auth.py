@@ -1,4 +1,4 @@
-"""App access tokens and the Authorization header (qq-platform.md §1; rules 1-5)."""
+"""App access tokens and the Authorization header (rules 1-5; docs/sim.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WebSocket gateway over a real socket (qq-platform.md §2; rules 6-15 and 79)."""
+"""The WebSocket gateway over a real socket (rules 6-15 and 79; docs/sim.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook mode over real HTTP (qq-platform.md §3; rules 16-19 and 79)."""
+"""Webhook mode over real HTTP (rules 16-19 and 79; docs/sim.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Time, as Herald reads it. Windows, schedules and backoff all go through a `Clock`, so tests
-can drive hours of virtual time in seconds (architecture invariant 7)."""
+can drive hours of virtual time in seconds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The QQ OpenAPI over one keep-alive aiohttp session (qq-platform.md §5, §8, §9, §10).
+"""The QQ OpenAPI over one keep-alive aiohttp session.
 
     api = QQApi(session, tokens, api_base="https://api.sgroup.qq.com")
     sent = await api.post_message(Scene.C2C, user_openid, {"msg_type": 0, "content": "hi", ...})

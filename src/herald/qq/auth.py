@@ -1,4 +1,4 @@
-"""The app access token (qq-platform.md §1.1): fetched with `{appId, clientSecret}`, cached,
+"""The app access token: fetched with `{appId, clientSecret}`, cached,
 refreshed ahead of expiry, one refresh at a time.
 
     tokens = TokenManager(session, app_id, secret, token_url, clock)

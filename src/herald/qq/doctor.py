@@ -162,7 +162,7 @@ def _gateway_fix(error: GatewayError) -> str:
         return "see the bot's status on q.qq.com"
     if error.code is None:
         return "check that the gateway URL from /gateway/bot is reachable from this machine"
-    return "see qq-platform.md §2.4 for this close code"
+    return "a close code Herald does not know: see the platform's gateway documentation"
 
 
 async def _identify(

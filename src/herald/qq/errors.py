@@ -1,11 +1,10 @@
-"""What a failed QQ OpenAPI call means, classified once (architecture invariant 6).
+"""What a failed QQ OpenAPI call means, classified once.
 
 `QQApiError` carries the platform's answer (HTTP status, `code`/`err_code`, message, trace id)
 and its `kind`: retry later, re-plan the route, permanent for this target, or a bug in our
 request. `CODE_KINDS` is the one table; `classify(status, code)` adds the fallbacks (unknown
 5xx → retry later, unknown 4xx → bug). `40054005` ("deduplicated: same msg_id + msg_seq") is
-its own flag, `duplicate`, so the outbox can count a retried send as already delivered
-(qq-platform.md §6.3, §7.2).
+its own flag, `duplicate`, so the outbox can count a retried send as already delivered.
 """
 
 from __future__ import annotations
@@ -124,7 +123,7 @@ CODES: dict[int, Code] = {
     850019: Code(BUG),  # unsupported format
     850026: Code(BUG),  # source URL could not be downloaded
     850031: Code(BUG),  # file too large
-    # The target does not take markdown (qq-platform.md §8, §13): fall back to text.
+    # The target does not take markdown: fall back to text.
     304036: Code(BUG, markdown_refused=True),  # no markdown template permission (group)
     40034127: Code(BUG, markdown_refused=True),  # no markdown template permission
     40034124: Code(BUG, markdown_refused=True),  # markdown message parameter error

@@ -1,4 +1,4 @@
-"""QQ dispatch payloads → Herald's core inbound events (qq-platform.md §4).
+"""QQ dispatch payloads → Herald's core inbound events.
 
     event = parse_dispatch(t, d, envelope_id, received_at)   # InboundEvent | None
 

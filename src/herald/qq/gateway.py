@@ -1,4 +1,4 @@
-"""The WebSocket gateway client (qq-platform.md §2).
+"""The WebSocket gateway client.
 
     gateway = GatewayClient(api, tokens, intents, shard=(0, 1), on_dispatch=pipeline.handle_dispatch,
                             clock=clock)
@@ -23,7 +23,7 @@ time in arrival order by a consumer task, so a slow handler never delays heartbe
 `s` received is what Resume asks from, and envelopes already received are handled even if the
 socket drops meanwhile.
 
-Nothing inbound is lost (architecture invariant 8). `on_dispatch` returning means the event is
+Nothing inbound is lost. `on_dispatch` returning means the event is
 stored; raising means it is not. With a `ResumePoint` (`qq/resume.py`) the session and the `s` of
 the last *stored* event are persisted, and `run()` starts with a Resume from them, so the platform
 replays what arrived while Herald was down. When `on_dispatch` raises (the database is full or

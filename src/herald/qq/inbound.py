@@ -1,4 +1,4 @@
-"""From a dispatch envelope to a core event, once (architecture: inbound flow).
+"""From a dispatch envelope to a core event, once.
 
     pipeline = InboundPipeline(api, on_event, clock)
     gateway = GatewayClient(..., on_dispatch=pipeline.handle_dispatch, ...)

@@ -1,6 +1,6 @@
 """Rich media: upload to the same scene's `/files`, and reuse the `file_info` until its ttl ends.
 
-A file_info is scene-bound (C2C vs group) but not target-bound (qq-platform.md §8.1), so the cache
+A file_info is scene-bound (C2C vs group) but not target-bound, so the cache
 key is the scene plus the content (URL or bytes hash). The cache is in the database so a restart
 does not re-upload.
 """

@@ -4,7 +4,7 @@ An *anchor* is an inbound user message id (`msg_id`) or a replyable event's enve
 (`event_id`), bound to its scene and target, with its receive time, the replies it has used and
 its next `msg_seq`. Anchors are made only from core inbound events (`Anchor.from_event`); an id
 the bot got back from its own send is an `OutboundId`, a different type the ledger never takes
-(architecture invariant 1: the seed bug cannot be written).
+(so the seed bug cannot be written).
 
 `reserve()` plans a route for one platform message of one outbox item and persists it, with its
 `msg_seq`, before the request (invariant 2). A retry of the same item and part gets the same

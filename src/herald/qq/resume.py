@@ -1,4 +1,4 @@
-"""The gateway's resume point, persisted (architecture invariant 8).
+"""The gateway's resume point, persisted (nothing inbound is lost).
 
     point = ResumePoint(db, app_id, shard, clock)
     saved = await point.load()            # Saved(session_id, seq, updated_at) | None

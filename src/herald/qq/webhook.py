@@ -1,4 +1,4 @@
-"""The webhook receiver (qq-platform.md §3): an ASGI app the platform POSTs events to.
+"""The webhook receiver: an ASGI app the platform POSTs events to.
 
     receiver = WebhookReceiver(app_id, secret, on_dispatch, clock=clock)
     web_app.mount("/qq/webhook", receiver.app)      # or: webhook_app(app_id, secret, on_dispatch)
@@ -22,7 +22,7 @@ validation answer cannot be used as a signing oracle to forge pushes.
 Op 0 pushes are queued; one worker task hands them to `on_dispatch(envelope)` in arrival order
 (the gateway's contract), and each push is answered only once its turn is done: 200 `{"op": 12}`
 when `on_dispatch` returned (the event is stored), 503 when it raised, so the platform redelivers
-it (architecture invariant 8). To keep the order, after a failed push X every other push is
+it (nothing inbound is lost). To keep the order, after a failed push X every other push is
 answered 503 too (the platform redelivers those later) until X arrives again and is stored, or X
 failed `BUG_ATTEMPTS` times for a reason other than storage (a bug: X is given up with an ERROR
 and 200), or `hold_s` passed without X coming back (a WARNING: order may not hold from there).

@@ -2,5 +2,5 @@
 
 This package is the other side of the wire. It imports nothing from Herald's client code
 (`herald.core`, `herald.qq`, `herald.delivery`, ...), so a misreading of the platform cannot
-hide on both sides at once. Shared knowledge lives in `shared/docs/qq-platform.md`.
+hide on both sides at once. What it enforces, and the source of each rule, is in docs/sim.md.
 """

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# Event type -> the intent bit that must be subscribed for it to be delivered (qq-platform.md §2.5).
+# Event type -> the intent bit that must be subscribed for it to be delivered (docs/sim.md).
 INTENT_OF_EVENT: dict[str, int] = {
     **dict.fromkeys(
         [

@@ -1,7 +1,7 @@
 """Error codes, their Chinese messages, and the exact response shape the platform sends.
 
 Every OpenAPI error is `{"message", "code", "err_code", "trace_id"}` with the trace id also in the
-`X-Tps-trace-ID` header (qq-platform.md §7.1). `Content-Type` is exactly `application/json`:
+`X-Tps-trace-ID` header (docs/sim.md). `Content-Type` is exactly `application/json`:
 botpy compares the header string and treats anything else (such as a charset suffix) as text.
 """
 

@@ -1,4 +1,4 @@
-"""The WebSocket gateway (qq-platform.md §2; rules 6-15).
+"""The WebSocket gateway (rules 6-15; docs/sim.md).
 
 One `GatewayHub` per emulator holds the bot's sessions. A session outlives its socket when the
 socket ends in a resumable way (close 4008/4009, op 7, or plain socket loss): it keeps numbering

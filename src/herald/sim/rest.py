@@ -107,7 +107,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-# Guild sends may be multipart (qq-platform.md §5.3): object fields arrive as JSON strings and
+# Guild sends may be multipart (docs/sim.md): object fields arrive as JSON strings and
 # `file_image` as the raw file. v2 endpoints take JSON only.
 _FORM_PATHS = ("/channels/", "/dms/")
 _FORM_OBJECT_FIELDS = frozenset({"embed", "ark", "message_reference", "markdown", "keyboard"})

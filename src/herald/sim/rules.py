@@ -1,4 +1,4 @@
-"""The send rules of qq-platform.md §12 (rules 20-59): what makes a send passive, proactive or refused.
+"""The send rules (rules 20-59 in docs/sim.md): what makes a send passive, proactive or refused.
 
 `plan_v2` / `plan_guild` check a send without changing anything and return a `Plan`; the caller
 charges it with `commit` only once the send has succeeded, so failed sends never use up a reply

@@ -1,7 +1,7 @@
 """What the emulator can be told to be: credentials, platform era, windows, limits.
 
 Everything here can also be changed at run time with `PUT /_sim/settings` (fields by name).
-Defaults follow the current (2026) documentation, qq-platform.md §12.
+Defaults follow the current (2026) documentation; docs/sim.md lists the rules.
 """
 
 from __future__ import annotations

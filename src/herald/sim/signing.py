@@ -1,4 +1,4 @@
-"""Ed25519 signing as the platform does it for webhook pushes (qq-platform.md §3.2-§3.4).
+"""Ed25519 signing as the platform does it for webhook pushes (docs/sim.md).
 
 The bot secret is the key material: repeated until it is at least 32 bytes, cut to 32, used as
 the raw Ed25519 seed. Pushes are signed over `timestamp + raw body`; the op 13 validation answer

@@ -288,7 +288,7 @@ class SimState:
         attachments: list[dict[str, Any]] | None = None,
         quote: str | None = None,
     ) -> Injected:
-        """A user's private message to the bot: C2C_MESSAGE_CREATE (qq-platform.md §4.1)."""
+        """A user's private message to the bot: C2C_MESSAGE_CREATE (docs/sim.md)."""
         anchor = self._anchor("c2c", user_openid, user_openid)
         self.last_inbound_c2c[user_openid] = anchor.received_at
         self.wakeups_used.pop(user_openid, None)

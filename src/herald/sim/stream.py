@@ -130,7 +130,7 @@ def official_chunk(
         if len(raw) > state.settings.stream_max_len:
             raise SimError(40054007, "消息过长")
         if body.get("is_wakeup"):
-            # A recall stream skips the msg_id/event_id check (qq-platform.md §6.5).
+            # A recall stream skips the msg_id/event_id check (docs/sim.md).
             body = {k: v for k, v in body.items() if k not in ("msg_id", "event_id")}
         plan = rules.plan_v2(state, "c2c", target, body)
         rules.commit(plan)

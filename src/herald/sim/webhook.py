@@ -1,4 +1,4 @@
-"""Webhook mode (qq-platform.md §3; rules 16-19): every dispatch POSTed, signed, to the bot's URL.
+"""Webhook mode (rules 16-19; docs/sim.md): every dispatch POSTed, signed, to the bot's URL.
 
 The pusher validates the callback URL with op 13 whenever the URL changes (and retries that while
 it fails), then pushes each dispatch in publish order. A push is acknowledged by any HTTP 200;
