@@ -14,12 +14,8 @@ from pydantic import SecretStr
 from starlette.routing import Route
 
 from herald.config import HeraldConfig
+from tests.app.console_browser import enable_console
 from tests.app.herald_harness import WAIT_S, Harness, harness
-
-
-def enable_console(config: HeraldConfig) -> None:
-    config.console.enabled = True
-    config.console.port = 0
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from herald.console.auth import hash_password, store_password_hash
+from tests.app.console_browser import enable_console, launch, set_password, sign_in
 from tests.app.herald_harness import harness
-from tests.app.test_console_pages import PASSWORD, enable_console
-from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_demo import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
@@ -25,22 +24,17 @@ async def test_an_operator_pauses_resumes_and_runs_a_job_from_the_browser(
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         await h.user_says("op2", "请启用心跳任务")  # the agent creates an every-minute job
         await h.wait_delivered("c2c", "op2", 1)
         await h.idle()
 
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="en-US")
-                await page.goto(f"{base}/jobs")
-                await page.fill("#password", PASSWORD)
-                await page.click("#sign-in")
-                await page.wait_for_url(f"{base}/jobs")
+                await sign_in(page, base, "/jobs")
                 row = page.locator("tr.job")
                 firings = await row.locator(".firings div").count()
                 job_id = await row.get_attribute("data-id")

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from herald.console.auth import hash_password, store_password_hash
+from tests.app.console_browser import enable_console, launch, set_password, sign_in
 from tests.app.herald_harness import harness
-from tests.app.test_console_pages import PASSWORD, enable_console
-from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_demo import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
@@ -25,18 +24,13 @@ async def test_an_open_conversation_page_shows_the_seed_turn_as_it_is_delivered(
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="zh-CN")
-                await page.goto(f"{base}/conversations/c2c:seed")
-                await page.fill("#password", PASSWORD)
-                await page.click("#sign-in")
-                await page.wait_for_url(f"{base}/conversations/c2c:seed")
+                await sign_in(page, base, "/conversations/c2c:seed")
                 await page.wait_for_selector('#live-state[data-connected="yes"]')
                 before = await page.locator("section.turn").count()
                 page_loads: list[str] = []
@@ -79,22 +73,17 @@ async def test_a_waiting_item_is_cancelled_from_the_outbox_page_and_never_sent(
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         # The platform answers 500 to the next sends: the item waits for its next try.
         await h.call("POST", "/_sim/faults", {"kind": "fail_next", "count": 3, "status": 500, "code": 850027})
         await h.user_says("op2", "/help")
         await h.wait_for_request_code(850027)
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="en-US")
-                await page.goto(f"{base}/outbox")
-                await page.fill("#password", PASSWORD)
-                await page.click("#sign-in")
-                await page.wait_for_url(f"{base}/outbox")
+                await sign_in(page, base, "/outbox")
                 waiting = page.locator('tr.item[data-state="waiting"]')
                 await waiting.first.wait_for()
                 waiting_reason = await waiting.first.locator(".reason").inner_text()

@@ -10,21 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from herald.config import HeraldConfig
-from herald.console.auth import hash_password, store_password_hash
+from tests.app.console_browser import PASSWORD, enable_console, launch, set_password, sign_in
 from tests.app.herald_harness import harness
-from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_demo import CHROMIUM
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-PASSWORD = "correct horse battery"
-
-
-def enable_console(config: HeraldConfig) -> None:
-    config.console.enabled = True
-    config.console.port = 0
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -35,7 +28,7 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         await h.call("POST", "/_sim/faults", {"kind": "fail_next", "count": 1, "status": 400, "code": 22006})
         await h.user_says("op1", "please send 1 messages refused-once")
@@ -44,9 +37,7 @@ async def test_an_operator_sees_why_a_message_failed_and_fixes_it_from_the_brows
         await h.wait_delivered("c2c", "op1", 2)
 
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="zh-CN")
                 await page.goto(f"{base}/jobs")
@@ -100,21 +91,16 @@ async def test_a_conversation_shows_each_turns_tool_calls_and_deliveries(db_url:
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         await h.user_says("seed", "请向我连续发送3条测试消息")
         await h.wait_delivered("c2c", "seed", 4)
         await h.idle()
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="en-US")
-                await page.goto(f"{base}/conversations")
-                await page.fill("#password", PASSWORD)
-                await page.click("#sign-in")
-                await page.wait_for_url(f"{base}/conversations")
+                await sign_in(page, base, "/conversations")
                 await page.click("text=c2c:seed")
                 turn = page.locator("section.turn").first
                 calls = await turn.locator(".call").all_inner_texts()
@@ -130,14 +116,6 @@ async def test_a_conversation_shows_each_turns_tool_calls_and_deliveries(db_url:
     assert all("delivered (passive)" in r for r in results) and len(results) == 3
     assert routes == ["passive"] * 4
     assert [s.rsplit("· ", 1)[-1] for s in seqs] == ["1", "2", "3", "4"]
-
-
-async def sign_in(page: Page, base: str, path: str) -> None:
-    """Open `path`, which sends a page without a session to sign-in, and sign in."""
-    await page.goto(f"{base}{path}")
-    await page.fill("#password", PASSWORD)
-    await page.click("#sign-in")
-    await page.wait_for_url(f"{base}{path}")
 
 
 async def ledger_panel(page: Page) -> tuple[str | None, str, list[tuple[str, str, str]]]:
@@ -166,15 +144,13 @@ async def test_a_conversation_shows_its_reply_ledger_and_the_next_sends_route(
 
     async with harness(db_url, configure=enable_console) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         msg_id = await h.user_says("ledger", "hello")
         await h.wait_delivered("c2c", "ledger", 1)  # the answer took one reply of the anchor
         await h.idle()
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="en-US")
                 await sign_in(page, base, "/conversations/c2c:ledger")

@@ -12,13 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from herald.config import HeraldConfig
-from herald.console.auth import hash_password, store_password_hash
 from herald.plugin import Plugin
+from tests.app.console_browser import enable_console, launch, set_password, sign_in
 from tests.app.herald_harness import harness
-from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_demo import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-PASSWORD = "correct horse battery"
 API_TOKEN = "api-token-for-scripts-3141"
 PIRATE = "You are a pirate captain. Answer in pirate speak."
 
@@ -31,9 +30,8 @@ def flip() -> str:
     return "heads"
 
 
-def enable_console(config: HeraldConfig) -> None:
-    config.console.enabled = True
-    config.console.port = 0
+def console_with_token(config: HeraldConfig) -> None:
+    enable_console(config)
     config.console.api_token = SecretStr(API_TOKEN)
 
 
@@ -43,26 +41,21 @@ async def test_an_operator_changes_the_prompt_and_the_tools_and_the_next_turn_us
 ) -> None:
     from playwright.async_api import async_playwright
 
-    async with harness(db_url, configure=enable_console, plugins=[coin]) as h:
+    async with harness(db_url, configure=console_with_token, plugins=[coin]) as h:
         assert h.herald is not None and h.herald.console is not None and h.herald.db is not None
         assert h.config.qq is not None
         bot_secret = h.config.qq.secret.get_secret_value()
-        await store_password_hash(h.herald.db, hash_password(PASSWORD), h.clock)
+        await set_password(h)
         base = h.herald.console.base_url
         await h.user_says("op1", "hello before")
         await h.wait_delivered("c2c", "op1", 1)
         before_prompt, before_tools = h.script.instructions[-1], h.script.offered[-1]
 
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
+            browser = await launch(playwright)
             try:
                 page = await browser.new_page(locale="en-US")
-                await page.goto(f"{base}/settings")
-                await page.fill("#password", PASSWORD)
-                await page.click("#sign-in")
-                await page.wait_for_url(f"{base}/settings")
+                await sign_in(page, base, "/settings")
                 first_html = await page.content()
                 tool_boxes = await page.locator("input[data-tool]").evaluate_all(
                     "boxes => boxes.map(b => [b.value, b.checked])"
@@ -103,10 +96,7 @@ async def test_an_operator_changes_the_prompt_and_the_tools_and_the_next_turn_us
                 await page.screenshot(path=str(tmp_path / "settings-en.png"), full_page=True)
 
                 zh = await browser.new_page(locale="zh-CN")
-                await zh.goto(f"{base}/settings")
-                await zh.fill("#password", PASSWORD)
-                await zh.click("#sign-in")
-                await zh.wait_for_url(f"{base}/settings")
+                await sign_in(zh, base, "/settings")
                 await zh.screenshot(path=str(tmp_path / "settings-zh.png"), full_page=True)
                 zh_heading = await zh.locator("h1").inner_text()
             finally:
