@@ -169,6 +169,7 @@ class Herald:
             TokenLedger(self.db, self.clock, config.agent.timezone),
         )
         forecast = self.platform.forecast
+        learned = self.platform.learned
         toolbox = Toolbox(
             self.outbox,
             self.jobs,
@@ -208,6 +209,7 @@ class Herald:
                 model=description,
                 started_monotonic=time.monotonic(),
                 model_state=self.model_health.describe,
+                learned=lambda: [item.describe() for item in learned()],
             ),
             plugins=self.plugins,
             forecast=forecast,

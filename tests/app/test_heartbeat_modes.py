@@ -128,3 +128,27 @@ async def test_2023_replies_then_the_monthly_proactive_quota_then_the_notice(db_
 
         await resumes_when_the_user_writes(h, len(got))
         assert await h.errors() == []
+
+
+async def test_a_bot_whose_push_was_withdrawn_learns_it_from_one_refusal_and_says_so(db_url: str) -> None:
+    # The operator left platform_mode at 2026, but the platform has withdrawn proactive push
+    # from this bot: Herald promises proactive heartbeats, is refused once, learns it, and from
+    # then on plans, forecasts and reports with what it learned.
+    async with harness(db_url, RelayingScript(), {"recall": "off"}, mode="2025") as h:
+        told = await start_heartbeat(h)
+        assert "as proactive messages" in told
+
+        await minutes(h, 6)
+        refused = [e for e in await h.errors() if e.get("code") == 40034105]
+        assert len(refused) == 1
+        got = await heard(h)
+        assert got[1:4] == [("passive", "heartbeat")] * 3
+
+        await h.user_says(USER, "/status")
+        status = (await h.wait_delivered("c2c", USER, len(got) + 1))[-1]["content"]
+        assert "platform: proactive: refused to this bot since" in status and "40034105" in status
+
+        await h.user_says(USER, "/every 1m 再来一个")
+        created = (await h.wait_delivered("c2c", USER, len(got) + 2))[-1]["content"]
+        assert "refuses this bot proactive messages" in created
+        assert len([e for e in await h.errors() if e.get("code") == 40034105]) == 1

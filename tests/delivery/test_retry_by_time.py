@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import EventSink, NextSend, Reach, SendRequest, Sent, TransportHealth
+from herald.core.platform import EventSink, Learned, NextSend, Reach, SendRequest, Sent, TransportHealth
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery import inspect
@@ -104,6 +104,9 @@ class _AnswerLost:
         self, target: Target, times: Sequence[datetime], *, held: int = 0
     ) -> tuple[NextSend, ...]:
         return await self.inner.forecast(target, times, held=held)
+
+    def learned(self) -> tuple[Learned, ...]:
+        return self.inner.learned()
 
     async def stop(self) -> None:
         await self.inner.stop()

@@ -127,7 +127,7 @@ async def test_webhook_receiver_is_validated(sim: RunningSim) -> None:
         assert wrong.ok is False and "another secret" in wrong.fix
 
 
-async def herald_doctor(config_file: Path) -> tuple[int, str]:
+async def herald_doctor(config_file: Path, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -135,6 +135,7 @@ async def herald_doctor(config_file: Path) -> tuple[int, str]:
         "doctor",
         "--config",
         str(config_file),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -5,7 +5,7 @@ second job: `/every` creates with the key `turn:<id>:every`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -60,6 +60,8 @@ class StatusInfo:
     model: str
     started_monotonic: float
     model_state: Callable[[], str] = lambda: "ok"  # `ok` or `failing: <cause>`
+    # What the platform refuses this bot, learned from its answers: one line each.
+    learned: Callable[[], Sequence[str]] = lambda: ()
 
 
 Handler = Callable[["Commands", CommandContext, str], Awaitable[str]]
@@ -241,11 +243,12 @@ async def _status(commands: Commands, context: CommandContext, args: str) -> str
     if summary is not None:
         text = summary.text if len(summary.text) <= 200 else summary.text[:200] + "…"
         remembered = f"\nsummary of {summary.turns} earlier turns: {text}"
+    refused = "".join(f"\nplatform: {line}" for line in info.learned())
     return (
         f"Herald {__version__} · up {format_interval(uptime)}\n"
         f"model: {info.model} · {info.model_state()}\n"
         f"this conversation: {history} turns in history, {len(jobs)} active jobs\n"
-        f"{tokens}{remembered}"
+        f"{tokens}{remembered}{refused}"
     )
 
 

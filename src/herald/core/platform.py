@@ -147,6 +147,33 @@ class Reach:
     recall: RecallReach | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """Something the platform refuses this bot as a whole (not one target), learned from its
+    answers and kept, so Herald stops asking for it.
+
+    `capability` is "proactive", "markdown" or "intent:<NAME>". A `suspected` one has some
+    evidence but not enough yet (`evidence` says how much) and changes nothing.
+    """
+
+    capability: str
+    reason: str
+    learned_at: datetime
+    code: int | None = None
+    suspected: bool = False
+    evidence: tuple[str, ...] = ()  # what was seen (e.g. targets), when it takes several
+    needed: int = 1  # how many different pieces of evidence make it learned
+
+    def describe(self) -> str:
+        """One line for an operator: what, since when, why."""
+        code = f", code {self.code}" if self.code is not None else ""
+        if self.suspected:
+            seen = f"{len(self.evidence)} of {self.needed} needed{code}"
+            return f"{self.capability}: suspected, still asked ({seen}): {self.reason}"
+        when = self.learned_at.strftime("%Y-%m-%d %H:%M UTC")
+        return f"{self.capability}: refused to this bot since {when}{code}: {self.reason}"
+
+
 class Platform(Protocol):
     name: str
 
@@ -177,6 +204,10 @@ class Platform(Protocol):
         """What one send at each of `times` (ascending) would do, if nothing else is sent meanwhile
         but `held` messages that go first (e.g. the reply to the message being handled). The same
         rules as the route of a real send, projected forward; writes nothing."""
+        ...
+
+    def learned(self) -> tuple[Learned, ...]:
+        """What the platform refuses this bot, as learned so far (cheap: no I/O)."""
         ...
 
     async def send(self, request: SendRequest) -> Sent:

@@ -26,6 +26,7 @@ from herald.core.events import InboundEvent
 from herald.core.platform import (
     DeliveryMode,
     EventSink,
+    Learned,
     NextSend,
     Reach,
     SendRequest,
@@ -35,6 +36,15 @@ from herald.core.platform import (
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
+from herald.qq.capabilities import (
+    BOT_MARKDOWN_CODES,
+    MARKDOWN,
+    PROACTIVE,
+    PROACTIVE_EVIDENCE,
+    WITHDRAWN_WORDS,
+    Capabilities,
+    intent_capability,
+)
 from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
 from herald.qq.media import MediaUploader
@@ -112,7 +122,8 @@ class QQPlatform:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.delivery = delivery or DeliveryConfig()
-        self.ledger = ReplyLedger(db, self.clock, self.delivery)
+        self.capabilities = Capabilities(db, config.app_id, self.clock)
+        self.ledger = ReplyLedger(db, self.clock, self.delivery, self.capabilities)
         self._db = db
         self._session = session
         self._own_session = session is None
@@ -149,6 +160,8 @@ class QQPlatform:
             )
             self.api = QQApi(self._session, self.tokens, self.config.api_base, clock=self.clock)
             self.media = MediaUploader(self.api, self._db, self.clock)
+        if not self.capabilities.loaded:
+            await self.capabilities.load()
         return self.api
 
     async def start(self, sink: EventSink) -> None:
@@ -166,7 +179,7 @@ class QQPlatform:
             gateway = GatewayClient(
                 api,
                 self.tokens,
-                self.config.intents,
+                self._intents(),
                 shard,
                 self.pipeline.handle_dispatch,
                 self.clock,
@@ -175,7 +188,58 @@ class QQPlatform:
             )
             self.gateway = gateway
             self._stoppers.append(gateway.stop)
-            self._transport = asyncio.create_task(gateway.run(), name="qq-gateway")
+            self._transport = asyncio.create_task(self._run_gateway(gateway), name="qq-gateway")
+
+    def _intents(self) -> int:
+        """The configured intents but those the platform refused this bot (not asked again)."""
+        from herald.qq.gateway import intent_bits, intent_names
+
+        intents = self.config.intents
+        for bit in intent_bits(intents):
+            name = intent_names(bit)[0]
+            learned = self.capabilities.refused(intent_capability(name))
+            if learned is not None:
+                intents &= ~bit
+                log.warning(
+                    "qq gateway: not asking for intent %s: %s; `herald doctor --forget %s` once the "
+                    "platform grants it",
+                    name,
+                    learned.reason,
+                    learned.capability,
+                )
+        return intents
+
+    async def _run_gateway(self, gateway: Any) -> None:
+        """Run the gateway; on 4014 (an intent not permitted) find which ones by asking for each
+        alone, remember them, and go on without them."""
+        from herald.qq.doctor import intent_refused
+        from herald.qq.gateway import GatewayError, intent_bits, intent_names
+
+        while True:
+            try:
+                await gateway.run()
+                return
+            except GatewayError as error:
+                if error.code != 4014 or self._stopped:
+                    raise
+                api, tokens = self.api, self.tokens
+                assert api is not None and tokens is not None
+                asked = intent_bits(gateway.intents)
+                refused = [bit for bit in asked if await intent_refused(api, tokens, bit, self.config.shard)]
+                if not refused or len(refused) == len(asked):
+                    raise
+                for bit in refused:
+                    name = intent_names(bit)[0]
+                    await self.capabilities.refuse(
+                        intent_capability(name),
+                        f"the gateway closed with 4014 (intent not permitted) when {name} was asked for",
+                        4014,
+                    )
+                    gateway.intents &= ~bit
+                log.warning(
+                    "qq gateway: going on without %s (not permitted to this bot)",
+                    ", ".join(intent_names(sum(refused))),
+                )
 
     async def wait_ready(self) -> None:
         """Returns once the gateway session is identified (at once for the webhook transport)."""
@@ -205,6 +269,9 @@ class QQPlatform:
                 credential_expires_in_s=expires_in,
             )
         return TransportHealth(self.config.transport, ready=False, detail="not started")
+
+    def learned(self) -> tuple[Learned, ...]:
+        return self.capabilities.all()
 
     async def reach(self, target: Target) -> Reach:
         return await self.ledger.reach(target)
@@ -357,6 +424,8 @@ class QQPlatform:
                 raise self._delivery_error(error, where) from None
             sent_id = answer.get("id")
             outbound = OutboundId(str(sent_id)) if sent_id else None
+            if route.mode is DeliveryMode.PROACTIVE:
+                await self.capabilities.accepted(PROACTIVE)
             if route.mode in (DeliveryMode.PROACTIVE, DeliveryMode.RECALL):
                 # A proactive or recall resend has no platform dedup, so this part's arrival must be
                 # written down; a passive part's resend reuses its (msg_id, msg_seq) and gets 40054005.
@@ -448,12 +517,38 @@ class QQPlatform:
         # The platform answered: it did not take this request, so a later attempt may make it.
         await self.ledger.answered(request.item_id, index)
         if row is not None and row.markdown_refused and part.kind == "markdown":
+            if error.code in BOT_MARKDOWN_CODES:
+                await self.capabilities.refuse(MARKDOWN, f"{error.message} ({error.code})", error.code)
             await self.ledger.refuse_markdown(target)
             # Failed sends do not use up the msg_seq; the reservation is tried again as text.
             return "as_text"
         if row is not None and row.proactive_refused and route.mode is DeliveryMode.PROACTIVE:
-            await self.ledger.set_proactive(target, False, f"{error.message} ({error.code})")
+            if await self._learn_proactive(target, error):
+                # Not this target: the bot. Planned again, the part takes the route left (recall).
+                await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
+                return "replan"
         return "fail"
+
+    async def _learn_proactive(self, target: Target, error: QQApiError) -> bool:
+        """Record a proactive refusal for the target, and what it says of the bot: True once the
+        bot is known to be refused proactive messages."""
+        reason = f"{error.message} ({error.code})"
+        before = await self.ledger.set_proactive(target, False, reason)
+        if any(words in error.message for words in WITHDRAWN_WORDS):
+            why = f"the platform says proactive push is withdrawn: {reason}"
+            await self.capabilities.refuse(PROACTIVE, why, error.code)
+            # Nothing was learned about the target itself.
+            await self.ledger.set_proactive(target, before, None)
+            return True
+        if before is True:
+            # The platform said this target takes proactive messages, and refused one anyway.
+            why = f"{target} allows proactive messages, yet the platform refused one: {reason}"
+            await self.capabilities.refuse(PROACTIVE, why, error.code)
+            return True
+        learned = await self.capabilities.suspect(
+            PROACTIVE, target.key, f"proactive sends refused: {reason}", error.code, PROACTIVE_EVIDENCE
+        )
+        return not learned.suspected
 
     def _delivery_error(self, error: QQApiError, where: str) -> DeliveryError:
         delivery = error.to_delivery_error()

@@ -138,7 +138,9 @@ async def _gateway(
         ]
     if error.code in INTENT_CODES:
         refused = [
-            bit for bit in intent_bits(config.intents) if await _refused(api, tokens, bit, config, timeout_s)
+            bit
+            for bit in intent_bits(config.intents)
+            if await intent_refused(api, tokens, bit, config.shard, timeout_s)
         ]
         names = ", ".join(f"{intent_names(b)[0]} (1<<{b.bit_length() - 1})" for b in refused) or "unknown"
         allowed = config.intents & ~sum(refused)
@@ -189,8 +191,11 @@ async def _identify(
             await asyncio.wait_for(task, timeout_s)
 
 
-async def _refused(api: QQApi, tokens: TokenManager, bit: int, config: QQConfig, timeout_s: float) -> bool:
-    error, _ = await _identify(api, tokens, bit, config.shard, timeout_s)
+async def intent_refused(
+    api: QQApi, tokens: TokenManager, bit: int, shard: tuple[int, int], timeout_s: float = 10.0
+) -> bool:
+    """Whether identifying with this one intent alone is refused (4013/4014)."""
+    error, _ = await _identify(api, tokens, bit, shard, timeout_s)
     return error is not None and error.code in INTENT_CODES
 
 

@@ -55,6 +55,7 @@ from herald.core.platform import (
     RecallReach,
 )
 from herald.core.target import Scene, Target
+from herald.qq.capabilities import MARKDOWN, PROACTIVE, Capabilities
 from herald.qq.errors import meaning
 from herald.store.batch import defer_insert
 from herald.store.db import Database
@@ -177,9 +178,16 @@ class SceneRules:
 
 
 class ReplyLedger:
-    def __init__(self, db: Database, clock: Clock, config: DeliveryConfig | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        config: DeliveryConfig | None = None,
+        capabilities: Capabilities | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self.capabilities = capabilities
         self._cfg = cfg = config or DeliveryConfig()
         self._rules = {
             Scene.C2C: SceneRules(cfg.c2c_window_s, cfg.c2c_reply_limit),
@@ -232,17 +240,22 @@ class ReplyLedger:
         await self._commits.run(work)
         return anchor
 
-    async def set_proactive(self, target: Target, allowed: bool | None, reason: str | None = None) -> None:
-        """Record what we learned about proactive permission (relation event, bot_state, a refusal)."""
+    async def set_proactive(
+        self, target: Target, allowed: bool | None, reason: str | None = None
+    ) -> bool | None:
+        """Record what we learned about proactive permission (relation event, bot_state, a
+        refusal); returns what was known before."""
         async with self._db.session() as session:
-            await self._set_permission(session, target, allowed, reason)
+            before = await self._set_permission(session, target, allowed, reason)
             await session.commit()
+        return before
 
     async def _set_permission(
         self, session: AsyncSession, target: Target, allowed: bool | None, reason: str | None
-    ) -> None:
+    ) -> bool | None:
         now = self._clock.now()
         row = await session.get(TargetPermission, target.key)
+        before = None if row is None else row.proactive
         if row is None:
             session.add(
                 TargetPermission(
@@ -257,6 +270,7 @@ class ReplyLedger:
             row.proactive = allowed
             row.proactive_reason = reason
             row.updated_at = now
+        return before
 
     async def proactive_known(self, target: Target) -> bool:
         """Whether the platform ever told us if this target takes proactive messages."""
@@ -265,6 +279,8 @@ class ReplyLedger:
         return row is not None and row.proactive is not None
 
     async def markdown_refused(self, target: Target) -> bool:
+        if self.capabilities is not None and self.capabilities.refused(MARKDOWN) is not None:
+            return True
         # A process-local memo of a database fact that only ever turns true; another instance
         # learning it later costs this one at most one refused attempt.
         known = self._markdown_memo.get(target.key)
@@ -577,7 +593,12 @@ class ReplyLedger:
         if known is False and not guild:
             return Permission.REFUSED, (row.proactive_reason if row else None) or "proactive messages refused"
         if known is True:
+            # Tried even when the bot is learned refused: a success shows the lesson wrong.
             return Permission.ALLOWED, "the platform said this target takes proactive messages"
+        learned = None if self.capabilities is None else self.capabilities.refused(PROACTIVE)
+        if learned is not None and not guild:
+            when = learned.learned_at.strftime("%Y-%m-%d")
+            return Permission.REFUSED, f"the platform refuses this bot proactive messages (learned {when})"
         if guild:
             return Permission.UNKNOWN, "guild scenes: the platform's own limits apply, Herald counts none"
         if target.scene is Scene.GROUP:

@@ -109,3 +109,18 @@ class RecallSend(Base):
     reserved_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("target", "since", "period", name="uq_recall_sends_period"),)
+
+
+class LearnedCapability(Base):
+    """Something the platform refuses a bot as a whole, learned from its answers (or suspected,
+    while the evidence is short of enough)."""
+
+    __tablename__ = "learned_capabilities"
+
+    bot: Mapped[str] = mapped_column(String(64), primary_key=True)  # the app id
+    capability: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # "refused" | "suspected"
+    code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of what was seen
+    learned_at: Mapped[datetime] = mapped_column(UTCDateTime)
