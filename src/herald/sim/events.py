@@ -144,8 +144,16 @@ def _deleted(state: SimState, t: str, fields: dict[str, Any], extra: dict[str, A
             "id": known["id"],
             "channel_id": known["channel_id"],
             "guild_id": known["guild_id"],
-            "author": {"id": known["author"]["id"], "username": known["author"].get("username", ""), "bot": known["author"].get("bot", False)},
-            **({"src_guild_id": known["src_guild_id"], "direct_message": True} if known.get("direct_message") else {}),
+            "author": {
+                "id": known["author"]["id"],
+                "username": known["author"].get("username", ""),
+                "bot": known["author"].get("bot", False),
+            },
+            **(
+                {"src_guild_id": known["src_guild_id"], "direct_message": True}
+                if known.get("direct_message")
+                else {}
+            ),
             **message,
         }
     else:
