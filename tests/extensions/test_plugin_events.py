@@ -123,6 +123,7 @@ async def test_every_event_reaches_the_plugin_hook_as_a_core_event(db_url: str, 
             ("GROUP_MEMBER_REMOVE", MemberChange.LEFT),
         ]:
             event, _ = await inject(h, observer, t, group_openid="group-e", member_openid="member-e")
+            assert isinstance(event, MemberEvent), t
             assert event == MemberEvent(change, group, "member-e", event.occurred_at), t
 
         # A group message that does not @ the bot ("receive all" mode): heard, not answered
@@ -141,11 +142,13 @@ async def test_every_event_reaches_the_plugin_hook_as_a_core_event(db_url: str, 
         event, _ = await inject(
             h, observer, "PUBLIC_MESSAGE_DELETE", message_id="gm-1", message=deleted, op_user_id="admin-e"
         )
+        assert isinstance(event, MessageRecalled)
         assert event == MessageRecalled(
             Target(Scene.CHANNEL, "ch-e"), "gm-1", event.occurred_at, "writer-e", "admin-e", "guild-e"
         )
         in_dm = {"channel_id": "dmc-e", "guild_id": "dm-guild-e", "author": {"id": "writer-e"}}
         event, _ = await inject(h, observer, "DIRECT_MESSAGE_DELETE", message_id="dm-1", message=in_dm)
+        assert isinstance(event, MessageRecalled)
         assert event == MessageRecalled(
             Target(Scene.DM, "dm-guild-e"), "dm-1", event.occurred_at, "writer-e", "writer-e", "dm-guild-e"
         )
@@ -154,6 +157,7 @@ async def test_every_event_reaches_the_plugin_hook_as_a_core_event(db_url: str, 
             event, event_id = await inject(
                 h, observer, t, user_id="fan-e", guild_id="guild-e", channel_id="ch-e", message_id="gm-2"
             )
+            assert isinstance(event, Reaction), t
             assert event == Reaction(
                 target=Target(Scene.CHANNEL, "ch-e"),
                 user_id="fan-e",
