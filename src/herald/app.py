@@ -222,6 +222,7 @@ class Herald:
             config=config.agent,
             clock=self.clock,
             on_message=self.plugins.message_received,
+            on_event=self.plugins.event_received,
             metrics=counted,
             changes=self.changes,
             tracer=self.tracing.tracer,

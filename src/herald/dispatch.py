@@ -192,6 +192,7 @@ class Dispatcher:
         config: AgentConfig,
         clock: Clock,
         on_message: Callable[[InboundMessage], None] | None = None,
+        on_event: Callable[[InboundEvent], None] | None = None,
         metrics: Metrics | None = None,
         changes: ChangeFeed | None = None,
         tracer: trace.Tracer | None = None,
@@ -204,7 +205,8 @@ class Dispatcher:
         """`policies`: what each scope gets (none: the configuration's); `gate`: access and limits
         checked before a message's turn runs (none: everyone, no limits); `jobs` and `forecast`:
         to pause a job the user can no longer be reached by (with `stopped_notice`), and resume it
-        when they write."""
+        when they write. `on_message` hears every message stored for a turn; `on_event` every event
+        the platform delivered, once handled (a message redelivered after it was stored excepted)."""
         self.policies = policies
         self.jobs = jobs
         self.forecast = forecast
@@ -213,6 +215,7 @@ class Dispatcher:
         self._waiting_read_at = 0.0
         self.tracer = tracer or trace.NoOpTracer()
         self.on_message = on_message
+        self.on_event = on_event
         self.metrics = metrics
         self.changes = changes
         self.turns = turns
@@ -233,19 +236,28 @@ class Dispatcher:
         self.duplicates = 0  # inbound messages dropped because their id was already stored
 
     async def sink(self, event: InboundEvent) -> None:
-        """The platform's event sink: returns once the message is stored (its turn runs later)."""
+        """The platform's event sink: returns once the message is stored (its turn runs later).
+
+        Events other than messages start no turn; like every message that is not a stored
+        duplicate, they go to `on_event` (plugins) once handled."""
         if not isinstance(event, InboundMessage):
-            log.debug("ignoring %s", type(event).__name__)
-            return
+            log.debug("%s starts no turn", type(event).__name__)
+        elif not await self._message(event):
+            return  # a redelivery of a message already stored: its hooks ran the first time
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def _message(self, event: InboundMessage) -> bool:
+        """Store `event` for a turn if it is to be answered; False if it was stored before."""
         # Every scene: C2C and DMs are always addressed to the bot; group and channel messages
         # say whether they @ the bot.
         if event.guild_id is not None and self.policies is not None and event.target.scene is Scene.CHANNEL:
             self.policies.note_guild(event.target.id, event.guild_id)
         if not event.mentions_bot and not self._answers_unmentioned(event):
-            return
+            return True
         content = event.content.strip()
         if not content and not event.attachments:
-            return
+            return True
         command = self.commands.parse(content)
         kind = "command" if command is not None else "message"
         verdict = (
@@ -271,10 +283,10 @@ class Dispatcher:
         if turn is None:
             self.duplicates += 1
             log.debug("duplicate message %s dropped", event.message_id)
-            return
+            return False
         if verdict is not None and verdict.refusal is not None:
             await self._refuse(turn, event, verdict.refusal)
-            return
+            return True
         if self.gate is not None and verdict is not None:
             self.gate.admitted(event, turn.id, verdict.admin)
         self.lanes.submit(turn)
@@ -285,6 +297,7 @@ class Dispatcher:
             self.changes.changed(event.target.key)
         if self.on_message is not None:
             self.on_message(event)
+        return True
 
     def _answers_unmentioned(self, event: InboundMessage) -> bool:
         if self.policies is None:

@@ -31,6 +31,10 @@ A plugin is a Python package that exposes a `Plugin` object as an entry point in
     @plugin.on_delivery
     async def finished(delivery: Delivery) -> None: ...
 
+    @plugin.on_event
+    async def happened(event: InboundEvent) -> None:
+        if isinstance(event, MemberEvent) and event.change is MemberChange.JOINED: ...
+
 Tools are plain typed functions (sync or async): the model sees `<plugin>_<function>`, the
 docstring and the parameters (pydantic-ai's function schema), and Herald validates the arguments
 before the call. A tool that needs to know where it runs takes `ctx: RunContext[ToolCall]` as its
@@ -50,16 +54,34 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-from herald.core.events import InboundMessage
+from herald.core.events import (
+    InboundEvent,
+    InboundMessage,
+    Interaction,
+    MemberChange,
+    MemberEvent,
+    MessageRecalled,
+    Reaction,
+    RelationEvent,
+    RelationKind,
+)
 from herald.core.target import Target
 
 __all__ = [
     "CommandCall",
     "Delivery",
+    "InboundEvent",
     "InboundMessage",
+    "Interaction",
+    "MemberChange",
+    "MemberEvent",
+    "MessageRecalled",
     "Plugin",
     "PluginCommand",
     "PluginTool",
+    "Reaction",
+    "RelationEvent",
+    "RelationKind",
     "ToolCall",
 ]
 
@@ -132,6 +154,7 @@ class Delivery:
 
 MessageHook = Callable[[InboundMessage], Awaitable[None]]
 DeliveryHook = Callable[[Delivery], Awaitable[None]]
+EventHook = Callable[[InboundEvent], Awaitable[None]]
 
 
 @dataclass
@@ -142,6 +165,7 @@ class Plugin:
     commands: list[PluginCommand] = field(default_factory=list)
     message_hooks: list[MessageHook] = field(default_factory=list)
     delivery_hooks: list[DeliveryHook] = field(default_factory=list)
+    event_hooks: list[EventHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
@@ -182,6 +206,15 @@ class Plugin:
     def on_message(self, hook: MessageHook) -> MessageHook:
         """Called with every inbound message Herald stored (after it is stored; it cannot veto)."""
         self.message_hooks.append(hook)
+        return hook
+
+    def on_event(self, hook: EventHook) -> EventHook:
+        """Called with every event the platform delivered, as a core event: messages (also those
+        no turn answers, e.g. a group message that does not @ the bot), relation changes
+        (`RelationEvent`), members joining or leaving a group (`MemberEvent`), recalled guild
+        messages (`MessageRecalled`), guild reactions (`Reaction`), button clicks (`Interaction`).
+        Called once Herald has handled the event; it cannot veto or answer it."""
+        self.event_hooks.append(hook)
         return hook
 
     def on_delivery(self, hook: DeliveryHook) -> DeliveryHook:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from herald.sim.app import serve
-from herald.sim.settings import SimSettings
+from herald.sim.settings import PUBLIC_INTENTS, SimSettings
 from tests.app.herald_harness import Harness, Script
 
 GUILD_MESSAGES = 1 << 9  # MESSAGE_CREATE: every channel message, not only @bot
@@ -15,7 +15,8 @@ GUILD_MESSAGES = 1 << 9  # MESSAGE_CREATE: every channel message, not only @bot
 
 @pytest.mark.parametrize("scene", ["group", "channel"])
 async def test_unmentioned_messages_start_no_turn(db_url: str, scene: str) -> None:
-    async with serve(SimSettings(port=0)) as sim:
+    # A private-domain bot: the platform grants it GUILD_MESSAGES (an ordinary bot is refused 4014).
+    async with serve(SimSettings(port=0, intents_allowed=PUBLIC_INTENTS | GUILD_MESSAGES)) as sim:
         h = Harness(sim, db_url, Script())
         assert h.config.qq is not None
         h.config.qq.intents |= GUILD_MESSAGES

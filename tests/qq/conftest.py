@@ -15,7 +15,7 @@ from herald.core.events import InboundEvent
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.sim.app import RunningSim, serve
-from herald.sim.settings import SimSettings
+from herald.sim.settings import GUILD_MESSAGES, PUBLIC_INTENTS, SimSettings
 from tests.sim_control import SimControl
 
 # Generous safety limits so a broken client fails instead of hanging; never a timing assertion.
@@ -101,7 +101,8 @@ class Proxy:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSim]:
-    async with serve(SimSettings(port=0)) as running:
+    # These tests act as a private-domain bot: every channel message (GUILD_MESSAGES) is granted.
+    async with serve(SimSettings(port=0, intents_allowed=PUBLIC_INTENTS | GUILD_MESSAGES)) as running:
         yield running
 
 

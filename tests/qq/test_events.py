@@ -267,3 +267,35 @@ def test_the_platforms_roles_of_the_author_are_kept() -> None:
         "AT_MESSAGE_CREATE", {"id": "m4", "channel_id": "c", "author": {"id": "u"}, "member": "x"}, "e4", NOW
     )
     assert isinstance(odd, InboundMessage) and odd.author_roles == ()
+
+
+def test_member_recall_and_reaction_events() -> None:
+    from herald.core import MemberChange, MemberEvent, MessageRecalled, Reaction, Target
+
+    joined = parse_dispatch(
+        "GROUP_MEMBER_ADD", {"timestamp": 1784601000, "group_openid": "g", "member_openid": "m"}, "E:1", NOW
+    )
+    assert joined == MemberEvent(
+        MemberChange.JOINED, Target(Scene.GROUP, "g"), "m", datetime.fromtimestamp(1784601000, UTC)
+    )
+    assert parse_dispatch("GROUP_MEMBER_REMOVE", {"group_openid": "g"}, "E:2", NOW) is None  # no member
+
+    message = {"id": "x1", "channel_id": "c", "guild_id": 42, "author": {"id": 7, "bot": False}}
+    deleted = parse_dispatch("MESSAGE_DELETE", {"message": message, "op_user": {"id": "9"}}, "E:3", NOW)
+    assert deleted == MessageRecalled(Target(Scene.CHANNEL, "c"), "x1", NOW, "7", "9", "42")
+    in_dm = {"id": "x2", "channel_id": "dc", "guild_id": "dg", "src_guild_id": "sg", "author": {"id": "7"}}
+    deleted = parse_dispatch("DIRECT_MESSAGE_DELETE", {"message": in_dm, "op_user": {"id": "7"}}, "E:4", NOW)
+    assert deleted == MessageRecalled(Target(Scene.DM, "dg"), "x2", NOW, "7", "7", "sg")
+    assert parse_dispatch("PUBLIC_MESSAGE_DELETE", {"op_user": {"id": "7"}}, "E:5", NOW) is None
+
+    d = {
+        "user_id": "u",
+        "guild_id": "G",
+        "channel_id": "c",
+        "target": {"id": "x1", "type": "ReactionTargetType_MSG"},
+        "emoji": {"id": "4", "type": 1},
+    }
+    reaction = parse_dispatch("MESSAGE_REACTION_REMOVE", d, "MESSAGE_REACTION_REMOVE:9", NOW)
+    assert reaction == Reaction(
+        Target(Scene.CHANNEL, "c"), "u", "x1", "4", 1, False, NOW, 0, "G", "MESSAGE_REACTION_REMOVE:9"
+    )

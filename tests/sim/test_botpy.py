@@ -104,7 +104,14 @@ async def bot(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:
             async def on_group_at_message_create(self, message: GroupMessage) -> None:
                 inbox.put_nowait(message)
 
-        client = Bot(intents=botpy.Intents(public_messages=True), ext_handlers=False, bot_log=None)
+            async def on_friend_add(self, event: Any) -> None:
+                inbox.put_nowait(event)
+
+            async def on_group_add_robot(self, event: Any) -> None:
+                inbox.put_nowait(event)
+
+        # botpy's own default: every public-domain intent (not GUILD_MESSAGES nor FORUMS_EVENT).
+        client = Bot(intents=botpy.Intents.default(), ext_handlers=False, bot_log=None)
 
         async def run() -> None:
             async with client:
@@ -124,6 +131,30 @@ async def bot(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:
 async def test_botpy_logs_in_over_the_gateway(bot: BotHarness) -> None:
     assert bot.client.robot.id == int(BOT_ID)
     assert bot.sim.state.bus.online()
+    [session] = (await bot.gateway())["sessions"]
+    assert session["intents"] == botpy.Intents.default().value
+
+
+async def test_botpy_hears_relation_events_and_answers_them_by_event_id(bot: BotHarness) -> None:
+    added = await bot.control("/_sim/events", {"t": "FRIEND_ADD", "fields": {"openid": "friend-1"}})
+    event = await bot.next_message()
+    assert (event.openid, event.event_id) == ("friend-1", added["event_id"])
+    assert isinstance(event.timestamp, int)
+    await bot.client.api.post_c2c_message(openid="friend-1", content="welcome", event_id=event.event_id)
+    sent = await bot.last_outbound("c2c", "friend-1")
+    assert (sent["status"], sent["kind"], sent["event_id"]) == (200, "event", added["event_id"])
+
+    joined = await bot.control(
+        "/_sim/events",
+        {"t": "GROUP_ADD_ROBOT", "fields": {"group_openid": "group-1", "op_member_openid": "owner-1"}},
+    )
+    event = await bot.next_message()
+    assert (event.group_openid, event.op_member_openid) == ("group-1", "owner-1")
+    await bot.client.api.post_group_message(
+        group_openid="group-1", content="hello all", event_id=event.event_id
+    )
+    sent = await bot.last_outbound("group", "group-1")
+    assert (sent["status"], sent["kind"], sent["event_id"]) == (200, "event", joined["event_id"])
 
 
 async def test_botpy_receives_a_c2c_message_and_replies_passively_until_the_budget_is_spent(

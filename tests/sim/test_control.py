@@ -115,3 +115,77 @@ async def test_a_hand_written_message_event_is_a_usable_anchor(client: SimClient
     await client.event("GROUP_AT_MESSAGE_CREATE", {**d, "content": " hi"})
     (await client.send_group("g9", msg_id="ROBOT1.0_handmade")).ok()
     (await client.send_group("g8", msg_id="ROBOT1.0_handmade")).error(40034024)
+
+
+async def test_group_authors_and_the_bots_mention_carry_every_field_clients_require(
+    client: SimClient,
+) -> None:
+    """NoneBot's QQ adapter requires `author.bot`, `author.member_role` and, in `mentions[]`,
+    `member_openid` and `username` (a payload without them crashed it)."""
+    await client.member_says("g1", "m1", "hi", at_bot=True)
+    d = client.sim.state.bus.history[-1].d
+    author = d["author"]
+    assert (author["id"], author["member_openid"], author["bot"], author["member_role"]) == (
+        "m1",
+        "m1",
+        False,
+        "member",
+    )
+    assert isinstance(author["username"], str) and author["union_openid"]
+    [mention] = d["mentions"]
+    settings = client.sim.state.settings
+    assert mention == {
+        "scope": "single",
+        "id": settings.bot_id,
+        "member_openid": settings.bot_id,
+        "username": settings.bot_name,
+        "is_you": True,
+        "bot": True,
+    }
+    assert d["group_id"] == d["group_openid"] == "g1" and d["message_type"] == 0
+    # `member_role: null` leaves it out, as payloads before 2026 did.
+    await client.post(
+        "/_sim/groups/g1/messages", {"member_openid": "m2", "content": "x", "member_role": None}
+    )
+    assert "member_role" not in client.sim.state.bus.history[-1].d["author"]
+
+
+async def test_events_built_from_fields_have_the_documented_shape(client: SimClient) -> None:
+    now = int(client.sim.state.clock.time())
+    answer = (await client.post("/_sim/events", {"t": "FRIEND_ADD", "fields": {"openid": "u9"}})).ok()
+    assert answer["d"] == {"timestamp": now, "openid": "u9"}
+    member = {"group_openid": "g9", "member_openid": "m9"}
+    answer = (await client.post("/_sim/events", {"t": "GROUP_MEMBER_ADD", "fields": member})).ok()
+    assert answer["d"] == {"timestamp": now, **member}
+    reaction = {"user_id": "u", "guild_id": "G", "channel_id": "c", "message_id": "m", "emoji_id": "128"}
+    answer = (await client.post("/_sim/events", {"t": "MESSAGE_REACTION_ADD", "fields": reaction})).ok()
+    assert answer["d"] == {
+        "user_id": "u",
+        "guild_id": "G",
+        "channel_id": "c",
+        "target": {"id": "m", "type": 0},
+        "emoji": {"id": "128", "type": 1},
+    }
+    # A recall of a message the emulator delivered names it as delivered.
+    injected = (
+        await client.post(
+            "/_sim/channels/c1/messages", {"guild_id": "G1", "author_id": "a1", "content": "oops"}
+        )
+    ).ok()
+    fields = {"message_id": injected["msg_id"], "op_user_id": "admin"}
+    answer = (await client.post("/_sim/events", {"t": "PUBLIC_MESSAGE_DELETE", "fields": fields})).ok()
+    assert answer["d"]["message"]["channel_id"] == "c1" and answer["d"]["message"]["guild_id"] == "G1"
+    assert answer["d"]["message"]["author"]["id"] == "a1" and answer["d"]["op_user"] == {"id": "admin"}
+    transcript = (await client.get("/_sim/transcript?scene=channel&target=c1")).ok()
+    assert transcript["entries"][-1]["t"] == "PUBLIC_MESSAGE_DELETE"
+
+
+async def test_events_built_from_fields_name_what_is_missing(client: SimClient) -> None:
+    answer = await client.post("/_sim/events", {"t": "GROUP_MEMBER_ADD", "fields": {"group_openid": "g"}})
+    assert answer.status == 400 and "member_openid" in answer.body["error"]
+    answer = await client.post("/_sim/events", {"t": "MESSAGE_DELETE", "fields": {"message_id": "unknown"}})
+    assert answer.status == 400 and "channel_id" in answer.body["error"]
+    answer = await client.post("/_sim/events", {"t": "READY", "fields": {}})
+    assert answer.status == 400 and "'d'" in answer.body["error"]
+    answer = await client.post("/_sim/events", {"t": "FRIEND_ADD", "fields": {"openid": "u"}, "d": {}})
+    assert answer.status == 400

@@ -137,14 +137,41 @@ async def test_identify_with_a_bad_token_closes_4004(
     assert await closed_with(ws) == 4004
 
 
-@pytest.mark.parametrize(("intents", "code"), [(C2C | (1 << 3), 4013), (C2C | (1 << 29), 4014), (-1, 4013)])
+@pytest.mark.parametrize(
+    ("intents", "code"),
+    [(C2C | (1 << 3), 4013), (C2C | (1 << 9), 4014), (C2C | (1 << 28), 4014), (-1, 4013)],
+)
 async def test_intents_outside_the_allowed_set_are_refused(
     sim: RunningSim, http: aiohttp.ClientSession, intents: int, code: int
 ) -> None:
-    assert not sim.state.settings.intents_allowed & (1 << 29)  # AUDIO_ACTION: documented, not granted
+    # GUILD_MESSAGES and FORUMS_EVENT are documented, but only private-domain bots get them.
+    assert not sim.state.settings.intents_allowed & ((1 << 9) | (1 << 28))
     ws = await hello(http, sim)
     await ws.send_json({"op": 2, "d": {"token": token(sim), "intents": intents, "shard": [0, 1]}})
     assert await closed_with(ws) == code
+
+
+# What unmodified clients identify with when nothing is configured: NoneBot's QQ adapter (GUILDS,
+# GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, MESSAGE_AUDIT, PUBLIC_GUILD_MESSAGES), and every public intent.
+NONEBOT_DEFAULT = (1 << 0) | (1 << 1) | (1 << 10) | (1 << 27) | (1 << 30)
+EVERY_PUBLIC = NONEBOT_DEFAULT | (1 << 12) | (1 << 18) | (1 << 19) | (1 << 25) | (1 << 26) | (1 << 29)
+
+
+@pytest.mark.parametrize("intents", [NONEBOT_DEFAULT, EVERY_PUBLIC])
+async def test_an_ordinary_bot_may_subscribe_to_every_public_intent(
+    sim: RunningSim, http: aiohttp.ClientSession, intents: int
+) -> None:
+    ws, ready = await identify(http, sim, intents=intents)
+    assert ready["d"]["session_id"]
+    await ws.close()
+
+
+async def test_private_intents_are_granted_when_configured(http: aiohttp.ClientSession) -> None:
+    private = (1 << 9) | (1 << 24) | (1 << 28)
+    async with serve(SimSettings(port=0, intents_allowed=EVERY_PUBLIC | private)) as sim:
+        ws, ready = await identify(http, sim, intents=C2C | private)
+        assert ready["d"]["session_id"]
+        await ws.close()
 
 
 async def test_an_impossible_shard_closes_4010(sim: RunningSim, http: aiohttp.ClientSession) -> None:

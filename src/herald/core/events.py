@@ -84,4 +84,57 @@ class Interaction:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-InboundEvent = InboundMessage | RelationEvent | Interaction
+class MemberChange(StrEnum):
+    JOINED = "joined"  # GROUP_MEMBER_ADD
+    LEFT = "left"  # GROUP_MEMBER_REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """Someone joined or left a group the bot is in (not the bot itself: that is a RelationEvent)."""
+
+    change: MemberChange
+    target: Target  # the group
+    member_id: str  # the member's openid in that group
+    occurred_at: datetime
+    operator_id: str | None = None  # who added or removed them, when the platform says
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecalled:
+    """A message was withdrawn (recalled or deleted) where the bot can see it.
+
+    The platform tells only guild scenes: a channel message (MESSAGE_DELETE for every message of a
+    private-domain bot, PUBLIC_MESSAGE_DELETE for @bot messages) and a guild DM
+    (DIRECT_MESSAGE_DELETE). `message_id` is the recalled message's id, `author_id` who wrote it and
+    `operator_id` who recalled it (the author, or an admin)."""
+
+    target: Target
+    message_id: str
+    occurred_at: datetime
+    author_id: str | None = None
+    operator_id: str | None = None
+    guild_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A user added (or took back) an emoji reaction in a guild channel: MESSAGE_REACTION_ADD/REMOVE.
+
+    `message_id` is what was reacted to (`target_kind` 0: a message; 1-3: a forum feed, comment or
+    reply). `event_id` lets the bot answer the reaction (the platform allows event replies to both).
+    """
+
+    target: Target  # the channel
+    user_id: str
+    message_id: str
+    emoji_id: str
+    emoji_type: int  # 1: a system emoji, 2: a custom one
+    added: bool
+    occurred_at: datetime
+    target_kind: int = 0
+    guild_id: str | None = None
+    event_id: str | None = None
+
+
+InboundEvent = InboundMessage | RelationEvent | Interaction | MemberEvent | MessageRecalled | Reaction

@@ -18,7 +18,7 @@ from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.usage import RunUsage
 
 from herald.config import PluginsConfig
-from herald.core.events import InboundMessage
+from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.receipts import DeliveryResult
 from herald.extensions.tools import ExternalTool, ToolAnswer, result_text
 from herald.plugin import CommandCall, Delivery, Plugin, PluginCommand, PluginTool, ToolCall
@@ -164,6 +164,11 @@ class Plugins:
         for plugin in self.plugins:
             for message_hook in plugin.message_hooks:
                 self._spawn(plugin, "on_message", message_hook, message)
+
+    def event_received(self, event: InboundEvent) -> None:
+        for plugin in self.plugins:
+            for event_hook in plugin.event_hooks:
+                self._spawn(plugin, "on_event", event_hook, event)
 
     def delivery_observer(self, result: DeliveryResult, conversation: str, origin: str) -> None:
         """The outbox's observer: each item this instance finished, to the delivery hooks."""

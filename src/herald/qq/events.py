@@ -5,9 +5,11 @@
 The pydantic models below accept what the platform sends and ignore fields they do not know.
 Message events become `InboundMessage` (`message_id` = `d.id`, the only kind of id that can
 anchor a passive reply); relation events become `RelationEvent`; button clicks become
-`Interaction`. `event_id` (the envelope id) is set only on events the platform lets the bot
-answer by event id (§4.10): INTERACTION_CREATE, FRIEND_ADD, C2C_MSG_RECEIVE, GROUP_ADD_ROBOT,
-GROUP_MSG_RECEIVE. Unknown types give `None` (logged at debug).
+`Interaction`; members joining or leaving a group become `MemberEvent`, guild message deletions
+`MessageRecalled`, guild emoji reactions `Reaction`. `event_id` (the envelope id) is set only on
+events the platform lets the bot answer by event id (§4.10): INTERACTION_CREATE, FRIEND_ADD,
+C2C_MSG_RECEIVE, GROUP_ADD_ROBOT, GROUP_MSG_RECEIVE, MESSAGE_REACTION_ADD/REMOVE. Unknown types
+give `None` (logged at debug).
 
 Bad input is cleaned or rejected here, where it enters, never dropped silently:
 - every string is made storable: a lone surrogate (no UTF-8 form) becomes U+FFFD, a NUL byte
@@ -35,6 +37,10 @@ from herald.core.events import (
     InboundEvent,
     InboundMessage,
     Interaction,
+    MemberChange,
+    MemberEvent,
+    MessageRecalled,
+    Reaction,
     RelationEvent,
     RelationKind,
 )
@@ -265,6 +271,65 @@ class InteractionPayload(_Model):
     _coerce = field_validator("id", "guild_id", "channel_id", mode="before")(_str)
 
 
+class MemberPayload(_Model):
+    """GROUP_MEMBER_ADD / GROUP_MEMBER_REMOVE `d` (2026, intent 1<<24)."""
+
+    timestamp: int | str | None = None
+    group_openid: str = ""
+    member_openid: str = ""
+    op_member_openid: str = ""
+
+
+class _User(_Model):
+    id: str = ""
+
+    _coerce = field_validator("id", mode="before")(_str)
+
+
+class _DeletedMessage(_Model):
+    id: str = ""
+    channel_id: str = ""
+    guild_id: str = ""
+    src_guild_id: str = ""
+    timestamp: str | None = None
+    author: _User = Field(default_factory=_User)
+
+    _coerce = field_validator("id", "channel_id", "guild_id", "src_guild_id", mode="before")(_str)
+
+
+class DeletePayload(_Model):
+    """MESSAGE_DELETE / PUBLIC_MESSAGE_DELETE / DIRECT_MESSAGE_DELETE `d`: `{message, op_user}`."""
+
+    message: _DeletedMessage
+    op_user: _User = Field(default_factory=_User)
+
+
+class _ReactionTarget(_Model):
+    id: str = ""
+    type: int | str = 0
+
+    _coerce = field_validator("id", mode="before")(_str)
+
+
+class _Emoji(_Model):
+    id: str = ""
+    type: int = 0
+
+    _coerce = field_validator("id", mode="before")(_str)
+
+
+class ReactionPayload(_Model):
+    """MESSAGE_REACTION_ADD / MESSAGE_REACTION_REMOVE `d` (MessageReaction)."""
+
+    user_id: str = ""
+    guild_id: str = ""
+    channel_id: str = ""
+    target: _ReactionTarget = Field(default_factory=_ReactionTarget)
+    emoji: _Emoji = Field(default_factory=_Emoji)
+
+    _coerce = field_validator("user_id", "guild_id", "channel_id", mode="before")(_str)
+
+
 _BOT_MENTION = re.compile(r"<@!?([^>\s]+)>")
 
 
@@ -423,6 +488,69 @@ def _interaction(d: dict[str, Any], envelope_id: str, received_at: datetime) -> 
     )
 
 
+def _member(change: MemberChange) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = MemberPayload.model_validate(d)
+        if not p.group_openid or not p.member_openid:
+            return None
+        return MemberEvent(
+            change=change,
+            target=Target(Scene.GROUP, p.group_openid),
+            member_id=p.member_openid,
+            occurred_at=_occurred(p.timestamp, received_at),
+            operator_id=p.op_member_openid or None,
+        )
+
+    return parse
+
+
+def _deleted(scene: Scene) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = DeletePayload.model_validate(d)
+        message = p.message
+        # A guild DM is answered (and so known) by its DM session's guild id, a channel by its id.
+        where = message.guild_id if scene is Scene.DM else message.channel_id
+        if not where or not message.id:
+            return None
+        return MessageRecalled(
+            target=Target(scene, where),
+            message_id=message.id,
+            occurred_at=received_at,
+            author_id=message.author.id or None,
+            operator_id=p.op_user.id or None,
+            guild_id=(message.src_guild_id or message.guild_id) or None,
+        )
+
+    return parse
+
+
+_REACTION_TARGETS = {"ReactionTargetType_MSG": 0, "ReactionTargetType_FEED": 1}
+
+
+def _reaction(added: bool) -> _Parser:
+    def parse(d: dict[str, Any], envelope_id: str, received_at: datetime) -> InboundEvent | None:
+        p = ReactionPayload.model_validate(d)
+        if not p.channel_id or not p.user_id or not p.target.id:
+            return None
+        kind = p.target.type
+        if isinstance(kind, str):  # some payloads spell the type as a name
+            kind = int(kind) if kind.isdigit() else _REACTION_TARGETS.get(kind, 0)
+        return Reaction(
+            target=Target(Scene.CHANNEL, p.channel_id),
+            user_id=p.user_id,
+            message_id=p.target.id,
+            emoji_id=p.emoji.id,
+            emoji_type=p.emoji.type,
+            added=added,
+            occurred_at=received_at,
+            target_kind=kind,
+            guild_id=p.guild_id or None,
+            event_id=envelope_id or None,
+        )
+
+    return parse
+
+
 _Parser = Callable[[dict[str, Any], str, datetime], InboundEvent | None]
 
 PARSERS: dict[str, _Parser] = {
@@ -441,6 +569,13 @@ PARSERS: dict[str, _Parser] = {
     "GROUP_MSG_REJECT": _relation(RelationKind.PROACTIVE_REFUSED, Scene.GROUP, "GROUP_MSG_REJECT"),
     "GROUP_MSG_RECEIVE": _relation(RelationKind.PROACTIVE_ALLOWED, Scene.GROUP, "GROUP_MSG_RECEIVE"),
     "INTERACTION_CREATE": _interaction,
+    "GROUP_MEMBER_ADD": _member(MemberChange.JOINED),
+    "GROUP_MEMBER_REMOVE": _member(MemberChange.LEFT),
+    "MESSAGE_DELETE": _deleted(Scene.CHANNEL),
+    "PUBLIC_MESSAGE_DELETE": _deleted(Scene.CHANNEL),
+    "DIRECT_MESSAGE_DELETE": _deleted(Scene.DM),
+    "MESSAGE_REACTION_ADD": _reaction(added=True),
+    "MESSAGE_REACTION_REMOVE": _reaction(added=False),
 }
 
 
@@ -487,7 +622,7 @@ def _too_long(event: InboundEvent) -> tuple[str, int] | None:
         ids += [("message id", event.message_id), ("author id", event.author_id)]
     elif isinstance(event, Interaction):
         ids += [("interaction id", event.interaction_id), ("envelope id", event.event_id)]
-    elif isinstance(event, RelationEvent):
+    elif isinstance(event, RelationEvent | Reaction):
         ids += [("envelope id", event.event_id)]
     for name, value in ids:
         if value is not None and len(value) > MAX_ID_CHARS:

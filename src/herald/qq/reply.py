@@ -43,7 +43,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from herald.config import DeliveryConfig
 from herald.core.clock import Clock
-from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
+from herald.core.events import (
+    InboundEvent,
+    InboundMessage,
+    Interaction,
+    MemberEvent,
+    MessageRecalled,
+    Reaction,
+    RelationEvent,
+    RelationKind,
+)
 from herald.core.platform import (
     DeliveryMode,
     LiveAnchor,
@@ -103,7 +112,7 @@ class Anchor:
     event_type: str | None = None
 
     @classmethod
-    def from_event(cls, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
+    def from_event(cls, event: InboundEvent) -> Anchor | None:
         """The anchor an inbound event provides, if any. The only way anchors come to exist."""
         if isinstance(event, InboundMessage):
             return cls(event.message_id, AnchorKind.MESSAGE, event.target, event.received_at)
@@ -115,6 +124,8 @@ class Anchor:
             if event.event_id is None:
                 return None
             return cls(event.event_id, AnchorKind.EVENT, event.target, event.occurred_at, "interaction")
+        if isinstance(event, MemberEvent | MessageRecalled | Reaction):
+            return None  # no anchor Herald replies on
         raise TypeError(f"only inbound events provide anchors, not {type(event).__name__}")
 
 
@@ -203,7 +214,7 @@ class ReplyLedger:
 
     # --- recording what users sent -------------------------------------------------------------
 
-    async def record(self, event: InboundMessage | RelationEvent | Interaction) -> Anchor | None:
+    async def record(self, event: InboundEvent) -> Anchor | None:
         """Remember the anchor (and permission change) an inbound event brings. Redeliveries are no-ops."""
         anchor = Anchor.from_event(event)
         statement = _anchor_insert(self._db.is_postgresql)

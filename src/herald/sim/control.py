@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from herald.sim import stream
+from herald.sim import events, stream
 from herald.sim.errors import JsonResponse
 from herald.sim.settings import SimSettings
 from herald.sim.state import NOTICE_LEVELS, SCENES, Fault, SimState
@@ -34,6 +34,14 @@ def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
     value = body.get(key, default)
     if not isinstance(value, str) or (not value and default is None):
         raise BadRequest(f"field {key!r} is required and must be a non-empty string")
+    return value
+
+
+def _optional_str(body: dict[str, Any], key: str, default: str | None) -> str | None:
+    """`key` when given (null leaves the field out of the payload), else `default`."""
+    value = body.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"field {key!r} must be a string or null")
     return value
 
 
@@ -78,7 +86,8 @@ def routes(state: SimState) -> list[BaseRoute]:
                 at_bot=bool(body.get("at_bot", True)),
                 attachments=body.get("attachments"),
                 quote=body.get("quote") or None,
-                member_role=_str(body, "member_role") if "member_role" in body else None,
+                member_role=_optional_str(body, "member_role", "member"),
+                username=_optional_str(body, "username", None),
             )
         )
 
@@ -102,8 +111,20 @@ def routes(state: SimState) -> list[BaseRoute]:
 
     async def event(request: Request, body: dict[str, Any]) -> Any:
         t = _str(body, "t")
-        dispatch = state.inject_event(t, body.get("d", {}))
-        return {"event_id": dispatch.id, "t": t}
+        fields = body.get("fields")
+        if fields is not None:
+            if "d" in body:
+                raise BadRequest("give either 'd' (the whole payload) or 'fields' (the emulator builds it)")
+            if not isinstance(fields, dict):
+                raise BadRequest("field 'fields' must be an object")
+            try:
+                d = events.shape(state, t, fields)
+            except events.ShapeError as error:
+                raise BadRequest(str(error)) from None
+        else:
+            d = body.get("d", {})
+        dispatch = state.inject_event(t, d)
+        return {"event_id": dispatch.id, "t": t, "d": d}
 
     async def clock_get(request: Request, body: dict[str, Any]) -> Any:
         return {"time": state.clock.time(), "offset": state.clock.offset, "now": state.clock.rfc3339()}

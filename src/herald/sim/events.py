@@ -43,6 +43,8 @@ def scene_and_target(t: str, d: Any) -> tuple[Scene | None, str]:
     """Which conversation an event belongs to, from its payload (§4.5-4.7)."""
     if not isinstance(d, dict):
         return None, ""
+    if t in DELETE_EVENTS and isinstance(d.get("message"), dict):
+        d = d["message"]  # `{message, op_user}`: the deleted message says where it was
     if t == "INTERACTION_CREATE":
         scene = d.get("scene")
         chat_type = d.get("chat_type")
@@ -74,6 +76,99 @@ MESSAGE_EVENTS = frozenset(
         "DIRECT_MESSAGE_CREATE",
     }
 )
+
+
+DELETE_EVENTS = frozenset({"MESSAGE_DELETE", "PUBLIC_MESSAGE_DELETE", "DIRECT_MESSAGE_DELETE"})
+
+# Events `POST /_sim/events` can build from a few fields: type -> the fields it needs.
+SHAPED_EVENTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("FRIEND_ADD", "FRIEND_DEL", "C2C_MSG_REJECT", "C2C_MSG_RECEIVE"), ("openid",)),
+    **dict.fromkeys(
+        ("GROUP_ADD_ROBOT", "GROUP_DEL_ROBOT", "GROUP_MSG_REJECT", "GROUP_MSG_RECEIVE"),
+        ("group_openid", "op_member_openid"),
+    ),
+    **dict.fromkeys(("GROUP_MEMBER_ADD", "GROUP_MEMBER_REMOVE"), ("group_openid", "member_openid")),
+    **dict.fromkeys(("MESSAGE_DELETE", "PUBLIC_MESSAGE_DELETE", "DIRECT_MESSAGE_DELETE"), ("message_id",)),
+    **dict.fromkeys(
+        ("MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE"),
+        ("user_id", "guild_id", "channel_id", "message_id"),
+    ),
+}
+
+
+class ShapeError(ValueError):
+    """The fields do not make the event: the message names what is missing."""
+
+
+def shape(state: SimState, t: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The payload the platform sends for `t`, built from `fields` (docs/sim.md, "Event payloads").
+
+    Fields the event needs and that the emulator cannot know must be given; anything else in
+    `fields` that is not one of the shape's own inputs is added to `d` as is."""
+    needed = SHAPED_EVENTS.get(t)
+    if needed is None:
+        raise ShapeError(f"the emulator cannot build {t!r}; give the whole payload as 'd' instead")
+    missing = [name for name in needed if not isinstance(fields.get(name), str) or not fields[name]]
+    if t in DELETE_EVENTS and "message_id" in missing and isinstance(fields.get("message"), dict):
+        missing.remove("message_id")
+    if missing:
+        raise ShapeError(f"{t} needs the string field(s) {', '.join(missing)} in 'fields'")
+    now = state.clock.time()
+    extra = {k: v for k, v in fields.items() if k not in needed}
+    if t in DELETE_EVENTS:
+        return _deleted(state, t, fields, extra)
+    if t.startswith("MESSAGE_REACTION"):
+        emoji = {"id": str(extra.pop("emoji_id", "4")), "type": int(extra.pop("emoji_type", 1))}
+        return {
+            "user_id": fields["user_id"],
+            "guild_id": fields["guild_id"],
+            "channel_id": fields["channel_id"],
+            "target": {"id": fields["message_id"], "type": int(extra.pop("target_type", 0))},
+            "emoji": emoji,
+            **extra,
+        }
+    # Relation and member events carry the time as integer seconds (§4.5, §4.6).
+    return {"timestamp": int(now), **{name: fields[name] for name in needed}, **extra}
+
+
+def _deleted(state: SimState, t: str, fields: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`{message, op_user}`: the deleted message as the emulator knows it (it was injected or sent
+    in a channel or DM), else as `fields` describe it."""
+    extra.pop("message", None)
+    op_user = str(extra.pop("op_user_id", "") or "")
+    message_id = str(fields.get("message_id", ""))
+    known = state.guild_messages.get(message_id)
+    message: dict[str, Any] = dict(fields["message"]) if isinstance(fields.get("message"), dict) else {}
+    if known is not None:
+        message = {
+            "id": known["id"],
+            "channel_id": known["channel_id"],
+            "guild_id": known["guild_id"],
+            "author": {
+                "id": known["author"]["id"],
+                "username": known["author"].get("username", ""),
+                "bot": known["author"].get("bot", False),
+            },
+            **(
+                {"src_guild_id": known["src_guild_id"], "direct_message": True}
+                if known.get("direct_message")
+                else {}
+            ),
+            **message,
+        }
+    else:
+        message.setdefault("id", message_id)
+    if not message.get("channel_id") and not message.get("guild_id"):
+        raise ShapeError(
+            f"{t}: message {message_id!r} is unknown to the emulator; give 'message' with its "
+            "channel_id and guild_id (and author)"
+        )
+    author = message.get("author")
+    return {
+        "message": message,
+        "op_user": {"id": op_user or (author.get("id", "") if isinstance(author, dict) else "")},
+        **extra,
+    }
 
 
 def _message_anchor(state: SimState, t: str, d: dict[str, Any], now: float) -> None:

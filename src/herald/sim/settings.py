@@ -12,6 +12,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ProactiveMode = Literal["2026", "2025", "2023"]
 
+# The public-domain intents: GUILDS, GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGE,
+# OPEN_FORUMS_EVENT, AUDIO_OR_LIVE_CHANNEL_MEMBER, GROUP_AND_C2C_EVENT, INTERACTION, MESSAGE_AUDIT,
+# AUDIO_ACTION, PUBLIC_GUILD_MESSAGES.
+PUBLIC_INTENTS = (
+    (1 << 0)
+    | (1 << 1)
+    | (1 << 10)
+    | (1 << 12)
+    | (1 << 18)
+    | (1 << 19)
+    | (1 << 25)
+    | (1 << 26)
+    | (1 << 27)
+    | (1 << 29)
+    | (1 << 30)
+)
+# Granted only on application, or to private-domain bots.
+GUILD_MESSAGES, GROUP_MEMBER_EVENT, FORUMS_EVENT = 1 << 9, 1 << 24, 1 << 28
+
 
 class SimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -28,10 +47,11 @@ class SimSettings(BaseModel):
 
     # Gateway.
     heartbeat_interval_ms: int = 45_000
-    # Intent bits this bot may subscribe to; others close the socket with 4014 (rule 8).
-    intents_allowed: int = (
-        (1 << 0) | (1 << 1) | (1 << 9) | (1 << 12) | (1 << 25) | (1 << 26) | (1 << 27) | (1 << 30)
-    )
+    # Intent bits this bot may subscribe to; others close the socket with 4014 (rule 8). The default
+    # is what an ordinary (public-domain) bot is granted: every public intent, not the private-domain
+    # GUILD_MESSAGES (1<<9) and FORUMS_EVENT (1<<28), nor GROUP_MEMBER_EVENT (1<<24), which a bot
+    # applies for (docs/sim.md, "Intents").
+    intents_allowed: int = PUBLIC_INTENTS
 
     # Webhook mode: when set, every dispatch is POSTed there signed (rules 16-19).
     webhook_url: str | None = None

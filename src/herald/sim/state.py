@@ -294,7 +294,13 @@ class SimState:
         self.wakeups_used.pop(user_openid, None)
         d: dict[str, Any] = {
             "id": anchor.msg_id,
-            "author": {"id": user_openid, "user_openid": user_openid, "union_openid": "U_" + user_openid},
+            "author": {
+                "id": user_openid,
+                "user_openid": user_openid,
+                "union_openid": "U_" + user_openid,
+                "username": "",
+                "bot": False,
+            },
             "content": content,
             "timestamp": self.clock.rfc3339(anchor.received_at),
             **_quoting(anchor, quote),
@@ -311,12 +317,13 @@ class SimState:
         at_bot: bool = True,
         attachments: list[dict[str, Any]] | None = None,
         quote: str | None = None,
-        member_role: str | None = None,
+        member_role: str | None = "member",
+        username: str | None = None,
     ) -> Injected:
         """A group message: GROUP_AT_MESSAGE_CREATE (content starts with a space) or GROUP_MESSAGE_CREATE.
 
         `member_role` (owner / admin / member) goes in `author.member_role`, as in 2026 payloads
-        (docs/sim.md names the sources); absent unless given, as in older ones."""
+        (docs/sim.md names the sources); None leaves it out, as in payloads before 2026."""
         anchor = self._anchor("group", group_openid, member_openid)
         if at_bot and not content.startswith(" "):
             content = " " + content
@@ -328,6 +335,8 @@ class SimState:
                 "id": member_openid,
                 "member_openid": member_openid,
                 "union_openid": "U_" + member_openid,
+                "username": username if username is not None else f"member-{member_openid[:8]}",
+                "bot": False,
             },
             "content": content,
             "timestamp": self.clock.rfc3339(anchor.received_at),
@@ -337,8 +346,16 @@ class SimState:
         if member_role is not None:
             d["author"]["member_role"] = member_role
         if at_bot:
+            # The bot's own entry, as SDKs model it (`is_you`; NoneBot requires every field here).
             d["mentions"] = [
-                {"scope": "single", "id": self.settings.bot_id, "is_you": True, "bot": True},
+                {
+                    "scope": "single",
+                    "id": self.settings.bot_id,
+                    "member_openid": self.settings.bot_id,
+                    "username": self.settings.bot_name,
+                    "is_you": True,
+                    "bot": True,
+                },
             ]
         t = "GROUP_AT_MESSAGE_CREATE" if at_bot else "GROUP_MESSAGE_CREATE"
         return self._inbound(t, "group", group_openid, anchor, d, content)

@@ -1,0 +1,1 @@
+"""Bots written for third-party QQ clients, each run unmodified against the emulator (test_clients.py)."""
