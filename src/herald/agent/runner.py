@@ -38,6 +38,9 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.settings import ModelSettings
 
@@ -107,6 +110,17 @@ def _unique_call_ids(response: ModelResponse, step: int) -> ModelResponse:
             index += 1
         parts.append(part)
     return dataclasses.replace(response, parts=parts)
+
+
+def can_stream(model: Model) -> bool:
+    """Whether `model` answers streamed requests (a model that does not is asked plainly)."""
+    if isinstance(model, FunctionModel):
+        return model.stream_function is not None
+    if isinstance(model, WrapperModel):
+        return can_stream(model.wrapped)
+    if isinstance(model, FallbackModel):
+        return all(can_stream(member) for member in model.models)
+    return type(model).request_stream is not Model.request_stream
 
 
 class ModelFailure(Exception):
@@ -339,7 +353,7 @@ class AgentRunner:
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
-                if stream is None:
+                if stream is None or not can_stream(model):
                     response = await model_request(
                         model,
                         messages,

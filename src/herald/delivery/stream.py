@@ -243,21 +243,23 @@ class ReplyStream:
             await pump
 
     async def _end(self, text: str) -> bool:
-        """The final frame with `text`; False when the stream was never shown (send plainly)."""
+        """The final frame with `text` (the opening one too, when the writing ended before any
+        frame went out); False when there is no stream item (the caller sends plainly)."""
         await self._stop_pump()
         if self._item_id is None:
             return False
-        if self._handle is None and not self._refused:
-            self._latest = text
-            await self._frame(final=False)  # open it, so the final frame has a stream to end
-        if self._handle is None:
-            await self._outbox.release(self._item_id, self.target.key, [Text(text)])
-            return True
         for attempt in range(FINAL_TRIES):
+            if self._refused:
+                break
             if await self._frame(final=True, text=text):
                 return True
+            if self._refused:
+                break
             await self._clock.sleep(0.5 * (attempt + 1))
-        log.warning("%s: the stream's final frame failed; it is ended at the next start", self.target)
+        if not self._refused:
+            log.warning("%s: the stream's final frame failed; it is ended at the next start", self.target)
+            return True
+        await self._outbox.release(self._item_id, self.target.key, [Text(text)])
         return True
 
     async def finish(self, text: str) -> bool:

@@ -119,6 +119,8 @@ def official_chunk(
     state: SimState, target: str, body: dict[str, Any]
 ) -> tuple[dict[str, Any], rules.Plan | None]:
     """One `/stream_messages` chunk; returns the response and the plan charged (first chunk only)."""
+    if state.settings.stream_refused_code is not None:
+        raise SimError(state.settings.stream_refused_code)
     input_state = _int_field(body, "input_state", 1)
     if input_state not in (1, DONE):
         raise SimError(12002, f"input_state必须为1或10，收到{input_state}")
