@@ -6,6 +6,7 @@ does not let stream, groups, a scope that turns streaming off, and a restart mid
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -60,7 +61,7 @@ def check_rules(sent: list[dict[str, Any]]) -> None:
     assert sent and all("stream" in f and f["code"] == 0 for f in sent), sent
     assert [f["stream"]["index"] for f in sent] == list(range(len(sent)))
     texts = [f["stream"]["text"] for f in sent]
-    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
     assert [f["stream"]["done"] for f in sent] == [False] * (len(sent) - 1) + [True]
     assert len({f["msg_seq"] for f in sent}) == 1 and len({f["msg_id"] for f in sent}) == 1
     assert len({f["id"] for f in sent}) == 1
