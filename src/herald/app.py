@@ -17,6 +17,7 @@ from sqlalchemy import text
 from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
 from herald.agent.images import ImageFetcher
 from herald.agent.policy import Policies
+from herald.agent.runner import RESTARTED
 from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
@@ -26,6 +27,7 @@ from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Platform
 from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
+from herald.delivery.stream import ReplyStreams
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
 from herald.gate import Gate, TokenLedger
@@ -78,6 +80,7 @@ class Herald:
         self.db: Database | None = None
         self.platform: Platform | None = None
         self.outbox: Outbox | None = None
+        self.streams: ReplyStreams | None = None
         self.turns: TurnStore | None = None
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
@@ -129,6 +132,9 @@ class Herald:
             self.db, self.platform, self.clock, config=config.delivery, tracer=self.tracing.tracer
         )
         await self.outbox.start()
+        # Streamed replies a previous run left open end now, before any turn resumes.
+        self.streams = ReplyStreams(self.db, self.outbox, self.platform, self.clock, config.delivery)
+        await self.streams.recover(RESTARTED)
 
         self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
         self.jobs = JobStore(
@@ -199,6 +205,7 @@ class Herald:
             policies=policies,
             models=self._policy_models(),
             images=self._image_fetcher(),
+            streams=self.streams,
         )
         commands = Commands(
             jobs=self.jobs,

@@ -185,6 +185,8 @@ class PolicyLayer(Section):
     history_turns: int | None = Field(default=None, ge=0)
     history_tokens: int | None = Field(default=None, ge=0)
     language: Language | None = None  # of Herald's own replies (commands, notices)
+    # Stream the agent's reply as the model writes it (C2C only; elsewhere the finished text).
+    stream: bool | None = None
 
 
 class PolicyConfig(PolicyLayer):
@@ -298,6 +300,11 @@ class DeliveryConfig(Section):
     instance: str = "herald"
     max_concurrent_conversations: int = 256
     max_text_chars: int = 2000  # longer text is split into several messages
+    # Streamed replies (C2C, where `[policy] stream` allows): at most one frame per this many
+    # seconds after the first, which goes out as soon as the model writes text.
+    stream_interval_s: float = Field(default=1.0, ge=0.1, le=30)
+    # How a streamed reply ends when its writing stopped midway ({reason}: what stopped it).
+    stream_cut_notice: str = "（回复中断：{reason}）"
 
 
 class ConsoleConfig(Section):

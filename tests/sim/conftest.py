@@ -24,10 +24,11 @@ class Answer:
     def code(self) -> int | None:
         return self.body.get("code") if isinstance(self.body, dict) else None
 
-    def error(self, code: int, status: int = 400) -> None:
-        """Assert the platform's error shape: status, `code` == `err_code`, trace id, exact content type."""
+    def error(self, code: int, status: int = 400, err_code: int | None = None) -> None:
+        """Assert the platform's error shape: status, `code`, `err_code` (= `code` unless given),
+        trace id, exact content type."""
         assert (self.status, self.code) == (status, code), self.body
-        assert self.body["err_code"] == code
+        assert self.body["err_code"] == (code if err_code is None else err_code)
         assert isinstance(self.body["trace_id"], str) and self.body["trace_id"]
         assert self.headers["Content-Type"] == "application/json"
         assert self.headers["X-Tps-trace-ID"] == self.body["trace_id"]

@@ -42,7 +42,75 @@ async def test_rule65_replace_mode_must_keep_the_sent_prefix(client: SimClient) 
     ).ok()
     common = {"msg_id": inbound["msg_id"], "stream_msg_id": first["id"], "input_mode": "replace"}
     (await _chunk(client, **common, index=1, content_raw="abcdef")).ok()
-    (await _chunk(client, **common, index=2, content_raw="xyz")).error(40007)
+    changed = await _chunk(client, **common, index=2, content_raw="abX")
+    # As captured from the platform: HTTP 404, code 40007, a finer err_code.
+    changed.error(40007, status=404, err_code=40113003)
+    assert changed.body["message"] == "已经提交的消息内容不可修改"
+    # Dropping delivered text is a change too; the refused chunk used no index.
+    (await _chunk(client, **common, index=2, content_raw="abcde")).error(40007, status=404, err_code=40113003)
+    (await _chunk(client, **common, index=2, content_raw="abcdefg")).ok()
+
+
+async def test_append_is_the_default_mode(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (await _chunk(client, msg_id=inbound["msg_id"], index=0, content_raw="ab")).ok()
+    common = {"msg_id": inbound["msg_id"], "stream_msg_id": first["id"]}
+    (await _chunk(client, **common, index=1, content_raw="ab")).ok()
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert view["content"] == "abab"
+
+
+async def test_first_chunk_rules(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    anchor = {"msg_id": inbound["msg_id"], "msg_seq": 1}
+    (await _chunk(client, **anchor, index=1, content_raw="x")).error(12002)
+    (await _chunk(client, **anchor, index=0, content_raw=" \n")).error(50006)
+    (await _chunk(client, **anchor, index=0, content_type="html", content_raw="x")).error(12002)
+    (await _chunk(client, **anchor, index=0, input_state=2, content_raw="x")).error(12002)
+    # None of the refused chunks used the msg_seq: the same one opens the stream now.
+    (await _chunk(client, **anchor, index=0, content_raw="x")).ok()
+
+
+async def test_markdown_stream_needs_markdown(client: SimClient) -> None:
+    await client.settings(markdown_allowed=False)
+    inbound = await client.user_says("u1")
+    anchor = {"msg_id": inbound["msg_id"], "index": 0, "content_raw": "x"}
+    (await _chunk(client, **anchor)).error(40034127)
+    (await _chunk(client, **anchor, content_type="text")).ok()
+
+
+async def test_a_stream_uses_one_msg_seq_and_one_reply(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    anchor = {"msg_id": inbound["msg_id"], "msg_seq": 5}
+    first = (await _chunk(client, **anchor, index=0, input_mode="replace", content_raw="a")).ok()
+    common = {**anchor, "stream_msg_id": first["id"], "input_mode": "replace"}
+    (await _chunk(client, **common, index=1, content_raw="ab")).ok()
+    (await _chunk(client, **common, index=2, input_state=10, content_raw="abc")).ok()
+    (await client.send_c2c("u1", msg_id=inbound["msg_id"], msg_seq=5)).error(40054005)
+    for seq in (6, 7, 8):
+        (await client.send_c2c("u1", msg_id=inbound["msg_id"], msg_seq=seq)).ok()
+    (await client.send_c2c("u1", msg_id=inbound["msg_id"], msg_seq=9)).error(40034128)
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert (view["frames"], view["msg_id"], view["msg_seq"]) == (3, inbound["msg_id"], 5)
+
+
+async def test_the_transcript_shows_each_frame_and_the_text_so_far(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    first = (
+        await _chunk(client, msg_id=inbound["msg_id"], index=0, input_mode="replace", content_raw="Hi")
+    ).ok()
+    common = {"msg_id": inbound["msg_id"], "stream_msg_id": first["id"], "input_mode": "replace"}
+    (await _chunk(client, **common, index=1, content_raw="X")).error(40007, status=404, err_code=40113003)
+    (await _chunk(client, **common, index=1, input_state=10, content_raw="Hi there")).ok()
+    transcript = (await client.get("/_sim/transcript?scene=c2c&target=u1")).ok()
+    frames = [entry for entry in transcript["entries"] if entry["direction"] == "out"]
+    assert [(f["code"], f["stream"]["index"], f["stream"].get("text")) for f in frames] == [
+        (0, 0, "Hi"),
+        (40007, 1, None),
+        (0, 1, "Hi there"),
+    ]
+    assert [f["stream"].get("done") for f in frames] == [False, None, True]
+    assert frames[0]["kind"] == "passive" and frames[2]["kind"] == "stream chunk"
 
 
 async def test_rule66_no_chunks_after_the_final_state(client: SimClient) -> None:

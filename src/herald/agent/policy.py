@@ -1,5 +1,5 @@
 """Per-scope policy: which persona, model, temperature, tools, history budget and reply language a
-turn gets, and whether unmentioned group messages start one.
+turn gets, whether unmentioned group messages start one, and whether its reply is streamed.
 
 The layers, least specific first: the configuration's own values (`[agent]`, `[llm]`, and an
 operator's console edits), `[policy]`, then `[policy.scenes.<scene>]`, `[policy.guilds.<id>]`,
@@ -34,6 +34,7 @@ FIELDS = (
     "history_turns",
     "history_tokens",
     "language",
+    "stream",
 )
 
 
@@ -47,6 +48,7 @@ class Policy:
     history_turns: int
     history_tokens: int
     language: Language
+    stream: bool  # stream the reply where the platform can (C2C)
     sources: Mapping[str, str]  # field → the layer it came from
 
 
@@ -118,6 +120,7 @@ class Policies:
             "history_turns": self.agent.history_turns,
             "history_tokens": self.agent.history_tokens,
             "language": "zh+en",
+            "stream": True,
         }
         sources = {
             "system_prompt": prompt_source,
@@ -128,6 +131,7 @@ class Policies:
             "history_turns": "[agent] history_turns",
             "history_tokens": "[agent] history_tokens",
             "language": "default",
+            "stream": "default",
         }
         return values, sources
 
@@ -171,5 +175,6 @@ class Policies:
             history_turns=values["history_turns"],
             history_tokens=values["history_tokens"],
             language=values["language"],
+            stream=values["stream"],
             sources=sources,
         )

@@ -5,6 +5,13 @@ turn's messages are stored after each model response and after each round of too
 restarted Herald resumes a turn without asking the model again for a step it already answered,
 and without re-running a tool call that already ran (its outbox item / job exists under the
 call's key). The final text of the turn is sent as the reply; empty final text sends nothing.
+
+Where the scope's policy allows and the platform can (C2C), the reply is streamed as the model
+writes it (`delivery.stream`): from the first text of a response. A response that turns into
+tool calls after some text ends its stream with that text (a message of its own) and the turn
+goes on; the final response's stream is the reply, under the reply's key, so a resumed turn finds
+the reply shown and ends with it instead of asking the model again. A model failing midway ends
+the stream with what was shown and an honest ending, instead of the error message.
 """
 
 from __future__ import annotations
@@ -15,22 +22,29 @@ import logging
 from collections.abc import Mapping
 
 from opentelemetry import trace
-from pydantic_ai.direct import model_request
+from pydantic_ai.direct import model_request, model_request_stream
 from pydantic_ai.messages import (
     BinaryContent,
     ModelMessage,
     ModelRequest,
     ModelRequestPart,
     ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
     ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.models.instrumented import InstrumentationSettings
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from herald.agent.clean import clean_response
+from herald.agent.clean import clean_response, storable
 from herald.agent.health import ModelHealth
 from herald.agent.history import split_history, transcript_lines
 from herald.agent.images import ImageFetcher, NotShown
@@ -43,8 +57,13 @@ from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.clock import Clock
 from herald.core.history import Summary
 from herald.core.segments import Text
+from herald.delivery.stream import ReplyStream, ReplyStreams
 
 log = logging.getLogger(__name__)
+
+# The reasons a streamed reply names when its writing stopped midway.
+MODEL_FAILED = "模型出错"
+RESTARTED = "服务重启"
 
 # Turns past the history budget wait until this many have gathered, then one request folds them
 # into the conversation's summary.
@@ -93,6 +112,17 @@ def _unique_call_ids(response: ModelResponse, step: int) -> ModelResponse:
     return dataclasses.replace(response, parts=parts)
 
 
+def can_stream(model: Model) -> bool:
+    """Whether `model` answers streamed requests (a model that does not is asked plainly)."""
+    if isinstance(model, FunctionModel):
+        return model.stream_function is not None
+    if isinstance(model, WrapperModel):
+        return can_stream(model.wrapped)
+    if isinstance(model, FallbackModel):
+        return all(can_stream(member) for member in model.models)
+    return type(model).request_stream is not Model.request_stream
+
+
 class ModelFailure(Exception):
     """The model could not answer (error, timeout, nonsense); the cause is in `__cause__`."""
 
@@ -117,6 +147,7 @@ class AgentRunner:
         policies: Policies | None = None,
         models: Mapping[str, Model] | None = None,
         images: ImageFetcher | None = None,
+        streams: ReplyStreams | None = None,
     ) -> None:
         """`agent_settings`: the prompt and tools an operator may change while Herald runs (default:
         `config`'s, fixed). `policies`: what each scope changes of those (default: nothing);
@@ -124,6 +155,7 @@ class AgentRunner:
         sees images (fetched once per turn, for every request of the turn)."""
         self.model = model
         self.images = images
+        self.streams = streams
         self._shown: dict[int, list[BinaryContent | NotShown]] = {}
         self._summary_failures: dict[str, int] = {}  # conversation → turns to wait before trying again
         self.models = dict(models or {})
@@ -171,6 +203,8 @@ class AgentRunner:
             tools=policy.tools,
         )
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
+        reply_key = f"turn:{turn.id}:final"
+        final_stream: ReplyStream | None = None
         while True:
             last = turn.messages[-1]
             if isinstance(last, ModelResponse) and not last.tool_calls:
@@ -183,18 +217,33 @@ class AgentRunner:
                 log.warning("turn %s: stopped after %s model steps", turn.id, steps)
                 await self._fail(turn, f"stopped after {steps} model steps")
                 return
+            stream = None
+            if self.streams is not None and policy.stream and self.streams.can_stream(turn.target):
+                shown = await self.streams.taken(reply_key)
+                if shown is not None:
+                    # An earlier run showed (or sent) this turn's reply: it is the final response.
+                    turn.messages.append(ModelResponse(parts=[TextPart(shown)]))
+                    break
+                stream = self.streams.open(
+                    turn.target, key=reply_key, origin="agent_reply", trigger_id=turn.trigger_id
+                )
             try:
-                response = await self._request(history, turn, context, policy, summary)
+                response = await self._request(history, turn, context, policy, summary, stream)
             except ModelFailure as failure:
                 cause = self._cause(failure.__cause__ or failure)
                 state = self.health.failed(cause)
                 log.error("turn %s in %s: the model is %s", turn.id, turn.conversation, state)
-                await self._fail(turn, cause)
+                ended = stream is not None and await stream.fail(MODEL_FAILED)
+                await self._fail(turn, cause, notice=not ended)
                 return
             self.health.succeeded()
             steps += 1
             response = _unique_call_ids(response, steps)
             turn.messages.append(response)
+            if stream is not None and response.tool_calls:
+                await stream.cut()
+            elif stream is not None:
+                final_stream = stream
             if not response.tool_calls:
                 break  # the final response is stored with the turn's end, below
             # The response is stored with the round's first write (its "outcome unknown" marks or,
@@ -203,6 +252,10 @@ class AgentRunner:
         final = turn.messages[-1]
         assert isinstance(final, ModelResponse)
         text = (final.text or "").strip()
+        if final_stream is not None:
+            # Its final frame (or, not streamed after all, its plain send) takes the reply's key
+            # first; the enqueue below then only ends the turn.
+            await final_stream.finish(text)
         # The final response, the reply's outbox row and the turn's end commit together: one
         # transaction instead of three, and still all durable before anything is sent.
         if text:
@@ -211,7 +264,7 @@ class AgentRunner:
                 [Text(text)],
                 origin="agent_reply",
                 trigger_id=turn.trigger_id,
-                idempotency_key=f"turn:{turn.id}:final",
+                idempotency_key=reply_key,
                 also=self.turns.ending(turn, steps),
             )
             self.turns.ended(turn, DONE)
@@ -277,6 +330,7 @@ class AgentRunner:
         context: ToolContext,
         policy: Policy,
         summary: Summary | None = None,
+        stream: ReplyStream | None = None,
     ) -> ModelResponse:
         messages = [*history, *turn.messages]
         if self.images is not None and turn.images:
@@ -299,16 +353,51 @@ class AgentRunner:
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
-                response = await model_request(
-                    model,
-                    messages,
-                    model_settings=settings,
-                    model_request_parameters=self.parameters_in(context),
-                    instrument=self.instrumentation,
-                )
+                if stream is None or not can_stream(model):
+                    response = await model_request(
+                        model,
+                        messages,
+                        model_settings=settings,
+                        model_request_parameters=self.parameters_in(context),
+                        instrument=self.instrumentation,
+                    )
+                else:
+                    response = await self._streamed(model, messages, settings, context, stream)
         except Exception as exc:
             raise ModelFailure() from exc
         return clean_response(response)
+
+    async def _streamed(
+        self,
+        model: Model,
+        messages: list[ModelMessage],
+        settings: ModelSettings | None,
+        context: ToolContext,
+        stream: ReplyStream,
+    ) -> ModelResponse:
+        """The model's streamed response, its text shown through `stream` while it grows, until a
+        tool call starts (text after that waits for the response's end)."""
+        calling = False
+        async with model_request_stream(
+            model,
+            messages,
+            model_settings=settings,
+            model_request_parameters=self.parameters_in(context),
+            instrument=self.instrumentation,
+        ) as streamed:
+            async for event in streamed:
+                if isinstance(event, PartStartEvent):
+                    if isinstance(event.part, ToolCallPart):
+                        calling = True
+                    elif isinstance(event.part, TextPart) and not calling:
+                        stream.update(storable(streamed.get().text or ""))
+                elif (
+                    isinstance(event, PartDeltaEvent)
+                    and isinstance(event.delta, TextPartDelta)
+                    and not calling
+                ):
+                    stream.update(storable(streamed.get().text or ""))
+            return streamed.get()
 
     async def _with_images(self, turn: Turn, first: ModelMessage) -> ModelMessage:
         """The turn's message with its images (fetched at its first request); only the request
@@ -378,12 +467,15 @@ class AgentRunner:
                 started.append((call, await self.toolbox.begin(call, context, key), span))
         await asyncio.gather(*(finish(call, finisher, span) for call, finisher, span in started))
 
-    async def _fail(self, turn: Turn, error: str) -> None:
-        await self.sender.enqueue(
-            turn.target,
-            [Text(self.config.error_message)],
-            origin="agent_error",
-            trigger_id=turn.trigger_id,
-            idempotency_key=f"turn:{turn.id}:error",
-        )
+    async def _fail(self, turn: Turn, error: str, *, notice: bool = True) -> None:
+        """End the turn failed; the user gets the error message unless a streamed reply's ending
+        already told them (`notice` False)."""
+        if notice:
+            await self.sender.enqueue(
+                turn.target,
+                [Text(self.config.error_message)],
+                origin="agent_error",
+                trigger_id=turn.trigger_id,
+                idempotency_key=f"turn:{turn.id}:error",
+            )
         await self.turns.finish(turn, FAILED, error)

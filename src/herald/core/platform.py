@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from herald.core.events import InboundEvent
 from herald.core.segments import Segment
@@ -212,4 +212,34 @@ class Platform(Protocol):
 
     async def send(self, request: SendRequest) -> Sent:
         """Deliver one item; raises `herald.core.errors.DeliveryError` if it did not arrive."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFrame:
+    """A streamed reply after one accepted frame: what the platform needs to go on with it (its
+    own data, as text the caller stores and hands back unread) and the send it is so far."""
+
+    handle: str
+    sent: Sent
+
+
+@runtime_checkable
+class StreamingPlatform(Protocol):
+    """A platform that can show one reply growing as it is written (QQ: C2C `stream_messages`)."""
+
+    def streams_to(self, target: Target) -> bool:
+        """Whether a reply to `target` can be streamed at all (its scene has the endpoint)."""
+        ...
+
+    async def stream_frame(
+        self, request: SendRequest, handle: str | None, text: str, *, final: bool
+    ) -> StreamFrame:
+        """Show `text`, the whole reply so far, as the message `request.item_id`.
+
+        `text` only grows: what an earlier frame showed is always its prefix. `handle` None opens
+        the stream (its route is reserved as `send` would, so a plain resend of the same item
+        reuses it); `final` ends it. Raises `herald.core.errors.DeliveryError`; on the opening
+        frame that means "not streamed here": send the item plainly instead.
+        """
         ...

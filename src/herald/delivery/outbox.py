@@ -56,6 +56,7 @@ DELIVERED = "delivered"
 FAILED = "failed"  # the platform (or the route planner) said this item cannot be delivered
 DEAD = "dead"  # retry-later errors for `retry_for_s`: gave up
 UNKNOWN = "unknown"  # may have arrived; a resend could duplicate it, so it is left to the operator
+STREAMING = "streaming"  # a reply being streamed (delivery.stream): no worker claims it
 FINAL_STATES = (DELIVERED, FAILED, DEAD, UNKNOWN)
 NOTICE_ORIGIN = "notice"  # a failure notice; its own failure is not noticed again
 
@@ -159,8 +160,12 @@ class Outbox:
         idempotency_key: str | None = None,
         also: Work | None = None,
         expires_at: datetime | None = None,
+        streaming: bool = False,
     ) -> Receipt:
         """Store one item (committed before this returns) and schedule its delivery.
+
+        With `streaming`, the item is stored as a stream being shown (`delivery.stream`) and not
+        scheduled: the stream ends it, or hands it back with `release`.
 
         With `expires_at`, the item is never sent at or after that moment (it ends `dead`,
         "expired"), and is retried at most until then.
@@ -180,7 +185,7 @@ class Outbox:
             "trigger_id": trigger_id,
             "idempotency_key": idempotency_key,
             "segments": dump_segments(segments),
-            "state": PENDING,
+            "state": STREAMING if streaming else PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "retry_until": min(
@@ -219,8 +224,56 @@ class Outbox:
         parent = trace.get_current_span().get_span_context()
         if parent.is_valid:
             self._trace_parents[item_id] = parent
-        self._kick(target.key)
+        if not streaming:
+            self._kick(target.key)
         return receipt
+
+    # --- streamed items (delivery.stream) ------------------------------------------------------
+
+    async def update_stream(self, item_id: str, values: dict[str, object]) -> None:
+        """Write what a stream's latest frame did to its (still streaming) row."""
+
+        async def write(session: AsyncSession) -> None:
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.state == STREAMING)
+                .values(**values, updated_at=self._clock.now())
+            )
+
+        await self._commits.run(write)
+
+    async def stream_delivered(
+        self, item_id: str, conversation: str, origin: str, sent: Sent, text: str
+    ) -> None:
+        """The stream's final frame arrived: the item is delivered, with the text it ended on."""
+        now = self._clock.now()
+        await self.update_stream(
+            item_id,
+            {
+                "state": DELIVERED,
+                "segments": dump_segments([Text(text)]),
+                "mode": sent.mode.value,
+                "platform_ids": dump_ids(sent.platform_ids),
+                "anchor_id": sent.anchor_id,
+                "msg_seq": sent.msg_seq,
+                "ref": sent.ref,
+                "attempts": 1,
+                "finished_at": now,
+                "claimed_by": self._instance,
+                "lease_until": None,
+            },
+        )
+        result = DeliveryResult(item_id, True, sent, None, None)
+        self._tell(lambda observer: observer.finished(result, conversation, origin, DELIVERED))
+        self._resolve(result)
+
+    async def release(self, item_id: str, conversation: str, segments: Sequence[Segment]) -> None:
+        """Not streamed after all: the item goes out as an ordinary one, with these segments."""
+        await self.update_stream(
+            item_id,
+            {"state": PENDING, "segments": dump_segments(segments), "next_attempt_at": self._clock.now()},
+        )
+        self._kick(conversation)
 
     async def receipt(self, item_id: str) -> Receipt:
         """A receipt for an existing item (e.g. one enqueued before a restart)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,6 +32,7 @@ from herald.core.platform import (
     Reach,
     SendRequest,
     Sent,
+    StreamFrame,
     TransportHealth,
 )
 from herald.core.target import Scene, Target
@@ -61,6 +63,8 @@ RECALL_PERIOD_USED = 40034122
 RECALL_NOT_SUPPORTED = 40034123
 # A proactive rate wait longer than this is handed back to the outbox as retry-later.
 MAX_INLINE_WAIT_S = 90.0
+# `/v2/users/{openid}/stream_messages` takes 50 requests a second per bot.
+STREAM_QPS = 50
 
 
 class SlidingWindow:
@@ -142,6 +146,7 @@ class QQPlatform:
             "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0, primed=True),
             "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0, primed=True),
             "group_proactive": SlidingWindow(self.clock, self.delivery.group_bot_per_minute, 60.0),
+            "stream": SlidingWindow(self.clock, STREAM_QPS, 1.0, primed=True),
         }
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -332,6 +337,89 @@ class QQPlatform:
         await self.ledger.record(event)
         if self._sink is not None:
             await self._sink(event)
+
+    # --- streaming (C2C only: the platform has no group or guild stream endpoint) ----------------
+
+    def streams_to(self, target: Target) -> bool:
+        return target.scene is Scene.C2C
+
+    async def stream_frame(
+        self, request: SendRequest, handle: str | None, text: str, *, final: bool
+    ) -> StreamFrame:
+        """One frame of a C2C stream in `replace` mode: `content_raw` is the whole text so far.
+
+        The stream is one reply: its route (anchor and msg_seq) is the reservation of the item's
+        part 0, made here for the opening frame and kept in `handle` with the stream's id and the
+        next `index`. Every frame carries the same msg_seq.
+        """
+        if self._stopped:
+            raise DeliveryError(ErrorKind.RETRY_LATER, "the QQ platform adapter is stopped")
+        api = await self.connect()
+        target = request.target
+        if not self.streams_to(target):
+            raise DeliveryError(ErrorKind.BUG, f"{target.scene.value} has no stream endpoint")
+        route: Route | None = None
+        if handle is None:
+            plan = await self.ledger.reserve(request.item_id, 0, target, request.trigger_id)
+            if not isinstance(plan, Route):
+                raise DeliveryError(ErrorKind.RETRY_LATER, f"not streamed: {plan.reason}")
+            if plan.mode not in (DeliveryMode.PASSIVE, DeliveryMode.EVENT) or plan.sent_id is not None:
+                raise DeliveryError(ErrorKind.UNDELIVERABLE, "not streamed: no reply anchor to stream on")
+            route = plan
+            if not route.requested:
+                await self.ledger.mark_requested(request.item_id, 0)
+            state: dict[str, Any] = {
+                "mode": route.mode.value,
+                "anchor": route.anchor_id,
+                "msg_seq": route.msg_seq,
+                "id": None,
+                "index": 0,
+                "ref": None,
+            }
+        else:
+            state = json.loads(handle)
+        anchor_field = "msg_id" if state["mode"] == DeliveryMode.PASSIVE.value else "event_id"
+        body: dict[str, Any] = {
+            "input_mode": "replace",
+            "input_state": 10 if final else 1,
+            "index": state["index"],
+            "content_type": "text",
+            "content_raw": text,
+            anchor_field: state["anchor"],
+            "msg_seq": state["msg_seq"],
+        }
+        if state["id"]:
+            body["stream_msg_id"] = state["id"]
+        window = self._limits["stream"] if self._rate_limits else None
+        if window is not None:
+            await window.acquire()
+        try:
+            answer = await api.stream_message(target.id, body)
+        except QQApiError as error:
+            if route is not None and not error.maybe_sent:
+                # The opening frame was refused: the reservation is free for a plain send.
+                if error.kind is ErrorKind.REPLAN:
+                    await self.ledger.route_died(request.item_id, 0, route, error.code, error.message)
+                else:
+                    await self.ledger.answered(request.item_id, 0)
+            raise error.to_delivery_error() from None
+        finally:
+            if window is not None:
+                window.release()
+        if not state["id"]:
+            state["id"] = str(answer.get("id") or "")
+            ext_info = answer.get("ext_info")
+            ref = ext_info.get("ref_idx") if isinstance(ext_info, dict) else None
+            state["ref"] = str(ref) if ref else None
+        state["index"] += 1
+        sent = Sent(
+            (state["id"],) if state["id"] else (),
+            DeliveryMode(state["mode"]),
+            state["anchor"],
+            state["msg_seq"],
+            ref=state["ref"],
+        )
+        return StreamFrame(json.dumps(state), sent)
 
     # --- sending -------------------------------------------------------------------------------
 

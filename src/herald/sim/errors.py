@@ -27,7 +27,7 @@ MESSAGES: dict[int, str] = {
     20028: "子频道消息发送频率超过限制",
     22006: "消息类型与内容不匹配",
     22009: "msg limit exceed",
-    40007: "已发送的内容不能修改",
+    40007: "已经提交的消息内容不可修改",  # as observed (LangBot #2454)
     40034005: "回复消息msg_id已过期",
     40034024: "请求参数msg_id无效或越权",
     40034025: "请求参数event_id无效",
@@ -84,8 +84,18 @@ MESSAGES: dict[int, str] = {
 class SimError(Exception):
     """A platform error answer; `message` defaults to the platform's text for `code`."""
 
-    def __init__(self, code: int, message: str | None = None, *, status: int = 400, data: Any = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        status: int = 400,
+        data: Any = None,
+        err_code: int | None = None,
+    ) -> None:
         self.code = code
+        # The platform's second code; most answers repeat `code`, a few name a finer one.
+        self.err_code = code if err_code is None else err_code
         self.status = status
         self.message = message if message is not None else MESSAGES.get(code, f"error {code}")
         self.data = data
@@ -116,7 +126,7 @@ def error_body(error: SimError, trace_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "message": error.message,
         "code": error.code,
-        "err_code": error.code,
+        "err_code": error.err_code,
         "trace_id": trace_id,
     }
     if error.data is not None:

@@ -285,12 +285,20 @@ class Sends:
         target = request.path_params["openid"]
         entry = self._entry(body)
         entry["content"] = body.get("content_raw")
-        entry["stream"] = {k: body.get(k) for k in ("stream_msg_id", "index", "input_state", "input_mode")}
+        entry["stream"] = {
+            k: body.get(k) for k in ("stream_msg_id", "index", "input_state", "input_mode", "content_type")
+        }
         try:
             reply, plan = stream.official_chunk(self.state, target, body)
         except SimError as error:
             self._failed("c2c", target, entry, error)
             raise
+        # What the user sees of the stream after this chunk, and whether it has ended.
+        found = stream.view(self.state, reply["id"])
+        assert found is not None
+        entry["stream"]["id"] = reply["id"]
+        entry["stream"]["text"] = found["content"]
+        entry["stream"]["done"] = found["state"] == "done"
         self._sent("c2c", target, entry, plan.kind if plan else "stream chunk", reply["id"])
         return 200, reply
 

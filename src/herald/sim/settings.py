@@ -133,6 +133,9 @@ class SimSettings(BaseModel):
     # Streaming (rules 63-68).
     stream_timeout_s: int = 60
     stream_max_len: int = 5000
+    # A bot the platform does not let stream: every `/stream_messages` request is refused with
+    # this code (e.g. 11253, "no permission for this API"); null streams normally.
+    stream_refused_code: int | None = None
 
     # Recall (rule 76).
     recall_window_s: int = 120

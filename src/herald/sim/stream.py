@@ -29,6 +29,9 @@ class Stream:
     first_content: str
     last_at: float
     state: StreamState = "open"
+    frames: int = 0  # chunks accepted
+    msg_id: Any = None  # the anchor the first chunk replied to (msg_id or event_id)
+    msg_seq: Any = None  # the first chunk's msg_seq: the one the whole stream used
 
     @property
     def id(self) -> str:
@@ -52,6 +55,9 @@ def view(state: SimState, stream_id: str) -> dict[str, Any] | None:
         "target": stream.target,
         "state": stream.state,
         "index": stream.index,
+        "frames": stream.frames,
+        "msg_id": stream.msg_id,
+        "msg_seq": stream.msg_seq,
         "content": stream.content,
     }
 
@@ -102,17 +108,29 @@ def _reply(state: SimState, stream: Stream) -> dict[str, Any]:
     }
 
 
+# The platform's answer when replace-mode text drops or changes delivered text: HTTP 404 with
+# `code` 40007 and `err_code` 40113003 (a captured answer, LangBot #2454).
+PREFIX_CHANGED = 40007
+PREFIX_CHANGED_ERR_CODE = 40113003
+CONTENT_TYPES = ("text", "markdown")
+
+
 def official_chunk(
     state: SimState, target: str, body: dict[str, Any]
 ) -> tuple[dict[str, Any], rules.Plan | None]:
     """One `/stream_messages` chunk; returns the response and the plan charged (first chunk only)."""
-    input_state = _int_field(body, "input_state")
+    if state.settings.stream_refused_code is not None:
+        raise SimError(state.settings.stream_refused_code)
+    input_state = _int_field(body, "input_state", 1)
     if input_state not in (1, DONE):
         raise SimError(12002, f"input_state必须为1或10，收到{input_state}")
-    index = _int_field(body, "index")
+    index = _int_field(body, "index", 0)
     mode = body.get("input_mode", "append")
     if mode not in ("append", "replace"):
         raise SimError(12002, f"input_mode无效: {mode!r}")
+    content_type = body.get("content_type", "markdown")
+    if content_type not in CONTENT_TYPES:
+        raise SimError(12002, f"content_type无效: {content_type!r}")
     raw = body.get("content_raw", "")
     if not isinstance(raw, str):
         raise SimError(12002, "content_raw必须是字符串")
@@ -120,22 +138,31 @@ def official_chunk(
     if body.get("stream_msg_id"):
         stream = _continue(state, target, body["stream_msg_id"], index)
         if mode == "replace" and not raw.startswith(stream.content):
-            raise SimError(40007)
+            raise SimError(PREFIX_CHANGED, status=404, err_code=PREFIX_CHANGED_ERR_CODE)
         content = raw if mode == "replace" else stream.content + raw
         if len(content) > state.settings.stream_max_len:
             raise SimError(40054007, "消息过长")
         stream.content = content
         stream.index = index
     else:
+        if index != 0:
+            raise SimError(12002, f"首个分片的index必须为0，收到{index}")
+        if not raw.strip():
+            raise SimError(50006, "流式消息首个分片不能为空")
         if len(raw) > state.settings.stream_max_len:
             raise SimError(40054007, "消息过长")
+        if content_type == "markdown" and not state.settings.markdown_allowed:
+            raise SimError(40034127)
         if body.get("is_wakeup"):
             # A recall stream skips the msg_id/event_id check (docs/sim.md).
             body = {k: v for k, v in body.items() if k not in ("msg_id", "event_id")}
         plan = rules.plan_v2(state, "c2c", target, body)
         rules.commit(plan)
         stream = _start(state, target, index, raw)
+        stream.msg_id = body.get("msg_id") or body.get("event_id")
+        stream.msg_seq = body.get("msg_seq")
     stream.last_at = state.clock.time()
+    stream.frames += 1
     stream.outbound.content = stream.content
     if input_state == DONE:
         stream.state = "done"
@@ -170,6 +197,7 @@ def legacy_chunk(state: SimState, target: str, stream_field: dict[str, Any], tex
     else:
         stream = _start(state, target, index, text)
     stream.last_at = state.clock.time()
+    stream.frames += 1
     stream.outbound.content = stream.content
     if stream_field.get("state") == DONE:
         stream.state = "done"

@@ -23,7 +23,8 @@ class OutboxItem(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     segments: Mapped[str] = mapped_column(Text)  # JSON, see herald.delivery.codec
     # pending -> delivered | failed (the platform said no) | dead (gave up retrying)
-    # | unknown (the request may have arrived and a resend could duplicate it: not resent)
+    # | unknown (the request may have arrived and a resend could duplicate it: not resent);
+    # streaming -> delivered (its final frame arrived) | pending (not streamed: sent plainly)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -47,6 +48,9 @@ class OutboxItem(Base):
     anchor_id: Mapped[str | None] = mapped_column(String(255))
     msg_seq: Mapped[int | None] = mapped_column(Integer)
     ref: Mapped[str | None] = mapped_column(String(128))  # the delivered message's quoting handle
+    # A streamed reply (state "streaming" while it is open): the platform's handle of the stream
+    # after its last accepted frame; `segments` then hold the text that frame showed.
+    stream: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
