@@ -1,8 +1,8 @@
 """outbox items keep the platform's handle of a streamed reply while it is open
 
-Revision ID: 0013
-Revises: 0010
-Create Date: 2026-12-10
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-04
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
