@@ -10,4 +10,6 @@ Composition (the adapter in `herald.qq.adapter` wires these):
 
 Nothing above this package sees QQ payloads: it hands out `herald.core` events and raises
 `QQApiError` (convertible with `.to_delivery_error()`).
+
+Comments here cite the platform's facts as "§N" and "rule N" of docs/qq-platform.md.
 """
