@@ -14,8 +14,8 @@ from starlette.responses import Response
 from herald.sim import wire
 from herald.sim.state import new_trace_id
 
-# Messages as the platform writes them where known (WIKI26 §2.8, §4.8, §5.8, §7, §8); the rest
-# are the doc's meaning in the platform's style.
+# Messages as the platform writes them where known (the 2026 wiki's error tables, see
+# docs/qq-platform.md §7); the rest are the documented meaning in the platform's style.
 MESSAGES: dict[int, str] = {
     10004: "bot not exist",
     11241: "token not exist",
