@@ -162,6 +162,9 @@ class AgentConfig(Section):
     image_hosts: list[str] = Field(default_factory=lambda: ["multimedia.nt.qq.com.cn"])
     image_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     image_timeout_s: float = Field(default=10.0, gt=0)
+    # Folders whose files the agent may send by path (what its tools produce). Empty: local files
+    # are never sent by the agent, only URLs (a path could name any file Herald can read).
+    media_dirs: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -298,6 +301,9 @@ class DeliveryConfig(Section):
     instance: str = "herald"
     max_concurrent_conversations: int = 256
     max_text_chars: int = 2000  # longer text is split into several messages
+    # Where media given as bytes waits until it is sent (files, not database rows); "" = a
+    # `media` folder beside the SQLite database file (`./data/media` for other databases).
+    media_spool: str = ""
 
 
 class ConsoleConfig(Section):

@@ -169,6 +169,7 @@ class AgentRunner:
             trigger_id=turn.trigger_id,
             timezone=self.config.timezone,
             tools=policy.tools,
+            attachments=turn.attachments,
         )
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
         while True:

@@ -11,10 +11,12 @@ status 0 and kind RETRY_LATER. Bodies are plain dicts: rendering them is the cal
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.sgroup.qq.com"
 MD5_10M_BYTES = 10_002_432  # md5_10m covers exactly this many leading bytes (§8.2)
+# Parts in flight are held in memory (each up to block_size): never more than this many at once,
+# whatever `upload_config.concurrency` says.
+MAX_PARTS_IN_FLIGHT = 8
 OK_STATUSES = frozenset({200, 201, 202, 204})
 
 
@@ -68,6 +73,48 @@ def _v2_root(scene: Scene, target_id: str) -> str:
     raise ValueError(f"rich-media uploads exist only in C2C and group scenes, not {scene.value}")
 
 
+class UploadSource:
+    """What a chunked upload reads from, one part at a time: bytes already in memory, or a file
+    (`FileSource`) that is never read whole."""
+
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the source holds open (a file descriptor)."""
+
+
+class BytesSource(UploadSource):
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self.size = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._data[offset : offset + length])
+
+
+class FileSource(UploadSource):
+    """A local file read with `pread`, so parts read concurrently never share a file position."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+HASH_READ_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class FileHashes:
     size: int
@@ -77,12 +124,23 @@ class FileHashes:
 
     @classmethod
     def of(cls, data: bytes) -> FileHashes:
-        return cls(
-            size=len(data),
-            md5=hashlib.md5(data).hexdigest(),
-            sha1=hashlib.sha1(data).hexdigest(),
-            md5_10m=hashlib.md5(data[:MD5_10M_BYTES]).hexdigest(),
-        )
+        return cls.of_source(BytesSource(data))
+
+    @classmethod
+    def of_source(cls, source: UploadSource) -> FileHashes:
+        """One pass over the source, a megabyte at a time (blocking: run it in a thread)."""
+        md5, sha1, md5_10m = hashlib.md5(), hashlib.sha1(), hashlib.md5()
+        offset = 0
+        while offset < source.size:
+            chunk = source.read(offset, min(HASH_READ_BYTES, source.size - offset))
+            if not chunk:
+                raise OSError(f"the upload source ended at byte {offset} of {source.size}")
+            md5.update(chunk)
+            sha1.update(chunk)
+            if offset < MD5_10M_BYTES:
+                md5_10m.update(chunk[: MD5_10M_BYTES - offset])
+            offset += len(chunk)
+        return cls(size=source.size, md5=md5.hexdigest(), sha1=sha1.hexdigest(), md5_10m=md5_10m.hexdigest())
 
 
 class QQApi:
@@ -256,14 +314,9 @@ class QQApi:
         return inner if isinstance(inner, dict) and "upload_id" in inner else answer
 
     async def upload_part_finish(
-        self, scene: Scene, target_id: str, upload_id: str, part_index: int, part: bytes
+        self, scene: Scene, target_id: str, upload_id: str, part_index: int, size: int, md5: str
     ) -> dict[str, Any]:
-        body = {
-            "upload_id": upload_id,
-            "part_index": part_index,
-            "block_size": str(len(part)),
-            "md5": hashlib.md5(part).hexdigest(),
-        }
+        body = {"upload_id": upload_id, "part_index": part_index, "block_size": str(size), "md5": md5}
         return await self._dict("POST", f"{_v2_root(scene, target_id)}/upload_part_finish", body)
 
     async def upload_chunked(
@@ -271,15 +324,23 @@ class QQApi:
         scene: Scene,
         target_id: str,
         file_type: int,
-        data: bytes,
+        source: bytes | UploadSource,
         file_name: str,
+        *,
+        hashes: FileHashes | None = None,
     ) -> dict[str, Any]:
         """Chunked upload (§8.2): prepare → PUT each part → part_finish → merge via `/files`.
 
-        Part indexes may be 0- or 1-based (the lowest index returned is the base). `40093001`
-        from part_finish is retried every `retry_delay` s until `retry_timeout` s have passed.
+        `upload_config.concurrency` parts are in flight at once (at most `MAX_PARTS_IN_FLIGHT`),
+        each read from the source just before its PUT and dropped after its part_finish, so memory
+        holds at most that many parts, never the whole file. Part indexes may be 0- or 1-based (the
+        lowest index returned is the base). `40093001` from part_finish is retried every
+        `retry_delay` s until `retry_timeout` s have passed.
         """
-        hashes = FileHashes.of(data)
+        if isinstance(source, bytes):
+            source = BytesSource(source)
+        if hashes is None:
+            hashes = await asyncio.to_thread(FileHashes.of_source, source)
         prep = await self.upload_prepare(scene, target_id, file_type, file_name, hashes)
         upload_id = str(prep.get("upload_id", ""))
         if not upload_id:
@@ -287,19 +348,42 @@ class QQApi:
         parts = [p for p in prep.get("parts") or [] if isinstance(p, dict)]
         if not parts:
             raise QQApiError(200, None, "upload_prepare answered without parts", kind=ErrorKind.BUG)
-        block_size = _int(prep.get("block_size")) or _int(parts[0].get("block_size")) or len(data)
+        block_size = _int(prep.get("block_size")) or _int(parts[0].get("block_size")) or source.size
         config = prep.get("upload_config")
         config = config if isinstance(config, dict) else prep
         retry_delay = float(_int(config.get("retry_delay")) or 1)
         retry_timeout = float(min(_int(config.get("retry_timeout")) or 300, 600))
+        concurrency = max(1, min(_int(config.get("concurrency")) or 1, MAX_PARTS_IN_FLIGHT))
         indexes = [_int(p.get("index", p.get("part_index"))) or 0 for p in parts]
         base = min(indexes)
-        for part, index in zip(parts, indexes, strict=True):
+        queue = list(zip(parts, indexes, strict=True))
+        queue.reverse()
+        src = source
+
+        async def one(part: dict[str, Any], index: int) -> None:
             offset = (index - base) * block_size
-            chunk = data[offset : offset + block_size]
-            url = str(part.get("presigned_url", ""))
-            await self._put_part(url, chunk)
-            await self._finish_part(scene, target_id, upload_id, index, chunk, retry_delay, retry_timeout)
+            length = max(0, min(block_size, src.size - offset))
+            chunk = await asyncio.to_thread(src.read, offset, length)
+            if len(chunk) != length:
+                raise QQApiError(0, None, f"part {index}: the source gave {len(chunk)} of {length} bytes")
+            md5 = hashlib.md5(chunk).hexdigest()
+            await self._put_part(str(part.get("presigned_url", "")), chunk)
+            del chunk
+            await self._finish_part(
+                scene, target_id, upload_id, index, length, md5, retry_delay, retry_timeout
+            )
+
+        async def worker() -> None:
+            while queue:
+                part, index = queue.pop()
+                await one(part, index)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(concurrency, len(queue))):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None
         body = {"upload_id": upload_id, "file_type": file_type, "file_name": file_name, "srv_send_msg": False}
         return await self._dict("POST", f"{_v2_root(scene, target_id)}/files", body)
 
@@ -325,20 +409,30 @@ class QQApi:
         target_id: str,
         upload_id: str,
         index: int,
-        chunk: bytes,
+        size: int,
+        md5: str,
         retry_delay: float,
         retry_timeout: float,
     ) -> None:
         deadline = self.clock.monotonic() + retry_timeout
         while True:
             try:
-                await self.upload_part_finish(scene, target_id, upload_id, index, chunk)
+                await self.upload_part_finish(scene, target_id, upload_id, index, size, md5)
                 return
             except QQApiError as exc:
                 if exc.code != UPLOAD_RETRY_CODE or self.clock.monotonic() + retry_delay > deadline:
                     raise
                 log.info("upload part %s: 40093001, retrying in %ss", index, retry_delay)
                 await self.clock.sleep(retry_delay)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real failure of a group of part uploads (the rest were cancelled because of it)."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        return error
+    return group
 
 
 def _parse(raw: bytes) -> Any:
