@@ -142,7 +142,7 @@ async def test_a_file_over_the_inline_limit_goes_up_in_parts(db: Database, tmp_p
     assert len(puts) == len(finishes) == 18 and all(r["status"] == 200 for r in puts + finishes)
     assert (record.source, record.parts, record.size, record.name) == ("upload_id", 18, size, "big.bin")
     assert 1 <= record.max_parts_in_flight <= 3
-    assert [e["content"] for e in delivered][0] == "here"
+    assert delivered[0]["content"] == "here"
     assert delivered[1]["media"]["size"] == size
 
 
