@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://api.sgroup.qq.com"
 MD5_10M_BYTES = 10_002_432  # md5_10m covers exactly this many leading bytes (§8.2)
 # Parts in flight are held in memory (each up to block_size): never more than this many at once,
-# whatever `upload_config.concurrency` says.
+# nor more than fit in UPLOAD_BUFFER_BYTES, whatever `upload_config.concurrency` says.
 MAX_PARTS_IN_FLIGHT = 8
+UPLOAD_BUFFER_BYTES = 24 * 1024 * 1024
 OK_STATUSES = frozenset({200, 201, 202, 204})
 
 
@@ -83,6 +84,10 @@ class UploadSource:
     def read(self, offset: int, length: int) -> bytes:
         raise NotImplementedError
 
+    def read_into(self, offset: int, view: memoryview) -> int:
+        """Fill `view` from `offset`; returns how many bytes were read."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release what the source holds open (a file descriptor)."""
 
@@ -94,6 +99,11 @@ class BytesSource(UploadSource):
 
     def read(self, offset: int, length: int) -> bytes:
         return bytes(self._data[offset : offset + length])
+
+    def read_into(self, offset: int, view: memoryview) -> int:
+        part = self._data[offset : offset + len(view)]
+        view[: len(part)] = part
+        return len(part)
 
 
 class FileSource(UploadSource):
@@ -107,6 +117,15 @@ class FileSource(UploadSource):
     def read(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)
 
+    def read_into(self, offset: int, view: memoryview) -> int:
+        done = 0
+        while done < len(view):
+            got = os.preadv(self._fd, [view[done:]], offset + done)
+            if got == 0:
+                break
+            done += got
+        return done
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -114,6 +133,9 @@ class FileSource(UploadSource):
 
 
 HASH_READ_BYTES = 1 << 20
+# A part's PUT body is written in slices this large, so the socket's send buffer never holds a
+# copy of the whole part.
+PUT_SLICE_BYTES = 256 * 1024
 # `upload_part_finish` takes 10 requests a second per bot; parts finishing faster wait their turn.
 PART_FINISH_QPS = 10
 
@@ -365,9 +387,10 @@ class QQApi:
     ) -> dict[str, Any]:
         """Chunked upload (§8.2): prepare → PUT each part → part_finish → merge via `/files`.
 
-        `upload_config.concurrency` parts are in flight at once (at most `MAX_PARTS_IN_FLIGHT`),
-        each read from the source just before its PUT and dropped after its part_finish, so memory
-        holds at most that many parts, never the whole file. Part indexes may be 0- or 1-based (the
+        `upload_config.concurrency` parts are in flight at once (at most `MAX_PARTS_IN_FLIGHT`, and
+        no more than fit in `UPLOAD_BUFFER_BYTES`),
+        each read from the source into its worker's buffer just before its PUT, so memory holds
+        that many parts, never the whole file. Part indexes may be 0- or 1-based (the
         lowest index returned is the base). `40093001` from part_finish is retried every
         `retry_delay` s until `retry_timeout` s have passed.
         """
@@ -387,30 +410,35 @@ class QQApi:
         config = config if isinstance(config, dict) else prep
         retry_delay = float(_int(config.get("retry_delay")) or 1)
         retry_timeout = float(min(_int(config.get("retry_timeout")) or 300, 600))
-        concurrency = max(1, min(_int(config.get("concurrency")) or 1, MAX_PARTS_IN_FLIGHT))
+        concurrency = max(
+            1,
+            min(_int(config.get("concurrency")) or 1, MAX_PARTS_IN_FLIGHT, UPLOAD_BUFFER_BYTES // block_size),
+        )
         indexes = [_int(p.get("index", p.get("part_index"))) or 0 for p in parts]
         base = min(indexes)
         queue = list(zip(parts, indexes, strict=True))
         queue.reverse()
         src = source
 
-        async def one(part: dict[str, Any], index: int) -> None:
-            offset = (index - base) * block_size
-            length = max(0, min(block_size, src.size - offset))
-            chunk = await asyncio.to_thread(src.read, offset, length)
-            if len(chunk) != length:
-                raise QQApiError(0, None, f"part {index}: the source gave {len(chunk)} of {length} bytes")
-            md5 = hashlib.md5(chunk).hexdigest()
-            await self._put_part(str(part.get("presigned_url", "")), chunk)
-            del chunk
-            await self._finish_part(
-                scene, target_id, upload_id, index, length, md5, retry_delay, retry_timeout
-            )
+        def read_part(offset: int, view: memoryview) -> str:
+            got = src.read_into(offset, view)
+            if got != len(view):
+                raise QQApiError(0, None, f"the file gave {got} of {len(view)} bytes at offset {offset}")
+            return hashlib.md5(view).hexdigest()
 
         async def worker() -> None:
+            # One buffer per worker, reused for each of its parts: memory holds `concurrency`
+            # parts, whatever the file's size.
+            buffer = bytearray(min(block_size, src.size))
             while queue:
                 part, index = queue.pop()
-                await one(part, index)
+                offset = (index - base) * block_size
+                view = memoryview(buffer)[: max(0, min(block_size, src.size - offset))]
+                md5 = await asyncio.to_thread(read_part, offset, view)
+                await self._put_part(str(part.get("presigned_url", "")), view)
+                await self._finish_part(
+                    scene, target_id, upload_id, index, len(view), md5, retry_delay, retry_timeout
+                )
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -421,11 +449,18 @@ class QQApi:
         body = {"upload_id": upload_id, "file_type": file_type, "file_name": file_name, "srv_send_msg": False}
         return await self._dict("POST", f"{_v2_root(scene, target_id)}/files", body)
 
-    async def _put_part(self, url: str, chunk: bytes) -> None:
+    async def _put_part(self, url: str, chunk: memoryview) -> None:
+        async def slices() -> AsyncIterator[memoryview]:
+            for start in range(0, len(chunk), PUT_SLICE_BYTES):
+                yield chunk[start : start + PUT_SLICE_BYTES]
+
+        headers = {"Content-Length": str(len(chunk))}
         last: Exception | None = None
         for attempt in range(3):
             try:
-                async with self.session.put(url, data=chunk, timeout=self.timeout) as resp:
+                async with self.session.put(
+                    url, data=slices(), headers=headers, timeout=self.timeout
+                ) as resp:
                     await resp.read()
                     if resp.status in (200, 201, 204):
                         return
