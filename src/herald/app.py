@@ -27,6 +27,7 @@ from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Platform
 from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
+from herald.delivery.spool import MediaSpool, media_spool_dir
 from herald.delivery.stream import ReplyStreams
 from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
@@ -129,7 +130,12 @@ class Herald:
 
         self.platform = self._platform_override or self._qq_platform()
         self.outbox = Outbox(
-            self.db, self.platform, self.clock, config=config.delivery, tracer=self.tracing.tracer
+            self.db,
+            self.platform,
+            self.clock,
+            config=config.delivery,
+            tracer=self.tracing.tracer,
+            spool=MediaSpool(media_spool_dir(config.delivery.media_spool, config.storage.url)),
         )
         await self.outbox.start()
         # Streamed replies a previous run left open end now, before any turn resumes.
@@ -184,6 +190,7 @@ class Herald:
             agent_settings,
             guard=gate,
             forecast=forecast,
+            media_dirs=config.agent.media_dirs,
         )
         policies = Policies(config.policy, config.agent, config.llm, agent_settings)
         runner = AgentRunner(

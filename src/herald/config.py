@@ -162,6 +162,9 @@ class AgentConfig(Section):
     image_hosts: list[str] = Field(default_factory=lambda: ["multimedia.nt.qq.com.cn"])
     image_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     image_timeout_s: float = Field(default=10.0, gt=0)
+    # Folders whose files the agent may send by path (what its tools produce). Empty: local files
+    # are never sent by the agent, only URLs (a path could name any file Herald can read).
+    media_dirs: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -305,6 +308,9 @@ class DeliveryConfig(Section):
     stream_interval_s: float = Field(default=1.0, ge=0.1, le=30)
     # How a streamed reply ends when its writing stopped midway ({reason}: what stopped it).
     stream_cut_notice: str = "（回复中断：{reason}）"
+    # Where media given as bytes waits until it is sent (files, not database rows); "" = a
+    # `media` folder beside the SQLite database file (`./data/media` for other databases).
+    media_spool: str = ""
 
 
 class ConsoleConfig(Section):

@@ -278,7 +278,7 @@ class Dispatcher:
             author_id=event.author_id,
             trigger_id=event.message_id,
             ref=event.ref,
-            images=tuple(a for a in event.attachments if a.content_type.startswith("image/")),
+            attachments=event.attachments,
         )
         if turn is None:
             self.duplicates += 1

@@ -50,11 +50,12 @@ the plugin's name and answered with an error, never taking a turn or Herald down
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from herald.core.events import (
+    Attachment,
     InboundEvent,
     InboundMessage,
     Interaction,
@@ -65,14 +66,19 @@ from herald.core.events import (
     RelationEvent,
     RelationKind,
 )
+from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
 
 __all__ = [
+    "Attachment",
     "CommandCall",
     "Delivery",
     "InboundEvent",
     "InboundMessage",
     "Interaction",
+    "Markdown",
+    "Media",
+    "MediaKind",
     "MemberChange",
     "MemberEvent",
     "MessageRecalled",
@@ -82,8 +88,13 @@ __all__ = [
     "Reaction",
     "RelationEvent",
     "RelationKind",
+    "Text",
     "ToolCall",
 ]
+
+# Sends segments to the conversation a tool runs in and returns the outcome, as the agent's own
+# send tool reports it ("delivered", or "not delivered: <why>").
+SendFunction = Callable[[Sequence[Segment]], Awaitable[str]]
 
 ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 
@@ -102,10 +113,28 @@ class ToolCall:
     # `turn:<turn id>:<step>:<call id>`: unique per call, the same if a resumed turn calls again,
     # so a tool can use it as an idempotency key with whatever it talks to.
     key: str
+    # What the message that started the turn carried: pictures, files, voice, video (type, size,
+    # name and the platform's URL, which the tool may fetch).
+    attachments: tuple[Attachment, ...] = ()
+    sender: SendFunction | None = field(default=None, repr=False, compare=False)
 
     @property
     def conversation(self) -> str:
         return self.target.key
+
+    async def send(self, *segments: Segment) -> str:
+        """Send to this conversation now, through the outbox (durable, retried), and wait for the
+        outcome. Media may be given by URL, by bytes, or by the path of a file the tool made:
+
+            await ctx.deps.send(Media(MediaKind.IMAGE, path="/srv/charts/q3.png"), Text("Q3"))
+
+        A resumed turn calling the tool again sends nothing twice: each send is keyed by the
+        call's key and its order within the call."""
+        if self.sender is None:
+            raise RuntimeError("this ToolCall cannot send (it was made outside a turn)")
+        if not segments:
+            raise ValueError("send needs at least one segment")
+        return await self.sender(segments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,11 @@ from tests.app.herald_harness import WAIT_S, Script, harness
 def test_the_model_sees_both_tools_with_their_parameters() -> None:
     tools = {tool.name: tool for tool in TOOL_DEFINITIONS}
     send = tools["send_message_to_user"].parameters_json_schema
-    assert set(send["properties"]) == {"text", "image_url", "markdown"}
-    assert send["required"] == ["text"]
+    assert set(send["properties"]) == {"text", "image_url", "markdown", "media"}
+    assert "required" not in send  # a message may be only media, or only text
+    media = send["$defs"]["MediaArg"]
+    assert set(media["properties"]) == {"kind", "url", "path", "name"}
+    assert media["properties"]["kind"]["enum"] == ["image", "video", "voice", "file"]
     task = tools["future_task"].parameters_json_schema
     assert set(task["properties"]) == {"action", "name", "cron_expression", "run_at", "note", "job_id"}
     assert task["properties"]["action"]["enum"] == ["create", "list", "edit", "delete"]
@@ -61,7 +64,7 @@ async def test_bad_arguments_go_back_to_the_model_which_can_correct_them(db_url:
         await h.user_says("kim", "go")
         entries = await h.wait_delivered("c2c", "kim", 2)
         assert [e["content"] for e in entries] == ["fixed", "ok go"]
-        assert "text" in script.results[0] and "unknown tool" in script.results[1]
+        assert "txt" in script.results[0] and "unknown tool" in script.results[1]
 
 
 async def test_future_task_is_scoped_to_the_conversation_and_its_creator(db_url: str) -> None:

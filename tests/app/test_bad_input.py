@@ -55,7 +55,7 @@ async def test_a_malformed_attachment_is_dropped_and_the_message_kept(
             await say_raw(h, {"content": "look", "attachments": attachments})
             got = await replied(h, 1)
         await h.idle()
-    assert got == ["echo: look\n[attachments: a.png]"]
+    assert got == ["echo: look\n[image: a.png, https://example.com/a.png]"]
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 2 and "attachment #1" in dropped[0] and "attachment #3" in dropped[1], dropped
 

@@ -82,7 +82,7 @@ async def test_a_users_picture_reaches_a_model_that_sees_images(db_url: str) -> 
         await h.call("POST", "/_sim/c2c/p1/messages", {"content": "这是什么？", "attachments": [picture]})
         await h.wait_delivered("c2c", "p1", 1)
     text, image = script.seen[0]
-    assert text == "这是什么？\n[attachments: dot.png]"
+    assert text == f"这是什么？\n[image: dot.png, {len(PNG)} bytes, {stored['url']}]"
     assert isinstance(image, BinaryContent) and image.data == PNG and image.media_type == "image/png"
 
 

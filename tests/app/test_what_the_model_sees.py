@@ -39,7 +39,9 @@ async def test_a_voice_message_reaches_the_model_as_its_transcript(db_url: str) 
     async with harness(db_url) as h:
         await h.call("POST", "/_sim/c2c/v1/messages", {"content": "", "attachments": [voice, photo]})
         await h.wait_delivered("c2c", "v1", 1)
-    assert h.script.calls[-1] == "[voice message: 明天会下雨吗]\n[attachments: cat.png]"
+    assert h.script.calls[-1] == (
+        "[voice message: 明天会下雨吗]\n[image: cat.png, https://multimedia.nt.qq.com.cn/c]"
+    )
 
 
 async def test_a_group_turn_knows_who_is_speaking(db_url: str) -> None:

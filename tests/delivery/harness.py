@@ -20,6 +20,7 @@ from herald.config import DeliveryConfig, QQConfig
 from herald.core.clock import Clock, VirtualClock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.outbox import Outbox
+from herald.delivery.spool import MediaSpool
 from herald.qq.adapter import QQPlatform
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
@@ -42,13 +43,20 @@ def qq_config(sim: RunningSim) -> QQConfig:
 
 class Stack:
     def __init__(
-        self, sim: RunningSim, db: Database, config: DeliveryConfig, *, rate_limits: bool, clock: Clock | None
+        self,
+        sim: RunningSim,
+        db: Database,
+        config: DeliveryConfig,
+        *,
+        rate_limits: bool,
+        clock: Clock | None,
+        spool: MediaSpool | None = None,
     ) -> None:
         self.sim = sim
         self.db = db
         self.clock: Any = clock or VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
         self.platform = QQPlatform(qq_config(sim), db, self.clock, delivery=config, rate_limits=rate_limits)
-        self.outbox = Outbox(db, self.platform, self.clock, config=config)
+        self.outbox = Outbox(db, self.platform, self.clock, config=config, spool=spool)
         self.events: list[InboundEvent] = []
         self._arrived = asyncio.Condition()
         self.http = aiohttp.ClientSession()
@@ -115,6 +123,7 @@ async def stack(
     rate_limits: bool = False,
     inbound: bool = True,
     clock: Clock | None = None,
+    spool: MediaSpool | None = None,
     **sim_settings: Any,
 ) -> AsyncIterator[Stack]:
     async with contextlib.AsyncExitStack() as exits:
@@ -124,7 +133,7 @@ async def stack(
             sim = await exits.enter_async_context(
                 running_sim(**sim_settings) if clock is None else serve(SimSettings(port=0, **sim_settings))
             )
-        herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock)
+        herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock, spool=spool)
         await herald.start(inbound=inbound)
         try:
             yield herald

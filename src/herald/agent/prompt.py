@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from herald.agent.turns import Quoted
-from herald.core.events import InboundMessage
+from herald.core.events import Attachment, InboundMessage
 from herald.core.target import Scene, Target
 
 _SCENES = {
@@ -49,11 +49,44 @@ def message_text(event: InboundMessage, quoted: Quoted | None) -> str:
     if text:
         lines.append(text)
     voices = [a.transcript for a in event.attachments if a.transcript]
-    files = [a.filename or a.content_type for a in event.attachments if not a.transcript]
     lines += [f"[voice message: {transcript}]" for transcript in voices]
-    if files:
-        lines.append(f"[attachments: {', '.join(files)}]")
+    lines += [describe_attachment(a) for a in event.attachments if not a.transcript]
     return "\n".join(lines)
+
+
+def attachment_kind(attachment: Attachment) -> str:
+    """image, video, voice or file, from the platform's content type ("image/png", "voice", ...)."""
+    kind = attachment.content_type.lower()
+    if kind.startswith("image"):
+        return "image"
+    if kind.startswith("video"):
+        return "video"
+    if kind.startswith(("voice", "audio")):
+        return "voice"
+    return "file"
+
+
+def describe_attachment(attachment: Attachment) -> str:
+    """One line the model reads for an attachment: its kind, name, size, dimensions and URL (which
+    a tool may fetch), e.g. `[file: report.pdf, 2.1 MB, https://...]`."""
+    details: list[str] = []
+    if attachment.filename:
+        details.append(attachment.filename)
+    if attachment.size is not None:
+        details.append(_size(attachment.size))
+    if attachment.width and attachment.height:
+        details.append(f"{attachment.width}x{attachment.height}")
+    if attachment.url:
+        details.append(attachment.url)
+    return f"[{attachment_kind(attachment)}: {', '.join(details) or attachment.content_type}]"
+
+
+def _size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"
 
 
 def job_prompt(name: str, job_id: str, note: str, slot: datetime, timezone: str) -> str:

@@ -201,6 +201,7 @@ class AgentRunner:
             trigger_id=turn.trigger_id,
             timezone=self.config.timezone,
             tools=policy.tools,
+            attachments=turn.attachments,
         )
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
         reply_key = f"turn:{turn.id}:final"

@@ -17,7 +17,8 @@ them twice (`is_rerun_safe`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -29,6 +30,7 @@ from pydantic_ai.tools import ToolDefinition
 from herald.agent.clean import storable
 from herald.agent.settings import AgentSettings
 from herald.core.clock import Clock
+from herald.core.events import Attachment
 from herald.core.jobs import Forecast, JobBook, JobError, deliverability, describe_job
 from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
 from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
@@ -77,6 +79,22 @@ class ToolContext:
     trigger_id: str | None
     timezone: str
     tools: frozenset[str] | None = None  # what this turn's policy offers; None: every tool
+    attachments: tuple[Attachment, ...] = ()  # what the turn's message carried
+
+
+class MediaArg(BaseModel):
+    """One picture, video, voice clip or file to send, by URL or by the path of a local file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["image", "video", "voice", "file"] = Field(
+        description="image (png/jpg), video (mp4), voice (any audio; sent as a voice message), or file"
+    )
+    url: str | None = Field(default=None, description="http(s) URL of the media (give url or path).")
+    path: str | None = Field(
+        default=None, description="Path of a local file a tool produced (give url or path)."
+    )
+    name: str | None = Field(default=None, description="File name the user sees (files).")
 
 
 class SendMessageArgs(BaseModel):
@@ -84,13 +102,16 @@ class SendMessageArgs(BaseModel):
 
     Returns the real outcome: delivered, or not delivered with the platform's reason.
     Use it to send several separate messages in one turn; your final answer is sent too.
+    `media` sends pictures, videos, voice clips and files, each as its own message after the
+    text; QQ limits: pictures 20 MB, videos 30 MB, voice 20 MB, files 200 MB.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="The message text.")
+    text: str = Field(default="", description="The message text (may be empty when sending media).")
     image_url: str | None = Field(default=None, description="Optional http(s) URL of an image to send.")
     markdown: bool = Field(default=False, description="Render the text as markdown.")
+    media: list[MediaArg] = Field(default_factory=list, description="Media to send after the text.")
 
 
 class FutureTaskArgs(BaseModel):
@@ -145,8 +166,11 @@ class Toolbox:
         settings: AgentSettings | None = None,
         guard: ToolGuard | None = None,
         forecast: Forecast | None = None,
+        media_dirs: list[str] | None = None,
     ) -> None:
         self.sender = sender
+        # Resolved once: a path is sent only if it really lies inside one of them.
+        self.media_dirs = [os.path.realpath(d) for d in media_dirs or []]
         self.forecast = forecast
         self.jobs = jobs
         self.clock = clock
@@ -234,7 +258,14 @@ class Toolbox:
             args = call.args_as_dict()
         except ValueError as exc:
             return _ready(_retry(call, f"arguments are not valid JSON: {exc}"))
-        where = ToolCall(target=context.target, author_id=context.author_id, turn_id=context.turn_id, key=key)
+        where = ToolCall(
+            target=context.target,
+            author_id=context.author_id,
+            turn_id=context.turn_id,
+            key=key,
+            attachments=context.attachments,
+            sender=self._plugin_sender(context, key),
+        )
 
         async def finish() -> ToolResult:
             answer = await self.external.call(call.tool_name, args, where)
@@ -256,8 +287,13 @@ class Toolbox:
             if not args.image_url.startswith(("http://", "https://")):
                 return _ready(_retry(call, "image_url must be an http(s) URL"))
             segments.append(Media(MediaKind.IMAGE, url=args.image_url))
+        for number, item in enumerate(args.media, 1):
+            media = self._media(item)
+            if isinstance(media, str):
+                return _ready(_retry(call, f"media {number}: {media}"))
+            segments.append(media)
         if not segments:
-            return _ready(_retry(call, "nothing to send: text is empty and there is no image_url"))
+            return _ready(_retry(call, "nothing to send: text is empty and there is no media"))
         receipt = await self.sender.enqueue(
             context.target, segments, origin="agent_tool", trigger_id=context.trigger_id, idempotency_key=key
         )
@@ -267,6 +303,44 @@ class Toolbox:
             return _return(call, result.describe())
 
         return finish
+
+    def _plugin_sender(self, context: ToolContext, key: str) -> Callable[[Sequence[Segment]], Awaitable[str]]:
+        """What a plugin tool's `ToolCall.send` does: one outbox item per call of it, keyed by the
+        tool call's key and the send's number, so a resumed turn does not send it again."""
+        sent = 0
+
+        async def send(segments: Sequence[Segment]) -> str:
+            nonlocal sent
+            sent += 1
+            receipt = await self.sender.enqueue(
+                context.target,
+                list(segments),
+                origin="plugin",
+                trigger_id=context.trigger_id,
+                idempotency_key=f"{key}:send:{sent}",
+            )
+            return (await receipt).describe()
+
+        return send
+
+    def _media(self, item: MediaArg) -> Media | str:
+        """The segment for one media argument, or what is wrong with it (said to the model)."""
+        kind = MediaKind(item.kind)
+        if (item.url is None) == (item.path is None):
+            return "give exactly one of url or path"
+        if item.url is not None:
+            if not item.url.startswith(("http://", "https://")):
+                return "url must be an http(s) URL"
+            return Media(kind, url=item.url, name=item.name)
+        assert item.path is not None
+        if not self.media_dirs:
+            return "sending local files is not enabled here ([agent] media_dirs is empty); give a url"
+        real = os.path.realpath(item.path)
+        if not any(real == d or real.startswith(d + os.sep) for d in self.media_dirs):
+            return f"{item.path} is outside the folders files may be sent from: {', '.join(self.media_dirs)}"
+        if not os.path.isfile(real):
+            return f"{item.path} is not an existing file"
+        return Media(kind, path=real, name=item.name or os.path.basename(real))
 
     async def _future_task(
         self, call: ToolCallPart, context: ToolContext, key: str, args: FutureTaskArgs

@@ -47,11 +47,16 @@ class Turn:
     created_at: datetime
     status: str = PENDING
     messages: list[ModelMessage] = field(default_factory=list)
-    images: tuple[Attachment, ...] = ()
+    # What the message carried (pictures, files, voice, video): for tools, and images for vision.
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def target(self) -> Target:
         return Target.parse(self.conversation)
+
+    @property
+    def images(self) -> tuple[Attachment, ...]:
+        return tuple(a for a in self.attachments if a.content_type.startswith("image/"))
 
 
 def dump_messages(messages: list[ModelMessage]) -> str:
@@ -62,15 +67,22 @@ def load_messages(raw: str | None) -> list[ModelMessage]:
     return list(ModelMessagesTypeAdapter.validate_json(raw)) if raw else []
 
 
-def dump_images(images: tuple[Attachment, ...]) -> str | None:
-    if not images:
+ATTACHMENT_FIELDS = ("url", "content_type", "size", "filename", "width", "height", "transcript")
+
+
+def dump_attachments(attachments: tuple[Attachment, ...]) -> str | None:
+    if not attachments:
         return None
-    fields = ("url", "content_type", "size", "filename")
-    return json.dumps([{name: getattr(image, name) for name in fields} for image in images])
+    return json.dumps([{name: getattr(item, name) for name in ATTACHMENT_FIELDS} for item in attachments])
 
 
-def load_images(raw: str | None) -> tuple[Attachment, ...]:
-    return tuple(Attachment(**item) for item in json.loads(raw)) if raw else ()
+def load_attachments(raw: str | None) -> tuple[Attachment, ...]:
+    if not raw:
+        return ()
+    return tuple(
+        Attachment(**{name: value for name, value in item.items() if name in ATTACHMENT_FIELDS})
+        for item in json.loads(raw)
+    )
 
 
 def turn_usage(messages: list[ModelMessage]) -> TokenUsage:
@@ -164,7 +176,7 @@ class TurnStore:
         trigger_id: str | None = None,
         job_id: str | None = None,
         ref: str | None = None,
-        images: tuple[Attachment, ...] = (),
+        attachments: tuple[Attachment, ...] = (),
     ) -> Turn | None:
         """Store a new turn; None if `source_id` was already recorded (a redelivery). `ref`: the
         message's quoting handle."""
@@ -178,7 +190,7 @@ class TurnStore:
             "trigger_id": trigger_id,
             "job_id": job_id,
             "ref": ref,
-            "images": dump_images(images),
+            "images": dump_attachments(attachments),
             "status": PENDING,
             "steps": 0,
             "in_history": True,
@@ -197,7 +209,7 @@ class TurnStore:
             trigger_id=trigger_id,
             job_id=job_id,
             created_at=now,
-            images=images,
+            attachments=attachments,
         )
 
     async def quoted(self, conversation: str, ref: str) -> Quoted | None:
@@ -457,5 +469,5 @@ class TurnStore:
             created_at=row.created_at,
             status=row.status,
             messages=load_messages(row.messages),
-            images=load_images(row.images),
+            attachments=load_attachments(row.images),
         )

@@ -25,7 +25,7 @@ def _dump(segment: Segment) -> dict[str, Any]:
     if isinstance(segment, Markdown):
         return {"t": "markdown", "text": segment.text}
     if isinstance(segment, Media):
-        return {
+        stored: dict[str, Any] = {
             "t": "media",
             "kind": segment.kind.value,
             "url": segment.url,
@@ -33,6 +33,9 @@ def _dump(segment: Segment) -> dict[str, Any]:
             "name": segment.name,
             "caption": segment.caption,
         }
+        if segment.path is not None:
+            stored["path"] = segment.path
+        return stored
     raise TypeError(f"not a segment: {segment!r}")
 
 
@@ -50,6 +53,7 @@ def _load(item: dict[str, Any]) -> Segment:
             data=base64.b64decode(data) if data is not None else None,
             name=item.get("name"),
             caption=item.get("caption"),
+            path=item.get("path"),
         )
     raise ValueError(f"unknown stored segment type {kind!r}")
 

@@ -41,10 +41,11 @@ from herald.config import DeliveryConfig
 from herald.core.clock import Clock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import Platform, SendRequest, Sent
-from herald.core.segments import Segment, Text
+from herald.core.segments import Media, Segment, Text
 from herald.core.target import Target
 from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
+from herald.delivery.spool import MediaSpool
 from herald.store.batch import Work, defer_insert, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
@@ -102,8 +103,11 @@ class Outbox:
         *,
         config: DeliveryConfig | None = None,
         tracer: trace.Tracer | None = None,
+        spool: MediaSpool | None = None,
     ) -> None:
         self._db = db
+        # Media given as bytes waits there, not in the row (without a spool it is stored inline).
+        self._spool = spool
         self._tracer = tracer or trace.NoOpTracer()
         # item id → the span that enqueued it (a tool call, a turn), parent of its delivery span.
         self._trace_parents: dict[str, trace.SpanContext] = {}
@@ -134,8 +138,55 @@ class Outbox:
                 .values(claimed_by=None, lease_until=None)
             )
             await session.commit()
+        await self._sweep_spool()
         await self._scan()
         self._poller = asyncio.create_task(self._poll_loop(), name="outbox-poll")
+
+    async def _sweep_spool(self) -> None:
+        """Remove spooled media no waiting item names (left by a crash before its row committed,
+        or by an item that ended while this instance was down)."""
+        spool = self._spool
+        if spool is None:
+            return
+        on_disk = await asyncio.to_thread(spool.item_ids)
+        if not on_disk:
+            return
+        keep: set[str] = set()
+        async with self._db.session() as session:
+            ids = sorted(on_disk)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = await session.execute(
+                    select(OutboxItem.id).where(
+                        OutboxItem.id.in_(chunk), OutboxItem.state.in_((PENDING, UNKNOWN))
+                    )
+                )
+                keep.update(row[0] for row in rows)
+        swept = await asyncio.to_thread(spool.sweep, keep)
+        if swept:
+            log.info("outbox: removed the spooled media of %d items no waiting item names", swept)
+
+    async def _spooled(self, item_id: str, segments: Sequence[Segment]) -> list[Segment]:
+        """Segments with their bytes written to the spool and named by path (durable before the
+        row that names them commits)."""
+        spool = self._spool
+        if spool is None or not any(isinstance(s, Media) and s.data is not None for s in segments):
+            return list(segments)
+        out: list[Segment] = []
+        for index, segment in enumerate(segments):
+            if isinstance(segment, Media) and segment.data is not None:
+                path = await asyncio.to_thread(spool.put, item_id, index, segment.data)
+                segment = Media(segment.kind, name=segment.file_name, caption=segment.caption, path=path)
+            out.append(segment)
+        return out
+
+    def _release_spool(self, item_id: str) -> None:
+        if self._spool is None:
+            return
+        try:
+            self._spool.release(item_id)
+        except OSError as exc:  # a leftover file is swept at the next start
+            log.warning("outbox: could not remove the spooled media of %s: %s", item_id, exc)
 
     async def stop(self) -> None:
         self._running = False
@@ -178,13 +229,14 @@ class Outbox:
             raise ValueError("an outbox item needs at least one segment")
         now = self._clock.now()
         item_id = str(uuid.uuid4())
+        stored = await self._spooled(item_id, segments)
         row: dict[str, object] = {
             "id": item_id,
             "conversation": target.key,
             "origin": origin,
             "trigger_id": trigger_id,
             "idempotency_key": idempotency_key,
-            "segments": dump_segments(segments),
+            "segments": dump_segments(stored),
             "state": STREAMING if streaming else PENDING,
             "attempts": 0,
             "next_attempt_at": now,
@@ -203,7 +255,11 @@ class Outbox:
                 if also is not None:
                     await also(session)
 
-            await self._commits.run(store)
+            try:
+                await self._commits.run(store)
+            except BaseException:
+                self._release_spool(item_id)
+                raise
         else:
             keyed = _keyed_insert(self._db.is_postgresql)
 
@@ -217,8 +273,13 @@ class Outbox:
                 existing = select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key)
                 return await session.scalar(existing)
 
-            existing = await self._commits.run(store_keyed)
+            try:
+                existing = await self._commits.run(store_keyed)
+            except BaseException:
+                self._release_spool(item_id)
+                raise
             if existing is not None:
+                self._release_spool(item_id)  # the item that exists has its own files
                 return self._receipt_for(existing)
         receipt = Receipt(item_id, self._future(item_id))
         parent = trace.get_current_span().get_span_context()
@@ -586,6 +647,8 @@ class Outbox:
                 log.exception("an outbox observer failed")
 
     def _ended(self, head: _Head, result: DeliveryResult, state: str) -> None:
+        if state != UNKNOWN:  # an unknown outcome may be resent by the operator: its files stay
+            self._release_spool(head.id)
         self._tell(lambda observer: observer.finished(result, head.conversation, head.origin, state))
         self._resolve(result)
 

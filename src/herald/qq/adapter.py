@@ -49,7 +49,7 @@ from herald.qq.capabilities import (
 )
 from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
-from herald.qq.media import MediaUploader
+from herald.qq.media import MediaRefused, MediaUploader, check_scene
 from herald.qq.render import Part, render
 from herald.qq.reply import RECALL_PERIODS, OutboundId, ReplyLedger, Route, Undeliverable, Unknown, Wait
 from herald.store.db import Database
@@ -432,11 +432,17 @@ class QQPlatform:
         parts = self._render(request, markdown_ok)
         if not parts:
             raise DeliveryError(ErrorKind.BUG, "nothing to send: the message renders to no content")
+        # Uploads come before any route is reserved: media the platform would refuse (too large,
+        # a kind the scene does not take, voice that cannot be made SILK) fails the item here,
+        # with nothing sent and no anchor spent.
+        file_infos = await self._upload_media(target, parts)
         ids: list[str] = []
         first: Route | None = None
         first_ref: str | None = None
         for index, part in enumerate(parts):
-            route, sent_id, ref = await self._send_part(api, request, index, len(parts), part)
+            route, sent_id, ref = await self._send_part(
+                api, request, index, len(parts), part, file_infos.get(index)
+            )
             if first is None:
                 first, first_ref = route, ref
             if sent_id:
@@ -455,6 +461,27 @@ class QQPlatform:
             recall_periods=periods,
         )
 
+    async def _upload_media(self, target: Target, parts: list[Part]) -> dict[int, str]:
+        """The `file_info` of each media part (C2C and groups); guild scenes are only checked."""
+        file_infos: dict[int, str] = {}
+        for index, part in enumerate(parts):
+            media = part.media
+            if part.kind != "media" or media is None:
+                continue
+            try:
+                if target.scene in (Scene.CHANNEL, Scene.DM):
+                    check_scene(media.kind, target.scene, by_url=media.url is not None)
+                    continue
+                assert self.media is not None
+                file_infos[index] = await self.media.file_info(target, media)
+            except MediaRefused as refused:
+                raise DeliveryError(ErrorKind.PERMANENT, str(refused)) from None
+            except QQApiError as error:
+                delivery = error.to_delivery_error()
+                delivery.reason = f"uploading {media.kind.value} {media.file_name} failed: {delivery.reason}"
+                raise delivery from None
+        return file_infos
+
     def _render(self, request: SendRequest, markdown_ok: bool) -> list[Part]:
         return render(
             request.segments,
@@ -465,7 +492,7 @@ class QQPlatform:
         )
 
     async def _send_part(
-        self, api: QQApi, request: SendRequest, index: int, total: int, part: Part
+        self, api: QQApi, request: SendRequest, index: int, total: int, part: Part, file_info: str | None
     ) -> tuple[Route, str | None, str | None]:
         """The route this part took, its platform id, and its quoting handle (`ext_info.ref_idx`)."""
         target = request.target
@@ -496,7 +523,7 @@ class QQPlatform:
             elif not route.requested:
                 await self.ledger.mark_requested(request.item_id, index)
             try:
-                answer = await self._post(api, target, route, part)
+                answer = await self._post(api, target, route, part, file_info)
             except QQApiError as error:
                 outcome = await self._after_error(request, index, route, part, error)
                 if outcome == "delivered":
@@ -653,8 +680,10 @@ class QQPlatform:
             delivery.reason += where
         return delivery
 
-    async def _post(self, api: QQApi, target: Target, route: Route, part: Part) -> dict[str, Any]:
-        body = await self._body(target, route, part)
+    async def _post(
+        self, api: QQApi, target: Target, route: Route, part: Part, file_info: str | None
+    ) -> dict[str, Any]:
+        body = self._body(target, route, part, file_info)
         windows = [self._limits["message"]] if self._rate_limits else []
         if self._rate_limits and route.mode is DeliveryMode.PROACTIVE:
             if target.scene is Scene.C2C:
@@ -669,7 +698,7 @@ class QQPlatform:
             for window in windows:
                 window.release()
 
-    async def _body(self, target: Target, route: Route, part: Part) -> dict[str, Any]:
+    def _body(self, target: Target, route: Route, part: Part, file_info: str | None) -> dict[str, Any]:
         body: dict[str, Any]
         guild = target.scene in (Scene.CHANNEL, Scene.DM)
         if part.kind == "media":
@@ -679,8 +708,7 @@ class QQPlatform:
                 if part.text and part.media.url is not None:
                     body["content"] = part.text
             else:
-                assert self.media is not None
-                file_info = await self.media.file_info(target, part.media)
+                assert file_info is not None
                 body = {"msg_type": 7, "media": {"file_info": file_info}, "content": part.text or " "}
         elif part.kind == "markdown" and not guild:
             body = {"msg_type": 2, "markdown": {"content": part.text}}

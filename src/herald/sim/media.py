@@ -31,6 +31,41 @@ SOFT_LIMITS = {1: 20 * MB, 2: 30 * MB, 3: 20 * MB, 4: 200 * MB}
 MD5_10M_BYTES = 10_002_432
 
 
+# The formats each file type takes (the rich-media overview's table): recognised by their first
+# bytes. A source whose bytes the sim never sees (an `assume_fetchable` URL) is not checked.
+FORMATS = {
+    1: ("png", "jpg", "gif", "webp", "bmp"),
+    2: ("mp4",),
+    3: ("silk", "mp3", "wav", "ogg"),
+}
+HEAD_BYTES = 16
+
+
+def sniff(head: bytes) -> str | None:
+    """The format of a file from its first bytes, as far as the rich-media rules care."""
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head.startswith((b"#!SILK_V3", b"\x02#!SILK_V3")):
+        return "silk"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    return None
+
+
 @dataclass(slots=True)
 class FileRecord:
     file_info: str
@@ -39,6 +74,23 @@ class FileRecord:
     file_type: int
     size: int
     expires_at: float | None
+    # What the upload was: for tests and the transcript (not part of any platform answer).
+    name: str = ""
+    format: str | None = None
+    source: str = ""  # url | file_data | upload_id
+    parts: int = 0  # chunked uploads: how many parts were merged
+    max_parts_in_flight: int = 0  # chunked uploads: most part PUTs the sim saw at once
+
+
+@dataclass(slots=True)
+class Source:
+    """What an upload's single source held."""
+
+    kind: str  # url | file_data | upload_id
+    size: int
+    head: bytes | None  # the first bytes, when the sim saw them
+    parts: int = 0
+    max_parts_in_flight: int = 0
 
 
 @dataclass
@@ -56,6 +108,8 @@ class Upload:
     indexes: list[int]
     data: dict[int, bytes] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 def file_type_of(body: dict[str, Any]) -> int:
@@ -75,7 +129,28 @@ def require_file_info(state: SimState, scene: Scene, file_info: str) -> FileReco
     return record
 
 
-def issue(state: SimState, scene: Scene, file_type: int, size: int) -> FileRecord:
+def check_format(state: SimState, file_type: int, source: Source) -> str | None:
+    """The source's format; 850019 when the sim saw its bytes and the file type does not take it."""
+    if source.head is None:
+        return None
+    found = sniff(source.head)
+    allowed = FORMATS.get(file_type)
+    if state.settings.check_formats and allowed is not None and found not in allowed:
+        raise SimError(850019, f"不支持的文件格式: file_type={file_type} 需要 {'/'.join(allowed)}")
+    return found
+
+
+def described(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
+    """What a user receives from a `msg_type 7` send, for the transcript (its file_info is valid)."""
+    record = state.files[str(body["media"]["file_info"])]
+    assert isinstance(record, FileRecord)
+    return {"file_type": record.file_type, "size": record.size, "name": record.name, "format": record.format}
+
+
+def issue(
+    state: SimState, scene: Scene, file_type: int, source: Source, name: str = "", fmt: str | None = None
+) -> FileRecord:
+    size = source.size
     if size > SOFT_LIMITS[file_type]:
         file_type = 4
     ttl = state.settings.file_info_ttl_s
@@ -86,30 +161,41 @@ def issue(state: SimState, scene: Scene, file_type: int, size: int) -> FileRecor
         file_type=file_type,
         size=size,
         expires_at=None if ttl == 0 else state.clock.time() + ttl,
+        name=name,
+        format=fmt,
+        source=source.kind,
+        parts=source.parts,
+        max_parts_in_flight=source.max_parts_in_flight,
     )
     state.files[record.file_info] = record
     return record
 
 
-async def source_size(state: SimState, scene: Scene, body: dict[str, Any]) -> int:
-    """Bytes of the upload's single source: `url`, `file_data` or `upload_id` (rule 69)."""
+async def source_of(state: SimState, scene: Scene, body: dict[str, Any]) -> Source:
+    """The upload's single source: `url`, `file_data` or `upload_id` (rule 69)."""
     sources = [key for key in ("url", "file_data", "upload_id") if body.get(key)]
     if len(sources) != 1:
         raise SimError(12002, "url、file_data、upload_id必须且只能提供一个")
     if sources[0] == "url":
-        return await fetch(state, str(body["url"]))
+        size, head = await fetch(state, str(body["url"]))
+        return Source("url", size, head)
     if sources[0] == "file_data":
         try:
-            return len(base64.b64decode(str(body["file_data"]), validate=True))
+            data = base64.b64decode(str(body["file_data"]), validate=True)
         except (binascii.Error, ValueError):
             raise SimError(12002, "file_data不是合法的base64") from None
+        return Source("file_data", len(data), data[:HEAD_BYTES])
     return merge(state, scene, str(body["upload_id"]))
 
 
-async def fetch(state: SimState, url: str) -> int:
+async def source_size(state: SimState, scene: Scene, body: dict[str, Any]) -> int:
+    return (await source_of(state, scene, body)).size
+
+
+async def fetch(state: SimState, url: str) -> tuple[int, bytes | None]:
     settings = state.settings
     if any(url.startswith(prefix) for prefix in settings.assume_fetchable):
-        return 1024
+        return 1024, None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or parts.hostname not in settings.fetch_hosts:
         raise SimError(850026, f"文件下载失败: {url}")
@@ -119,11 +205,14 @@ async def fetch(state: SimState, url: str) -> int:
             if response.status != 200:
                 raise SimError(850026, f"文件下载失败: HTTP {response.status}")
             size = 0
+            head = b""
             async for chunk in response.content.iter_chunked(1 << 16):
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 size += len(chunk)
                 if size > HARD_LIMIT:
                     raise SimError(850031)
-            return size
+            return size, head
     except (aiohttp.ClientError, TimeoutError):
         raise SimError(850026, f"文件下载失败: {url}") from None
 
@@ -174,16 +263,28 @@ def prepare(state: SimState, scene: Scene, body: dict[str, Any], base_url: str) 
         "upload_id": upload.upload_id,
         "block_size": str(block),
         "parts": parts,
-        "upload_config": {"concurrency": 1, "retry_timeout": 300, "retry_delay": 1},
+        "upload_config": {
+            "concurrency": state.settings.upload_concurrency,
+            "retry_timeout": 300,
+            "retry_delay": 1,
+        },
     }
 
 
-def put_part(state: SimState, upload_id: str, index: int, data: bytes) -> bool:
+def begin_part(state: SimState, upload_id: str, index: int) -> Upload | None:
+    """A part's PUT started (its body not read yet): counted in flight until `put_part`."""
     upload = state.uploads.get(upload_id)
     if not isinstance(upload, Upload) or index not in upload.indexes:
-        return False
-    upload.data[index] = data
-    return True
+        return None
+    upload.in_flight += 1
+    upload.max_in_flight = max(upload.max_in_flight, upload.in_flight)
+    return upload
+
+
+def put_part(upload: Upload, index: int, data: bytes | None) -> None:
+    upload.in_flight -= 1
+    if data is not None:
+        upload.data[index] = data
 
 
 def part_finish(state: SimState, scene: Scene, body: dict[str, Any]) -> dict[str, Any]:
@@ -206,19 +307,21 @@ def part_finish(state: SimState, scene: Scene, body: dict[str, Any]) -> dict[str
     return {}
 
 
-def merge(state: SimState, scene: Scene, upload_id: str) -> int:
+def merge(state: SimState, scene: Scene, upload_id: str) -> Source:
     upload = state.uploads.get(upload_id)
     if not isinstance(upload, Upload) or upload.scene != scene:
         raise SimError(850019, "upload_id无效")
     missing = [i for i in upload.indexes if i not in upload.finished]
     if missing:
         raise SimError(850019, f"分片未全部完成: {missing}")
-    data = b"".join(upload.data[i] for i in upload.indexes)
-    if (
-        len(data) != upload.size
-        or hashlib.md5(data).hexdigest() != upload.md5
-        or hashlib.sha1(data).hexdigest() != upload.sha1
-    ):
+    md5, sha1, size = hashlib.md5(), hashlib.sha1(), 0
+    for index in upload.indexes:
+        part = upload.data[index]
+        md5.update(part)
+        sha1.update(part)
+        size += len(part)
+    if size != upload.size or md5.hexdigest() != upload.md5 or sha1.hexdigest() != upload.sha1:
         raise SimError(850019, "合并后的文件大小或md5/sha1与upload_prepare不一致")
+    head = upload.data[upload.indexes[0]][:HEAD_BYTES]
     del state.uploads[upload_id]
-    return len(data)
+    return Source("upload_id", size, head, len(upload.indexes), upload.max_in_flight)

@@ -183,9 +183,16 @@ def routes(state: SimState) -> list[BaseRoute]:
     async def put_part(request: Request) -> Response:
         """The presigned URL of a chunk: a plain PUT without auth, as on COS."""
         index = int(request.path_params["index"])
-        ok = media.put_part(state, request.path_params["upload_id"], index, await request.body())
-        state.log_request("PUT", request.scope["path"], 200 if ok else 404, None)
-        if not ok:
+        upload = media.begin_part(state, request.path_params["upload_id"], index)
+        data: bytes | None = None
+        try:
+            if upload is not None:
+                data = await request.body()
+        finally:
+            if upload is not None:
+                media.put_part(upload, index, data)
+        state.log_request("PUT", request.scope["path"], 200 if upload else 404, None)
+        if upload is None:
             return Response(b"NoSuchUpload", status_code=404, media_type="text/plain")
         return Response(status_code=200, headers={"ETag": secrets.token_hex(16)})
 
@@ -260,6 +267,8 @@ class Sends:
         entry = self._entry(body)
         try:
             rules.validate_v2_body(state, scene, target, body)
+            if body.get("msg_type") == 7:
+                entry["media"] = media.described(state, body)
             stream_field = stream.legacy_check(body) if scene == "c2c" else None
             continuing = stream.legacy_continues(state, stream_field)
             plan = rules.plan_v2(state, scene, target, body, new_reply=not continuing)
@@ -315,10 +324,11 @@ class Sends:
         file_type = media.file_type_of(body)
         # Rule 48: `srv_send_msg: true` sends a proactive message and is charged as one.
         plan = rules.plan_proactive_v2(state, scene, target) if body.get("srv_send_msg") else None
-        size = await media.source_size(state, scene, body)
-        if size > media.HARD_LIMIT:
+        source = await media.source_of(state, scene, body)
+        if source.size > media.HARD_LIMIT:
             raise SimError(850031)
-        record = media.issue(state, scene, file_type, size)
+        fmt = media.check_format(state, file_type, source)
+        record = media.issue(state, scene, file_type, source, str(body.get("file_name") or ""), fmt)
         reply: dict[str, Any] = {
             "file_uuid": record.file_uuid,
             "file_info": record.file_info,

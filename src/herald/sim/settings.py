@@ -128,6 +128,9 @@ class SimSettings(BaseModel):
     fetch_timeout_s: float = 3.0
     upload_block_size: int = 5 * 1024 * 1024
     upload_part_base: int = Field(default=1, ge=0, le=1)
+    upload_concurrency: int = Field(default=1, ge=1)  # upload_prepare's upload_config.concurrency
+    # An upload whose bytes the sim sees must be in a format its file type takes (850019).
+    check_formats: bool = True
     upload_quota_exhausted: bool = False  # rule 75: upload_prepare -> 40093002
 
     # Streaming (rules 63-68).

@@ -43,7 +43,8 @@ class AgentTurn(Base):
     model_name: Mapped[str | None] = mapped_column(String(200))
     # The inbound message's quoting handle: a later message quoting it names this.
     ref: Mapped[str | None] = mapped_column(String(128))
-    # The message's images (JSON: url, content_type, size, filename), shown to a model that sees images.
+    # The message's attachments (JSON: url, content_type, size, filename, width, height, transcript):
+    # images are shown to a model that sees images; all are offered to plugin tools.
     images: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
