@@ -298,6 +298,8 @@ class DeliveryConfig(Section):
     instance: str = "herald"
     max_concurrent_conversations: int = 256
     max_text_chars: int = 2000  # longer text is split into several messages
+    # Buttons (keyboards) under markdown; false sends every keyboard as numbered choices (/choose N).
+    keyboards: bool = True
 
 
 class ConsoleConfig(Section):

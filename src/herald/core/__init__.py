@@ -8,15 +8,18 @@ from herald.core.events import (
     InboundEvent,
     InboundMessage,
     Interaction,
+    InteractionAnswer,
     RelationEvent,
     RelationKind,
 )
 from herald.core.platform import DeliveryMode, EventSink, Platform, SendRequest, Sent
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Scene, Target
 
 __all__ = [
     "Attachment",
+    "Button",
+    "ButtonKind",
     "Clock",
     "DeliveryError",
     "DeliveryMode",
@@ -25,6 +28,8 @@ __all__ = [
     "InboundEvent",
     "InboundMessage",
     "Interaction",
+    "InteractionAnswer",
+    "Keyboard",
     "Markdown",
     "Media",
     "MediaKind",

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from herald.core.events import InboundEvent
+from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.segments import Segment
 from herald.core.target import Target
 
@@ -181,4 +181,13 @@ class Platform(Protocol):
 
     async def send(self, request: SendRequest) -> Sent:
         """Deliver one item; raises `herald.core.errors.DeliveryError` if it did not arrive."""
+        ...
+
+
+@runtime_checkable
+class Acknowledges(Protocol):
+    """A platform whose clicks (`Interaction`) are answered: the handler decides the answer."""
+
+    async def acknowledge(self, interaction: Interaction, answer: InteractionAnswer) -> None:
+        """Answer the click once; a failure is logged, never raised (the event is still handled)."""
         ...

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from herald.core.platform import DeliveryMode, Sent
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 
 
 def dump_segments(segments: Sequence[Segment]) -> str:
@@ -33,6 +33,14 @@ def _dump(segment: Segment) -> dict[str, Any]:
             "name": segment.name,
             "caption": segment.caption,
         }
+    if isinstance(segment, Keyboard):
+        return {
+            "t": "keyboard",
+            "rows": [
+                [{"label": b.label, "kind": b.kind.value, "data": b.data, "only": list(b.only_users)} for b in row]
+                for row in segment.rows
+            ],
+        }
     raise TypeError(f"not a segment: {segment!r}")
 
 
@@ -50,6 +58,16 @@ def _load(item: dict[str, Any]) -> Segment:
             data=base64.b64decode(data) if data is not None else None,
             name=item.get("name"),
             caption=item.get("caption"),
+        )
+    if kind == "keyboard":
+        return Keyboard(
+            tuple(
+                tuple(
+                    Button(b["label"], ButtonKind(b["kind"]), b["data"], tuple(b.get("only") or ()))
+                    for b in row
+                )
+                for row in item["rows"]
+            )
         )
     raise ValueError(f"unknown stored segment type {kind!r}")
 
