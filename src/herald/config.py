@@ -185,6 +185,10 @@ class PolicyLayer(Section):
     history_turns: int | None = Field(default=None, ge=0)
     history_tokens: int | None = Field(default=None, ge=0)
     language: Language | None = None  # of Herald's own replies (commands, notices)
+    # Tools that run only once a person approved the call; who decides, and how long they have.
+    approve_tools: list[str] | None = None
+    approver: Literal["user", "admin"] | None = None
+    approval_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class PolicyConfig(PolicyLayer):

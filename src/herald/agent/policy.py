@@ -34,7 +34,12 @@ FIELDS = (
     "history_turns",
     "history_tokens",
     "language",
+    "approve_tools",
+    "approver",
+    "approval_timeout_s",
 )
+
+DEFAULT_APPROVAL_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,9 @@ class Policy:
     history_tokens: int
     language: Language
     sources: Mapping[str, str]  # field → the layer it came from
+    approve_tools: frozenset[str] = frozenset()  # run only once a person approved the call
+    approver: str = "user"  # user (the turn's author) | admin
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
 
 
 def _set_values(layer: PolicyLayer) -> dict[str, Any]:
@@ -118,6 +126,9 @@ class Policies:
             "history_turns": self.agent.history_turns,
             "history_tokens": self.agent.history_tokens,
             "language": "zh+en",
+            "approve_tools": None,
+            "approver": "user",
+            "approval_timeout_s": DEFAULT_APPROVAL_TIMEOUT_S,
         }
         sources = {
             "system_prompt": prompt_source,
@@ -128,6 +139,9 @@ class Policies:
             "history_turns": "[agent] history_turns",
             "history_tokens": "[agent] history_tokens",
             "language": "default",
+            "approve_tools": "none",
+            "approver": "default",
+            "approval_timeout_s": "default",
         }
         return values, sources
 
@@ -172,4 +186,7 @@ class Policies:
             history_tokens=values["history_tokens"],
             language=values["language"],
             sources=sources,
+            approve_tools=frozenset(values["approve_tools"] or ()),
+            approver=values["approver"],
+            approval_timeout_s=values["approval_timeout_s"],
         )

@@ -76,9 +76,7 @@ class Keyboard:
         if not self.rows or any(not row for row in self.rows):
             raise ValueError("a keyboard needs at least one button, and no empty row")
         if len(self.rows) > KEYBOARD_ROWS or any(len(row) > KEYBOARD_ROW_BUTTONS for row in self.rows):
-            raise ValueError(
-                f"a keyboard has at most {KEYBOARD_ROWS} rows of {KEYBOARD_ROW_BUTTONS} buttons"
-            )
+            raise ValueError(f"a keyboard has at most {KEYBOARD_ROWS} rows of {KEYBOARD_ROW_BUTTONS} buttons")
 
     @classmethod
     def of(cls, buttons: list[Button] | tuple[Button, ...], per_row: int = 3) -> Keyboard:

@@ -37,7 +37,10 @@ def _dump(segment: Segment) -> dict[str, Any]:
         return {
             "t": "keyboard",
             "rows": [
-                [{"label": b.label, "kind": b.kind.value, "data": b.data, "only": list(b.only_users)} for b in row]
+                [
+                    {"label": b.label, "kind": b.kind.value, "data": b.data, "only": list(b.only_users)}
+                    for b in row
+                ]
                 for row in segment.rows
             ],
         }

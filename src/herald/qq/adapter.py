@@ -75,7 +75,11 @@ def keyboard_body(keyboard: Keyboard) -> dict[str, Any]:
             buttons.append(
                 {
                     "id": str(number),
-                    "render_data": {"label": button.label, "visited_label": button.label, "style": STYLE_BLUE},
+                    "render_data": {
+                        "label": button.label,
+                        "visited_label": button.label,
+                        "style": STYLE_BLUE,
+                    },
                     "action": {
                         "type": ACTION_TYPES[button.kind],
                         "permission": permission,

@@ -32,7 +32,11 @@ class Part:
         """This part where its buttons cannot be shown: their numbered choices follow the text."""
         if self.keyboard is None:
             return self if markdown or self.kind != "markdown" else Part("text", self.text)
-        text = f"{self.text}\n\n{self.keyboard.as_choices()}" if self.text.strip() else self.keyboard.as_choices()
+        text = (
+            f"{self.text}\n\n{self.keyboard.as_choices()}"
+            if self.text.strip()
+            else self.keyboard.as_choices()
+        )
         return Part("markdown" if markdown else "text", text)
 
 

@@ -164,8 +164,14 @@ def click(
         )
     permission = action["permission"]
     if permission["type"] == PERMISSION_USERS and clicker not in permission.get("specify_user_ids", []):
-        raise ClickRefused(f"the client does not let {clicker} click: the button is for specify_user_ids only")
-    if permission["type"] == PERMISSION_ADMINS and out.scene == "group" and member_role not in ("owner", "admin"):
+        raise ClickRefused(
+            f"the client does not let {clicker} click: the button is for specify_user_ids only"
+        )
+    if (
+        permission["type"] == PERMISSION_ADMINS
+        and out.scene == "group"
+        and member_role not in ("owner", "admin")
+    ):
         raise ClickRefused(f"the client does not let {clicker} click: the button is for group admins only")
     interaction_id = str(uuid.uuid4())
     resolved: dict[str, Any] = {"button_data": action["data"], "button_id": button_id}

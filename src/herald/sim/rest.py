@@ -506,6 +506,12 @@ class Sends:
             self.state.record(
                 click["scene"],
                 click["target"],
-                {"direction": "out", "at": self.state.clock.time(), "ack": interaction_id, "code": code, "status": 204},
+                {
+                    "direction": "out",
+                    "at": self.state.clock.time(),
+                    "ack": interaction_id,
+                    "code": code,
+                    "status": 204,
+                },
             )
         return 204, None

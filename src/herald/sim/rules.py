@@ -163,7 +163,6 @@ def _check_input_notify(notify: Any) -> None:
         raise SimError(50059, f"input_second必须在1到60之间: {second}")
 
 
-
 def plan_v2(
     state: SimState, scene: Scene, target: str, body: dict[str, Any], *, new_reply: bool = True
 ) -> Plan:
