@@ -331,15 +331,15 @@ class Dispatcher:
             return
         keyboard = await latest_keyboard(self.turns.db, event.target.key)
         label = _label(keyboard, event.button_data)
-        content = f"[clicked the button {label!r} (data: {event.button_data})]"
         message = InboundMessage(
             target=event.target,
             message_id=f"interaction:{event.interaction_id}",
             author_id=user,
-            content=content,
+            content=f"[clicked the button {label!r} (data: {event.button_data})]",
             received_at=event.occurred_at,
             event_id=event.event_id,
         )
+        content = message_text(message, None)  # in a group, says who clicked
         verdict = await self.gate.check(message, None) if self.gate is not None else None
         if verdict is not None and verdict.refusal is not None:
             log.info(

@@ -240,6 +240,7 @@ class ApprovalBook:
         event = self._waiters.setdefault(approval.id, asyncio.Event())
         try:
             while True:
+                event.clear()  # before reading: a decision from here on is not missed
                 current = await self.get(approval.id)
                 if current is None:
                     raise RuntimeError(f"approval {approval.id} disappeared from the store")
@@ -249,7 +250,6 @@ class ApprovalBook:
                 if remaining <= 0:
                     await self._close(current.id, TIMED_OUT, None)
                     continue
-                event.clear()
                 await _first(event.wait(), self.clock.sleep(min(remaining, POLL_S)))
         finally:
             self._waiters.pop(approval.id, None)
