@@ -419,8 +419,8 @@ class Dispatcher:
             done = "已批准 (approved)" if approve else "已拒绝 (denied)"
             return f"{done}: [{approval.id}] {approval.tool}"
         if decision.verdict is Verdict.NOT_APPROVER and approval is not None:
-            who = "管理员 (an admin)" if approval.approver == "admin" else "发起人 (the requester)"
-            return f"只有{who}可以决定 [{approval.id}] (only {who} may decide)."
+            zh, en = ("管理员", "an admin") if approval.approver == "admin" else ("发起人", "the requester")
+            return f"只有{zh}可以决定 [{approval.id}] (only {en} may decide)."
         if decision.verdict is Verdict.ALREADY_DECIDED and approval is not None:
             return f"[{approval.id}] 已经决定 (already decided): {approval.status}"
         return f"没有编号为 {approval_id} 的审批 (no approval {approval_id})."
@@ -644,7 +644,7 @@ class Dispatcher:
             return
         await self.sender.enqueue(
             turn.target,
-            [Text(reply)],
+            [Text(reply)] if isinstance(reply, str) else reply.segments(),
             origin="command",
             trigger_id=turn.trigger_id,
             idempotency_key=f"turn:{turn.id}:reply",

@@ -51,15 +51,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from herald.core.events import InboundMessage
+from herald.core.segments import Button, ButtonKind, Keyboard, Segment, Text
 from herald.core.target import Target
 
 __all__ = [
+    "Button",
+    "ButtonKind",
     "CommandCall",
     "Delivery",
     "InboundMessage",
     "Plugin",
     "PluginCommand",
     "PluginTool",
+    "Reply",
     "ToolCall",
 ]
 
@@ -102,7 +106,23 @@ class CommandCall:
     author_id: str | None
 
 
-CommandFunction = Callable[[CommandCall], Awaitable[str]]
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A command's reply with buttons under it. A click on a callback button reaches the agent as
+    a new turn; where buttons cannot be shown they become numbered choices (`/choose N`)."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    per_row: int = 3
+
+    def segments(self) -> list[Segment]:
+        found: list[Segment] = [Text(self.text)] if self.text.strip() or not self.buttons else []
+        if self.buttons:
+            found.append(Keyboard.of(self.buttons, self.per_row))
+        return found
+
+
+CommandFunction = Callable[[CommandCall], Awaitable[str | Reply]]
 
 
 @dataclass(frozen=True, slots=True)

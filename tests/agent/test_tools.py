@@ -16,7 +16,9 @@ from tests.app.herald_harness import WAIT_S, Script, harness
 def test_the_model_sees_both_tools_with_their_parameters() -> None:
     tools = {tool.name: tool for tool in TOOL_DEFINITIONS}
     send = tools["send_message_to_user"].parameters_json_schema
-    assert set(send["properties"]) == {"text", "image_url", "markdown"}
+    assert set(send["properties"]) == {"text", "image_url", "markdown", "buttons"}
+    button = send["$defs"]["ButtonArgs"]["properties"]
+    assert button["kind"]["enum"] == ["callback", "link", "command"]
     assert send["required"] == ["text"]
     task = tools["future_task"].parameters_json_schema
     assert set(task["properties"]) == {"action", "name", "cron_expression", "run_at", "note", "job_id"}

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 
+from herald.plugin import Button, ButtonKind, CommandCall, Plugin, Reply
 from tests.app.herald_harness import Harness, Script, harness, wait_for
 
 USER = "button-user"
@@ -88,3 +89,19 @@ async def test_refused_buttons_become_numbered_choices_answered_with_choose(db_u
             lambda: h.delivered("c2c", USER),
             lambda got: any("/choose 1 到 3" in str(e["content"]) for e in got),
         )
+
+
+async def test_a_plugin_command_replies_with_buttons_and_a_click_reaches_the_agent(db_url: str) -> None:
+    menu = Plugin("menu", "A menu")
+
+    @menu.command("menu", "/menu — pick a dish")
+    async def show(call: CommandCall) -> Reply:
+        return Reply("Today:", (Button("Noodles", ButtonKind.CALLBACK, "noodles"),))
+
+    async with harness(db_url, plugins=[menu]) as h:
+        await h.user_says(USER, "/menu")
+        sent = await sent_with_buttons(h)
+        assert sent["content"] == "Today:" and sent["keyboard_shown"] is True
+        await h.call("POST", "/_sim/interactions", {"message_id": sent["id"], "button_id": "1"})
+        reply = "echo: [clicked the button 'Noodles' (data: noodles)]"
+        await wait_for(lambda: h.delivered("c2c", USER), lambda got: any(e["content"] == reply for e in got))
