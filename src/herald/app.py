@@ -15,6 +15,7 @@ from pydantic_ai.settings import ModelSettings
 from sqlalchemy import text
 
 from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
+from herald.agent.approvals import ApprovalBook
 from herald.agent.images import ImageFetcher
 from herald.agent.policy import Policies
 from herald.agent.runner import RESTARTED
@@ -24,7 +25,7 @@ from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.console import ConsoleServer, Operations, Probes
 from herald.core.clock import Clock, SystemClock
-from herald.core.platform import Platform
+from herald.core.platform import Acknowledges, Platform
 from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
 from herald.delivery.spool import MediaSpool, media_spool_dir
@@ -86,6 +87,7 @@ class Herald:
         self.jobs: JobStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.gate: Gate | None = None
+        self.approvals: ApprovalBook | None = None
         self.scheduler: Scheduler | None = None
         self.mcp_servers: list[McpServer] = []
         self.plugins = Plugins()
@@ -193,6 +195,8 @@ class Herald:
             media_dirs=config.agent.media_dirs,
         )
         policies = Policies(config.policy, config.agent, config.llm, agent_settings)
+        # Tool calls waiting for a person (approve_tools): decided by clicks and /approve.
+        self.approvals = approvals = ApprovalBook(self.db, self.clock, self.outbox, gate.is_admin)
         runner = AgentRunner(
             model=model,
             turns=self.turns,
@@ -213,6 +217,7 @@ class Herald:
             models=self._policy_models(),
             images=self._image_fetcher(),
             streams=self.streams,
+            approvals=approvals,
         )
         commands = Commands(
             jobs=self.jobs,
@@ -245,6 +250,8 @@ class Herald:
             jobs=self.jobs,
             forecast=forecast,
             stopped_notice=config.scheduler.stopped_notice,
+            approvals=approvals,
+            acknowledge=self.platform.acknowledge if isinstance(self.platform, Acknowledges) else None,
         )
         await self.dispatcher.resume()
         self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)

@@ -190,6 +190,10 @@ class PolicyLayer(Section):
     language: Language | None = None  # of Herald's own replies (commands, notices)
     # Stream the agent's reply as the model writes it (C2C only; elsewhere the finished text).
     stream: bool | None = None
+    # Tools that run only once a person approved the call; who decides, and how long they have.
+    approve_tools: list[str] | None = None
+    approver: Literal["user", "admin"] | None = None
+    approval_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class PolicyConfig(PolicyLayer):
@@ -311,6 +315,8 @@ class DeliveryConfig(Section):
     # Where media given as bytes waits until it is sent (files, not database rows); "" = a
     # `media` folder beside the SQLite database file (`./data/media` for other databases).
     media_spool: str = ""
+    # Buttons (keyboards) under markdown; false sends every keyboard as numbered choices (/choose N).
+    keyboards: bool = True
 
 
 class ConsoleConfig(Section):

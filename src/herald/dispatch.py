@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -14,6 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from herald.agent.approvals import ApprovalBook, Decision, Verdict, parse_button
 from herald.agent.policy import Policies
 from herald.agent.prompt import job_prompt, message_text
 from herald.agent.runner import AgentRunner
@@ -23,12 +26,13 @@ from herald.changes import ChangeFeed
 from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
 from herald.core.clock import Clock
-from herald.core.events import InboundEvent, InboundMessage
+from herald.core.events import InboundEvent, InboundMessage, Interaction, InteractionAnswer
 from herald.core.jobs import UNDELIVERABLE_PAUSE, Forecast, Job, JobBook, JobError, paused_until_written
 from herald.core.platform import NextRoute
 from herald.core.schedule import next_after
-from herald.core.segments import Text
-from herald.core.target import Scene
+from herald.core.segments import ButtonKind, Keyboard, Text
+from herald.core.target import Scene, Target
+from herald.delivery.inspect import latest_keyboard
 from herald.gate import Gate, Refusal
 from herald.metrics import Metrics
 from herald.scheduler import slot_key
@@ -41,6 +45,16 @@ WAITING_REFRESH_S = 30.0
 MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
 REFUSED = "refused"  # the gate stopped the turn before it ran; `error` says why
 COALESCED = "coalesced"  # merged into a newer turn of its conversation; `error` says which
+MESSAGE_BUTTON = 11  # an Interaction's kind for a click on a message button
+# `/choose N` answers numbered choices; `/approve ID` and `/deny ID` decide a tool's approval. They
+# are handled as they arrive, not in the conversation's line: a turn there may be waiting on them.
+CHOICE_COMMAND = re.compile(r"^/(choose|approve|deny)(?:\s+(\S+))?\s*$", re.IGNORECASE)
+REFUSAL_ANSWERS = {
+    "access": InteractionAnswer.NO_PERMISSION,
+    "admin": InteractionAnswer.ADMIN_ONLY,
+    "flood": InteractionAnswer.TOO_FREQUENT,
+}
+Acknowledge = Callable[[Interaction, InteractionAnswer], Awaitable[None]]
 
 
 class Lanes:
@@ -201,12 +215,18 @@ class Dispatcher:
         jobs: JobBook | None = None,
         forecast: Forecast | None = None,
         stopped_notice: str = "",
+        approvals: ApprovalBook | None = None,
+        acknowledge: Acknowledge | None = None,
     ) -> None:
         """`policies`: what each scope gets (none: the configuration's); `gate`: access and limits
         checked before a message's turn runs (none: everyone, no limits); `jobs` and `forecast`:
         to pause a job the user can no longer be reached by (with `stopped_notice`), and resume it
         when they write. `on_message` hears every message stored for a turn; `on_event` every event
-        the platform delivered, once handled (a message redelivered after it was stored excepted)."""
+        the platform delivered, once handled (a message redelivered after it was stored excepted).
+        `approvals`: tool calls waiting for a person, decided by clicks and `/approve`;
+        `acknowledge`: answers a click once routing decided how (the platform's)."""
+        self.approvals = approvals
+        self.acknowledge = acknowledge
         self.policies = policies
         self.jobs = jobs
         self.forecast = forecast
@@ -240,7 +260,9 @@ class Dispatcher:
 
         Events other than messages start no turn; like every message that is not a stored
         duplicate, they go to `on_event` (plugins) once handled."""
-        if not isinstance(event, InboundMessage):
+        if isinstance(event, Interaction):
+            await self._interaction(event)
+        elif not isinstance(event, InboundMessage):
             log.debug("%s starts no turn", type(event).__name__)
         elif not await self._message(event):
             return  # a redelivery of a message already stored: its hooks ran the first time
@@ -257,6 +279,9 @@ class Dispatcher:
             return True
         content = event.content.strip()
         if not content and not event.attachments:
+            return True
+        choice = CHOICE_COMMAND.match(content)
+        if choice is not None and await self._choice(event, choice.group(1).lower(), choice.group(2) or ""):
             return True
         command = self.commands.parse(content)
         kind = "command" if command is not None else "message"
@@ -297,6 +322,145 @@ class Dispatcher:
             self.changes.changed(event.target.key)
         if self.on_message is not None:
             self.on_message(event)
+        return True
+
+    # --- clicks, /choose, /approve, /deny ---------------------------------------------------------
+
+    async def _answer(self, interaction: Interaction, answer: InteractionAnswer) -> None:
+        if self.acknowledge is not None:
+            await self.acknowledge(interaction, answer)
+
+    async def _interaction(self, event: Interaction) -> None:
+        """A click: an approval's decision, or a new turn telling the agent which button."""
+        if event.kind != MESSAGE_BUTTON or not event.button_data:
+            log.debug("interaction %s of kind %s: nothing to route", event.interaction_id, event.kind)
+            await self._answer(event, InteractionAnswer.OK)
+            return
+        user = event.user_id or ""
+        approval = parse_button(event.button_data)
+        if approval is not None:
+            decision = await self._decide(approval[1], approval[0], user, event.target)
+            await self._answer(event, _click_answer(decision))
+            return
+        keyboard = await latest_keyboard(self.turns.db, event.target.key)
+        label = _label(keyboard, event.button_data)
+        message = InboundMessage(
+            target=event.target,
+            message_id=f"interaction:{event.interaction_id}",
+            author_id=user,
+            content=f"[clicked the button {label!r} (data: {event.button_data})]",
+            received_at=event.occurred_at,
+            event_id=event.event_id,
+        )
+        content = message_text(message, None)  # in a group, says who clicked
+        verdict = await self.gate.check(message, None) if self.gate is not None else None
+        if verdict is not None and verdict.refusal is not None:
+            log.info(
+                "click %s by %s in %s refused: %s",
+                event.interaction_id,
+                user,
+                event.target.key,
+                verdict.refusal.reason,
+            )
+            await self._answer(event, REFUSAL_ANSWERS.get(verdict.refusal.kind, InteractionAnswer.FAILED))
+            return
+        turn = await self.turns.record(
+            conversation=event.target.key,
+            source_id=message.message_id,
+            kind="message",
+            content=content,
+            author_id=user or None,
+            trigger_id=event.event_id,
+        )
+        if turn is None:
+            await self._answer(event, InteractionAnswer.DUPLICATE)
+            return
+        if self.gate is not None and verdict is not None:
+            self.gate.admitted(message, turn.id, verdict.admin)
+        self.lanes.submit(turn)
+        await self._answer(event, InteractionAnswer.OK)
+        if self.changes is not None:
+            self.changes.changed(event.target.key)
+
+    async def _decide(
+        self, approval_id: str, approve: bool, user: str, where: Target, roles: tuple[str, ...] = ()
+    ) -> Decision:
+        if self.approvals is None:
+            return Decision(Verdict.UNKNOWN)
+        return await self.approvals.decide(approval_id, approve, user, where, roles)
+
+    async def _choice(self, event: InboundMessage, name: str, arg: str) -> bool:
+        """Handle `/choose N`, `/approve ID` or `/deny ID` now; False: not ours (the agent's)."""
+        if name in ("approve", "deny"):
+            if self.approvals is None:
+                return False
+            return await self._reply_now(event, await self._decision_text(event, name == "approve", arg))
+        keyboard = await latest_keyboard(self.turns.db, event.target.key)
+        if keyboard is None:
+            return await self._reply_now(event, "没有可选的选项 (there is nothing to choose from).")
+        if not arg.isdigit() or not 1 <= int(arg) <= len(keyboard.buttons):
+            return await self._reply_now(
+                event,
+                f"请回复 /choose 1 到 {len(keyboard.buttons)} (reply /choose 1 to {len(keyboard.buttons)}).",
+            )
+        button = keyboard.buttons[int(arg) - 1]
+        approval = parse_button(button.data)
+        if approval is not None:
+            return await self._reply_now(event, await self._decision_text(event, approval[0], approval[1]))
+        if button.kind is ButtonKind.LINK:
+            return await self._reply_now(event, f"{button.label}: {button.data}")
+        if button.kind is ButtonKind.COMMAND:
+            if CHOICE_COMMAND.match(button.data.strip()):
+                return await self._reply_now(event, f"{button.label}: {button.data}")
+            # As if the user had sent what the button puts in their input box.
+            await self._message(dataclasses.replace(event, content=button.data))
+            return True
+        # A callback: the agent hears about it as it would about a click.
+        await self._message(
+            dataclasses.replace(
+                event, content=f"[chose {arg}: the button {button.label!r} (data: {button.data})]"
+            )
+        )
+        return True
+
+    async def _decision_text(self, event: InboundMessage, approve: bool, approval_id: str) -> str:
+        if not approval_id:
+            return "请给出编号 (give the approval's id): /approve ID"
+        decision = await self._decide(approval_id, approve, event.author_id, event.target, event.author_roles)
+        approval = decision.approval
+        if decision.verdict is Verdict.DECIDED and approval is not None:
+            done = "已批准 (approved)" if approve else "已拒绝 (denied)"
+            return f"{done}: [{approval.id}] {approval.tool}"
+        if decision.verdict is Verdict.NOT_APPROVER and approval is not None:
+            zh, en = ("管理员", "an admin") if approval.approver == "admin" else ("发起人", "the requester")
+            return f"只有{zh}可以决定 [{approval.id}] (only {en} may decide)."
+        if decision.verdict is Verdict.ALREADY_DECIDED and approval is not None:
+            return f"[{approval.id}] 已经决定 (already decided): {approval.status}"
+        return f"没有编号为 {approval_id} 的审批 (no approval {approval_id})."
+
+    async def _reply_now(self, event: InboundMessage, text: str) -> bool:
+        """Answer `event` with `text`, stored as a finished command turn (a redelivery is a no-op)."""
+        turn = await self.turns.record(
+            conversation=event.target.key,
+            source_id=event.message_id,
+            kind="command",
+            content=event.content.strip(),
+            author_id=event.author_id,
+            trigger_id=event.message_id,
+        )
+        if turn is None:
+            self.duplicates += 1
+            return True
+        await self.sender.enqueue(
+            event.target,
+            [Text(text)],
+            origin="command",
+            trigger_id=event.message_id,
+            idempotency_key=f"turn:{turn.id}:reply",
+        )
+        await self.turns.finish(turn, DONE)
+        if self.changes is not None:
+            self.changes.changed(event.target.key)
         return True
 
     def _answers_unmentioned(self, event: InboundMessage) -> bool:
@@ -475,6 +639,11 @@ class Dispatcher:
             self.gate.ended(turn.id, turn.conversation, turn.author_id, 0)
 
     async def _command(self, turn: Turn) -> None:
+        if CHOICE_COMMAND.match(turn.content):
+            # Handled when it arrived; only a crash between storing and finishing it gets here.
+            log.warning("turn %s (%s) was stopped mid-way; the user may send it again", turn.id, turn.content)
+            await self.turns.finish(turn, FAILED, "stopped while being handled; not repeated")
+            return
         admin = self.gate is not None and self.gate.turn_admin(turn.id, turn.target, turn.author_id)
         language = self.policies.resolve(turn.target, turn.author_id).language if self.policies else "zh+en"
         context = CommandContext(
@@ -488,7 +657,7 @@ class Dispatcher:
             return
         await self.sender.enqueue(
             turn.target,
-            [Text(reply)],
+            [Text(reply)] if isinstance(reply, str) else reply.segments(),
             origin="command",
             trigger_id=turn.trigger_id,
             idempotency_key=f"turn:{turn.id}:reply",
@@ -497,3 +666,23 @@ class Dispatcher:
 
     async def stop(self) -> None:
         await self.lanes.stop()
+
+
+def _click_answer(decision: Decision) -> InteractionAnswer:
+    if decision.verdict is Verdict.DECIDED:
+        return InteractionAnswer.OK
+    if decision.verdict is Verdict.ALREADY_DECIDED:
+        return InteractionAnswer.DUPLICATE
+    if decision.verdict is Verdict.NOT_APPROVER:
+        admin = decision.approval is not None and decision.approval.approver == "admin"
+        return InteractionAnswer.ADMIN_ONLY if admin else InteractionAnswer.NO_PERMISSION
+    return InteractionAnswer.FAILED
+
+
+def _label(keyboard: Keyboard | None, data: str) -> str:
+    """The label of the button that carried `data`, as sent most recently."""
+    if keyboard is not None:
+        for button in keyboard.buttons:
+            if button.data == data:
+                return button.label
+    return data

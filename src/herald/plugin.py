@@ -66,11 +66,13 @@ from herald.core.events import (
     RelationEvent,
     RelationKind,
 )
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
 
 __all__ = [
     "Attachment",
+    "Button",
+    "ButtonKind",
     "CommandCall",
     "Delivery",
     "InboundEvent",
@@ -88,6 +90,7 @@ __all__ = [
     "Reaction",
     "RelationEvent",
     "RelationKind",
+    "Reply",
     "Text",
     "ToolCall",
 ]
@@ -153,7 +156,23 @@ class CommandCall:
     author_id: str | None
 
 
-CommandFunction = Callable[[CommandCall], Awaitable[str]]
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A command's reply with buttons under it. A click on a callback button reaches the agent as
+    a new turn; where buttons cannot be shown they become numbered choices (`/choose N`)."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    per_row: int = 3
+
+    def segments(self) -> list[Segment]:
+        found: list[Segment] = [Text(self.text)] if self.text.strip() or not self.buttons else []
+        if self.buttons:
+            found.append(Keyboard.of(self.buttons, self.per_row))
+        return found
+
+
+CommandFunction = Callable[[CommandCall], Awaitable[str | Reply]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,13 @@ from tests.app.herald_harness import WAIT_S, Script, harness
 def test_the_model_sees_both_tools_with_their_parameters() -> None:
     tools = {tool.name: tool for tool in TOOL_DEFINITIONS}
     send = tools["send_message_to_user"].parameters_json_schema
-    assert set(send["properties"]) == {"text", "image_url", "markdown", "media"}
+    assert set(send["properties"]) == {"text", "image_url", "markdown", "media", "buttons"}
     assert "required" not in send  # a message may be only media, or only text
     media = send["$defs"]["MediaArg"]
     assert set(media["properties"]) == {"kind", "url", "path", "name"}
     assert media["properties"]["kind"]["enum"] == ["image", "video", "voice", "file"]
+    button = send["$defs"]["ButtonArgs"]["properties"]
+    assert button["kind"]["enum"] == ["callback", "link", "command"]
     task = tools["future_task"].parameters_json_schema
     assert set(task["properties"]) == {"action", "name", "cron_expression", "run_at", "note", "job_id"}
     assert task["properties"]["action"]["enum"] == ["create", "list", "edit", "delete"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from herald.core import InboundEvent, InboundMessage, Interaction
+from herald.core import InboundEvent, InboundMessage, Interaction, InteractionAnswer
 from herald.qq.api import QQApi
 from herald.qq.inbound import InboundPipeline
 from tests.sim_control import SimControl
@@ -68,23 +68,28 @@ async def test_a_failed_handler_leaves_the_event_unseen(sink: Collector) -> None
     assert texts(sink.events) == ["m1"]
 
 
-async def test_interactions_are_acknowledged_before_they_are_handed_on(
+async def test_interactions_are_acknowledged_once_after_their_handler_decided(
     api: QQApi, control: SimControl, sink: Collector
 ) -> None:
     d = {"id": "btn-1", "type": 11, "scene": "c2c", "chat_type": 2, "user_openid": "u1", "data": {"type": 11}}
     envelope_id = await control.event("INTERACTION_CREATE", d)
-    acks_before: list[int] = []
+    acks_during: list[int] = []
 
     async def on_event(event: InboundEvent) -> None:
         log = await control.requests()
-        acks_before.extend(r["status"] for r in log if r["path"] == "/interactions/btn-1")
+        acks_during.extend(r["status"] for r in log if r["path"] == "/interactions/btn-1")
         await sink(event)
+        assert isinstance(event, Interaction)
+        await pipeline.acknowledge(event, InteractionAnswer.NO_PERMISSION)
 
     pipeline = InboundPipeline(api, on_event)
     envelope = {"op": 0, "s": 1, "t": "INTERACTION_CREATE", "id": envelope_id, "d": d}
     await pipeline.handle_dispatch(envelope)
     await pipeline.handle_dispatch(envelope)  # redelivered: neither acknowledged nor handled again
-    assert len(acks_before) == 1 and acks_before[0] < 300
+    assert acks_during == []  # not before the handler decided
+    acks = [r for r in await control.requests() if r["path"] == "/interactions/btn-1"]
+    assert [r["status"] for r in acks] == [204]  # once: the handler's answer, not a second OK
+    assert (await control.call("GET", "/_sim/interactions/btn-1"))["code"] == InteractionAnswer.NO_PERMISSION
     (event,) = sink.events
     assert isinstance(event, Interaction) and event.event_id == envelope_id
     # An interaction the platform does not know cannot be acknowledged; it is still handled.

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -41,12 +41,26 @@ async def test_rule54_markdown_with_content_and_native_with_template(client: Sim
     (await client.post("/v2/groups/g1/messages", {"msg_type": 2, "markdown": {"content": "x"}})).error(304036)
 
 
+def _button(button_id: str) -> dict[str, Any]:
+    return {
+        "id": button_id,
+        "render_data": {"label": button_id, "visited_label": button_id, "style": 1},
+        "action": {"type": 1, "permission": {"type": 2}, "data": button_id, "unsupport_tips": "x"},
+    }
+
+
 async def test_rule55_keyboard_at_most_5_rows_of_5_buttons(client: SimClient) -> None:
-    row = {"buttons": [{"id": str(i)} for i in range(5)]}
-    (await client.send_c2c("u1", keyboard={"content": {"rows": [row] * 5}})).ok()
-    (await client.send_c2c("u1", keyboard={"content": {"rows": [row] * 6}})).error(40034029)
-    wide = {"buttons": [{"id": str(i)} for i in range(6)]}
-    (await client.send_c2c("u1", keyboard={"content": {"rows": [wide]}})).error(40034029)
+    def rows(count: int, width: int) -> dict[str, Any]:
+        return {
+            "content": {
+                "rows": [{"buttons": [_button(f"{r}-{i}") for i in range(width)]} for r in range(count)]
+            }
+        }
+
+    markdown = {"msg_type": 2, "content": None, "markdown": {"content": "pick"}}
+    (await client.send_c2c("u1", **markdown, keyboard=rows(5, 5))).ok()
+    (await client.send_c2c("u1", **markdown, keyboard=rows(6, 1))).error(40034029)
+    (await client.send_c2c("u1", **markdown, keyboard=rows(1, 6))).error(40034029)
 
 
 async def test_rule57_input_notify_only_c2c_and_seconds_in_range(client: SimClient) -> None:

@@ -35,7 +35,12 @@ FIELDS = (
     "history_tokens",
     "language",
     "stream",
+    "approve_tools",
+    "approver",
+    "approval_timeout_s",
 )
+
+DEFAULT_APPROVAL_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,9 @@ class Policy:
     language: Language
     stream: bool  # stream the reply where the platform can (C2C)
     sources: Mapping[str, str]  # field → the layer it came from
+    approve_tools: frozenset[str] = frozenset()  # run only once a person approved the call
+    approver: str = "user"  # user (the turn's author) | admin
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
 
 
 def _set_values(layer: PolicyLayer) -> dict[str, Any]:
@@ -121,6 +129,9 @@ class Policies:
             "history_tokens": self.agent.history_tokens,
             "language": "zh+en",
             "stream": True,
+            "approve_tools": None,
+            "approver": "user",
+            "approval_timeout_s": DEFAULT_APPROVAL_TIMEOUT_S,
         }
         sources = {
             "system_prompt": prompt_source,
@@ -132,6 +143,9 @@ class Policies:
             "history_tokens": "[agent] history_tokens",
             "language": "default",
             "stream": "default",
+            "approve_tools": "none",
+            "approver": "default",
+            "approval_timeout_s": "default",
         }
         return values, sources
 
@@ -177,4 +191,7 @@ class Policies:
             language=values["language"],
             stream=values["stream"],
             sources=sources,
+            approve_tools=frozenset(values["approve_tools"] or ()),
+            approver=values["approver"],
+            approval_timeout_s=values["approval_timeout_s"],
         )

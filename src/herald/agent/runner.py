@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping
 
@@ -44,6 +45,7 @@ from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
+from herald.agent.approvals import APPROVED, ApprovalBook
 from herald.agent.clean import clean_response, storable
 from herald.agent.health import ModelHealth
 from herald.agent.history import split_history, transcript_lines
@@ -51,7 +53,7 @@ from herald.agent.images import ImageFetcher, NotShown
 from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
 from herald.agent.settings import AgentSettings
-from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult, outcome_unknown
+from herald.agent.tools import Finisher, Sender, Toolbox, ToolContext, ToolResult, outcome_unknown, refused
 from herald.agent.turns import DONE, FAILED, Turn, TurnStore
 from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.clock import Clock
@@ -148,6 +150,7 @@ class AgentRunner:
         models: Mapping[str, Model] | None = None,
         images: ImageFetcher | None = None,
         streams: ReplyStreams | None = None,
+        approvals: ApprovalBook | None = None,
     ) -> None:
         """`agent_settings`: the prompt and tools an operator may change while Herald runs (default:
         `config`'s, fixed). `policies`: what each scope changes of those (default: nothing);
@@ -156,6 +159,7 @@ class AgentRunner:
         self.model = model
         self.images = images
         self.streams = streams
+        self.approvals = approvals
         self._shown: dict[int, list[BinaryContent | NotShown]] = {}
         self._summary_failures: dict[str, int] = {}  # conversation → turns to wait before trying again
         self.models = dict(models or {})
@@ -202,6 +206,9 @@ class AgentRunner:
             timezone=self.config.timezone,
             tools=policy.tools,
             attachments=turn.attachments,
+            approve_tools=policy.approve_tools,
+            approver=policy.approver,
+            approval_timeout_s=policy.approval_timeout_s,
         )
         steps = sum(isinstance(message, ModelResponse) for message in turn.messages)
         reply_key = f"turn:{turn.id}:final"
@@ -451,8 +458,46 @@ class AgentRunner:
                 store_round()
                 await self.turns.save(turn, step)
 
+        async def approved_then(call: ToolCallPart, key: str) -> ToolResult:
+            """The call waits for its approval, then runs (once) or is refused."""
+            assert self.approvals is not None
+            try:
+                arguments = call.args_as_dict()
+            except ValueError:
+                arguments = {"raw": str(call.args)}
+            approval = await self.approvals.request(
+                key=key,
+                turn_id=turn.id,
+                target=context.target,
+                tool=call.tool_name,
+                arguments=arguments,
+                requester=context.author_id,
+                approver=context.approver,
+                timeout_s=context.approval_timeout_s,
+                trigger_id=context.trigger_id,
+            )
+            decided = await self.approvals.wait(approval)
+            if decided.status != APPROVED:
+                return refused(call, decided.outcome())
+            if not self.toolbox.is_rerun_safe(call):
+                async with lock:
+                    done[call.tool_call_id] = outcome_unknown(call)
+                    store_round()
+                    await self.turns.save(turn, step)
+            finisher = await self.toolbox.begin(call, context, key)
+            return await finisher()
+
         pending = [call for call in calls if call.tool_call_id not in done]
-        unsafe = [call for call in pending if not self.toolbox.is_rerun_safe(call)]
+        gated = {
+            call.tool_call_id
+            for call in pending
+            if self.approvals is not None and call.tool_name in context.approve_tools
+        }
+        unsafe = [
+            call
+            for call in pending
+            if call.tool_call_id not in gated and not self.toolbox.is_rerun_safe(call)
+        ]
         for call in unsafe:
             done[call.tool_call_id] = outcome_unknown(call)
         if unsafe:
@@ -465,7 +510,10 @@ class AgentRunner:
             # The span covers the call from its start, so what it enqueues is traced inside it.
             span = self.tracer.start_span(f"herald.tool {call.tool_name}", attributes={"herald.step": step})
             with trace.use_span(span, end_on_exit=False):
-                started.append((call, await self.toolbox.begin(call, context, key), span))
+                if call.tool_call_id in gated:
+                    started.append((call, functools.partial(approved_then, call, key), span))
+                else:
+                    started.append((call, await self.toolbox.begin(call, context, key), span))
         await asyncio.gather(*(finish(call, finisher, span) for call, finisher, span in started))
 
     async def _fail(self, turn: Turn, error: str, *, notice: bool = True) -> None:

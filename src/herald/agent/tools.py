@@ -27,13 +27,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
+from herald.agent.approvals import BUTTON_PREFIX
 from herald.agent.clean import storable
 from herald.agent.settings import AgentSettings
 from herald.core.clock import Clock
 from herald.core.events import Attachment
 from herald.core.jobs import Forecast, JobBook, JobError, deliverability, describe_job
 from herald.core.schedule import ScheduleError, cron_schedule, once_schedule
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import (
+    KEYBOARD_ROW_BUTTONS,
+    KEYBOARD_ROWS,
+    Button,
+    ButtonKind,
+    Keyboard,
+    Markdown,
+    Media,
+    MediaKind,
+    Segment,
+    Text,
+)
 from herald.core.target import Target
 from herald.delivery.receipts import Receipt
 from herald.extensions.tools import ExternalTools
@@ -80,6 +92,9 @@ class ToolContext:
     timezone: str
     tools: frozenset[str] | None = None  # what this turn's policy offers; None: every tool
     attachments: tuple[Attachment, ...] = ()  # what the turn's message carried
+    approve_tools: frozenset[str] = frozenset()  # calls that wait for a person's approval
+    approver: str = "user"
+    approval_timeout_s: float = 600.0
 
 
 class MediaArg(BaseModel):
@@ -97,6 +112,25 @@ class MediaArg(BaseModel):
     name: str | None = Field(default=None, description="File name the user sees (files).")
 
 
+class ButtonArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=40, description="What the button says.")
+    kind: Literal["callback", "link", "command"] = Field(
+        default="callback",
+        description=(
+            "callback: a click comes back to you as a new message saying which button was clicked; "
+            "link: opens `data`, an http(s) URL; command: puts `data` in the user's input box."
+        ),
+    )
+    data: str | None = Field(
+        default=None, max_length=200, description="What a click carries (callback/command) or the URL (link)."
+    )
+
+
+MAX_BUTTONS = KEYBOARD_ROWS * KEYBOARD_ROW_BUTTONS
+
+
 class SendMessageArgs(BaseModel):
     """Send a message to the user (or group) of the current conversation, right now.
 
@@ -104,6 +138,8 @@ class SendMessageArgs(BaseModel):
     Use it to send several separate messages in one turn; your final answer is sent too.
     `media` sends pictures, videos, voice clips and files, each as its own message after the
     text; QQ limits: pictures 20 MB, videos 30 MB, voice 20 MB, files 200 MB.
+    `buttons` (at most 25) appear under the message; where they cannot be shown the user gets
+    numbered choices and answers with /choose N, which reaches you like a click.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -112,6 +148,23 @@ class SendMessageArgs(BaseModel):
     image_url: str | None = Field(default=None, description="Optional http(s) URL of an image to send.")
     markdown: bool = Field(default=False, description="Render the text as markdown.")
     media: list[MediaArg] = Field(default_factory=list, description="Media to send after the text.")
+    buttons: list[ButtonArgs] | None = Field(
+        default=None, max_length=MAX_BUTTONS, description="Optional buttons under the message."
+    )
+
+
+def keyboard_of(buttons: list[ButtonArgs]) -> Keyboard | str:
+    """The keyboard for the model's buttons, or why they cannot be sent (for the model)."""
+    made: list[Button] = []
+    for number, button in enumerate(buttons, 1):
+        data = button.data if button.data is not None else button.label
+        if data.startswith(BUTTON_PREFIX):
+            return f"button {number}: data may not start with {BUTTON_PREFIX!r} (reserved for Herald)"
+        if button.kind == "link" and not data.startswith(("http://", "https://")):
+            return f"button {number}: a link button's data must be an http(s) URL"
+        made.append(Button(button.label, ButtonKind(button.kind), data))
+    per_row = 3 if len(made) <= 3 * KEYBOARD_ROWS else KEYBOARD_ROW_BUTTONS
+    return Keyboard.of(made, per_row)
 
 
 class FutureTaskArgs(BaseModel):
@@ -283,6 +336,11 @@ class Toolbox:
         segments: list[Segment] = []
         if args.text.strip():
             segments.append(Markdown(args.text) if args.markdown else Text(args.text))
+        if args.buttons:
+            keyboard = keyboard_of(args.buttons)
+            if isinstance(keyboard, str):
+                return _ready(_retry(call, keyboard))
+            segments.append(keyboard)
         if args.image_url:
             if not args.image_url.startswith(("http://", "https://")):
                 return _ready(_retry(call, "image_url must be an http(s) URL"))
@@ -412,6 +470,11 @@ def _return(call: ToolCallPart, content: str, *, failed: bool = False) -> ToolRe
         tool_call_id=call.tool_call_id,
         outcome="failed" if failed else "success",
     )
+
+
+def refused(call: ToolCallPart, why: str) -> ToolReturnPart:
+    """The result of a call that did not run (denied, timed out)."""
+    return _return(call, why, failed=True)
 
 
 def outcome_unknown(call: ToolCallPart) -> ToolReturnPart:

@@ -18,7 +18,7 @@ from herald.core.language import Language, say
 from herald.core.schedule import ScheduleError, format_interval, interval_schedule, parse_interval
 from herald.core.target import Scene, Target
 from herald.extensions import Plugins
-from herald.plugin import CommandCall
+from herald.plugin import CommandCall, Reply
 
 HELP_ZH = """可用命令：
 /help — 显示本帮助
@@ -109,7 +109,8 @@ class Commands:
         ]
         return "\n".join([say(language, HELP_ZH, HELP_EN, HELP), *added])
 
-    async def run(self, context: CommandContext, text: str) -> str:
+    async def run(self, context: CommandContext, text: str) -> str | Reply:
+        """The reply: text, or (a plugin's) text with buttons."""
         parsed = self.parse(text)
         if parsed is None:
             return self.help(context.language)

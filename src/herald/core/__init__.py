@@ -8,6 +8,7 @@ from herald.core.events import (
     InboundEvent,
     InboundMessage,
     Interaction,
+    InteractionAnswer,
     MemberChange,
     MemberEvent,
     MessageRecalled,
@@ -16,11 +17,13 @@ from herald.core.events import (
     RelationKind,
 )
 from herald.core.platform import DeliveryMode, EventSink, Platform, SendRequest, Sent
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Scene, Target
 
 __all__ = [
     "Attachment",
+    "Button",
+    "ButtonKind",
     "Clock",
     "DeliveryError",
     "DeliveryMode",
@@ -29,6 +32,8 @@ __all__ = [
     "InboundEvent",
     "InboundMessage",
     "Interaction",
+    "InteractionAnswer",
+    "Keyboard",
     "Markdown",
     "Media",
     "MediaKind",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from herald.core.target import Target
 
@@ -69,9 +69,22 @@ class RelationEvent:
     operator_id: str | None = None
 
 
+class InteractionAnswer(IntEnum):
+    """What the bot answers a click with (the platform shows the user a matching notice)."""
+
+    OK = 0
+    FAILED = 1
+    TOO_FREQUENT = 2
+    DUPLICATE = 3
+    NO_PERMISSION = 4
+    ADMIN_ONLY = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    """A button click or similar; already acknowledged to the platform by the adapter."""
+    """A button click or similar. Whoever handles it answers it through the platform's
+    `acknowledge` once it has decided (accepted, a repeat, not allowed ...); the adapter answers
+    OK for an event its handler left unanswered."""
 
     target: Target
     interaction_id: str

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from herald.core.events import InboundEvent
+from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.segments import Segment
 from herald.core.target import Target
 
@@ -242,4 +242,12 @@ class StreamingPlatform(Protocol):
         reuses it); `final` ends it. Raises `herald.core.errors.DeliveryError`; on the opening
         frame that means "not streamed here": send the item plainly instead.
         """
+
+
+@runtime_checkable
+class Acknowledges(Protocol):
+    """A platform whose clicks (`Interaction`) are answered: the handler decides the answer."""
+
+    async def acknowledge(self, interaction: Interaction, answer: InteractionAnswer) -> None:
+        """Answer the click once; a failure is logged, never raised (the event is still handled)."""
         ...

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from herald.core.platform import DeliveryMode, Sent
-from herald.core.segments import Markdown, Media, MediaKind, Segment, Text
+from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 
 
 def dump_segments(segments: Sequence[Segment]) -> str:
@@ -36,6 +36,17 @@ def _dump(segment: Segment) -> dict[str, Any]:
         if segment.path is not None:
             stored["path"] = segment.path
         return stored
+    if isinstance(segment, Keyboard):
+        return {
+            "t": "keyboard",
+            "rows": [
+                [
+                    {"label": b.label, "kind": b.kind.value, "data": b.data, "only": list(b.only_users)}
+                    for b in row
+                ]
+                for row in segment.rows
+            ],
+        }
     raise TypeError(f"not a segment: {segment!r}")
 
 
@@ -54,6 +65,16 @@ def _load(item: dict[str, Any]) -> Segment:
             name=item.get("name"),
             caption=item.get("caption"),
             path=item.get("path"),
+        )
+    if kind == "keyboard":
+        return Keyboard(
+            tuple(
+                tuple(
+                    Button(b["label"], ButtonKind(b["kind"]), b["data"], tuple(b.get("only") or ()))
+                    for b in row
+                )
+                for row in item["rows"]
+            )
         )
     raise ValueError(f"unknown stored segment type {kind!r}")
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
+from herald.core.segments import Keyboard
+from herald.delivery.codec import load_segments
 from herald.delivery.outbox import DEAD, FAILED, FINAL_STATES, PENDING, UNKNOWN
 from herald.store.db import Database
 from herald.store.tables.ledger import ReplyReservation
@@ -108,3 +110,18 @@ async def counts_by_state(db: Database) -> dict[str, int]:
         rows = await session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
         found = {str(state): int(count) for state, count in rows}
     return {state: found.get(state, 0) for state in sorted({*ALL_STATES, *found})}
+
+
+async def latest_keyboard(db: Database, conversation: str) -> Keyboard | None:
+    """The buttons of the newest message sent (or to be sent) to `conversation` that had any:
+    what `/choose N` and a click's label refer to."""
+    async with db.session() as session:
+        raw = await session.scalar(
+            select(OutboxItem.segments)
+            .where(OutboxItem.conversation == conversation, OutboxItem.segments.like('%"t":"keyboard"%'))
+            .order_by(OutboxItem.seq.desc())
+            .limit(1)
+        )
+    if raw is None:
+        return None
+    return next((s for s in load_segments(raw) if isinstance(s, Keyboard)), None)

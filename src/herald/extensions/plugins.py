@@ -21,7 +21,7 @@ from herald.config import PluginsConfig
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.receipts import DeliveryResult
 from herald.extensions.tools import ExternalTool, ToolAnswer, result_text
-from herald.plugin import CommandCall, Delivery, Plugin, PluginCommand, PluginTool, ToolCall
+from herald.plugin import CommandCall, Delivery, Plugin, PluginCommand, PluginTool, Reply, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,12 @@ class Plugins:
 
     # --- commands ------------------------------------------------------------------------------
 
-    async def run_command(self, name: str, call: CommandCall) -> str:
+    async def run_command(self, name: str, call: CommandCall) -> str | Reply:
         plugin, command = self.commands[name]
         try:
             async with asyncio.timeout(self.timeout_s):
-                return str(await command.function(call))
+                answer = await command.function(call)
+                return answer if isinstance(answer, Reply) else str(answer)
         except TimeoutError:
             log.error("plugin %r: /%s did not answer within %g s", plugin.name, name, self.timeout_s)
             return f"/{name} failed ({plugin.name}): no answer within {self.timeout_s:g} s"

@@ -23,7 +23,7 @@ import aiohttp
 from herald.config import DeliveryConfig, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.events import InboundEvent
+from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.platform import (
     DeliveryMode,
     EventSink,
@@ -35,6 +35,7 @@ from herald.core.platform import (
     StreamFrame,
     TransportHealth,
 )
+from herald.core.segments import ButtonKind, Keyboard
 from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
@@ -65,6 +66,44 @@ RECALL_NOT_SUPPORTED = 40034123
 MAX_INLINE_WAIT_S = 90.0
 # `/v2/users/{openid}/stream_messages` takes 50 requests a second per bot.
 STREAM_QPS = 50
+
+
+ACTION_TYPES = {ButtonKind.LINK: 0, ButtonKind.CALLBACK: 1, ButtonKind.COMMAND: 2}
+# permission.type: 0 the listed users only, 2 everyone (1 admins and 3 roles are the platform's own
+# notions of who may click, which Herald decides itself when a click arrives).
+PERMISSION_USERS, PERMISSION_EVERYONE = 0, 2
+STYLE_BLUE = 1
+
+
+def keyboard_body(keyboard: Keyboard) -> dict[str, Any]:
+    """A custom keyboard as the platform takes it. Button ids are the choice numbers (1, 2 ...)."""
+    rows = []
+    number = 0
+    for row in keyboard.rows:
+        buttons = []
+        for button in row:
+            number += 1
+            permission: dict[str, Any] = {"type": PERMISSION_EVERYONE}
+            if button.only_users:
+                permission = {"type": PERMISSION_USERS, "specify_user_ids": list(button.only_users)}
+            buttons.append(
+                {
+                    "id": str(number),
+                    "render_data": {
+                        "label": button.label,
+                        "visited_label": button.label,
+                        "style": STYLE_BLUE,
+                    },
+                    "action": {
+                        "type": ACTION_TYPES[button.kind],
+                        "permission": permission,
+                        "data": button.data,
+                        "unsupport_tips": f"/choose {number}",
+                    },
+                }
+            )
+        rows.append({"buttons": buttons})
+    return {"content": {"rows": rows}}
 
 
 class SlidingWindow:
@@ -140,6 +179,8 @@ class QQPlatform:
         self._transport: asyncio.Task[None] | None = None
         self._stoppers: list[Any] = []
         self._stopped = False
+        # Targets whose clients refused buttons: their keyboards go as numbered choices from now on.
+        self._keyboard_refused: set[str] = set()
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
         self.webhook: Any = None  # herald.qq.webhook.WebhookReceiver when the transport is webhook
         self._limits = {
@@ -332,6 +373,11 @@ class QQPlatform:
             self._session = None
         self.api = None
 
+    async def acknowledge(self, interaction: Interaction, answer: InteractionAnswer) -> None:
+        """Answer a click (`PUT /interactions/{id}`), once; a failure is logged."""
+        if self.pipeline is not None:
+            await self.pipeline.acknowledge(interaction, answer)
+
     async def _on_event(self, event: InboundEvent) -> None:
         # The anchor is durable before the app sees the event, so any reply can use it.
         await self.ledger.record(event)
@@ -489,6 +535,7 @@ class QQPlatform:
             markdown_ok=markdown_ok,
             url_policy=self.delivery.group_url_policy,
             max_chars=self.delivery.max_text_chars,
+            keyboard_ok=self.delivery.keyboards and request.target.key not in self._keyboard_refused,
         )
 
     async def _send_part(
@@ -530,7 +577,10 @@ class QQPlatform:
                     await self.ledger.delivered(request.item_id, index, None)
                     return route, None, None
                 if outcome == "as_text":
-                    part = Part("text", part.text)
+                    part = part.without_keyboard(markdown=False)
+                    continue
+                if outcome == "no_keyboard":
+                    part = part.without_keyboard(markdown=True)
                     continue
                 if outcome == "replan":
                     continue
@@ -631,6 +681,15 @@ class QQPlatform:
                 return "replan"
         # The platform answered: it did not take this request, so a later attempt may make it.
         await self.ledger.answered(request.item_id, index)
+        if row is not None and row.keyboard_refused and part.keyboard is not None:
+            self._keyboard_refused.add(target.key)
+            log.warning(
+                "qq %s: buttons refused (%s, code %s); they are sent as numbered choices (/choose N)",
+                target,
+                error.message,
+                error.code,
+            )
+            return "no_keyboard"
         if row is not None and row.markdown_refused and part.kind == "markdown":
             if error.code in BOT_MARKDOWN_CODES:
                 await self.capabilities.refuse(MARKDOWN, f"{error.message} ({error.code})", error.code)
@@ -712,6 +771,8 @@ class QQPlatform:
                 body = {"msg_type": 7, "media": {"file_info": file_info}, "content": part.text or " "}
         elif part.kind == "markdown" and not guild:
             body = {"msg_type": 2, "markdown": {"content": part.text}}
+            if part.keyboard is not None:
+                body["keyboard"] = keyboard_body(part.keyboard)
         else:
             body = {"content": part.text} if guild else {"msg_type": 0, "content": part.text}
         fields = route.body_fields()

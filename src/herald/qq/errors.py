@@ -30,13 +30,15 @@ class Code:
     `anchor`: the reply anchor the request used is used up ("spent") or was never (or is no
     longer) known to the platform ("invalid"). `markdown_refused`: the target does not take
     markdown; send the part as text and remember it. `proactive_refused`: the target does not
-    take proactive messages until it says otherwise.
+    take proactive messages until it says otherwise. `keyboard_refused`: the message's buttons
+    were refused; send them as numbered choices (`/choose N`) and remember it.
     """
 
     kind: ErrorKind
     anchor: Literal["spent", "invalid"] | None = None
     markdown_refused: bool = False
     proactive_refused: bool = False
+    keyboard_refused: bool = False
 
 
 # The one table: code -> meaning. Codes not listed fall back on the HTTP status (see `classify`).
@@ -107,7 +109,7 @@ CODES: dict[int, Code] = {
     # Bug: our request was wrong; resending it cannot help.
     22006: Code(BUG),  # msg_type does not match content
     50006: Code(BUG),  # empty message
-    40034029: Code(BUG),  # keyboard over limit
+    40034029: Code(BUG, keyboard_refused=True),  # keyboard over limit
     304080: Code(BUG),  # invalid file_info
     340069: Code(BUG),  # invalid msg_type
     50037: Code(BUG),  # markdown with content (a request shape, not the target: §8, rule 54)
@@ -128,6 +130,13 @@ CODES: dict[int, Code] = {
     40034127: Code(BUG, markdown_refused=True),  # no markdown template permission
     40034124: Code(BUG, markdown_refused=True),  # markdown message parameter error
     40034011: Code(BUG, markdown_refused=True),  # markdown parameter error (40034008-40034011)
+    # The message's buttons were refused: send them as numbered choices instead.
+    304057: Code(BUG, keyboard_refused=True),  # custom keyboards not allowed for this bot
+    304037: Code(BUG, keyboard_refused=True),  # no permission for message buttons
+    304038: Code(BUG, keyboard_refused=True),  # keyboard template does not exist
+    304039: Code(BUG, keyboard_refused=True),  # keyboard could not be parsed
+    304040: Code(BUG, keyboard_refused=True),  # keyboard content error
+    305007: Code(BUG, keyboard_refused=True),  # keyboard style parameter error (group)
     # Deduplicated: already delivered (flagged `duplicate`).
     DUPLICATE_CODE: Code(BUG),
 }

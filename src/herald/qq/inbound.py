@@ -4,8 +4,11 @@
     gateway = GatewayClient(..., on_dispatch=pipeline.handle_dispatch, ...)
 
 `handle_dispatch(envelope)` parses the envelope (`herald.qq.events`), drops what was seen before
-(same envelope id, or same message/interaction id: the platform redelivers), acknowledges
-INTERACTION_CREATE with `PUT /interactions/{id}` `{"code": 0}`, then awaits `on_event(event)`.
+(same envelope id, or same message/interaction id: the platform redelivers), then awaits
+`on_event(event)`. An INTERACTION_CREATE is answered (`PUT /interactions/{id}`) by its handler
+through `acknowledge` once it decided how (accepted, a repeat, not allowed ...); one its handler
+left unanswered is answered `{"code": 0}` when `on_event` returns, so a user never waits on a
+spinner for a click Herald took.
 Envelopes must be handed in one at a time, in arrival order (the gateway and the webhook
 receiver both do). An id counts as seen only once `on_event` returned, so an event whose
 handler failed is handled again if the platform delivers it again.
@@ -25,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from herald.core.clock import Clock, SystemClock
-from herald.core.events import InboundEvent, InboundMessage, Interaction
+from herald.core.events import InboundEvent, InboundMessage, Interaction, InteractionAnswer
 from herald.qq.api import QQApi
 from herald.qq.errors import QQApiError
 from herald.qq.events import parse_dispatch
@@ -103,6 +106,7 @@ class InboundPipeline:
         self.duplicates = 0  # dropped redeliveries (observability, tests)
         self.ignored = 0  # dispatch types Herald does not handle
         self.last_event_at: datetime | None = None  # of any dispatch, handled or not (health)
+        self.answered = SeenIds(seen_limit)  # interaction ids acknowledged
 
     async def handle_dispatch(self, envelope: dict[str, Any]) -> None:
         t = envelope.get("t")
@@ -120,17 +124,21 @@ class InboundPipeline:
             self.duplicates += 1
             log.info("qq %s %s dropped: already handled (redelivery)", t, envelope_id)
             return
-        if isinstance(event, Interaction):
-            await self._acknowledge(event)
         await self.on_event(event)
+        if isinstance(event, Interaction):
+            await self.acknowledge(event, InteractionAnswer.OK)
         for key in keys:
             self.seen.add(key)
 
-    async def _acknowledge(self, interaction: Interaction) -> None:
+    async def acknowledge(self, interaction: Interaction, answer: InteractionAnswer) -> None:
+        """Answer a click once (a second answer for the same id is not sent)."""
+        if interaction.interaction_id in self.answered:
+            return
+        self.answered.add(interaction.interaction_id)
         if self.api is None:
             return
         try:
-            await self.api.ack_interaction(interaction.interaction_id, 0)
+            await self.api.ack_interaction(interaction.interaction_id, int(answer))
         except QQApiError as exc:
-            # The user sees a spinner; the event itself is still worth handling.
+            # The user sees a spinner or a failure notice; the event itself is still handled.
             log.warning("qq interaction %s not acknowledged: %s", interaction.interaction_id, exc)

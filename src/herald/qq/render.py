@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from herald.core.segments import Markdown, Media, Segment, Text
+from herald.core.segments import Keyboard, Markdown, Media, Segment, Text
 from herald.core.target import Scene
 
 UrlPolicy = Literal["keep", "strip", "break"]
@@ -26,6 +26,22 @@ class Part:
     kind: Literal["text", "markdown", "media"]
     text: str = ""
     media: Media | None = None
+    keyboard: Keyboard | None = None  # only on a markdown part: the platform shows buttons only there
+
+    def without_keyboard(self, *, markdown: bool) -> Part:
+        """This part where its buttons cannot be shown: their numbered choices follow the text."""
+        if self.keyboard is None:
+            return self if markdown or self.kind != "markdown" else Part("text", self.text)
+        text = (
+            f"{self.text}\n\n{self.keyboard.as_choices()}"
+            if self.text.strip()
+            else self.keyboard.as_choices()
+        )
+        return Part("markdown" if markdown else "text", text)
+
+
+# The text of a keyboard message that has none of its own (the platform wants content with buttons).
+KEYBOARD_PROMPT = "请选择 (choose):"
 
 
 def render(
@@ -35,9 +51,15 @@ def render(
     markdown_ok: bool = True,
     url_policy: UrlPolicy = "keep",
     max_chars: int = 2000,
+    keyboard_ok: bool = True,
 ) -> list[Part]:
     """Adjacent text segments join into one message; markdown stays markdown unless refused;
-    each media item is its own message; long text is split at sensible boundaries."""
+    each media item is its own message; long text is split at sensible boundaries.
+
+    A keyboard rides on the text before it, which is then sent as markdown (the platform shows
+    buttons only under markdown, in C2C and groups). Where markdown or keyboards are refused, or
+    in guilds, its buttons become numbered choices appended to that text."""
+    buttons_ok = keyboard_ok and markdown_ok and scene in (Scene.C2C, Scene.GROUP)
     parts: list[Part] = []
     pending: list[str] = []
     pending_kind: Literal["text", "markdown"] = "text"
@@ -54,6 +76,10 @@ def render(
         pending.clear()
 
     for segment in segments:
+        if isinstance(segment, Keyboard):
+            flush()
+            _attach(parts, segment, buttons_ok)
+            continue
         if isinstance(segment, Media):
             flush()
             parts.append(Part("media", segment.caption or "", segment))
@@ -70,6 +96,16 @@ def render(
         pending.append(segment.text)
     flush()
     return parts
+
+
+def _attach(parts: list[Part], keyboard: Keyboard, buttons_ok: bool) -> None:
+    last = parts[-1] if parts else None
+    if last is None or last.kind == "media" or last.keyboard is not None:
+        part = Part("markdown", KEYBOARD_PROMPT, keyboard=keyboard)
+        parts.append(part if buttons_ok else part.without_keyboard(markdown=False))
+        return
+    part = Part("markdown", last.text, keyboard=keyboard)
+    parts[-1] = part if buttons_ok else part.without_keyboard(markdown=last.kind == "markdown")
 
 
 def split_text(text: str, limit: int) -> list[str]:

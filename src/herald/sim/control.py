@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from herald.sim import events, stream
+from herald.sim import events, keyboard, stream
 from herald.sim.errors import JsonResponse
 from herald.sim.settings import SimSettings
 from herald.sim.state import NOTICE_LEVELS, SCENES, Fault, SimState
@@ -125,6 +125,35 @@ def routes(state: SimState) -> list[BaseRoute]:
             d = body.get("d", {})
         dispatch = state.inject_event(t, d)
         return {"event_id": dispatch.id, "t": t, "d": d}
+
+    async def click(request: Request, body: dict[str, Any]) -> Any:
+        """A user clicks a button of a message the bot sent: INTERACTION_CREATE, as the platform
+        pushes it (docs/sim.md, rules 55i-55k)."""
+        user = body.get("user")
+        role = body.get("member_role")
+        try:
+            interaction_id, d = keyboard.click(
+                state,
+                _str(body, "message_id"),
+                _str(body, "button_id"),
+                str(user) if user else None,
+                str(role) if role else None,
+            )
+        except keyboard.ClickRefused as refused:
+            raise BadRequest(str(refused)) from None
+        dispatch = state.inject_event("INTERACTION_CREATE", d)
+        return {"interaction_id": interaction_id, "event_id": dispatch.id}
+
+    async def interaction_get(request: Request, body: dict[str, Any]) -> Any:
+        interaction_id = request.path_params["interaction_id"]
+        if interaction_id not in state.interactions:
+            raise BadRequest(f"no interaction {interaction_id!r}", status=404)
+        answered = state.interactions[interaction_id]
+        return {
+            **state.clicks.get(interaction_id, {}),
+            "id": interaction_id,
+            "code": int(answered) if answered is not None else None,
+        }
 
     async def clock_get(request: Request, body: dict[str, Any]) -> Any:
         return {"time": state.clock.time(), "offset": state.clock.offset, "now": state.clock.rfc3339()}
@@ -278,6 +307,8 @@ def routes(state: SimState) -> list[BaseRoute]:
         route("/_sim/channels/{channel_id}/messages", channel_message, "POST"),
         route("/_sim/dms/{guild_id}/messages", dm_message, "POST"),
         route("/_sim/events", event, "POST"),
+        route("/_sim/interactions", click, "POST"),
+        route("/_sim/interactions/{interaction_id}", interaction_get, "GET"),
         route("/_sim/clock", clock_get, "GET"),
         route("/_sim/clock/advance", clock_advance, "POST"),
         route("/_sim/transcript", transcript, "GET"),

@@ -47,6 +47,7 @@ KEPT = (
     "uploads",
     "streams",
     "interactions",
+    "clicks",
     "dm_sessions",
     "channel_guild",
     "guild_messages",

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from herald.sim import auth, media, quotas, rules, stream
+from herald.sim import keyboard as keyboards
 from herald.sim.errors import JsonResponse, SimError, error_body
 from herald.sim.state import Outbound, Scene, SimState, new_trace_id
 
@@ -244,6 +245,7 @@ class Sends:
             "is_wakeup": bool(body.get("is_wakeup")),
             "msg_type": body.get("msg_type"),
             "content": _text(body),
+            **({"keyboard": body["keyboard"]} if body.get("keyboard") is not None else {}),
         }
 
     def _failed(self, scene: Scene, target: str, entry: dict[str, Any], error: SimError) -> None:
@@ -276,6 +278,11 @@ class Sends:
                 reply = stream.legacy_chunk(state, target, stream_field, _text(body) or "")
             else:
                 out = state.add_outbound(scene, target, entry["content"])
+                if body.get("keyboard") is not None:
+                    # Rule 55h: buttons show only under markdown; elsewhere they are dropped.
+                    entry["keyboard_shown"] = body.get("msg_type") == 2
+                    if entry["keyboard_shown"]:
+                        out.keyboard = keyboards.buttons_of(body["keyboard"])
                 reply = {
                     "id": out.id,
                     "timestamp": state.clock.rfc3339(out.sent_at),
@@ -511,4 +518,18 @@ class Sends:
         if self.state.interactions[interaction_id] is not None:
             raise SimError(630002)
         self.state.interactions[interaction_id] = str(code)
+        click = self.state.clicks.get(interaction_id)
+        if click is not None:
+            click["code"] = code
+            self.state.record(
+                click["scene"],
+                click["target"],
+                {
+                    "direction": "out",
+                    "at": self.state.clock.time(),
+                    "ack": interaction_id,
+                    "code": code,
+                    "status": 204,
+                },
+            )
         return 204, None

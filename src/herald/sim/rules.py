@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from herald.sim import keyboard as keyboards
 from herald.sim import media, quotas
 from herald.sim.clock import BEIJING
 from herald.sim.errors import SimError
@@ -131,7 +132,7 @@ def validate_v2_body(state: SimState, scene: Scene, target: str, body: dict[str,
             raise SimError(22006, "msg_type 7 需要media.file_info")
         media.require_file_info(state, scene, str(media_field["file_info"]))
     if keyboard is not None:
-        _check_keyboard(keyboard)
+        keyboards.check(state, scene, keyboard)
     reference = body.get("message_reference")
     if isinstance(reference, dict) and state.settings.reference_check == "reject":
         # Rule 62: a quote must name a REFIDX of this conversation (inbound msg_idx or outbound ref_idx).
@@ -160,21 +161,6 @@ def _check_input_notify(notify: Any) -> None:
         raise SimError(50059)
     if not 1 <= second <= 60:
         raise SimError(50059, f"input_second必须在1到60之间: {second}")
-
-
-def _check_keyboard(keyboard: Any) -> None:
-    if not isinstance(keyboard, dict):
-        raise SimError(12002, "keyboard必须是对象")
-    content = keyboard.get("content")
-    rows = content.get("rows") if isinstance(content, dict) else None
-    if rows is None:
-        return  # a template keyboard (`id`) is checked by the platform's template, not here
-    if not isinstance(rows, list) or len(rows) > 5:
-        raise SimError(40034029)
-    for row in rows:
-        buttons = row.get("buttons") if isinstance(row, dict) else None
-        if not isinstance(buttons, list) or len(buttons) > 5:
-            raise SimError(40034029)
 
 
 def plan_v2(
@@ -313,6 +299,8 @@ def plan_guild(state: SimState, scene: Scene, target: str, body: dict[str, Any])
     s = state.settings
     if not any(body.get(k) for k in ("content", "embed", "ark", "image", "file_image", "markdown")):
         raise SimError(50006)
+    if body.get("keyboard") is not None:
+        keyboards.check(state, scene, body["keyboard"])
     if s.require_session_for_guild and not state.bus.online():
         raise SimError(304018)
     msg_id, event_id = anchor_ids(state, body)

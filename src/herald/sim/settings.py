@@ -104,6 +104,10 @@ class SimSettings(BaseModel):
 
     # Message bodies (rules 53-59).
     markdown_allowed: bool = True
+    # Message buttons (rules 55a-55h): custom keyboards (`keyboard.content`) are granted per bot
+    # (false: 304057); template keyboards (`keyboard.id`) must be one of these (None: any id).
+    custom_keyboard_allowed: bool = True
+    keyboard_templates: list[str] | None = None
     group_url_check: bool = False  # rule 58: URLs in group text -> 40054010 (off by default)
     # Rule 62: a message_reference to an unknown REFIDX is ignored, or rejected with 12002.
     reference_check: Literal["ignore", "reject"] = "ignore"

@@ -85,6 +85,7 @@ class Outbound:
     sent_at: float
     ref_idx: str
     content: str | None
+    keyboard: dict[str, dict[str, Any]] | None = None  # shown buttons by id (markdown sends only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,8 @@ class SimState:
         self.uploads: dict[str, Any] = {}
         self.streams: dict[str, Any] = {}
         self.interactions: dict[str, str | None] = {}  # interaction id -> answered code (None = pending)
+        # Clicks injected through the control API: interaction id -> where, which button, who, the answer.
+        self.clicks: dict[str, dict[str, Any]] = {}
         self.dm_sessions: dict[str, dict[str, str]] = {}
         self.channel_guild: dict[str, str] = {}
         self.guild_messages: dict[str, dict[str, Any]] = {}  # id -> Message, for GET .../messages/{id}
