@@ -111,6 +111,7 @@ class Herald:
         self.tracing = start_tracing(config.telemetry)
         self.db = Database(config.storage.url)
         await self.db.migrate()
+        await self.db.warm()
 
         if self._model_choice is not None:
             model, settings, description = (

@@ -1,9 +1,10 @@
 """Herald as its own process with the scripted model, for tests that SIGKILL it.
 
     python -m tests.app.scripted_herald CONFIG.toml CALLS.log     (from the repository's root)
+    python -m tests.app.scripted_herald CONFIG.toml               (the config's own [llm] model)
 
-Prints READY once connected; every model request is appended to CALLS.log as
-`<turn text>\t<first|after>`; SIGTERM stops it gracefully.
+Prints READY once connected; with CALLS.log the model is the scripted one and every model request
+is appended to CALLS.log as `<turn text>\t<first|after>`; SIGTERM stops it gracefully.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class RecordingScript(Script):
         return await super().respond(messages, info)
 
 
-async def main(config_path: str, record_path: str) -> None:
-    script = RecordingScript(Path(record_path))
-    herald = Herald(load_config(config_path), model=script.choice())
+async def main(config_path: str, record_path: str | None) -> None:
+    model = None if record_path is None else RecordingScript(Path(record_path)).choice()
+    herald = Herald(load_config(config_path), model=model)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -48,4 +49,4 @@ async def main(config_path: str, record_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

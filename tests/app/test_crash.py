@@ -50,10 +50,12 @@ max_waiting_per_conversation = 1000
     )
 
 
-async def launch(config: Path, record: Path) -> asyncio.subprocess.Process:
+async def launch(config: Path, record: Path | None) -> asyncio.subprocess.Process:
+    """Herald in its own process: the scripted model recording to `record`, or (None) the
+    config's own [llm] model."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.app.scripted_herald", str(config), str(record),
+        sys.executable, "-m", "tests.app.scripted_herald", str(config), *([str(record)] if record else []),
         stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     assert process.stdout is not None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
-from herald.core.clock import VirtualClock
-from herald.qq.adapter import SlidingWindow
+from herald.core.clock import SystemClock, VirtualClock
+from herald.qq.adapter import SlidingWindow, previous_run_ended
 
 
 async def test_a_primed_window_waits_one_window_then_admits_up_to_the_limit() -> None:
@@ -31,3 +32,35 @@ def test_priming_a_huge_limit_costs_nothing() -> None:
     start = time.perf_counter()
     SlidingWindow(VirtualClock(), 10**9, 1.0, primed=True)
     assert time.perf_counter() - start < 0.1
+
+
+async def test_a_window_primed_since_the_previous_run_waits_only_the_rest_of_its_window() -> None:
+    clock = VirtualClock()
+    long_ago = SlidingWindow(clock, 2, 1.0, primed=True, since=clock.monotonic() - 5)
+    await asyncio.wait_for(long_ago.acquire(), timeout=1)  # the previous run's window is over
+    recent = SlidingWindow(clock, 2, 1.0, primed=True, since=clock.monotonic() - 0.5)
+    waiting = asyncio.ensure_future(recent.acquire())
+    await clock.advance(0.4)
+    assert not waiting.done()  # the previous run's last second is not over yet
+    await clock.advance(0.2)
+    assert waiting.done()
+
+
+async def test_the_previous_run_ended_no_later_than_this_process_started_or_last_sent() -> None:
+    started = time.monotonic()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "from herald.qq import adapter as a; print(a.previous_run_ended(), a._IMPORTED)",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await child.communicate()
+    ended, imported = map(float, out.split())
+    # A new process's previous run is one in another process: over when this one started (the
+    # kernel counts start in clock ticks, hence the tick's slack), before its imports.
+    assert started - 0.02 <= ended <= imported
+
+    window = SlidingWindow(SystemClock(), 2, 1.0)
+    await window.acquire()
+    answered = time.monotonic()
+    window.release()
+    assert previous_run_ended() >= answered  # a restart inside this process counts this request

@@ -155,3 +155,27 @@ async def test_rule68_legacy_stream_field(client: SimClient) -> None:
     (await client.post("/v2/users/u1/messages", {**final, "markdown": {"content": "b\n"}})).ok()
     view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
     assert (view["state"], view["content"]) == ("done", "ab\n")
+
+
+async def test_rule21_a_stream_frame_may_carry_both_ids_and_streams_on_the_msg_id(client: SimClient) -> None:
+    inbound = await client.user_says("u1")
+    # As OpenClaw's qqbot sends every frame: msg_id and event_id both set (its event_id may
+    # even be the message's id); the platform streams it on the msg_id.
+    both = {"msg_id": inbound["msg_id"], "event_id": inbound["msg_id"], "msg_seq": 1}
+    first = (await _chunk(client, **both, index=0, input_mode="replace", content_raw="a")).ok()
+    common = {**both, "stream_msg_id": first["id"], "input_mode": "replace"}
+    (await _chunk(client, **common, index=1, input_state=10, content_raw="ab")).ok()
+    view = (await client.get(f"/_sim/streams/{first['id']}")).ok()
+    assert (view["state"], view["msg_id"]) == ("done", inbound["msg_id"])
+    # The reply was charged to the msg_id: its msg_seq is used.
+    (await client.send_c2c("u1", msg_id=inbound["msg_id"], msg_seq=1)).error(40054005)
+    # `/messages` still takes only one of the two.
+    both_ids = {"msg_id": inbound["msg_id"], "event_id": inbound["event_id"], "msg_seq": 2}
+    (await client.send_c2c("u1", **both_ids)).error(12002)
+
+
+async def test_stream_both_ids_can_be_refused_as_on_messages(client: SimClient) -> None:
+    await client.settings(stream_both_ids="reject")
+    inbound = await client.user_says("u1")
+    both = {"msg_id": inbound["msg_id"], "event_id": inbound["event_id"]}
+    (await _chunk(client, **both, index=0, content_raw="a")).error(12002)

@@ -14,8 +14,11 @@ import collections
 import contextlib
 import json
 import logging
+import os
+import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -68,6 +71,32 @@ MAX_INLINE_WAIT_S = 90.0
 STREAM_QPS = 50
 
 
+# When a request of this process last had its answer (`time.monotonic()`), over every window of
+# every adapter: a Herald restarted inside the same process must still count its previous run's.
+_last_answer: float | None = None
+_IMPORTED = time.monotonic()
+
+
+def _process_started() -> float:
+    """When this process started, on `time.monotonic()`'s scale. Read from /proc on Linux;
+    elsewhere this module's import, which is later, so a window primed from it waits longer."""
+    try:
+        stat = Path("/proc/self/stat").read_text(encoding="ascii")
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, `starttime`, in ticks since boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED
+    return min(time.monotonic() - max(age, 0.0), _IMPORTED)
+
+
+def previous_run_ended() -> float:
+    """The latest moment (`time.monotonic()`) a previous run of Herald can have had a request
+    counted: a run in another process sent nothing after this process started; one in this
+    process nothing after its last answer."""
+    started = _process_started()
+    return started if _last_answer is None else max(started, _last_answer)
+
+
 ACTION_TYPES = {ButtonKind.LINK: 0, ButtonKind.CALLBACK: 1, ButtonKind.COMMAND: 2}
 # permission.type: 0 the listed users only, 2 everyone (1 admins and 3 roles are the platform's own
 # notions of who may click, which Herald decides itself when a click arrives).
@@ -113,15 +142,19 @@ class SlidingWindow:
     never earlier than when the server counted it, so latency cannot make us exceed the limit.
     """
 
-    def __init__(self, clock: Clock, limit: int, window: float, *, primed: bool = False) -> None:
+    def __init__(
+        self, clock: Clock, limit: int, window: float, *, primed: bool = False, since: float | None = None
+    ) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
         self._done: collections.deque[float] = collections.deque()
         # A process that just (re)started cannot know what its previous run sent in the last
         # window, and the platform still counts it: assume the window is full until one window
-        # from now. (One deadline, not `limit` entries: a limit of 1e9 must not cost 8 GB.)
-        self._full_until = clock.monotonic() + window if primed else None
+        # after `since` (on `clock`: when the previous run can last have sent; default now).
+        # One deadline, not `limit` entries: a limit of 1e9 must not cost 8 GB.
+        start = clock.monotonic() if since is None else since
+        self._full_until = start + window if primed and start + window > clock.monotonic() else None
         self._in_flight = 0
         self._lock = asyncio.Lock()
 
@@ -145,8 +178,10 @@ class SlidingWindow:
                     await self._clock.sleep(self._window / max(self._limit, 1))
 
     def release(self) -> None:
+        global _last_answer
         self._in_flight -= 1
         self._done.append(self._clock.monotonic())
+        _last_answer = time.monotonic()
 
 
 class QQPlatform:
@@ -183,11 +218,19 @@ class QQPlatform:
         self._keyboard_refused: set[str] = set()
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
         self.webhook: Any = None  # herald.qq.webhook.WebhookReceiver when the transport is webhook
+        # The real clock can tell when a previous run last sent (before this process started, or
+        # this process's last answer): a first reply long after that need not wait a window.
+        # Another clock (a test's virtual one) cannot, so its windows wait one from now.
+        since = previous_run_ended() if isinstance(self.clock, SystemClock) else None
         self._limits = {
-            "message": SlidingWindow(self.clock, int(self.delivery.message_qps), 1.0, primed=True),
-            "c2c_proactive": SlidingWindow(self.clock, int(self.delivery.c2c_bot_qps), 1.0, primed=True),
+            "message": SlidingWindow(
+                self.clock, int(self.delivery.message_qps), 1.0, primed=True, since=since
+            ),
+            "c2c_proactive": SlidingWindow(
+                self.clock, int(self.delivery.c2c_bot_qps), 1.0, primed=True, since=since
+            ),
             "group_proactive": SlidingWindow(self.clock, self.delivery.group_bot_per_minute, 60.0),
-            "stream": SlidingWindow(self.clock, STREAM_QPS, 1.0, primed=True),
+            "stream": SlidingWindow(self.clock, STREAM_QPS, 1.0, primed=True, since=since),
         }
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -74,6 +74,9 @@ class SimSettings(BaseModel):
     friend_add_replyable: bool = True
     # Sending both msg_id and event_id: "reject" (400) or "event_id_wins" (rule 21).
     both_ids: Literal["reject", "event_id_wins"] = "reject"
+    # Both on a `/stream_messages` frame: "msg_id_wins" (the platform streams them: a first frame
+    # with both got its stream id back, OpenClaw's qqbot #252) or "reject" as on `/messages`.
+    stream_both_ids: Literal["msg_id_wins", "reject"] = "msg_id_wins"
 
     # Rate limits (rule 42-44, 20028, §6.8); off for raw-capacity benchmarks.
     rate_limits: bool = True

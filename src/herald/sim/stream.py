@@ -156,6 +156,10 @@ def official_chunk(
         if body.get("is_wakeup"):
             # A recall stream skips the msg_id/event_id check (docs/sim.md).
             body = {k: v for k, v in body.items() if k not in ("msg_id", "event_id")}
+        elif body.get("msg_id") and body.get("event_id") and state.settings.stream_both_ids == "msg_id_wins":
+            # OpenClaw's qqbot (Tencent's own plugin) sends both on every frame, and the platform
+            # streams them; the msg_id is the anchor (docs/sim.md, rule 21).
+            body = {k: v for k, v in body.items() if k != "event_id"}
         plan = rules.plan_v2(state, "c2c", target, body)
         rules.commit(plan)
         stream = _start(state, target, index, raw)
