@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
@@ -31,7 +32,7 @@ from herald.delivery.inspect import counts_by_state
 from herald.delivery.spool import MediaSpool, media_spool_dir
 from herald.delivery.stream import ReplyStreams
 from herald.dispatch import Dispatcher
-from herald.extensions import ExternalTools, McpServer, Plugins, ToolSource, installed
+from herald.extensions import ExternalTools, Plugins, ToolSource, installed
 from herald.gate import Gate, TokenLedger
 from herald.llm import ModelHandle, open_model
 from herald.llm.provider import MissingExtra, Named, remote_model
@@ -41,6 +42,9 @@ from herald.scheduler import JobStore, Scheduler
 from herald.store import Database
 from herald.store.settings import SettingsStore
 from herald.telemetry import Tracing, start_tracing
+
+if TYPE_CHECKING:
+    from herald.extensions.mcp import McpServer
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +167,11 @@ class Herald:
         # Counted only where something can read them: the console serves /metrics.
         counted = self.metrics if config.console.enabled else None
         self.outbox.observe(_Observer(counted, self.plugins, self.changes))
-        self.mcp_servers = [
-            McpServer(name, server, self.clock)
-            for name, server in config.mcp.servers.items()
-            if server.enabled
-        ]
+        enabled = {name: server for name, server in config.mcp.servers.items() if server.enabled}
+        if enabled:
+            from herald.extensions.mcp import McpServer
+
+            self.mcp_servers = [McpServer(name, server, self.clock) for name, server in enabled.items()]
         for server in self.mcp_servers:
             # Connects in the background: tools appear when it is up; a call meanwhile waits for it.
             server.start()

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from herald.cli import app
 from herald.config import ConfigError, HeraldConfig, McpServerConfig, load_config
-from herald.extensions import McpServer, installed
+from herald.extensions import installed
 from herald.plugin import Plugin
 from herald.qq.doctor import Check
 
@@ -94,6 +94,8 @@ def import_servers(
 
 async def mcp_checks(settings: HeraldConfig) -> list[Check]:
     """Connect to every enabled server at once; each gives its tools or its error."""
+    from herald.extensions.mcp import McpServer
+
     servers = [McpServer(name, s) for name, s in settings.mcp.servers.items() if s.enabled]
     for server in servers:
         server.start()
