@@ -10,10 +10,13 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aiohttp import web
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCalls, FunctionModel
 
+from herald.app import ModelChoice
 from herald.config import HeraldConfig, PolicyLayer
+from herald.llm.provider import openai_compatible
 from tests.app.herald_harness import WAIT_S, Harness, Script, harness, last_user_text, wait_for
 
 
@@ -160,3 +163,64 @@ async def test_a_restart_mid_stream_ends_it_without_a_second_reply(db_url: str) 
         # The resumed turn found its reply shown: the model was not asked again, nothing else sent.
         assert script.calls == ["hi"]
         assert all("stream" in f for f in await h.delivered("c2c", "u1"))
+
+
+class PlainOnlyServer:
+    """An OpenAI-compatible server that refuses streamed requests (as some proxies and local
+    servers do) and answers plain ones with an echo."""
+
+    def __init__(self) -> None:
+        self.streamed: list[bool] = []  # per request: did it ask for a stream
+
+    async def completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.streamed.append(bool(body.get("stream")))
+        if body.get("stream"):
+            return web.json_response({"error": {"message": "streaming is not supported"}}, status=400)
+        text = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        return web.json_response(
+            {
+                "id": "chatcmpl-plain",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "plain",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"echo: {text}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
+
+
+async def test_a_model_server_that_refuses_streamed_requests_is_asked_plainly(db_url: str) -> None:
+    server = PlainOnlyServer()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", server.completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    model = openai_compatible(f"http://{host}:{port}/v1", "test", "plain")
+
+    class PlainModel(Script):
+        def choice(self) -> ModelChoice:
+            return ModelChoice(model)
+
+    try:
+        async with harness(db_url, PlainModel()) as h:
+            await h.user_says("plain-user", "你好")
+            await h.wait_delivered("c2c", "plain-user", 1)
+            await h.user_says("plain-user", "again")
+            got = await h.wait_delivered("c2c", "plain-user", 2)
+            assert [entry["content"] for entry in got] == ["echo: 你好", "echo: again"]
+            assert not [entry for entry in await frames(h, "plain-user") if "stream" in entry]
+            assert await h.errors() == []
+    finally:
+        await runner.cleanup()
+    # The first turn tried a stream once, then asked plainly; later turns ask plainly at once.
+    assert server.streamed == [True, False, False]

@@ -161,6 +161,7 @@ class AgentRunner:
         self.streams = streams
         self.approvals = approvals
         self._shown: dict[int, list[BinaryContent | NotShown]] = {}
+        self._unstreamed: set[int] = set()  # models (by id) that refused a streamed request
         self._summary_failures: dict[str, int] = {}  # conversation → turns to wait before trying again
         self.models = dict(models or {})
         self.tracer = tracer or trace.NoOpTracer()
@@ -361,19 +362,37 @@ class AgentRunner:
         messages[-1] = dataclasses.replace(last, instructions=prompt)
         try:
             async with asyncio.timeout(self.timeout_s):
-                if stream is None or not can_stream(model):
-                    response = await model_request(
-                        model,
-                        messages,
-                        model_settings=settings,
-                        model_request_parameters=self.parameters_in(context),
-                        instrument=self.instrumentation,
-                    )
+                if stream is None or not can_stream(model) or id(model) in self._unstreamed:
+                    response = await self._plain(model, messages, settings, context)
                 else:
-                    response = await self._streamed(model, messages, settings, context, stream)
+                    try:
+                        response = await self._streamed(model, messages, settings, context, stream)
+                    except Exception as exc:
+                        if stream.started or isinstance(exc, TimeoutError):
+                            raise
+                        # Refused before any text: some OpenAI-compatible servers take no
+                        # streamed requests. Asked plainly; if that works, never streamed again.
+                        response = await self._plain(model, messages, settings, context)
+                        self._unstreamed.add(id(model))
+                        log.warning(
+                            "the model refused a streamed request (%s); it is asked plainly from "
+                            "now on and replies go out finished",
+                            self._cause(exc),
+                        )
         except Exception as exc:
             raise ModelFailure() from exc
         return clean_response(response)
+
+    async def _plain(
+        self, model: Model, messages: list[ModelMessage], settings: ModelSettings | None, context: ToolContext
+    ) -> ModelResponse:
+        return await model_request(
+            model,
+            messages,
+            model_settings=settings,
+            model_request_parameters=self.parameters_in(context),
+            instrument=self.instrumentation,
+        )
 
     async def _streamed(
         self,

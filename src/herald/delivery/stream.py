@@ -160,6 +160,11 @@ class ReplyStream:
         """The text the user has (the last accepted frame's)."""
         return self._shown
 
+    @property
+    def started(self) -> bool:
+        """Whether any text came in (the stream is opened or opening)."""
+        return self._pump is not None
+
     def update(self, text: str) -> None:
         """The whole reply so far (it only grows). The first text opens the stream."""
         text = text.strip()
