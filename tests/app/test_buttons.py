@@ -90,6 +90,18 @@ async def test_refused_buttons_become_numbered_choices_answered_with_choose(db_u
             lambda got: any("/choose 1 到 3" in str(e["content"]) for e in got),
         )
 
+        # 304057 is the bot's permission, not this user's: learned, kept across a restart, and
+        # another user's buttons go as choices at once, with no second refusal.
+        await h.restart()
+        assert h.herald is not None and "keyboard" in [x.capability for x in h.herald.platform.learned()]
+        await h.user_says("other-user", "pick a colour")
+        got = await wait_for(
+            lambda: h.delivered("c2c", "other-user"),
+            lambda got: any("/choose" in str(e["content"]) for e in got),
+        )
+        assert got[0]["content"].startswith("Which colour?")
+        assert len([r for r in await h.errors() if r["code"] == 304057]) == 1
+
 
 async def test_a_plugin_command_replies_with_buttons_and_a_click_reaches_the_agent(db_url: str) -> None:
     menu = Plugin("menu", "A menu")

@@ -43,7 +43,9 @@ from herald.core.target import Scene, Target
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.capabilities import (
+    BOT_KEYBOARD_CODES,
     BOT_MARKDOWN_CODES,
+    KEYBOARD,
     MARKDOWN,
     PROACTIVE,
     PROACTIVE_EVIDENCE,
@@ -578,7 +580,9 @@ class QQPlatform:
             markdown_ok=markdown_ok,
             url_policy=self.delivery.group_url_policy,
             max_chars=self.delivery.max_text_chars,
-            keyboard_ok=self.delivery.keyboards and request.target.key not in self._keyboard_refused,
+            keyboard_ok=self.delivery.keyboards
+            and request.target.key not in self._keyboard_refused
+            and self.capabilities.refused(KEYBOARD) is None,
         )
 
     async def _send_part(
@@ -726,6 +730,8 @@ class QQPlatform:
         await self.ledger.answered(request.item_id, index)
         if row is not None and row.keyboard_refused and part.keyboard is not None:
             self._keyboard_refused.add(target.key)
+            if error.code in BOT_KEYBOARD_CODES:
+                await self.capabilities.refuse(KEYBOARD, f"{error.message} ({error.code})", error.code)
             log.warning(
                 "qq %s: buttons refused (%s, code %s); they are sent as numbered choices (/choose N)",
                 target,

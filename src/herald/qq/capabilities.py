@@ -1,7 +1,7 @@
 """What the platform refuses this bot as a whole, learned from its answers and kept.
 
 `platform_mode` says what the operator believes the bot may do; the platform's answers say what
-it actually may. Three things are learned:
+it actually may. Four things are learned:
 
 - **proactive**: the platform withdrew proactive push from bots (new bots since 2025-04-21), or
   never granted it. Its refusal code (`40034105`) is the one it also gives when one user has not
@@ -15,12 +15,14 @@ it actually may. Three things are learned:
   drops both a suspicion and a learned refusal: the platform has just shown it wrong.
 - **markdown**: "no markdown template permission" (`40034127`, `304036`) is a permission of the
   bot, not of the target.
+- **keyboard**: custom keyboards not granted to the bot (`304057`) or no permission for message
+  buttons (`304037`): every keyboard goes as numbered choices (`/choose N`).
 - **intent:<NAME>**: the gateway closed with 4014; each asked intent was tried alone to find the
   refused ones, and the session goes on without them.
 
 Each is persisted per bot, so a restart does not ask again; `herald doctor` lists them and
 `herald doctor --forget NAME` drops one once the platform grants it (e.g. after applying on
-q.qq.com): markdown and intents are never tried again until then. Several instances on one
+q.qq.com): markdown, keyboards and intents are never tried again until then. Several instances on one
 database each read them at start and learn on their own.
 """
 
@@ -40,9 +42,11 @@ log = logging.getLogger(__name__)
 
 PROACTIVE = "proactive"
 MARKDOWN = "markdown"
+KEYBOARD = "keyboard"
 PROACTIVE_EVIDENCE = 3  # different targets refused, none accepted in between
 WITHDRAWN_WORDS = ("不再提供",)  # "no longer offered", in a refusal's message
 BOT_MARKDOWN_CODES = frozenset({40034127, 304036})  # "no markdown template permission"
+BOT_KEYBOARD_CODES = frozenset({304057, 304037})  # custom keyboards / buttons not granted
 REFUSED = "refused"
 SUSPECTED = "suspected"
 
