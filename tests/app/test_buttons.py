@@ -93,7 +93,8 @@ async def test_refused_buttons_become_numbered_choices_answered_with_choose(db_u
         # 304057 is the bot's permission, not this user's: learned, kept across a restart, and
         # another user's buttons go as choices at once, with no second refusal.
         await h.restart()
-        assert h.herald is not None and "keyboard" in [x.capability for x in h.herald.platform.learned()]
+        assert h.herald is not None and h.herald.platform is not None
+        assert "keyboard" in [learned.capability for learned in h.herald.platform.learned()]
         await h.user_says("other-user", "pick a colour")
         got = await wait_for(
             lambda: h.delivered("c2c", "other-user"),
