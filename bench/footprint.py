@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import APP_ID, SECRET, database, free_port, run_sim
+from common import database, free_port, run_sim
 from scripted_llm import run_llm
-from soak import HeraldProcess
+from soak import HeraldProcess, write_config
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -54,29 +54,6 @@ def import_seconds() -> float:
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", "import herald.cli"], check=True)
     return time.monotonic() - started
-
-
-def write_config(path: Path, base: str, llm_base: str, db_url: str) -> None:
-    path.write_text(
-        f"""
-[qq]
-app_id = "{APP_ID}"
-secret = "{SECRET}"
-api_base = "{base}"
-token_url = "{base}/app/getAppAccessToken"
-
-[llm]
-provider = "openai"
-base_url = "{llm_base}"
-api_key = "bench"
-model = "scripted"
-timeout_s = 30
-
-[storage]
-url = "{db_url}"
-""",
-        encoding="utf-8",
-    )
 
 
 async def launch_to_ready(herald: HeraldProcess) -> float:

@@ -552,24 +552,10 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print("result: " + json.dumps({k: f[k] for k in (*FAILURES, "expected_sends", "accepted_sends")}))
 
 
-async def soak(
-    args: argparse.Namespace, base: str, llm_base: str, record: Path, sim_pid: int, logs: Path
-) -> int:
-    # A connection per call: after an outage (SIGSTOP) the sim closes kept-alive connections.
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as http, database(args.db) as db_url:
-        for url in (f"{base}/_sim/clock", f"{llm_base}/models"):
-            for _ in range(400):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(url) as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"{url} did not answer within 20 s")
-        config = logs / "herald.toml"
-        config.write_text(
-            f"""
+def write_config(path: Path, base: str, llm_base: str, db_url: str) -> None:
+    """`herald run`'s config: the emulator at `base`, the scripted model at `llm_base`."""
+    path.write_text(
+        f"""
 [qq]
 app_id = "{APP_ID}"
 secret = "{SECRET}"
@@ -586,8 +572,27 @@ timeout_s = 30
 [storage]
 url = "{db_url}"
 """,
-            encoding="utf-8",
-        )
+        encoding="utf-8",
+    )
+
+
+async def soak(
+    args: argparse.Namespace, base: str, llm_base: str, record: Path, sim_pid: int, logs: Path
+) -> int:
+    # A connection per call: after an outage (SIGSTOP) the sim closes kept-alive connections.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http, database(args.db) as db_url:
+        for url in (f"{base}/_sim/clock", f"{llm_base}/models"):
+            for _ in range(400):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"{url} did not answer within 20 s")
+        config = logs / "herald.toml"
+        write_config(config, base, llm_base, db_url)
         runner = Soak(args, base, http, sim_pid)
         herald = HeraldProcess(config, logs)
         try:
