@@ -13,10 +13,13 @@ from typing import Any
 from aiohttp import web
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCalls, FunctionModel
+from sqlalchemy import select, update
 
 from herald.app import ModelChoice
 from herald.config import HeraldConfig, PolicyLayer
 from herald.llm.provider import openai_compatible
+from herald.store.db import Database
+from herald.store.tables.outbox import OutboxItem
 from tests.app.herald_harness import WAIT_S, Harness, Script, harness, last_user_text, wait_for
 
 
@@ -163,6 +166,48 @@ async def test_a_restart_mid_stream_ends_it_without_a_second_reply(db_url: str) 
         # The resumed turn found its reply shown: the model was not asked again, nothing else sent.
         assert script.calls == ["hi"]
         assert all("stream" in f for f in await h.delivered("c2c", "u1"))
+
+
+async def test_a_frame_that_arrived_but_was_not_recorded_is_continued_after_a_restart(db_url: str) -> None:
+    script = StreamingScript(["First half", " second half", " more"])
+    async with harness(db_url, script) as h:
+        await h.user_says("u1", "hi")
+        await wait_frames(h, "u1", 1)
+        database = Database(db_url)
+        try:
+            async with database.session() as session:
+                after_first = await session.scalar(
+                    select(OutboxItem.stream).where(OutboxItem.state == "streaming")
+                )
+            await h.advance(1)
+            script.release(1)
+            await wait_frames(h, "u1", 2)
+            async with asyncio.timeout(WAIT_S):
+                await h.stop()
+            # A crash after the platform took the second frame and before Herald stored its
+            # answer: the row keeps the first frame's handle, and the second frame's text (stored
+            # before it was sent).
+            async with database.session() as session:
+                await session.execute(
+                    update(OutboxItem).where(OutboxItem.state == "streaming").values(stream=after_first)
+                )
+                await session.commit()
+        finally:
+            await database.dispose()
+        script.release(2)
+        await h.start()
+        await wait_for(lambda: frames(h, "u1"), lambda got: any(f["stream"].get("done") for f in got))
+        await h.idle()
+        accepted = [f for f in await frames(h, "u1") if f["code"] == 0]
+        check_rules(accepted)
+        assert [f["stream"]["text"] for f in accepted] == [
+            "First half",
+            "First half second half",
+            "First half second half\n\n（回复中断：服务重启）",
+        ]
+        # One refused try at the recorded index, then the next one: no rollback, no second reply.
+        assert len([f for f in await frames(h, "u1") if f["code"] != 0]) == 1
+        assert script.calls == ["hi"]
 
 
 class PlainOnlyServer:

@@ -233,14 +233,22 @@ class StreamingPlatform(Protocol):
         ...
 
     async def stream_frame(
-        self, request: SendRequest, handle: str | None, text: str, *, final: bool
+        self,
+        request: SendRequest,
+        handle: str | None,
+        text: str,
+        *,
+        final: bool,
+        one_unrecorded: bool = False,
     ) -> StreamFrame:
         """Show `text`, the whole reply so far, as the message `request.item_id`.
 
         `text` only grows: what an earlier frame showed is always its prefix. `handle` None opens
         the stream (its route is reserved as `send` would, so a plain resend of the same item
-        reuses it); `final` ends it. Raises `herald.core.errors.DeliveryError`; on the opening
-        frame that means "not streamed here": send the item plainly instead.
+        reuses it); `final` ends it. `one_unrecorded`: a frame after `handle` may have arrived
+        without its answer being recorded (a crash); the platform goes on after it if so. Raises
+        `herald.core.errors.DeliveryError`; on the opening frame that means "not streamed here":
+        send the item plainly instead.
         """
 
 

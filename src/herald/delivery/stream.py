@@ -86,7 +86,10 @@ class ReplyStreams:
                 continue
             request = SendRequest(row.id, target, (Text(final),), row.trigger_id)
             try:
-                frame = await self._platform.stream_frame(request, row.stream, final, final=True)
+                # The row's text may be a frame's that was sent but whose answer was never stored.
+                frame = await self._platform.stream_frame(
+                    request, row.stream, final, final=True, one_unrecorded=True
+                )
             except DeliveryError as error:
                 log.warning(
                     "stream %s could not be ended (%s); the platform's timeout ends it", row.id, error
@@ -207,6 +210,10 @@ class ReplyStream:
             if self._refused or self._item_id is None or (text == self._shown and not final):
                 return False
             request = SendRequest(self._item_id, self.target, (Text(text),), self.trigger_id)
+            if self._handle is not None:
+                # Written ahead: if Herald dies before this frame's answer is stored, `recover`
+                # ends the stream with this text (what the user may have), never with less.
+                await self._outbox.update_stream(self._item_id, {"segments": _segments(text)})
             try:
                 frame = await self._platform.stream_frame(request, self._handle, text, final=final)
             except DeliveryError as error:

@@ -435,7 +435,13 @@ class QQPlatform:
         return target.scene is Scene.C2C
 
     async def stream_frame(
-        self, request: SendRequest, handle: str | None, text: str, *, final: bool
+        self,
+        request: SendRequest,
+        handle: str | None,
+        text: str,
+        *,
+        final: bool,
+        one_unrecorded: bool = False,
     ) -> StreamFrame:
         """One frame of a C2C stream in `replace` mode: `content_raw` is the whole text so far.
 
@@ -485,7 +491,15 @@ class QQPlatform:
         if window is not None:
             await window.acquire()
         try:
-            answer = await api.stream_message(target.id, body)
+            try:
+                answer = await api.stream_message(target.id, body)
+            except QQApiError as error:
+                if not one_unrecorded or route is not None or error.kind is not ErrorKind.BUG:
+                    raise
+                # The unrecorded frame did arrive, so its index is taken: the next one.
+                state["index"] += 1
+                body["index"] = state["index"]
+                answer = await api.stream_message(target.id, body)
         except QQApiError as error:
             if route is not None and not error.maybe_sent:
                 # The opening frame was refused: the reservation is free for a plain send.
