@@ -58,6 +58,9 @@ async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], H
         config = herald_config(sim, db_url)
         config.llm = llm
         config.plugins.enabled = []
+        # The fakes speak each provider's plain (non-streamed) wire; streamed replies and the
+        # fallback for a server that takes no streams are tests/app/test_stream*.py's.
+        config.policy.stream = False
         herald = Herald(config, clock=SystemClock(), rate_limits=False)
         await herald.start()
         try:
