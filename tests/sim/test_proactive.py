@@ -90,6 +90,9 @@ async def test_rule47_is_wakeup_once_per_period_within_30_days(client: SimClient
     (await client.send_group("g1", is_wakeup=True)).error(40034123)
 
 
+PNG = "iVBORw0KGgoAAAAAAAAAAA=="  # the first bytes of a PNG: what the emulator checks an image by
+
+
 async def test_rule48_passive_replies_do_not_use_proactive_quota_but_srv_send_msg_does(
     client: SimClient,
 ) -> None:
@@ -97,9 +100,7 @@ async def test_rule48_passive_replies_do_not_use_proactive_quota_but_srv_send_ms
     inbound = await client.user_says("u1")
     for seq in range(1, 4):
         (await client.send_c2c("u1", msg_id=inbound["msg_id"], msg_seq=seq)).ok()
-    upload = await client.post(
-        "/v2/users/u1/files", {"file_type": 1, "file_data": "aGVsbG8=", "srv_send_msg": True}
-    )
+    upload = await client.post("/v2/users/u1/files", {"file_type": 1, "file_data": PNG, "srv_send_msg": True})
     assert upload.ok()["id"].startswith("ROBOT1.0_")
     (await client.send_c2c("u1")).error(40034100)
 
