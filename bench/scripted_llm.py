@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible chat model over real HTTP, for soaks of `herald run`.
 
-`POST /v1/chat/completions` (non-streaming) decides from the conversation's last user message:
+`POST /v1/chat/completions` (plain, or streamed as server-sent events with `"stream": true`) decides from the conversation's last user message:
 `send N [TAG]` is answered with N `send_message_to_user` tool calls whose texts are `TAG #1` …
 `TAG #N`; once the tool results are in (a `tool` message after that user message), with the
 final text `TAG done`. Anything else gets `echo: <text>`. The answer depends only on the
@@ -65,29 +65,56 @@ def app(record: Path) -> web.Application:
 
     async def completions(request: web.Request) -> web.Response:
         body = await request.json()
-        if body.get("stream"):
-            return web.json_response(
-                {"error": {"message": "the scripted model answers non-streaming requests only"}}, status=400
-            )
         tag, phase, message = decide(body.get("messages", []))
         if tag:
             log.write(f"{tag}\t{phase}\n")
+        head = {
+            "id": f"chatcmpl-scripted-{next(ids)}",
+            "created": int(time.time()),
+            "model": body.get("model", "scripted"),
+        }
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        if body.get("stream"):
+            return await streamed(request, head, message, finish, usage)
         return web.json_response(
             {
-                "id": f"chatcmpl-scripted-{next(ids)}",
+                **head,
                 "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "scripted"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
             }
         )
+
+    async def streamed(
+        request: web.Request, head: dict[str, Any], message: dict[str, Any], finish: str, usage: Any
+    ) -> web.StreamResponse:
+        """The same answer as chunks: the text in two pieces, or each tool call whole."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def chunk(delta: dict[str, Any], reason: str | None = None, **extra: Any) -> None:
+            data = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+                **extra,
+            }
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        text = message.get("content") or ""
+        await chunk({"role": "assistant", "content": text[: len(text) // 2]})
+        if text[len(text) // 2 :]:
+            await chunk({"content": text[len(text) // 2 :]})
+        for index, call in enumerate(message.get("tool_calls") or []):
+            await chunk({"tool_calls": [{"index": index, **call}]})
+        await chunk({}, finish)
+        await response.write(
+            f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': [], 'usage': usage})}\n\n".encode()
+        )
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model"}]})

@@ -100,6 +100,9 @@ class ModelConfig(Section):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     vision: bool = False  # the model takes images: users' pictures are shown to it
+    # `openai` only: how requests are sent. `direct` (unset): Herald's own aiohttp client,
+    # pydantic-ai mapping the messages; `sdk`: through the openai SDK (more CPU per request).
+    client: Literal["direct", "sdk"] | None = None
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> ModelConfig:
@@ -107,6 +110,10 @@ class ModelConfig(Section):
             missing = [key for key in ("base_url", "api_key") if getattr(self, key) is None]
             if missing:
                 raise ValueError(f"{', '.join(missing)} required when provider = 'openai'")
+        elif self.client is not None:
+            raise ValueError(
+                f"client applies to provider = 'openai' only (this one is {self.provider!r}): remove it"
+            )
         return self
 
 

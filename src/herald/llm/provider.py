@@ -18,6 +18,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
 from herald.config import PROVIDER_EXTRAS, LLMConfig, ModelConfig
+from herald.llm.direct import DirectChatModel
 from herald.llm.local import LocalModelServer
 from herald.llm.router import ToolRouter
 
@@ -45,7 +46,7 @@ class ModelHandle:
 
     async def close(self) -> None:
         for model in _models(self.model):
-            if isinstance(model, ToolRouter):
+            if isinstance(model, ToolRouter | DirectChatModel):
                 await model.close()
         if self.server is not None:
             await self.server.stop()
@@ -106,7 +107,9 @@ def remote_model(config: ModelConfig, settings: ModelSettings | None = None) -> 
     kind, name, url = config.provider, config.model, config.base_url
     if kind == "openai":
         assert url is not None and key is not None  # checked by ModelConfig
-        return OpenAIChatModel(name, provider=OpenAIProvider(base_url=url, api_key=key), settings=settings)
+        if config.client == "sdk":
+            return OpenAIChatModel(name, provider=OpenAIProvider(base_url=url, api_key=key), settings=settings)
+        return DirectChatModel(name, base_url=url, api_key=key, settings=settings)
     if kind == "openai-responses":
         from pydantic_ai.models.openai import OpenAIResponsesModel
 
