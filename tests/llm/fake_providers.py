@@ -2,7 +2,8 @@
 
 Each answers like its provider: first a call of `send_message_to_user` with the text
 `via <kind>`, then (once the request carries the tool's result) the text `done via <kind>`, with
-token usage 11 in / 7 out. `/broken/...` answers 500 and `/slow/...` never answers in time, for the
+token usage 11 in / 7 out. The OpenAI-compatible chat route also answers a streamed request
+(`"stream": true`) as OpenAI does: server-sent chunks, the usage in the last one, then `[DONE]`. `/broken/...` answers 500 and `/slow/...` never answers in time, for the
 fallback tests. Every request body is kept in `requests`, by kind.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 TOOL = "send_message_to_user"
@@ -149,13 +150,49 @@ def bedrock(kind: str, body: dict[str, Any], done: bool) -> dict[str, Any]:
     }
 
 
+def openai_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat completion as OpenAI streams it: the text in pieces, each tool call's name and then
+    its arguments in two pieces, the finish reason, the usage."""
+    head = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    text = message.get("content") or ""
+    chunks += [chunk({"content": text[i : i + 4]}) for i in range(0, len(text), 4)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        first = {"name": call["function"]["name"], "arguments": arguments[:half]}
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": first}]}))
+        chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]}))
+    chunks.append(chunk({}, choice["finish_reason"]))
+    chunks.append(head | {"choices": [], "usage": completion["usage"]})
+    return chunks
+
+
+def server_sent(chunks: list[dict[str, Any]]) -> StreamingResponse:
+    async def events() -> Any:
+        for data in chunks:
+            yield f"data: {json.dumps(data)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 def _route(kind: str, build: Any) -> Any:
     async def handle(request: Request) -> Response:
         body = await request.json()
         requests.setdefault(kind, []).append(
             {"path": request.url.path, "headers": dict(request.headers), **body}
         )
-        return JSONResponse(build(kind, body, _has_result(kind, body)))
+        answer = build(kind, body, _has_result(kind, body))
+        if body.get("stream") and build is openai_chat and kind == "openai":
+            return server_sent(openai_chunks(answer))
+        return JSONResponse(answer)
 
     return handle
 

@@ -1,7 +1,9 @@
 """Every provider kind, over its real wire protocol: Herald, configured by `[llm]` alone, talks to
 a local fake server of that protocol (its provider's SDK, pydantic-ai's model), runs the tool
 call the fake asks for, sends its result back, delivers the final answer, and stores the turn's
-token usage for `/status`. The fallback chain moves on from a failing or hanging model."""
+token usage for `/status`. OpenAI-compatible servers are reached both ways (`[llm] client`:
+Herald's direct client, the default, and the openai SDK), plainly and streamed. The fallback
+chain moves on from a failing or hanging model."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from herald.app import Herald
-from herald.config import LLMConfig, ModelConfig
+from herald.config import LLMConfig, ModelConfig, PolicyConfig
 from herald.core.clock import SystemClock
 from tests.app.herald_harness import WAIT_S, herald_config, wait_for
 from tests.llm import fake_providers
@@ -52,11 +54,15 @@ def endpoint(kind: str, base: str) -> dict[str, Any]:
     }[kind]
 
 
-async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], Herald]:
-    """One message through Herald with `llm`; the bot's delivered texts, then /status's."""
+async def converse(
+    llm: LLMConfig, db_url: str, user: str, *, stream: bool = False
+) -> tuple[list[str], Herald]:
+    """One message through Herald with `llm`; the bot's delivered texts (a streamed reply's as its
+    last frame shows it, marked `streamed: `), then /status's."""
     async with running_sim() as sim:
         config = herald_config(sim, db_url)
         config.llm = llm
+        config.policy = PolicyConfig(stream=stream)
         config.plugins.enabled = []
         # The fakes speak each provider's plain (non-streamed) wire; streamed replies and the
         # fallback for a server that takes no streams are tests/app/test_stream*.py's.
@@ -73,7 +79,15 @@ async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], H
                     url = f"{sim.base_url}/_sim/transcript?scene=c2c&target={user}"
                     async with http.get(url) as response:
                         entries: list[dict[str, Any]] = (await response.json())["entries"]
-                    return [e for e in entries if e.get("status") == 200]
+                    shown = []
+                    for entry in entries:
+                        frame = entry.get("stream")
+                        if entry.get("status") != 200 or (frame is not None and not frame.get("done")):
+                            continue
+                        if frame is not None:
+                            entry = {**entry, "content": f"streamed: {frame['text']}"}
+                        shown.append(entry)
+                    return shown
 
                 for text, replies in (("go", 2), ("/status", 3)):
                     async with http.post(f"{sim.base_url}/_sim/c2c/{user}/messages", json={"content": text}):
@@ -92,10 +106,12 @@ async def converse(llm: LLMConfig, db_url: str, user: str) -> tuple[list[str], H
 KINDS = ["openai", "openai-responses", "anthropic", "google", "groq", "mistral", "bedrock"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("kind", "client"), [(kind, None) for kind in KINDS] + [("openai", "sdk")], ids=[*KINDS, "openai-sdk"]
+)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_each_provider_kind_runs_a_tool_call_and_answers(
-    kind: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+    kind: str, client: str | None, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_providers.requests.clear()
     # Bedrock's bearer keys need HTTPS; over the fake's HTTP it signs with AWS credentials instead.
@@ -104,7 +120,7 @@ async def test_each_provider_kind_runs_a_tool_call_and_answers(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
     async with fake_server() as base:
         llm = LLMConfig.model_validate(
-            {"provider": kind, "model": f"fake-{kind}", "api_key": key, **endpoint(kind, base)}
+            {"provider": kind, "model": f"fake-{kind}", "api_key": key, "client": client, **endpoint(kind, base)}
         )
         texts, _ = await converse(llm, db_url, f"user-{kind}")
     assert texts[0] == f"via {kind}"  # the tool call, delivered
@@ -114,6 +130,23 @@ async def test_each_provider_kind_runs_a_tool_call_and_answers(
     assert "send_message_to_user" in str(first)  # the tools were offered
     assert "delivered" in str(second)  # the tool's result reached the provider
     assert "sk-test" in str(first["headers"])  # the key went where it belongs (and nowhere else)
+
+
+@pytest.mark.parametrize("client", ["direct", "sdk"])
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_openai_compatible_model_streams_the_reply(client: str, db_url: str) -> None:
+    fake_providers.requests.clear()
+    async with fake_server() as base:
+        llm = LLMConfig(
+            provider="openai", base_url=f"{base}/v1", api_key=SecretStr("sk-test"), model="fake", client=client
+        )
+        texts, _ = await converse(llm, db_url, f"user-stream-{client}", stream=True)
+    # The tool call arrived in pieces and ran; the final answer was shown as it was written.
+    assert texts[:2] == ["via openai", "streamed: done via openai"]
+    assert "tokens: last turn 22 in / 14 out" in texts[2]  # the streams' usage chunks, recorded
+    first, second = fake_providers.requests["openai"]
+    assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+    assert "delivered" in str(second)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -19,9 +19,12 @@ object inside a stream), which pydantic-ai maps to its `ModelHTTPError` / `Model
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -31,10 +34,12 @@ import httpx2
 import pydantic_core
 from openai import APIConnectionError, APIError, APITimeoutError, AsyncOpenAI, NotGiven, Omit
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.profiles import ModelProfileSpec
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import ToolDefinition
 
 # The openai SDK's retry policy (openai._constants), kept so a failing server sees the same traffic.
 DEFAULT_MAX_RETRIES = 2
@@ -46,6 +51,8 @@ DEFAULT_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 5.0
 # Parameters of `create` that are not part of the request body.
 NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+# Tool definitions whose schemas were adapted to the profile, kept (at most this many) by identity.
+TOOL_CACHE_SIZE = 256
 
 
 def _given(value: object) -> bool:
@@ -107,6 +114,16 @@ def retry_delay_s(retries_done: int, headers: Mapping[str, str] | None) -> float
     return delay * (1 - 0.25 * random.random())
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTP(S)_PROXY, NO_PROXY), as httpx honours it
+    for the SDK; read once, not per request."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
 def _timeout_s(timeout: object) -> float:
     if isinstance(timeout, int | float):
         return float(timeout)
@@ -147,6 +164,7 @@ class DirectClient:
         self._api_key = api_key
         self.max_retries = max_retries
         self._session = session if session is not None else []  # shared with copies
+        self._proxy = _proxy_for(self._url)
         self._client = self
         self.chat = _Chat(self)
 
@@ -156,11 +174,7 @@ class DirectClient:
     def session(self) -> aiohttp.ClientSession:
         if not self._session or self._session[0].closed:
             self._session[:] = [
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=1000),
-                    # As httpx does for the SDK: HTTP(S)_PROXY / NO_PROXY from the environment.
-                    trust_env=True,
-                )
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
             ]
         return self._session[0]
 
@@ -194,7 +208,9 @@ class DirectClient:
         while True:
             retry_headers: Mapping[str, str] | None = None
             try:
-                response = await self.session().post(self._url, data=data, headers=headers, timeout=timeout)
+                response = await self.session().post(
+                    self._url, data=data, headers=headers, timeout=timeout, proxy=self._proxy
+                )
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if retries >= self.max_retries:
                     raise self._connection_error(exc) from exc
@@ -330,9 +346,32 @@ class DirectChatModel(OpenAIChatModel):
         super().__init__(model_name, provider=provider, profile=profile, settings=settings)
         self._direct = DirectClient(provider.client, base_url, api_key, max_retries=provider.client.max_retries)
 
+        self._tools: dict[int, tuple[ToolDefinition, ToolDefinition]] = {}
+
     @property
     def client(self) -> AsyncOpenAI:
         return cast(AsyncOpenAI, self._direct)
+
+    def customize_request_parameters(self, model_request_parameters: ModelRequestParameters) -> ModelRequestParameters:
+        """As pydantic-ai's, but each tool's schema is adapted to the profile once per definition,
+        not on every request (the same definition objects are offered turn after turn)."""
+        params = model_request_parameters
+        if params.output_tools or params.output_object is not None or not params.function_tools:
+            return super().customize_request_parameters(params)
+        cached = [self._tools.get(id(tool)) for tool in params.function_tools]
+        missing = [
+            tool for tool, hit in zip(params.function_tools, cached, strict=True) if hit is None or hit[0] is not tool
+        ]
+        if missing:
+            if len(self._tools) + len(missing) > TOOL_CACHE_SIZE:
+                self._tools.clear()
+                missing = list(params.function_tools)
+            adapted = super().customize_request_parameters(dataclasses.replace(params, function_tools=missing))
+            for source, result in zip(missing, adapted.function_tools, strict=True):
+                # The source is kept with its result, so its id cannot be reused while cached.
+                self._tools[id(source)] = (source, result)
+        tools = [self._tools[id(tool)][1] for tool in params.function_tools]
+        return dataclasses.replace(params, function_tools=tools)
 
     async def close(self) -> None:
         await self._direct.close()
