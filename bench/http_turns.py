@@ -42,7 +42,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -219,7 +218,7 @@ def package_of(frame: str) -> str:
 async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict[str, int]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="herald-http-turns-"))
     herald: asyncio.subprocess.Process | None = None
-    spy: subprocess.Popen[bytes] | None = None
+    spy: asyncio.subprocess.Process | None = None
     connector = aiohttp.TCPConnector(limit=0)
     try:
         async with aiohttp.ClientSession(connector=connector) as http, database(args.db) as db_url:
@@ -248,10 +247,10 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
 
             load_before = os.getloadavg()[0]
             if args.py_spy:
-                spy = subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(herald.pid), "--format", "raw", "--rate", "200", "--gil",
-                     "--duration", str(int(args.seconds)), "--output", str(args.py_spy), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                spy = await asyncio.create_subprocess_exec(
+                    "py-spy", "record", "--pid", str(herald.pid), "--format", "raw", "--rate", "200", "--gil",
+                    "--duration", str(int(args.seconds)), "--output", str(args.py_spy), "--nonblocking",
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
             cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             driver0 = time.process_time()
@@ -269,7 +268,8 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
                 await poller
             values = await users.latencies(start, end)
             if spy is not None:
-                await asyncio.to_thread(spy.wait, 60)
+                async with asyncio.timeout(60):
+                    await spy.wait()
             replies = replies1 - replies0
             errors = [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
             result: dict[str, Any] = {
@@ -282,10 +282,14 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
                 "p50_ms": round(percentile(values, 0.50) * 1000, 2) if values else None,
                 "p99_ms": round(percentile(values, 0.99) * 1000, 2) if values else None,
                 "mean_ms": round(statistics.fmean(values) * 1000, 2) if values else None,
-                "herald_cpu_ms_per_message": round((cpu1["herald"] - cpu0["herald"]) / max(replies, 1) * 1000, 3),
+                "herald_cpu_ms_per_message": round(
+                    (cpu1["herald"] - cpu0["herald"]) / max(replies, 1) * 1000, 3
+                ),
                 "herald_cpu_percent": round((cpu1["herald"] - cpu0["herald"]) / (end - start) * 100, 1),
                 "sim_cpu_ms_per_message": round((cpu1["sim"] - cpu0["sim"]) / max(replies, 1) * 1000, 3),
-                "model_cpu_ms_per_message": round((cpu1["model"] - cpu0["model"]) / max(replies, 1) * 1000, 3),
+                "model_cpu_ms_per_message": round(
+                    (cpu1["model"] - cpu0["model"]) / max(replies, 1) * 1000, 3
+                ),
                 "driver_cpu_ms_per_message": round(driver / max(replies, 1) * 1000, 3),
                 "timeouts": users.timeouts,
                 "herald_errors_logged": len(errors),
@@ -294,12 +298,13 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
             }
             if errors:
                 result["first_error"] = errors[0][:300]
-            if args.py_spy and Path(args.py_spy).exists():
-                result["py_spy"] = py_spy_summary(Path(args.py_spy), args.top)
+            if args.py_spy and args.py_spy.exists():
+                result["py_spy"] = py_spy_summary(args.py_spy, args.top)
             return result
     finally:
-        if spy is not None and spy.poll() is None:
+        if spy is not None and spy.returncode is None:
             spy.kill()
+            await spy.wait()
         if herald is not None and herald.returncode is None:
             herald.send_signal(signal.SIGTERM)
             try:

@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible chat model over real HTTP, for soaks of `herald run`.
 
-`POST /v1/chat/completions` (plain, or streamed as server-sent events with `"stream": true`) decides from the conversation's last user message:
+`POST /v1/chat/completions` (plain, or streamed as server-sent events with `"stream": true`)
+decides from the conversation's last user message:
 `send N [TAG]` is answered with N `send_message_to_user` tool calls whose texts are `TAG #1` …
 `TAG #N`; once the tool results are in (a `tool` message after that user message), with the
 final text `TAG done`. Anything else gets `echo: <text>`. The answer depends only on the
@@ -109,9 +110,8 @@ def app(record: Path) -> web.Application:
         for index, call in enumerate(message.get("tool_calls") or []):
             await chunk({"tool_calls": [{"index": index, **call}]})
         await chunk({}, finish)
-        await response.write(
-            f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': [], 'usage': usage})}\n\n".encode()
-        )
+        last = {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        await response.write(f"data: {json.dumps(last)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response

@@ -3,8 +3,9 @@
 Each answers like its provider: first a call of `send_message_to_user` with the text
 `via <kind>`, then (once the request carries the tool's result) the text `done via <kind>`, with
 token usage 11 in / 7 out. The OpenAI-compatible chat route also answers a streamed request
-(`"stream": true`) as OpenAI does: server-sent chunks, the usage in the last one, then `[DONE]`. `/broken/...` answers 500 and `/slow/...` never answers in time, for the
-fallback tests. Every request body is kept in `requests`, by kind.
+(`"stream": true`) as OpenAI does: server-sent chunks, the usage in the last one, then `[DONE]`.
+`/broken/...` answers 500 and `/slow/...` never answers in time, for the fallback tests. Every
+request body is kept in `requests`, by kind.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ def openai_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
         arguments = call["function"]["arguments"]
         half = len(arguments) // 2
         first = {"name": call["function"]["name"], "arguments": arguments[:half]}
-        chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": first}]}))
+        chunks.append(
+            chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": first}]})
+        )
         chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]}))
     chunks.append(chunk({}, choice["finish_reason"]))
     chunks.append(head | {"choices": [], "usage": completion["usage"]})

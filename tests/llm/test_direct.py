@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiohttp import web
@@ -22,7 +22,8 @@ from herald.llm.direct import DirectChatModel
 from herald.llm.provider import ModelHandle, remote_model
 from tests.llm.fake_providers import openai_chat, openai_chunks
 
-CLIENTS = ["direct", "sdk"]
+Client = Literal["direct", "sdk"]
+CLIENTS: list[Client] = ["direct", "sdk"]
 PARAMETERS = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS), allow_text_output=True)
 
 
@@ -89,7 +90,7 @@ async def fake() -> AsyncIterator[tuple[Fake, str]]:
         await runner.cleanup()
 
 
-def model(client: str, base_url: str) -> Model:
+def model(client: Client, base_url: str) -> Model:
     config = ModelConfig(
         provider="openai", base_url=base_url, api_key=SecretStr("sk-test"), model="fake", client=client
     )
@@ -121,7 +122,9 @@ async def ask(m: Model, messages: list[ModelMessage], *, stream: bool) -> ModelR
 def comparable(response: ModelResponse) -> dict[str, Any]:
     """What a turn keeps of a response (not the local receive time)."""
     return {
-        "parts": [(type(p).__name__, getattr(p, "content", None), getattr(p, "args", None)) for p in response.parts],
+        "parts": [
+            (type(p).__name__, getattr(p, "content", None), getattr(p, "args", None)) for p in response.parts
+        ],
         "calls": [(c.tool_name, c.args_as_dict(), c.tool_call_id) for c in response.tool_calls],
         "usage": (response.usage.input_tokens, response.usage.output_tokens),
         "model_name": response.model_name,
@@ -131,7 +134,9 @@ def comparable(response: ModelResponse) -> dict[str, Any]:
 
 
 def test_the_default_client_for_openai_is_the_direct_one() -> None:
-    config = ModelConfig(provider="openai", base_url="http://127.0.0.1:1/v1", api_key=SecretStr("k"), model="m")
+    config = ModelConfig(
+        provider="openai", base_url="http://127.0.0.1:1/v1", api_key=SecretStr("k"), model="m"
+    )
     assert isinstance(remote_model(config), DirectChatModel)
     assert not isinstance(remote_model(config.model_copy(update={"client": "sdk"})), DirectChatModel)
 
@@ -146,20 +151,20 @@ async def test_both_clients_read_the_same_tool_call_answer_and_usage(
     fake: tuple[Fake, str], stream: bool
 ) -> None:
     server, base = fake
-    answers = {}
+    answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for client in CLIENTS:
-        call = await ask(model(client, f"{base}/ok/v1"), prompt(), stream=stream)
-        final = await ask(model(client, f"{base}/ok/v1"), prompt(with_result=True), stream=stream)
-        answers[client] = (comparable(call), comparable(final))
+        asked = await ask(model(client, f"{base}/ok/v1"), prompt(), stream=stream)
+        answered = await ask(model(client, f"{base}/ok/v1"), prompt(with_result=True), stream=stream)
+        answers[client] = (comparable(asked), comparable(answered))
     assert answers["direct"] == answers["sdk"]
     call, final = answers["direct"]
     assert call["calls"] == [("send_message_to_user", {"text": "via openai"}, "call_1")]
     assert call["usage"] == (11, 7) and call["finish_reason"] == "tool_call"
     assert final["parts"] == [("TextPart", "done via openai", None)]
     # Both sent the same request body: the tools, the messages, the stream options.
-    direct, sdk = [r for r in server.requests if r["scenario"] == "ok"][::2][:2]
-    assert direct == sdk
-    assert [t["function"]["name"] for t in direct["tools"]] == ["send_message_to_user", "future_task"]
+    sent_direct, sent_sdk = [r for r in server.requests if r["scenario"] == "ok"][::2][:2]
+    assert sent_direct == sent_sdk
+    assert [t["function"]["name"] for t in sent_direct["tools"]] == ["send_message_to_user", "future_task"]
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
 
 
@@ -176,7 +181,9 @@ async def test_both_clients_read_the_same_tool_call_answer_and_usage(
         ("stream-error", True, 1),
     ],
 )
-async def test_both_clients_fail_alike(fake: tuple[Fake, str], scenario: str, stream: bool, tries: int) -> None:
+async def test_both_clients_fail_alike(
+    fake: tuple[Fake, str], scenario: str, stream: bool, tries: int
+) -> None:
     server, base = fake
     errors = {}
     for client in CLIENTS:

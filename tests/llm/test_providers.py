@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import uvicorn
@@ -120,7 +120,13 @@ async def test_each_provider_kind_runs_a_tool_call_and_answers(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
     async with fake_server() as base:
         llm = LLMConfig.model_validate(
-            {"provider": kind, "model": f"fake-{kind}", "api_key": key, "client": client, **endpoint(kind, base)}
+            {
+                "provider": kind,
+                "model": f"fake-{kind}",
+                "api_key": key,
+                "client": client,
+                **endpoint(kind, base),
+            }
         )
         texts, _ = await converse(llm, db_url, f"user-{kind}")
     assert texts[0] == f"via {kind}"  # the tool call, delivered
@@ -134,11 +140,17 @@ async def test_each_provider_kind_runs_a_tool_call_and_answers(
 
 @pytest.mark.parametrize("client", ["direct", "sdk"])
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_an_openai_compatible_model_streams_the_reply(client: str, db_url: str) -> None:
+async def test_an_openai_compatible_model_streams_the_reply(
+    client: Literal["direct", "sdk"], db_url: str
+) -> None:
     fake_providers.requests.clear()
     async with fake_server() as base:
         llm = LLMConfig(
-            provider="openai", base_url=f"{base}/v1", api_key=SecretStr("sk-test"), model="fake", client=client
+            provider="openai",
+            base_url=f"{base}/v1",
+            api_key=SecretStr("sk-test"),
+            model="fake",
+            client=client,
         )
         texts, _ = await converse(llm, db_url, f"user-stream-{client}", stream=True)
     # The tool call arrived in pieces and ran; the final answer was shown as it was written.

@@ -169,13 +169,13 @@ class DirectClient:
         self.chat = _Chat(self)
 
     def with_options(self, *, max_retries: int, **_: Any) -> DirectClient:
-        return DirectClient(self._sdk, self.base_url, self._api_key, max_retries=max_retries, session=self._session)
+        return DirectClient(
+            self._sdk, self.base_url, self._api_key, max_retries=max_retries, session=self._session
+        )
 
     def session(self) -> aiohttp.ClientSession:
         if not self._session or self._session[0].closed:
-            self._session[:] = [
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
-            ]
+            self._session[:] = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))]
         return self._session[0]
 
     async def close(self) -> None:
@@ -248,7 +248,7 @@ class DirectClient:
         response = httpx2.Response(
             status, headers=list(headers.items()), content=raw, request=self._request()
         )
-        return cast(Exception, self._sdk._make_status_error_from_response(response))  # noqa: SLF001
+        return cast(Exception, self._sdk._make_status_error_from_response(response))
 
 
 def _completion(raw: bytes) -> ChatCompletion:
@@ -344,7 +344,9 @@ class DirectChatModel(OpenAIChatModel):
     ) -> None:
         provider = OpenAIProvider(base_url=base_url, api_key=api_key)
         super().__init__(model_name, provider=provider, profile=profile, settings=settings)
-        self._direct = DirectClient(provider.client, base_url, api_key, max_retries=provider.client.max_retries)
+        self._direct = DirectClient(
+            provider.client, base_url, api_key, max_retries=provider.client.max_retries
+        )
 
         self._tools: dict[int, tuple[ToolDefinition, ToolDefinition]] = {}
 
@@ -352,7 +354,9 @@ class DirectChatModel(OpenAIChatModel):
     def client(self) -> AsyncOpenAI:
         return cast(AsyncOpenAI, self._direct)
 
-    def customize_request_parameters(self, model_request_parameters: ModelRequestParameters) -> ModelRequestParameters:
+    def customize_request_parameters(
+        self, model_request_parameters: ModelRequestParameters
+    ) -> ModelRequestParameters:
         """As pydantic-ai's, but each tool's schema is adapted to the profile once per definition,
         not on every request (the same definition objects are offered turn after turn)."""
         params = model_request_parameters
@@ -360,13 +364,17 @@ class DirectChatModel(OpenAIChatModel):
             return super().customize_request_parameters(params)
         cached = [self._tools.get(id(tool)) for tool in params.function_tools]
         missing = [
-            tool for tool, hit in zip(params.function_tools, cached, strict=True) if hit is None or hit[0] is not tool
+            tool
+            for tool, hit in zip(params.function_tools, cached, strict=True)
+            if hit is None or hit[0] is not tool
         ]
         if missing:
             if len(self._tools) + len(missing) > TOOL_CACHE_SIZE:
                 self._tools.clear()
                 missing = list(params.function_tools)
-            adapted = super().customize_request_parameters(dataclasses.replace(params, function_tools=missing))
+            adapted = super().customize_request_parameters(
+                dataclasses.replace(params, function_tools=missing)
+            )
             for source, result in zip(missing, adapted.function_tools, strict=True):
                 # The source is kept with its result, so its id cannot be reused while cached.
                 self._tools[id(source)] = (source, result)

@@ -108,7 +108,9 @@ def remote_model(config: ModelConfig, settings: ModelSettings | None = None) -> 
     if kind == "openai":
         assert url is not None and key is not None  # checked by ModelConfig
         if config.client == "sdk":
-            return OpenAIChatModel(name, provider=OpenAIProvider(base_url=url, api_key=key), settings=settings)
+            return OpenAIChatModel(
+                name, provider=OpenAIProvider(base_url=url, api_key=key), settings=settings
+            )
         return DirectChatModel(name, base_url=url, api_key=key, settings=settings)
     if kind == "openai-responses":
         from pydantic_ai.models.openai import OpenAIResponsesModel
