@@ -162,6 +162,8 @@ def openai_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
         return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     chunks = [chunk({"role": "assistant", "content": ""})]
+    if message.get("reasoning_content"):  # DeepSeek's and Moonshot's thinking
+        chunks.append(chunk({"reasoning_content": message["reasoning_content"]}))
     text = message.get("content") or ""
     chunks += [chunk({"content": text[i : i + 4]}) for i in range(0, len(text), 4)]
     for index, call in enumerate(message.get("tool_calls") or []):

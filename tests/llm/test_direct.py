@@ -48,6 +48,15 @@ class Fake:
             if not body.get("stream"):
                 return web.json_response(answer)
             return await self.sse(request, openai_chunks(answer))
+        if scenario == "lenient":
+            # What some servers send: no `created`, a null finish reason, an unknown field.
+            answer = openai_chat("openai", body, True)
+            answer["created"] = None
+            answer["choices"][0]["finish_reason"] = None
+            answer["choices"][0]["message"]["reasoning_content"] = "thought about it"
+            if not body.get("stream"):
+                return web.json_response(answer)
+            return await self.sse(request, openai_chunks(answer))
         if scenario.startswith("status-"):
             status = int(scenario.removeprefix("status-"))
             error = {"message": f"refused with {status}", "type": "invalid_request_error", "code": "nope"}
@@ -166,6 +175,17 @@ async def test_both_clients_read_the_same_tool_call_answer_and_usage(
     assert sent_direct == sent_sdk
     assert [t["function"]["name"] for t in sent_direct["tools"]] == ["send_message_to_user", "future_task"]
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_both_clients_read_a_lenient_server_alike(fake: tuple[Fake, str], stream: bool) -> None:
+    _, base = fake
+    answers = [
+        comparable(await ask(model(c, f"{base}/lenient/v1"), prompt(), stream=stream)) for c in CLIENTS
+    ]
+    assert answers[0] == answers[1]
+    assert answers[0]["parts"][-1] == ("TextPart", "done via openai", None)
+    assert answers[0]["parts"][0] == ("ThinkingPart", "thought about it", None)
 
 
 @pytest.mark.parametrize(
