@@ -11,9 +11,12 @@ request body is kept in `requests`, by kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -226,3 +229,20 @@ app = Starlette(
         Route("/slow/v1/chat/completions", slow, methods=["POST"]),
     ]
 )
+
+
+@contextlib.asynccontextmanager
+async def fake_server() -> AsyncIterator[str]:
+    """`app` on a free loopback port, until the block ends; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(60):
+            while not server.started:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -7,38 +7,19 @@ chain moves on from a failing or hanging model."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from herald.app import Herald
 from herald.config import LLMConfig, ModelConfig, PolicyConfig
 from herald.core.clock import SystemClock
-from tests.app.herald_harness import WAIT_S, herald_config, wait_for
+from tests.app.herald_harness import herald_config, wait_for
 from tests.llm import fake_providers
+from tests.llm.fake_providers import fake_server
 from tests.sim_control import running_sim
-
-
-@contextlib.asynccontextmanager
-async def fake_server() -> AsyncIterator[str]:
-    config = uvicorn.Config(fake_providers.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while not server.started:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def endpoint(kind: str, base: str) -> dict[str, Any]:

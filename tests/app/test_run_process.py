@@ -1,0 +1,97 @@
+"""`herald run` as an operator starts it: its own process (on uvloop, where installed), a config
+file, the platform (the emulator) and an OpenAI-compatible model server over real sockets. A user's
+message is answered through the model's tool call and final text, and SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from tests.app.herald_harness import WAIT_S
+from tests.llm import fake_providers
+from tests.llm.fake_providers import fake_server
+from tests.sim_control import running_sim
+
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """Poll `probe` until `done` (a safety limit, not a timing assertion)."""
+    async with asyncio.timeout(WAIT_S):
+        while not done(value := await probe()):  # noqa: ASYNC110 (another process)
+            await asyncio.sleep(0.05)
+    return value
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_herald_run_answers_through_a_model_server_and_stops_on_sigterm(
+    db_url: str, tmp_path: Path
+) -> None:
+    fake_providers.requests.clear()
+    async with running_sim() as sim, fake_server() as model_base, aiohttp.ClientSession() as http:
+        settings = sim.state.settings
+        config = tmp_path / "herald.toml"
+        config.write_text(
+            f"""
+[qq]
+app_id = "{settings.app_id}"
+secret = "{settings.secret}"
+api_base = "{sim.base_url}"
+token_url = "{sim.token_url}"
+
+[llm]
+provider = "openai"
+base_url = "{model_base}/v1"
+api_key = "sk-test"
+model = "fake"
+
+[storage]
+url = "{db_url}"
+""",
+            encoding="utf-8",
+        )
+        log = tmp_path / "herald.log"
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
+                stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+
+            async def ready() -> str:
+                return log.read_text(errors="replace")
+
+            await until(ready, lambda text: "qq gateway: READY" in text or process.returncode is not None)
+            async with http.post(f"{sim.base_url}/_sim/c2c/user-run/messages", json={"content": "go"}):
+                pass
+
+            async def shown() -> list[str]:
+                url = f"{sim.base_url}/_sim/transcript?scene=c2c&target=user-run"
+                async with http.get(url) as response:
+                    entries: list[dict[str, Any]] = (await response.json())["entries"]
+                texts = []
+                for entry in entries:
+                    frame = entry.get("stream")
+                    if entry.get("status") == 200 and (frame is None or frame.get("done")):
+                        texts.append(frame["text"] if frame is not None else entry["content"])
+                return texts
+
+            texts = await until(shown, lambda got: len(got) >= 2)
+            assert texts == ["via openai", "done via openai"]  # the tool call, then the final answer
+            assert fake_providers.requests["openai"][0]["stream"] is True  # C2C replies stream
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(WAIT_S):
+                code = await process.wait()
+    output = log.read_text(errors="replace")
+    assert code == 0, output
+    assert "Herald stopped" in output
+    assert "Traceback" not in output
