@@ -7,6 +7,10 @@ sends its next message as soon as the reply to the previous one reached the plat
     .venv/bin/python bench/http_turns.py --db postgresql --users 100 --seconds 30
     .venv/bin/python bench/http_turns.py --py-spy /tmp/herald.txt # where Herald's CPU goes
 
+With no `--think-ms` (the default) every user writes again at once, so Herald is saturated: the
+messages per second are its capacity and the latency is mostly the queue (N users / capacity, by
+Little's law). `--think-ms` paces the users, to see the latency of a load below capacity.
+
 Printed (over the measured phase, after `--warmup` seconds):
   messages_per_s              replies that reached the platform per second
   p50_ms / p99_ms / mean_ms   inbound → reply request, on the emulator's own clock (the message's
@@ -102,8 +106,9 @@ class Users:
     """N users in a closed loop; one poller reads the emulator's request log and wakes the user
     whose reply just arrived."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str, count: int) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base: str, count: int, think_s: float) -> None:
         self.http = http
+        self.think_s = think_s
         self.base = base
         self.names = [f"user-{i:04d}" for i in range(count)]
         self.replied = {name: asyncio.Event() for name in self.names}
@@ -140,6 +145,8 @@ class Users:
                     await self.replied[name].wait()
             except TimeoutError:
                 self.timeouts += 1
+            if self.think_s:
+                await asyncio.sleep(self.think_s)
 
     async def latencies(self, start: float, end: float) -> list[float]:
         """Inbound → first reply request, emulator clock, for messages dispatched in [start, end)."""
@@ -240,7 +247,7 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
                 await asyncio.sleep(0.05)
             pids["herald"] = herald.pid
 
-            users = Users(http, base, args.users)
+            users = Users(http, base, args.users, args.think_ms / 1000)
             poller = asyncio.create_task(users.poll())
             loops = [asyncio.create_task(users.user(name)) for name in users.names]
             await asyncio.sleep(args.warmup)
@@ -275,6 +282,7 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
             result: dict[str, Any] = {
                 "db": args.db,
                 "users": args.users,
+                "think_ms": args.think_ms,
                 "llm_client": args.llm_client or "default",
                 "seconds": round(end - start, 2),
                 "messages": replies,
@@ -324,6 +332,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=50, help="users in the closed loop")
+    parser.add_argument(
+        "--think-ms", type=float, default=0, help="a user's pause between a reply and its next message"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
