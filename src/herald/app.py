@@ -35,7 +35,7 @@ from herald.dispatch import Dispatcher
 from herald.extensions import ExternalTools, Plugins, ToolSource, installed
 from herald.gate import Gate, TokenLedger
 from herald.llm import ModelHandle, open_model
-from herald.llm.provider import MissingExtra, Named, remote_model
+from herald.llm.provider import MissingExtra, Named, close_models, remote_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Scheduler
@@ -80,6 +80,7 @@ class Herald:
         self._platform_override = platform
         self._rate_limits = rate_limits
         self._model_handle: ModelHandle | None = None
+        self._picked_models: dict[str, Model] = {}  # `[llm.models.*]` a policy may pick
         # What the model's owner knows without a request (the embedded server crashed) joins
         # the failures the agent records.
         self.model_health = ModelHealth(self.clock, problem=self._model_problem)
@@ -202,6 +203,7 @@ class Herald:
         policies = Policies(config.policy, config.agent, config.llm, agent_settings)
         # Tool calls waiting for a person (approve_tools): decided by clicks and /approve.
         self.approvals = approvals = ApprovalBook(self.db, self.clock, self.outbox, gate.is_admin)
+        self._picked_models = self._policy_models()
         runner = AgentRunner(
             model=model,
             turns=self.turns,
@@ -219,7 +221,7 @@ class Herald:
             instrumentation=self.tracing.instrumentation,
             agent_settings=agent_settings,
             policies=policies,
-            models=self._policy_models(),
+            models=self._picked_models,
             images=self._image_fetcher(),
             streams=self.streams,
             approvals=approvals,
@@ -388,6 +390,9 @@ class Herald:
         if self._model_handle is not None:
             await _quietly(self._model_handle.close(), "model")
             self._model_handle = None
+        if self._picked_models and self._model_choice is None:
+            await _quietly(close_models(self._picked_models.values()), "policy models")
+        self._picked_models = {}
         if self.db is not None:
             await _quietly(self.db.dispose(), "store")
         await _quietly(asyncio.to_thread(self.tracing.shutdown), "telemetry")

@@ -36,14 +36,14 @@ def endpoint(kind: str, base: str) -> dict[str, Any]:
 
 
 async def converse(
-    llm: LLMConfig, db_url: str, user: str, *, stream: bool = False
+    llm: LLMConfig, db_url: str, user: str, *, stream: bool = False, policy: dict[str, Any] | None = None
 ) -> tuple[list[str], Herald]:
     """One message through Herald with `llm`; the bot's delivered texts (a streamed reply's as its
     last frame shows it, marked `streamed: `), then /status's."""
     async with running_sim() as sim:
         config = herald_config(sim, db_url)
         config.llm = llm
-        config.policy = PolicyConfig(stream=stream)
+        config.policy = PolicyConfig.model_validate({"stream": stream, **(policy or {})})
         config.plugins.enabled = []
         # The fakes speak each provider's plain (non-streamed) wire; streamed replies and the
         # fallback for a server that takes no streams are tests/app/test_stream*.py's.
@@ -140,6 +140,26 @@ async def test_an_openai_compatible_model_streams_the_reply(
     first, second = fake_providers.requests["openai"]
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
     assert "delivered" in str(second)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_model_a_policy_picks_answers_through_the_direct_client(db_url: str) -> None:
+    fake_providers.requests.clear()
+    async with fake_server() as base:
+        llm = LLMConfig(
+            provider="openai",
+            base_url=f"{base}/v1",
+            api_key=SecretStr("sk-test"),
+            model="fake-primary",
+            models={
+                "other": ModelConfig(
+                    provider="openai", base_url=f"{base}/v1", api_key=SecretStr("sk-test"), model="fake-other"
+                )
+            },
+        )
+        texts, _ = await converse(llm, db_url, "user-vip", policy={"users": {"user-vip": {"model": "other"}}})
+    assert texts[:2] == ["via openai", "done via openai"]
+    assert {r["model"] for r in fake_providers.requests["openai"]} == {"fake-other"}
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

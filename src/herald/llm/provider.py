@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -45,11 +46,17 @@ class ModelHandle:
         return await self.server.check() if self.server is not None else None
 
     async def close(self) -> None:
-        for model in _models(self.model):
-            if isinstance(model, ToolRouter | DirectChatModel):
-                await model.close()
+        await close_models([self.model])
         if self.server is not None:
             await self.server.stop()
+
+
+async def close_models(models: Iterable[Model]) -> None:
+    """Close what `models` (and the models they wrap) hold open: their HTTP sessions."""
+    for outer in models:
+        for model in _models(outer):
+            if isinstance(model, ToolRouter | DirectChatModel):
+                await model.close()
 
 
 def _models(model: Model) -> list[Model]:
