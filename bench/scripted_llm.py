@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible chat model over real HTTP, for soaks of `herald run`.
 
-`POST /v1/chat/completions` (plain, or streamed as server-sent events with `"stream": true`)
-decides from the conversation's last user message:
+`POST /v1/chat/completions` (plain; streamed as server-sent events with `"stream": true` when
+started with `--streams`, else such a request is refused with 400) decides from the
+conversation's last user message:
 `send N [TAG]` is answered with N `send_message_to_user` tool calls whose texts are `TAG #1` …
 `TAG #N`; once the tool results are in (a `tool` message after that user message), with the
 final text `TAG done`. Anything else gets `echo: <text>`. The answer depends only on the
@@ -60,12 +61,18 @@ def decide(messages: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
     return tag, "first", {"role": "assistant", "content": None, "tool_calls": calls}
 
 
-def app(record: Path) -> web.Application:
+def app(record: Path, *, streams: bool = False) -> web.Application:
     ids = itertools.count(1)
     log = record.open("a", buffering=1, encoding="utf-8")
 
-    async def completions(request: web.Request) -> web.Response:
+    async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if body.get("stream") and not streams:
+            # As some OpenAI-compatible servers do (Herald then asks plainly).
+            return web.json_response(
+                {"error": {"message": "the scripted model answers streamed requests only with --streams"}},
+                status=400,
+            )
         tag, phase, message = decide(body.get("messages", []))
         if tag:
             log.write(f"{tag}\t{phase}\n")
@@ -125,11 +132,11 @@ def app(record: Path) -> web.Application:
     return application
 
 
-def run_llm(port: int, record: str) -> None:
+def run_llm(port: int, record: str, streams: bool = False) -> None:
     """Target of a `multiprocessing.Process`: the scripted model on `port` until terminated."""
 
     async def forever() -> None:
-        runner = web.AppRunner(app(Path(record)), access_log=None)
+        runner = web.AppRunner(app(Path(record), streams=streams), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await asyncio.Event().wait()
@@ -143,8 +150,9 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--record", default="/dev/null")
+    parser.add_argument("--streams", action="store_true", help="answer streamed requests too (else 400)")
     args = parser.parse_args()
-    run_llm(args.port, args.record)
+    run_llm(args.port, args.record, args.streams)
 
 
 if __name__ == "__main__":
