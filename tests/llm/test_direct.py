@@ -41,7 +41,7 @@ class Fake:
         scenario = request.match_info["scenario"]
         body = await request.json()
         self.requests.append({"scenario": scenario, **body})
-        self.headers.append(dict(request.headers))
+        self.headers.append({name.lower(): value for name, value in request.headers.items()})
         done = '"role": "tool"' in json.dumps(body)
         if scenario == "ok" or (scenario == "flaky" and self.tries("flaky") > 2):
             answer = openai_chat("openai", body, done)
@@ -174,7 +174,19 @@ async def test_both_clients_read_the_same_tool_call_answer_and_usage(
     sent_direct, sent_sdk = [r for r in server.requests if r["scenario"] == "ok"][::2][:2]
     assert sent_direct == sent_sdk
     assert [t["function"]["name"] for t in sent_direct["tools"]] == ["send_message_to_user", "future_task"]
-    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert server.headers[0]["authorization"] == "Bearer sk-test"
+
+
+async def test_both_clients_send_the_organization_and_project_of_the_environment(
+    fake: tuple[Fake, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, base = fake
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-herald")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-herald")
+    for client in CLIENTS:
+        await ask(model(client, f"{base}/ok/v1"), prompt(), stream=False)
+    sent = [(h.get("openai-organization"), h.get("openai-project")) for h in server.headers]
+    assert sent == [("org-herald", "proj-herald")] * 2
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])

@@ -166,6 +166,16 @@ class DirectClient:
         self.max_retries = max_retries
         self._session = session if session is not None else []  # shared with copies
         self._proxy = _proxy_for(self._url)
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        # As the SDK sends them (from OPENAI_ORG_ID / OPENAI_PROJECT_ID when set).
+        if sdk.organization is not None:
+            self._headers["OpenAI-Organization"] = sdk.organization
+        if sdk.project is not None:
+            self._headers["OpenAI-Project"] = sdk.project
         self._client = self
         self.chat = _Chat(self)
 
@@ -193,11 +203,7 @@ class DirectClient:
         extra_body = params.get("extra_body")
         if isinstance(extra_body, Mapping):
             body.update(extra_body)
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        headers = {**self._headers}
         extra_headers = params.get("extra_headers")
         if isinstance(extra_headers, Mapping):
             headers.update({k: v for k, v in extra_headers.items() if _given(v)})
