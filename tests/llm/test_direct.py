@@ -60,7 +60,9 @@ class Fake:
         if scenario.startswith("status-"):
             status = int(scenario.removeprefix("status-"))
             error = {"message": f"refused with {status}", "type": "invalid_request_error", "code": "nope"}
-            return web.json_response({"error": error}, status=status, headers={"retry-after-ms": "10"})
+            response = web.json_response({"error": error}, status=status, headers={"retry-after-ms": "10"})
+            response.enable_compression()  # as proxies in front of model servers do
+            return response
         if scenario == "flaky":
             return web.json_response(
                 {"error": {"message": "busy"}}, status=503, headers={"retry-after-ms": "10"}

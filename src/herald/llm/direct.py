@@ -52,6 +52,7 @@ DEFAULT_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 5.0
 # Parameters of `create` that are not part of the request body.
 NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 # Tool definitions whose schemas were adapted to the profile, kept (at most this many) by identity.
 TOOL_CACHE_SIZE = 256
 
@@ -252,9 +253,9 @@ class DirectClient:
         return APIConnectionError(message=f"Connection error: {exc}", request=self._request())
 
     def _status_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> Exception:
-        response = httpx2.Response(
-            status, headers=list(headers.items()), content=raw, request=self._request()
-        )
+        # The body is already decoded: its encoding and length headers would not describe it.
+        kept = [(k, v) for k, v in headers.items() if k.lower() not in DECODED_HEADERS]
+        response = httpx2.Response(status, headers=kept, content=raw, request=self._request())
         return cast(Exception, self._sdk._make_status_error_from_response(response))
 
 
