@@ -69,6 +69,14 @@ class Fake:
             )
         if scenario == "not-json":
             return web.Response(text="<html>a proxy's page</html>", content_type="text/html")
+        if scenario == "long-chunk":
+            # One tool call whose arguments come in one chunk of 300 kB (a long text to send).
+            answer = openai_chat("openai", body, False)
+            answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = json.dumps(
+                {"text": "长" * 100_000}
+            )
+            chunk = openai_chunks(answer)
+            return await self.sse(request, chunk)
         if scenario == "stream-error":
             error = {"message": "overloaded midway", "type": "server_error", "code": "overloaded"}
             first = openai_chunks(openai_chat("openai", body, True))[:2]
@@ -189,6 +197,12 @@ async def test_both_clients_send_the_organization_and_project_of_the_environment
         await ask(model(client, f"{base}/ok/v1"), prompt(), stream=False)
     sent = [(h.get("openai-organization"), h.get("openai-project")) for h in server.headers]
     assert sent == [("org-herald", "proj-herald")] * 2
+
+
+async def test_a_streamed_chunk_of_any_length_is_read(fake: tuple[Fake, str]) -> None:
+    _, base = fake
+    answers = [await ask(model(c, f"{base}/long-chunk/v1"), prompt(), stream=True) for c in CLIENTS]
+    assert [a.tool_calls[0].args_as_dict() for a in answers] == [{"text": "长" * 100_000}] * 2
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
