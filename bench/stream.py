@@ -134,6 +134,7 @@ async def bench(args: argparse.Namespace) -> None:
                 api_key=SecretStr("bench"),
                 model="bench",
                 tools=False,
+                client=args.llm_client,
             ),
             storage=StorageConfig(url=db_url),
         )
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--token-gap-ms", type=int, default=50)
     parser.add_argument("--db", default="sqlite", help="sqlite, or a database URL")
+    parser.add_argument("--llm-client", choices=["direct", "sdk"], help="[llm] client (default: Herald's)")
     asyncio.run(bench(parser.parse_args()))
 
 
