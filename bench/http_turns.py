@@ -344,6 +344,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="entries per py-spy list")
     parser.add_argument("--keep", action="store_true", help="keep Herald's config and log")
     args = parser.parse_args()
+    if args.users < 1 or args.seconds <= 0:
+        parser.error("need --users >= 1 and --seconds > 0")
     if args.py_spy and shutil.which("py-spy") is None:
         parser.error("--py-spy needs py-spy on PATH: pip install py-spy")
 
