@@ -43,11 +43,11 @@ async def converse(
     async with running_sim() as sim:
         config = herald_config(sim, db_url)
         config.llm = llm
+        # The fakes speak each provider's plain (non-streamed) wire, and the OpenAI-compatible one
+        # its streamed wire too (`stream`); streamed replies and the fallback for a server that
+        # takes no streams are tests/app/test_stream*.py's.
         config.policy = PolicyConfig.model_validate({"stream": stream, **(policy or {})})
         config.plugins.enabled = []
-        # The fakes speak each provider's plain (non-streamed) wire; streamed replies and the
-        # fallback for a server that takes no streams are tests/app/test_stream*.py's.
-        config.policy.stream = False
         herald = Herald(config, clock=SystemClock(), rate_limits=False)
         await herald.start()
         try:
