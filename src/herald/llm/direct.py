@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import random
 import time
@@ -33,7 +34,23 @@ import aiohttp
 import httpx2
 import pydantic
 import pydantic_core
-from openai import APIConnectionError, APIError, APITimeoutError, AsyncOpenAI, NotGiven, Omit
+from openai import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncOpenAI,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    NotGiven,
+    Omit,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -160,7 +177,7 @@ class DirectClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         session: list[aiohttp.ClientSession] | None = None,
     ) -> None:
-        self._sdk = sdk  # builds the SDK's own status errors
+        self._sdk = sdk  # its organization and project headers
         self.base_url = base_url.rstrip("/") + "/"
         self._url = self.base_url + "chat/completions"
         self._api_key = api_key
@@ -256,7 +273,42 @@ class DirectClient:
         # The body is already decoded: its encoding and length headers would not describe it.
         kept = [(k, v) for k, v in headers.items() if k.lower() not in DECODED_HEADERS]
         response = httpx2.Response(status, headers=kept, content=raw, request=self._request())
-        return cast(Exception, self._sdk._make_status_error_from_response(response))
+        return status_error(response)
+
+
+# The SDK's exception for each status (its public classes), so pydantic-ai and Herald's model
+# health read an error from this client exactly as one from the SDK.
+STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error(response: httpx2.Response) -> APIStatusError:
+    """The error the SDK raises for this answer: "Error code: N - <message>", with the body (its
+    `error` object when there is one) kept on the exception."""
+    text = response.text.strip()
+    body: object = text
+    message = f"Error code: {response.status_code}"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        error = body.get("error", body) if isinstance(body, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        if isinstance(said, str) and said:
+            message += f" - {said}"
+    data = body.get("error", body) if isinstance(body, dict) else body
+    kind = STATUS_ERRORS.get(response.status_code)
+    if kind is None:
+        kind = InternalServerError if response.status_code >= 500 else APIStatusError
+    return kind(message, response=response, body=data)
 
 
 def _completion(raw: bytes) -> ChatCompletion:
