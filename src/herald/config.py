@@ -162,6 +162,10 @@ class AgentConfig(Section):
     image_hosts: list[str] = Field(default_factory=lambda: ["multimedia.nt.qq.com.cn"])
     image_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     image_timeout_s: float = Field(default=10.0, gt=0)
+    # Several instances on one PostgreSQL database: the instance running a conversation's turns
+    # holds it this long, renewed every third of it; when that instance dies, another resumes the
+    # conversation's turns once the lease expires.
+    conversation_lease_s: float = Field(default=30.0, ge=1, le=3600)
 
     @field_validator("timezone")
     @classmethod
@@ -213,6 +217,9 @@ class SchedulerConfig(Section):
     enabled: bool = True
     min_interval_s: int = Field(default=60, ge=1)  # shortest interval /every and future_task accept
     max_jobs_per_conversation: int = Field(default=20, ge=1)
+    # Several instances on one PostgreSQL database: one leads (fires the jobs) at a time; when it
+    # dies, another takes over once its lease is this old (renewed every third of it).
+    leader_lease_s: float = Field(default=3.0, ge=0.5, le=300)
     # Sent once, on the last route left, when a job's next firing could not reach the user; the
     # job then pauses until the user writes again. `{name}` is the job's name.
     stopped_notice: str = "（定时任务「{name}」已暂停：之后的消息无法再送达你。给我发一条消息，它就会继续。）"
