@@ -57,6 +57,9 @@ class QQConfig(Section):
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8080
     webhook_path: str = "/qq/webhook"
+    # Let several Herald processes on this host listen on webhook_port (`herald run --workers N`
+    # sets it): the kernel spreads the platform's connections among them.
+    webhook_reuse_port: bool = False
 
     @model_validator(mode="after")
     def _token_url_follows_api_base(self) -> QQConfig:
