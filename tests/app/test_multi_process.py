@@ -221,9 +221,11 @@ async def test_sigkills_across_instances_lose_and_repeat_nothing(
             # Each slot's item is one row (its key is unique), delivered once.
             assert len(ticks) == len([item for item in items if item.state == "delivered"]), (ticks, items)
             slots = [
-                datetime.strptime(item.idempotency_key.rsplit(":", 1)[1], "%Y%m%dT%H%M%S") for item in items
+                datetime.strptime(str(item.idempotency_key).rsplit(":", 1)[1], "%Y%m%dT%H%M%S").replace(
+                    tzinfo=UTC
+                )
+                for item in items
             ]
-            slots = [slot.replace(tzinfo=UTC) for slot in slots]
             # None skipped: each slot after a firing is at latest the first one after that firing.
             for (slot, item), following in zip(zip(slots, items, strict=True), slots[1:], strict=False):
                 latest = next_after(job.schedule, max(slot, item.created_at))
