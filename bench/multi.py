@@ -54,6 +54,12 @@ WAIT_S = 300.0
 TAG = re.compile(r"m(\d+)-(\d+)")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -179,6 +185,13 @@ async def throughput_run(count: int, users: int, messages: int, work: Path) -> d
                 await start_all(processes)
                 # Guild k is on shard k % count: channels spread evenly.
                 channels = [(f"bench-chan-{u}", str((u + 1) << 22)) for u in range(users)]
+                pids = {
+                    f"herald-{i}": p.process.pid for i, p in enumerate(processes) if p.process is not None
+                }
+                assert sim.process.pid is not None
+                pids["sim"] = sim.process.pid
+                pids["bench"] = os.getpid()
+                cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
                 started = time.perf_counter()
                 for k in range(messages):
                     await asyncio.gather(
@@ -200,6 +213,7 @@ async def throughput_run(count: int, users: int, messages: int, work: Path) -> d
                             break
                         await asyncio.sleep(0.05)
                 elapsed = time.perf_counter() - started
+                cpu = {name: round(cpu_s(pid) - cpu_before[name], 2) for name, pid in pids.items()}
             finally:
                 await asyncio.gather(*(p.stop() for p in processes))
             lost = duplicated = disordered = 0
@@ -222,6 +236,7 @@ async def throughput_run(count: int, users: int, messages: int, work: Path) -> d
         "lost": lost,
         "duplicated": duplicated,
         "out_of_order": disordered,
+        "cpu_s": cpu,
         "load": load(),
     }
 
