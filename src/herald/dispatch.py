@@ -92,6 +92,8 @@ class Lanes:
 
     def submit(self, turn: Turn) -> None:
         queue = self._queues.setdefault(turn.conversation, deque())
+        if self._claims is not None and any(queued.id == turn.id for queued in queue):
+            return  # read from the database already, when the lane took its conversation
         queue.append(turn)
         self._idle.clear()
         if self._max_waiting is not None and len(queue) - 1 > self._max_waiting:
@@ -448,6 +450,8 @@ class Dispatcher:
             trigger_id=event.message_id,
             ref=event.ref,
             images=tuple(a for a in event.attachments if a.content_type.startswith("image/")),
+            # A refused turn is stored ended: another instance must never take it for one to run.
+            ended=(REFUSED, verdict.refusal.reason) if verdict is not None and verdict.refusal else None,
         )
         if turn is None:
             self.duplicates += 1
@@ -474,7 +478,7 @@ class Dispatcher:
         return self.policies.resolve(event.target, event.author_id, event.guild_id).answer_unmentioned
 
     async def _refuse(self, turn: Turn, event: InboundMessage, refusal: Refusal) -> None:
-        """Store why the turn did not run and tell the user, once per burst; the model never sees it."""
+        """Tell the user why the turn did not run (stored ended), once per burst; the model never sees it."""
         assert self.gate is not None
         log.info(
             "refused %s %s from %s in %s: %s",
@@ -492,7 +496,6 @@ class Dispatcher:
                 trigger_id=event.message_id,
                 idempotency_key=f"turn:{turn.id}:refusal",
             )
-        await self.turns.finish(turn, REFUSED, refusal.reason)
         if self.changes is not None:
             self.changes.changed(event.target.key)
 

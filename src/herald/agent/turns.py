@@ -165,9 +165,11 @@ class TurnStore:
         job_id: str | None = None,
         ref: str | None = None,
         images: tuple[Attachment, ...] = (),
+        ended: tuple[str, str] | None = None,
     ) -> Turn | None:
         """Store a new turn; None if `source_id` was already recorded (a redelivery). `ref`: the
-        message's quoting handle."""
+        message's quoting handle. `ended`: (status, why) of a turn stored as already ended (one
+        refused before it ran), so no instance ever finds it unfinished."""
         now = self.clock.now()
         values = {
             "conversation": conversation,
@@ -179,7 +181,9 @@ class TurnStore:
             "job_id": job_id,
             "ref": ref,
             "images": dump_images(images),
-            "status": PENDING,
+            "status": PENDING if ended is None else ended[0],
+            "error": None if ended is None else _error_text(ended[1]),
+            "finished_at": None if ended is None else now,
             "steps": 0,
             "in_history": True,
             "created_at": now,
@@ -197,6 +201,7 @@ class TurnStore:
             trigger_id=trigger_id,
             job_id=job_id,
             created_at=now,
+            status=PENDING if ended is None else ended[0],
             images=images,
         )
 
