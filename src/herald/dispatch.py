@@ -96,7 +96,9 @@ class Lanes:
             return  # read from the database already, when the lane took its conversation
         queue.append(turn)
         self._idle.clear()
-        if self._max_waiting is not None and len(queue) - 1 > self._max_waiting:
+        # Merged only where the conversation's turns run: another instance's queue may be dropped.
+        held = self._claims is None or turn.conversation in self._claims.held
+        if self._max_waiting is not None and len(queue) - 1 > self._max_waiting and held:
             self._merge_oldest(queue)
         if turn.conversation not in self._workers:
             self._workers[turn.conversation] = asyncio.create_task(
