@@ -143,6 +143,7 @@ class Lanes:
     async def _work(self, key: str) -> None:
         queue = self._queues[key]
         claims = self._claims
+        done: set[int] = set()  # run here (a turn whose end could not be stored is not run again)
         try:
             while True:
                 if claims is not None:
@@ -150,7 +151,7 @@ class Lanes:
                     if stored is None:
                         queue.clear()  # the holder runs them (or, after an error, the next look)
                         break
-                    self._merge(queue, stored)
+                    self._merge(queue, stored, done)
                 while queue:
                     if claims is not None and claims.lost(key):
                         queue.clear()  # the new holder runs them
@@ -162,7 +163,11 @@ class Lanes:
                             await self._run(queue[0])
                     if claims is not None:
                         claims.ran(key, queue[0].id)
+                        done.add(queue[0].id)
                     queue.popleft()
+                    if claims is not None and queue:
+                        # Another instance may have stored a turn older than the next one here.
+                        self._merge(queue, await self._stored(claims, key), done)
                 if claims is None:
                     break
                 waiting = await self._released(claims, key)
@@ -191,11 +196,19 @@ class Lanes:
             log.exception("giving back conversation %s failed; its lease expires on its own", key)
             return False
 
-    def _merge(self, queue: deque[Turn], stored: list[Turn]) -> None:
+    @staticmethod
+    async def _stored(claims: ConversationClaims, key: str) -> list[Turn]:
+        try:
+            return await claims.stored(key)
+        except Exception:
+            log.exception("reading conversation %s's turns failed; running those queued here", key)
+            return []
+
+    def _merge(self, queue: deque[Turn], stored: list[Turn], done: set[int]) -> None:
         """Add the turns other instances stored to the queue, in id (arrival) order."""
         if not stored:
             return
-        known = {turn.id for turn in queue} | self._coalesced
+        known = {turn.id for turn in queue} | self._coalesced | done
         merged = sorted([*queue, *(turn for turn in stored if turn.id not in known)], key=lambda t: t.id)
         queue.clear()
         queue.extend(merged)
@@ -307,6 +320,11 @@ class ConversationClaims:
         if stale or not upto:
             # Another instance may have run turns of it since this one did: its history is reread.
             self.turns.forget(key)
+        return pending
+
+    async def stored(self, key: str) -> list[Turn]:
+        """The conversation's unfinished turns, all instances'."""
+        pending, _ = await self.turns.conversation_pending(key)
         return pending
 
     def ran(self, key: str, turn_id: int) -> None:
