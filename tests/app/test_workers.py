@@ -1,5 +1,6 @@
-"""`herald run --workers 2`: two worker processes, each its own gateway shard, on one PostgreSQL
-database, answering users; a SIGKILLed worker is started again, and SIGINT stops them all."""
+"""`herald run --workers 2`: two worker processes on one PostgreSQL database, each its own gateway
+shard or both on the webhook port, answering users; a SIGKILLed worker is started again, and SIGINT
+stops them all."""
 
 from __future__ import annotations
 
@@ -128,6 +129,109 @@ stream = false  # the scripted model answers non-streaming requests
                 code = await supervisor.wait()
             assert code == 0
             assert not any(alive(pid) for pid in workers)
+    finally:
+        if supervisor is not None and supervisor.returncode is None:
+            supervisor.kill()
+            await supervisor.wait()
+        llm.terminate()
+        await llm.wait()
+
+
+async def test_webhook_workers_share_the_port(db_url: str, tmp_path: Path) -> None:
+    """Both workers listen on one webhook port (SO_REUSEPORT); the platform's pushes are answered
+    once each while one worker is SIGKILLed and started again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("workers share one database, which must be PostgreSQL")
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    llm_port, hook_port = free_port(), free_port()
+    llm = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bench" / "scripted_llm.py"), "--port", str(llm_port), env=env
+    )
+    supervisor: asyncio.subprocess.Process | None = None
+    hook = f"http://127.0.0.1:{hook_port}/qq/webhook"
+    try:
+        async with serve(SimSettings(port=0)) as sim, aiohttp.ClientSession() as http:
+            s = sim.state.settings
+            config = tmp_path / "herald.toml"
+            config.write_text(
+                f"""
+[qq]
+app_id = "{s.app_id}"
+secret = "{s.secret}"
+api_base = "{sim.base_url}"
+token_url = "{sim.token_url}"
+transport = "webhook"
+webhook_port = {hook_port}
+
+[storage]
+url = "{db_url}"
+
+[llm]
+provider = "openai"
+base_url = "http://127.0.0.1:{llm_port}/v1"
+api_key = "scripted"
+model = "scripted"
+
+[policy]
+stream = false
+
+[limits]
+user_messages_per_minute = 0
+""",
+                encoding="utf-8",
+            )
+            supervisor = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "herald", "run", "--workers", "2", "-c", str(config),
+                "--log-level", "warning", env=env,
+            )  # fmt: skip
+            async with asyncio.timeout(WAIT_S):
+                while len(children(supervisor.pid)) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            async with http.put(f"{sim.base_url}/_sim/settings", json={"webhook_url": hook}) as r:
+                assert r.status == 200
+
+            async def online() -> bool:
+                async with http.get(f"{sim.base_url}/_sim/webhook") as response:
+                    return bool((await response.json())["online"])
+
+            await until(online, True)
+
+            async def replies() -> list[str]:
+                async with http.get(f"{sim.base_url}/_sim/transcript?scene=c2c&target=h-user") as response:
+                    entries = (await response.json())["entries"]
+                return [
+                    e["content"] for e in entries if e.get("direction") == "out" and e.get("status") == 200
+                ]
+
+            async def say(n: int) -> None:
+                async with http.post(
+                    f"{sim.base_url}/_sim/c2c/h-user/messages", json={"content": f"n{n}"}
+                ) as r:
+                    assert r.status == 200
+
+            for n in range(3):
+                await say(n)
+            await until(replies, [f"echo: n{n}" for n in range(3)])
+            os.kill(max(children(supervisor.pid)), signal.SIGKILL)
+            for n in range(3, 6):
+                await say(n)
+
+            # A push that failed against the killed worker is redelivered after the pushes that
+            # followed it: its message is answered once, though maybe after them.
+            async def answered() -> list[str]:
+                return sorted(await replies())
+
+            await until(answered, [f"echo: n{n}" for n in range(6)])
+            async with asyncio.timeout(WAIT_S):
+                while len(children(supervisor.pid)) < 2:  # noqa: ASYNC110 (the restarted worker)
+                    await asyncio.sleep(0.1)
+
+            supervisor.send_signal(signal.SIGINT)
+            async with asyncio.timeout(WAIT_S):
+                assert await supervisor.wait() == 0
     finally:
         if supervisor is not None and supervisor.returncode is None:
             supervisor.kill()
