@@ -118,7 +118,7 @@ async def conversations(args: argparse.Namespace, base: str, llm_base: str, logs
                             entries = (await resp.json())["entries"]
                         if any(e.get("direction") == "out" and e.get("status") == 200 for e in entries):
                             break
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(0.2)
                     done += 1
                     if done % 1000 == 0:
                         rss = memory_mb(pid)["VmRSS"]

@@ -31,15 +31,16 @@ from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
 from herald.delivery.spool import MediaSpool, media_spool_dir
 from herald.delivery.stream import ReplyStreams
-from herald.dispatch import Dispatcher
+from herald.dispatch import ConversationClaims, Dispatcher
 from herald.extensions import ExternalTools, Plugins, ToolSource, installed
 from herald.gate import Gate, TokenLedger
 from herald.llm import ModelHandle, open_model
 from herald.llm.provider import MissingExtra, Named, close_models, remote_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
-from herald.scheduler import JobStore, Scheduler
+from herald.scheduler import JobStore, Leadership, Scheduler
 from herald.store import Database
+from herald.store.leases import Leases
 from herald.store.settings import SettingsStore
 from herald.telemetry import Tracing, start_tracing
 
@@ -240,6 +241,9 @@ class Herald:
             plugins=self.plugins,
             forecast=forecast,
         )
+        # Several instances may share a PostgreSQL database: conversations and the scheduler's lead
+        # are leased, under this instance's name. SQLite is one process: nothing to share.
+        leases = Leases(self.db, config.delivery.instance) if self.db.is_postgresql else None
         self.dispatcher = Dispatcher(
             turns=self.turns,
             runner=runner,
@@ -259,9 +263,19 @@ class Herald:
             stopped_notice=config.scheduler.stopped_notice,
             approvals=approvals,
             acknowledge=self.platform.acknowledge if isinstance(self.platform, Acknowledges) else None,
+            claims=ConversationClaims(leases, self.turns, ttl_s=config.agent.conversation_lease_s)
+            if leases is not None
+            else None,
         )
         await self.dispatcher.resume()
-        self.scheduler = Scheduler(self.jobs, self.clock, self.dispatcher.fire_job)
+        self.scheduler = Scheduler(
+            self.jobs,
+            self.clock,
+            self.dispatcher.fire_job,
+            leadership=Leadership(leases, ttl_s=config.scheduler.leader_lease_s)
+            if leases is not None
+            else None,
+        )
         if config.scheduler.enabled:
             await self.scheduler.start()
         await self.platform.start(self.dispatcher.sink)

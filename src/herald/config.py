@@ -57,6 +57,9 @@ class QQConfig(Section):
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8080
     webhook_path: str = "/qq/webhook"
+    # Let several Herald processes on this host listen on webhook_port (`herald run --workers N`
+    # sets it): the kernel spreads the platform's connections among them.
+    webhook_reuse_port: bool = False
 
     @model_validator(mode="after")
     def _token_url_follows_api_base(self) -> QQConfig:
@@ -172,6 +175,10 @@ class AgentConfig(Section):
     # Folders whose files the agent may send by path (what its tools produce). Empty: local files
     # are never sent by the agent, only URLs (a path could name any file Herald can read).
     media_dirs: list[str] = Field(default_factory=list)
+    # Several instances on one PostgreSQL database: the instance running a conversation's turns
+    # holds it this long, renewed every third of it; when that instance dies, another resumes the
+    # conversation's turns once the lease expires.
+    conversation_lease_s: float = Field(default=30.0, ge=1, le=3600)
 
     @field_validator("timezone")
     @classmethod
@@ -227,6 +234,9 @@ class SchedulerConfig(Section):
     enabled: bool = True
     min_interval_s: int = Field(default=60, ge=1)  # shortest interval /every and future_task accept
     max_jobs_per_conversation: int = Field(default=20, ge=1)
+    # Several instances on one PostgreSQL database: one leads (fires the jobs) at a time; when it
+    # dies, another takes over once its lease is this old (renewed every third of it).
+    leader_lease_s: float = Field(default=3.0, ge=0.5, le=300)
     # Sent once, on the last route left, when a job's next firing could not reach the user; the
     # job then pauses until the user writes again. `{name}` is the job's name.
     stopped_notice: str = "（定时任务「{name}」已暂停：之后的消息无法再送达你。给我发一条消息，它就会继续。）"

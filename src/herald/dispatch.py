@@ -1,5 +1,13 @@
 """From inbound events and job firings to turns: store first (durable dedup), then run each
-conversation's turns one at a time in arrival order; different conversations run concurrently."""
+conversation's turns one at a time in arrival order; different conversations run concurrently.
+
+Several instances on one PostgreSQL database keep that order across processes with a lease per
+conversation (`ConversationClaims`): only the instance holding it runs the conversation's turns,
+oldest first, including those other instances stored meanwhile (it reads the conversation's
+unfinished turns from the database when it takes the lease, and again before it lets go); an
+instance that stores a turn of a conversation held elsewhere leaves it to the holder. The holder
+looks again after it lets go, so a turn stored just before that is never stranded, and a holder
+that dies leaves its conversations to whichever instance finds them unleased first."""
 
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from herald.delivery.inspect import latest_keyboard
 from herald.gate import Gate, Refusal
 from herald.metrics import Metrics
 from herald.scheduler import slot_key
+from herald.store.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +87,11 @@ class Lanes:
         max_concurrent: int | None = None,
         max_waiting: int | None = None,
         coalesce: Callable[[Turn, Turn], Coroutine[Any, Any, None]] | None = None,
+        claims: ConversationClaims | None = None,
     ) -> None:
+        """`claims`: run a conversation's turns only while holding its lease (several instances)."""
+        self._claims = claims
+        self._coalesced: set[int] = set()  # merged away here; their rows end soon
         self._handler = handler
         self._give_up = give_up
         self._max_crashes = max_crashes
@@ -93,9 +106,13 @@ class Lanes:
 
     def submit(self, turn: Turn) -> None:
         queue = self._queues.setdefault(turn.conversation, deque())
+        if self._claims is not None and any(queued.id == turn.id for queued in queue):
+            return  # read from the database already, when the lane took its conversation
         queue.append(turn)
         self._idle.clear()
-        if self._max_waiting is not None and len(queue) - 1 > self._max_waiting:
+        # Merged only where the conversation's turns run: another instance's queue may be dropped.
+        held = self._claims is None or turn.conversation in self._claims.held
+        if self._max_waiting is not None and len(queue) - 1 > self._max_waiting and held:
             self._merge_oldest(queue)
         if turn.conversation not in self._workers:
             self._workers[turn.conversation] = asyncio.create_task(
@@ -111,6 +128,7 @@ class Lanes:
         if oldest is None:
             return
         queue.remove(oldest)
+        self._coalesced.add(oldest.id)
         newest.content = f"{oldest.content}\n{newest.content}"
         log.info(
             "turn %s in %s coalesced into turn %s: more than %s turns waiting",
@@ -123,23 +141,91 @@ class Lanes:
             task = asyncio.create_task(self._coalesce(oldest, newest), name=f"coalesce:{oldest.id}")
             self._coalescing.add(task)
             task.add_done_callback(self._coalescing.discard)
+            task.add_done_callback(lambda _: self._coalesced.discard(oldest.id))
+        else:
+            self._coalesced.discard(oldest.id)
+
+    def wake(self, key: str) -> None:
+        """Look for the conversation's unfinished turns in the database (stored by another instance
+        that is gone) and run them if its lease is free."""
+        if self._claims is None or key in self._workers:
+            return
+        self._queues.setdefault(key, deque())
+        self._idle.clear()
+        self._workers[key] = asyncio.create_task(self._work(key), name=f"lane:{key}")
 
     async def _work(self, key: str) -> None:
         queue = self._queues[key]
+        claims = self._claims
+        done: set[int] = set()  # run here (a turn whose end could not be stored is not run again)
         try:
-            while queue:
-                if self._slots is None:
-                    await self._run(queue[0])
-                else:
-                    async with self._slots:
+            while True:
+                if claims is not None:
+                    stored = await self._claimed(claims, key)
+                    if stored is None:
+                        queue.clear()  # the holder runs them (or, after an error, the next look)
+                        break
+                    self._merge(queue, stored, done)
+                while queue:
+                    if claims is not None and claims.lost(key):
+                        queue.clear()  # the new holder runs them
+                        break
+                    if self._slots is None:
                         await self._run(queue[0])
-                queue.popleft()
+                    else:
+                        async with self._slots:
+                            await self._run(queue[0])
+                    if claims is not None:
+                        claims.ran(key, queue[0].id)
+                        done.add(queue[0].id)
+                    queue.popleft()
+                    if claims is not None and queue:
+                        # Another instance may have stored a turn older than the next one here.
+                        self._merge(queue, await self._stored(claims, key), done)
+                if claims is None:
+                    break
+                waiting = await self._released(claims, key)
+                if not waiting and not queue:
+                    break
         finally:
             if not queue:
                 self._queues.pop(key, None)
             self._workers.pop(key, None)
             if not self._workers:
                 self._idle.set()
+
+    @staticmethod
+    async def _claimed(claims: ConversationClaims, key: str) -> list[Turn] | None:
+        try:
+            return await claims.take(key)
+        except Exception:
+            log.exception("taking conversation %s failed; it is looked at again shortly", key)
+            return None
+
+    @staticmethod
+    async def _released(claims: ConversationClaims, key: str) -> bool:
+        try:
+            return await claims.release(key)
+        except Exception:
+            log.exception("giving back conversation %s failed; its lease expires on its own", key)
+            return False
+
+    @staticmethod
+    async def _stored(claims: ConversationClaims, key: str) -> list[Turn]:
+        try:
+            return await claims.stored(key)
+        except Exception:
+            log.exception("reading conversation %s's turns failed; running those queued here", key)
+            return []
+
+    def _merge(self, queue: deque[Turn], stored: list[Turn], done: set[int]) -> None:
+        """Add the turns other instances stored to the queue, in id (arrival) order."""
+        if not stored:
+            return
+        known = {turn.id for turn in queue} | self._coalesced | done
+        merged = sorted([*queue, *(turn for turn in stored if turn.id not in known)], key=lambda t: t.id)
+        queue.clear()
+        queue.extend(merged)
 
     async def _run(self, turn: Turn) -> None:
         for crash in range(1, self._max_crashes + 1):
@@ -184,6 +270,10 @@ class Lanes:
         if self._coalescing:
             await asyncio.gather(*self._coalescing, return_exceptions=True)
 
+    @property
+    def conversations(self) -> set[str]:
+        return set(self._workers)
+
     async def stop(self) -> None:
         workers = list(self._workers.values())
         for task in workers:
@@ -193,6 +283,102 @@ class Lanes:
                 await task
         self._queues.clear()
         self._idle.set()
+
+
+CONVERSATION_LEASE = "conversation:"  # + the conversation's key
+RAN_KEPT = 4096  # conversations whose last turn run here is remembered
+
+
+class ConversationClaims:
+    """Which instance runs a conversation's turns, when several share one PostgreSQL database.
+
+    A lane takes its conversation's lease before running anything and gives it back when it has
+    nothing left; leases held are renewed every third of `ttl_s`, and conversations whose turns
+    wait with no live lease (their instance died) are looked for as often.
+    """
+
+    def __init__(self, leases: Leases, turns: TurnStore, *, ttl_s: float = 30.0) -> None:
+        self.leases = leases
+        self.turns = turns
+        self.ttl_s = ttl_s
+        self.held: set[str] = set()
+        self._lost: set[str] = set()
+        self._ran: dict[str, int] = {}  # the last turn this instance ran, per held conversation
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, lanes: Lanes) -> None:
+        # Held by a previous run of this instance, which is gone now.
+        await self.leases.release_all(CONVERSATION_LEASE)
+        self._task = asyncio.create_task(self._keep(lanes), name="conversation-leases")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        held, self.held = list(self.held), set()
+        for key in held:
+            with contextlib.suppress(Exception):
+                await self.leases.release(CONVERSATION_LEASE + key)
+
+    async def take(self, key: str) -> list[Turn] | None:
+        """Take the conversation: its unfinished turns (all instances'), or None while another
+        instance holds it."""
+        if not await self.leases.take(CONVERSATION_LEASE + key, self.ttl_s):
+            return None
+        self.held.add(key)
+        self._lost.discard(key)
+        upto = max(self.turns.known_upto(key) or 0, self._ran.get(key, 0))
+        pending, stale = await self.turns.conversation_pending(key, upto or None)
+        if stale or not upto:
+            # Another instance may have run turns of it since this one did: its history is reread.
+            self.turns.forget(key)
+        return pending
+
+    async def stored(self, key: str) -> list[Turn]:
+        """The conversation's unfinished turns, all instances'."""
+        pending, _ = await self.turns.conversation_pending(key)
+        return pending
+
+    def ran(self, key: str, turn_id: int) -> None:
+        self._ran.pop(key, None)
+        self._ran[key] = turn_id
+        if len(self._ran) > RAN_KEPT:
+            del self._ran[next(iter(self._ran))]
+
+    def lost(self, key: str) -> bool:
+        return key in self._lost
+
+    async def release(self, key: str) -> bool:
+        """Give the conversation back; True if turns of it are waiting (stored elsewhere while
+        this instance held it), which the caller then tries to take again."""
+        self.held.discard(key)
+        if key in self._lost:
+            self._lost.discard(key)
+            return False
+        await self.leases.release(CONVERSATION_LEASE + key)
+        return await self.turns.has_pending(key)
+
+    async def _keep(self, lanes: Lanes) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                held = set(self.held)
+                kept = {
+                    name.removeprefix(CONVERSATION_LEASE)
+                    for name in await self.leases.renew([CONVERSATION_LEASE + k for k in held], self.ttl_s)
+                }
+                for key in held - kept:
+                    if key in self.held:
+                        log.warning("conversation %s: its lease was lost; another instance runs it now", key)
+                        self._lost.add(key)
+                for key in await self.turns.unleased(CONVERSATION_LEASE):
+                    lanes.wake(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("renewing conversation leases failed; trying again")
 
 
 class Dispatcher:
@@ -217,14 +403,17 @@ class Dispatcher:
         stopped_notice: str = "",
         approvals: ApprovalBook | None = None,
         acknowledge: Acknowledge | None = None,
+        claims: ConversationClaims | None = None,
     ) -> None:
         """`policies`: what each scope gets (none: the configuration's); `gate`: access and limits
         checked before a message's turn runs (none: everyone, no limits); `jobs` and `forecast`:
         to pause a job the user can no longer be reached by (with `stopped_notice`), and resume it
-        when they write. `on_message` hears every message stored for a turn; `on_event` every event
-        the platform delivered, once handled (a message redelivered after it was stored excepted).
-        `approvals`: tool calls waiting for a person, decided by clicks and `/approve`;
-        `acknowledge`: answers a click once routing decided how (the platform's)."""
+        when they write. `claims`: several instances share the database (PostgreSQL); a
+        conversation's turns run where its lease is held. `on_message` hears every message stored
+        for a turn; `on_event` every event the platform delivered, once handled (a message
+        redelivered after it was stored excepted). `approvals`: tool calls waiting for a person,
+        decided by clicks and `/approve`; `acknowledge`: answers a click once routing decided how
+        (the platform's)."""
         self.approvals = approvals
         self.acknowledge = acknowledge
         self.policies = policies
@@ -252,7 +441,9 @@ class Dispatcher:
             max_concurrent=limits.max_concurrent_turns if limits is not None else None,
             max_waiting=limits.max_waiting_per_conversation if limits is not None else None,
             coalesce=self._coalesced,
+            claims=claims,
         )
+        self.claims = claims
         self.duplicates = 0  # inbound messages dropped because their id was already stored
 
     async def sink(self, event: InboundEvent) -> None:
@@ -304,6 +495,8 @@ class Dispatcher:
             trigger_id=event.message_id,
             ref=event.ref,
             attachments=event.attachments,
+            # A refused turn is stored ended: another instance must never take it for one to run.
+            ended=(REFUSED, verdict.refusal.reason) if verdict is not None and verdict.refusal else None,
         )
         if turn is None:
             self.duplicates += 1
@@ -469,7 +662,7 @@ class Dispatcher:
         return self.policies.resolve(event.target, event.author_id, event.guild_id).answer_unmentioned
 
     async def _refuse(self, turn: Turn, event: InboundMessage, refusal: Refusal) -> None:
-        """Store why the turn did not run and tell the user, once per burst; the model never sees it."""
+        """Tell the user why the turn did not run (stored ended), once per burst; the model never sees it."""
         assert self.gate is not None
         log.info(
             "refused %s %s from %s in %s: %s",
@@ -487,7 +680,6 @@ class Dispatcher:
                 trigger_id=event.message_id,
                 idempotency_key=f"turn:{turn.id}:refusal",
             )
-        await self.turns.finish(turn, REFUSED, refusal.reason)
         if self.changes is not None:
             self.changes.changed(event.target.key)
 
@@ -590,6 +782,8 @@ class Dispatcher:
 
     async def resume(self) -> int:
         """Queue every unfinished turn (after a crash or stop), oldest first."""
+        if self.claims is not None:
+            await self.claims.start(self.lanes)
         pending = await self.turns.pending()
         for turn in pending:
             self.lanes.submit(turn)
@@ -666,6 +860,8 @@ class Dispatcher:
 
     async def stop(self) -> None:
         await self.lanes.stop()
+        if self.claims is not None:
+            await self.claims.stop()
 
 
 def _click_answer(decision: Decision) -> InteractionAnswer:

@@ -319,3 +319,44 @@ async def test_a_virtual_clock_neither_stalls_reconnects_nor_floods_heartbeats(
         await gateway.stop()
         await task
     assert contents(sink.events) == said
+
+
+async def test_shards_identify_in_buckets_and_each_gets_its_guilds(
+    api: QQApi, tokens: TokenManager, control: SimControl
+) -> None:
+    """Two shards of one bot: shard 1 waits its turn to identify (`max_concurrency` 1 per 5 s),
+    then each gets the guild events its shard formula gives it, and private chats go to shard 0."""
+    from tests.qq.conftest import Collector as Sink
+
+    await control.settings(gateway_shards=2, gateway_max_concurrency=1)
+    clock = VirtualClock()
+    sinks = [Sink(), Sink()]
+    clients = [
+        GatewayClient(api, tokens, ALL_INTENTS, (i, 2), InboundPipeline(api, sinks[i]).handle_dispatch, clock)
+        for i in range(2)
+    ]
+    assert [client.identify_delay_s() for client in clients] == [0.0, 0.0]  # before /gateway/bot
+    tasks = [asyncio.create_task(client.run()) for client in clients]
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await clients[0].wait_ready()
+            await until(lambda: clients[1].start_limit != {})
+        assert clients[1].recommended_shards == 2
+        await clock.advance(5)
+        async with asyncio.timeout(WAIT_S):
+            await clients[1].wait_ready()
+        # Guild ids whose shard is 0 and 1: (id >> 22) % 2.
+        await control.channel("chan-even", str(2 << 22), "u1", "to shard 0")
+        await control.channel("chan-odd", str(3 << 22), "u2", "to shard 1")
+        await control.c2c("someone", "private")
+        await sinks[0].wait_for(2)
+        await sinks[1].wait_for(1)
+        assert sorted(contents(sinks[0].events)) == ["private", "to shard 0"]
+        assert contents(sinks[1].events) == ["to shard 1"]
+        assert [client.identifies for client in clients] == [1, 1]
+        assert [client.identify_waits for client in clients] == [[], [5.0]]
+    finally:
+        for client in clients:
+            await client.stop()
+        async with asyncio.timeout(WAIT_S):
+            await asyncio.gather(*tasks)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
-from sqlalchemy import Executable, bindparam, delete, select, update
+from sqlalchemy import Executable, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,9 +177,11 @@ class TurnStore:
         job_id: str | None = None,
         ref: str | None = None,
         attachments: tuple[Attachment, ...] = (),
+        ended: tuple[str, str] | None = None,
     ) -> Turn | None:
         """Store a new turn; None if `source_id` was already recorded (a redelivery). `ref`: the
-        message's quoting handle."""
+        message's quoting handle. `ended`: (status, why) of a turn stored as already ended (one
+        refused before it ran), so no instance ever finds it unfinished."""
         now = self.clock.now()
         values = {
             "conversation": conversation,
@@ -191,7 +193,9 @@ class TurnStore:
             "job_id": job_id,
             "ref": ref,
             "images": dump_attachments(attachments),
-            "status": PENDING,
+            "status": PENDING if ended is None else ended[0],
+            "error": None if ended is None else _error_text(ended[1]),
+            "finished_at": None if ended is None else now,
             "steps": 0,
             "in_history": True,
             "created_at": now,
@@ -209,6 +213,7 @@ class TurnStore:
             trigger_id=trigger_id,
             job_id=job_id,
             created_at=now,
+            status=PENDING if ended is None else ended[0],
             attachments=attachments,
         )
 
@@ -304,6 +309,58 @@ class TurnStore:
                 select(AgentTurn).where(AgentTurn.status == PENDING).order_by(AgentTurn.id)
             )
             return [self._turn(row) for row in rows]
+
+    async def conversation_pending(
+        self, conversation: str, after: int | None = None
+    ) -> tuple[list[Turn], bool]:
+        """The conversation's unfinished turns, oldest first, and whether a turn after turn `after`
+        has ended (another instance ran turns of it: what this store keeps of it is stale)."""
+        wanted = AgentTurn.status == PENDING
+        if after is not None:
+            wanted = or_(wanted, AgentTurn.id > after)
+        query = select(AgentTurn).where(AgentTurn.conversation == conversation, wanted).order_by(AgentTurn.id)
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query))
+        pending = [self._turn(row) for row in rows if row.status == PENDING]
+        return pending, len(pending) < len(rows)
+
+    async def has_pending(self, conversation: str) -> bool:
+        query = (
+            select(AgentTurn.id)
+            .where(AgentTurn.conversation == conversation, AgentTurn.status == PENDING)
+            .limit(1)
+        )
+        async with self.db.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
+    async def unleased(self, prefix: str, limit: int = 500) -> list[str]:
+        """Conversations with unfinished turns and no live lease named `prefix + conversation`
+        (PostgreSQL, several instances: the instance running them died)."""
+        query = text(
+            """
+            SELECT DISTINCT t.conversation FROM agent_turns t
+            WHERE t.status = 'pending' AND NOT EXISTS (
+                SELECT 1 FROM leases l
+                WHERE l.name = :prefix || t.conversation AND l.expires_at >= clock_timestamp()
+            )
+            LIMIT :limit
+            """
+        )
+        async with self.db.engine.connect() as conn:
+            return [row[0] for row in await conn.execute(query, {"prefix": prefix, "limit": limit})]
+
+    def known_upto(self, conversation: str) -> int | None:
+        """The newest turn id this store keeps history of, for `conversation` (0: an empty history;
+        None: nothing kept)."""
+        cached = self._histories.get(conversation)
+        if cached is None:
+            return None
+        return cached[-1][0] if cached else 0
+
+    def forget(self, conversation: str) -> None:
+        """Drop what is kept in memory of the conversation (another instance ran turns of it)."""
+        self._histories.pop(conversation, None)
+        self._summaries.pop(conversation, None)
 
     async def get(self, turn_id: int) -> Turn | None:
         async with self.db.session() as session:

@@ -110,7 +110,20 @@ async def show_model_state(herald: Herald, sim: SimState, every_s: float = 1.0) 
 
 
 @app.command("run")
-def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
+def run(
+    config: ConfigOption = None,
+    log_level: LogLevel = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Start this many Herald processes on this machine, sharing the PostgreSQL database "
+            "(each its own gateway shard, or all on the webhook port), and restart any that dies.",
+        ),
+    ] = 1,
+) -> None:
     """Run Herald against the QQ platform (or any compatible base URL) until SIGINT/SIGTERM."""
     settings = load_or_exit(config)
     if settings.qq is None:
@@ -119,6 +132,14 @@ def run(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
         )
         raise typer.Exit(2)
     setup_logging(log_level)
+    if workers > 1:
+        from herald.cli.workers import check_workers, run_workers
+
+        problem = check_workers(settings, workers)
+        if problem is not None:
+            typer.echo(f"✗ {problem}", err=True)
+            raise typer.Exit(2)
+        raise typer.Exit(run_workers(config, log_level, settings, workers))
     try:
         run_loop(run_herald(settings))
     except (ConfigError, LocalModelError, MissingExtra) as exc:

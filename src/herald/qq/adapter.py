@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from herald.config import DeliveryConfig, QQConfig
+from herald.config import ConfigError, DeliveryConfig, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent, Interaction, InteractionAnswer
@@ -401,7 +402,12 @@ class QQPlatform:
 
         self.webhook = receiver
         self._stoppers.append(stop)
-        self._transport = asyncio.create_task(server.serve(), name="qq-webhook")
+        sockets = None
+        if self.config.webhook_reuse_port:
+            # Several Herald processes on one host share the port: the kernel spreads the
+            # platform's connections among them (SO_REUSEPORT, Linux and the BSDs).
+            sockets = [_reuse_port_socket(self.config.webhook_host, self.config.webhook_port)]
+        self._transport = asyncio.create_task(server.serve(sockets=sockets), name="qq-webhook")
 
     async def stop(self) -> None:
         self._stopped = True
@@ -843,3 +849,17 @@ class QQPlatform:
             fields.pop("msg_seq", None)
         body.update(fields)
         return body
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError(
+            "[qq] webhook_reuse_port: this system has no SO_REUSEPORT; run one process per port"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

@@ -101,6 +101,9 @@ def intent_names(intents: int) -> list[str]:
     return [INTENT_NAMES.get(bit, f"1<<{bit.bit_length() - 1}") for bit in intent_bits(intents)]
 
 
+IDENTIFY_BUCKET_S = 5.0  # `max_concurrency` new sessions per this many seconds
+
+
 class GatewayError(Exception):
     """The gateway refused this bot for a reason reconnecting cannot fix."""
 
@@ -158,6 +161,9 @@ class GatewayClient:
 
         self.session_id: str | None = None
         self.seq = 0  # last `s` received in this session
+        # What `/gateway/bot` said about sharding and new sessions (none until asked).
+        self.recommended_shards: int | None = None
+        self.start_limit: dict[str, Any] = {}
         self.bot_user: dict[str, Any] = {}
         self.ready = asyncio.Event()  # set while a socket is identified/resumed
         self.last_close_code: int | None = None
@@ -168,6 +174,7 @@ class GatewayClient:
         self.dispatches = 0
         self.store_failures = 0  # dispatches whose handler raised (not stored; replayed)
         self.lost_resumes = 0  # Resumes the platform refused: events may have been missed
+        self.identify_waits: list[float] = []  # each wait before identifying (session start limit)
 
         # The newest point whose event (and every one before it) was handled: (session, s, when).
         self.handled: tuple[str, int, datetime] | None = None
@@ -259,11 +266,53 @@ class GatewayClient:
             if not isinstance(url, str) or not url:
                 raise QQApiError(200, None, "/gateway/bot answered without url", kind=ErrorKind.RETRY_LATER)
             self.url = url
+            shards = info.get("shards")
+            self.recommended_shards = shards if isinstance(shards, int) and shards > 0 else None
+            limit = info.get("session_start_limit")
+            self.start_limit = limit if isinstance(limit, dict) else {}
+            if self.recommended_shards is not None and self.recommended_shards > self.shard[1]:
+                log.warning(
+                    "qq gateway: the platform recommends %d shards, [qq] shard asks for %d: run "
+                    "more instances (herald run --workers %d, or [qq] shard = [i, %d] on each), "
+                    "or the platform may refuse this one (close code 4011)",
+                    self.recommended_shards,
+                    self.shard[1],
+                    self.recommended_shards,
+                    self.recommended_shards,
+                )
         return self.url
+
+    def identify_delay_s(self) -> float:
+        """How long to wait before identifying a new session: shards identify in buckets of
+        `session_start_limit.max_concurrency` per 5 s (shard i in bucket i // max_concurrency,
+        so instances started together take turns), and none while `remaining` is 0 (until
+        `reset_after`). Resuming creates no session and never waits."""
+        delay = 0.0
+        concurrency = self.start_limit.get("max_concurrency")
+        if self.identifies == 0 and isinstance(concurrency, int) and concurrency > 0:
+            delay = (self.shard[0] // concurrency) * IDENTIFY_BUCKET_S
+        remaining, reset_after = self.start_limit.get("remaining"), self.start_limit.get("reset_after")
+        if remaining == 0 and isinstance(reset_after, int | float) and reset_after > 0:
+            delay = max(delay, reset_after / 1000)
+        return delay
 
     async def _connect_once(self) -> bool:
         """One socket from connect to close. Returns True if it got READY/RESUMED (healthy)."""
         url = await self._gateway_url()
+        if not self.session_id:
+            delay = self.identify_delay_s()
+            if delay > 0:
+                self.identify_waits.append(delay)
+                log.info(
+                    "qq gateway: shard %s waits %.1f s before identifying (session_start_limit %s)",
+                    list(self.shard),
+                    delay,
+                    self.start_limit,
+                )
+                await self._pause(delay)
+                if self._stopping.is_set():
+                    return False
+                self.start_limit = {**self.start_limit, "remaining": None}  # spent on the wait
         ws = await self.api.session.ws_connect(
             url, autoping=True, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=self.close_timeout_s)
         )

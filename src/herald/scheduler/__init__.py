@@ -16,7 +16,7 @@ from herald.core.schedule import (
     shortest_gap,
 )
 from herald.scheduler.jobs import JobStore
-from herald.scheduler.service import FireHandler, Scheduler, slot_key
+from herald.scheduler.service import FireHandler, Leadership, Scheduler, slot_key
 
 __all__ = [
     "FireHandler",
@@ -24,6 +24,7 @@ __all__ = [
     "JobBook",
     "JobError",
     "JobStore",
+    "Leadership",
     "Schedule",
     "ScheduleError",
     "Scheduler",

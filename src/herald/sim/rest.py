@@ -160,12 +160,12 @@ def routes(state: SimState) -> list[BaseRoute]:
     async def gateway_bot(request: Request, body: dict[str, Any]) -> Reply:
         return 200, {
             "url": f"ws://{request.headers.get('host', 'localhost')}/websocket/",
-            "shards": 1,
+            "shards": state.settings.gateway_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,
                 "reset_after": 14400000,
-                "max_concurrency": 1,
+                "max_concurrency": state.settings.gateway_max_concurrency,
             },
         }
 

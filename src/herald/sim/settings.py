@@ -52,6 +52,10 @@ class SimSettings(BaseModel):
     # GUILD_MESSAGES (1<<9) and FORUMS_EVENT (1<<28), nor GROUP_MEMBER_EVENT (1<<24), which a bot
     # applies for (docs/sim.md, "Intents").
     intents_allowed: int = PUBLIC_INTENTS
+    # What `GET /gateway/bot` answers: the shard count it recommends, and how many new sessions
+    # may be identified per 5 s (`session_start_limit.max_concurrency`).
+    gateway_shards: int = Field(default=1, ge=1)
+    gateway_max_concurrency: int = Field(default=1, ge=1)
 
     # Webhook mode: when set, every dispatch is POSTed there signed (rules 16-19).
     webhook_url: str | None = None
