@@ -275,6 +275,7 @@ class Herald:
             leadership=Leadership(leases, ttl_s=config.scheduler.leader_lease_s)
             if leases is not None
             else None,
+            lateness=counted.job_lateness_seconds.observe if counted is not None else None,
         )
         if config.scheduler.enabled:
             await self.scheduler.start()

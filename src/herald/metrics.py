@@ -35,6 +35,12 @@ class Metrics:
         self.llm_tokens = Counter(
             "herald_llm_tokens", "Model tokens, by kind (input, output)", ["kind"], registry=r
         )
+        self.job_lateness_seconds = Histogram(
+            "herald_job_lateness_seconds",
+            "Job firings, from their slot to the scheduler firing them",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300),
+            registry=r,
+        )
         self.gateway_reconnects = Counter(
             "herald_gateway_reconnects",
             "Gateway sessions opened after the first (identify or resume)",

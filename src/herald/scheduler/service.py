@@ -86,10 +86,13 @@ class Scheduler:
         *,
         max_sleep_s: float = 300.0,
         leadership: Leadership | None = None,
+        lateness: Callable[[float], None] | None = None,
     ) -> None:
         """`leadership`: fire only while this instance leads (several instances on one database);
-        without it, this instance fires everything (one instance)."""
+        without it, this instance fires everything (one instance). `lateness` hears, for each
+        firing, the seconds from its slot to its firing."""
         self.jobs = jobs
+        self.lateness = lateness
         self.clock = clock
         self.on_fire = on_fire
         self.max_sleep_s = max_sleep_s
@@ -159,6 +162,8 @@ class Scheduler:
                     return count  # the new leader fires the rest
                 assert job.next_run_at is not None
                 slot = job.next_run_at
+                if self.lateness is not None:
+                    self.lateness((self.clock.now() - slot).total_seconds())
                 try:
                     await self.on_fire(job, slot)
                 except Exception:
