@@ -24,7 +24,6 @@ from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
-from herald.console import ConsoleServer, Operations, Probes
 from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Acknowledges, Platform
 from herald.delivery import DeliveryResult, Outbox
@@ -45,6 +44,7 @@ from herald.store.settings import SettingsStore
 from herald.telemetry import Tracing, start_tracing
 
 if TYPE_CHECKING:
+    from herald.console import ConsoleServer, Probes
     from herald.extensions.mcp import McpServer
 
 log = logging.getLogger(__name__)
@@ -281,6 +281,10 @@ class Herald:
             await self.scheduler.start()
         await self.platform.start(self.dispatcher.sink)
         if config.console.enabled:
+            # Imported here: the console's web stack is most of a process's memory that nothing
+            # else needs.
+            from herald.console import ConsoleServer, Operations
+
             assert self.jobs is not None
             operations = Operations(
                 db=self.db,
@@ -327,6 +331,8 @@ class Herald:
         return models
 
     def _probes(self) -> Probes:
+        from herald.console import Probes
+
         db, platform = self.db, self.platform
         assert db is not None and platform is not None
 
