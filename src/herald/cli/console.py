@@ -13,8 +13,6 @@ import typer
 from herald.cli import app
 from herald.cli.storage import storage_url
 from herald.config import ConfigError, load_config
-from herald.console.auth import hash_password, store_password_hash
-from herald.console.settings import shorten
 from herald.core.clock import SystemClock
 from herald.store import Database
 
@@ -31,6 +29,9 @@ def set_password(
     stdin: Annotated[bool, typer.Option("--stdin", help="Read the password from standard input.")] = False,
 ) -> None:
     """Set the password the console's sign-in asks for (at least 8 characters)."""
+    # Imported by the command that needs it: every `herald` command loads this module.
+    from herald.console.auth import hash_password, store_password_hash
+
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -69,6 +70,7 @@ def audit(
     """The settings operators changed in the console: when, who, which key, before → after."""
     from zoneinfo import ZoneInfo
 
+    from herald.console.settings import shorten
     from herald.store.settings import AuditEntry, recent_changes
 
     try:
