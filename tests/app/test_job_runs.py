@@ -3,10 +3,12 @@ job's run is the message it sent; an agent job's run is its turn with what the t
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from herald.console.conversations import job_runs
-from tests.app.herald_harness import harness
+from tests.app.herald_harness import WAIT_S, harness
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
@@ -20,7 +22,10 @@ async def test_run_now_of_a_send_job_shows_as_a_run_with_its_delivery(db_url: st
         await h.herald.jobs.run_now(job.id)  # a double click: the same second, one run
         await h.wait_delivered("c2c", "op3", 2)
         await h.idle()
-        runs = await job_runs(h.herald.db, job.id, job.conversation)
+        # The emulator has the message; Herald writes the delivery down as the answer comes back.
+        async with asyncio.timeout(WAIT_S):
+            while (runs := await job_runs(h.herald.db, job.id, job.conversation))[0].outcome == "pending":  # noqa: ASYNC110 (a database row, no event to wait on)
+                await asyncio.sleep(0.02)
         ran = await h.herald.jobs.get(job.id)
         delivered = [str(e["content"]) for e in await h.delivered("c2c", "op3")]
     assert delivered[1:] == ["喝水"]
