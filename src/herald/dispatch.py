@@ -507,8 +507,9 @@ class Dispatcher:
             return True
         if self.gate is not None and verdict is not None:
             self.gate.admitted(event, turn.id, verdict.admin)
-        self.lanes.submit(turn)
+        # Before the turn can run: whatever answers this message sees its jobs resumed.
         await self._resume_jobs(event.target.key)
+        self.lanes.submit(turn)
         if self.metrics is not None:
             self.metrics.inbound_events.labels(event.target.scene.value).inc()
         if self.changes is not None:

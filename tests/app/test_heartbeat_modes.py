@@ -78,14 +78,18 @@ async def test_2025_replies_then_one_recall_notice_then_paused_until_the_user_wr
         assert got[1:] == [("passive", "heartbeat")] * 3 + [("recall", "stopped")]
         assert await h.errors() == []
 
+        # What the operator sees (`herald jobs list`, the console) while nobody writes.
+        assert h.herald is not None and h.herald.jobs is not None
+        [job] = await h.herald.jobs.list_jobs(f"c2c:{USER}")
+        assert job.state.startswith("paused (not deliverable until the user writes again")
+        assert "this period (same day) is used" in job.state
+
+        # /jobs is a message: the job runs again, and the listing answering it says so.
         await h.user_says(USER, "/jobs")
         await h.wait_delivered("c2c", USER, 6)
         await h.idle()
         listing = (await h.delivered("c2c", USER))[-1]["content"]
-        assert "paused (not deliverable until the user writes again" in listing
-        assert "this period (same day) is used" in listing
-
-        # /jobs was a message: the job runs again.
+        assert "心跳" in listing and "paused" not in listing
         await minutes(h, 1)
         got = await heard(h)
         assert got[6:] == [("passive", "heartbeat")]
