@@ -10,10 +10,30 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 
 APP_ID = "102000001"
 SECRET = "herald-sim-secret-0123456789abcd"
+
+
+def qq_toml(base: str) -> str:
+    """The `[qq]` section of a `herald run` config pointed at the emulator at `base`."""
+    return (
+        f'[qq]\napp_id = "{APP_ID}"\nsecret = "{SECRET}"\n'
+        f'api_base = "{base}"\ntoken_url = "{base}/app/getAppAccessToken"\n'
+    )
+
+
+async def wait_up(http: aiohttp.ClientSession, url: str) -> None:
+    """Until `url` answers 200 (a server process starting); at most 20 s."""
+    for _ in range(400):
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(url) as resp:
+                if resp.status == 200:
+                    return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within 20 s")
 
 
 def free_port() -> int:

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from common import APP_ID, SECRET, database, free_port, run_sim
+from common import APP_ID, SECRET, database, free_port, run_sim, wait_up
 from pydantic import SecretStr
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -109,14 +109,7 @@ async def delivered_lateness(
 
 async def main_async(args: argparse.Namespace, base: str) -> None:
     async with aiohttp.ClientSession() as http, database(args.db) as url:
-        for _ in range(400):
-            try:
-                async with http.get(f"{base}/_sim/clock") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
+        await wait_up(http, f"{base}/_sim/clock")
         first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)
         print(f"storing {args.jobs} jobs", flush=True)
         started = time.monotonic()

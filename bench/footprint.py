@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import shutil
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import database, free_port, run_sim
+from common import database, free_port, run_sim, wait_up
 from scripted_llm import run_llm
 from soak import HeraldProcess, write_config
 
@@ -142,14 +141,7 @@ async def conversations(args: argparse.Namespace, base: str, llm_base: str, logs
 async def main_async(args: argparse.Namespace, base: str, llm_base: str, logs: Path) -> None:
     async with aiohttp.ClientSession() as http:
         for url in (f"{base}/_sim/clock", f"{llm_base}/models"):
-            for _ in range(400):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(url) as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"{url} did not answer within 20 s")
+            await wait_up(http, url)
     print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     if "cold" in args.phases:
         for key, value in (await cold(args, base, llm_base, logs)).items():

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import APP_ID, SECRET, database, free_port, run_sim
+from common import database, free_port, qq_toml, run_sim, wait_up
 from scripted_llm import run_llm
 
 READY = re.compile(r"qq gateway: (READY|RESUMED)")
@@ -74,12 +74,7 @@ def percentile(values: list[float], q: float) -> float:
 def config_text(args: argparse.Namespace, base: str, llm_base: str, db_url: str) -> str:
     client = f'client = "{args.llm_client}"\n' if args.llm_client else ""
     return f"""
-[qq]
-app_id = "{APP_ID}"
-secret = "{SECRET}"
-api_base = "{base}"
-token_url = "{base}/app/getAppAccessToken"
-
+{qq_toml(base)}
 [llm]
 provider = "openai"
 base_url = "{llm_base}"
@@ -168,16 +163,6 @@ class Users:
 async def sim_time(http: aiohttp.ClientSession, base: str) -> float:
     async with http.get(f"{base}/_sim/clock") as resp:
         return float((await resp.json())["time"])
-
-
-async def wait_up(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(400):
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get(url) as resp:
-                if resp.status == 200:
-                    return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within 20 s")
 
 
 def py_spy_summary(path: Path, top: int) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import APP_ID, SECRET, database, free_port, run_sim
+from bench.common import database, free_port, qq_toml, run_sim
 
 from herald.core.clock import SystemClock
 from herald.core.schedule import interval_schedule, next_after
@@ -67,12 +67,7 @@ def load() -> str:
 def write_config(path: Path, base: str, db_url: str, instance: str, shard: tuple[int, int]) -> None:
     path.write_text(
         f"""
-[qq]
-app_id = "{APP_ID}"
-secret = "{SECRET}"
-api_base = "{base}"
-token_url = "{base}/app/getAppAccessToken"
-shard = [{shard[0]}, {shard[1]}]
+{qq_toml(base)}shard = [{shard[0]}, {shard[1]}]
 
 [storage]
 url = "{db_url}"

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import APP_ID, SECRET, database, free_port, run_sim
+from common import database, free_port, qq_toml, run_sim, wait_up
 from scripted_llm import run_llm
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -556,12 +556,7 @@ def write_config(path: Path, base: str, llm_base: str, db_url: str) -> None:
     """`herald run`'s config: the emulator at `base`, the scripted model at `llm_base`."""
     path.write_text(
         f"""
-[qq]
-app_id = "{APP_ID}"
-secret = "{SECRET}"
-api_base = "{base}"
-token_url = "{base}/app/getAppAccessToken"
-
+{qq_toml(base)}
 [llm]
 provider = "openai"
 base_url = "{llm_base}"
@@ -583,14 +578,7 @@ async def soak(
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http, database(args.db) as db_url:
         for url in (f"{base}/_sim/clock", f"{llm_base}/models"):
-            for _ in range(400):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(url) as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"{url} did not answer within 20 s")
+            await wait_up(http, url)
         config = logs / "herald.toml"
         write_config(config, base, llm_base, db_url)
         runner = Soak(args, base, http, sim_pid)

@@ -20,6 +20,15 @@ from herald.sim.settings import SimSettings
 QUIET_HOUR = 12
 
 
+def qq_toml(sim: RunningSim) -> str:
+    """The `[qq]` section of a `herald run` config pointed at this emulator."""
+    s = sim.state.settings
+    return (
+        f'[qq]\napp_id = "{s.app_id}"\nsecret = "{s.secret}"\n'
+        f'api_base = "{sim.base_url}"\ntoken_url = "{sim.token_url}"\n'
+    )
+
+
 def seconds_to_quiet_hour(now: float) -> float:
     """From `now` (seconds since the epoch) to the next noon in Beijing (0 at noon exactly), rounded
     up to whole seconds so that a test's own offsets add to the clock's offset exactly."""

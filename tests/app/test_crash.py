@@ -20,21 +20,16 @@ from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from herald.store import Database
 from tests.app.herald_harness import WAIT_S
+from tests.sim_control import qq_toml
 
 ROOT = Path(__file__).resolve().parents[2]  # where `tests` is importable from
 USERS = [f"crash-user-{i}" for i in range(5)]
 
 
 def write_config(path: Path, sim: RunningSim, db_url: str) -> None:
-    s = sim.state.settings
     path.write_text(
         f"""
-[qq]
-app_id = "{s.app_id}"
-secret = "{s.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-
+{qq_toml(sim)}
 [storage]
 url = "{db_url}"
 

@@ -27,6 +27,7 @@ from herald.sim.settings import SimSettings
 from herald.store import Database
 from herald.store.tables.outbox import OutboxItem
 from tests.app.herald_harness import WAIT_S
+from tests.sim_control import qq_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = [f"mp-user-{i}" for i in range(4)]
@@ -43,15 +44,9 @@ def conversations() -> list[tuple[str, str]]:
 
 
 def write_config(path: Path, sim: RunningSim, db_url: str, instance: str, shard: tuple[int, int]) -> None:
-    s = sim.state.settings
     path.write_text(
         f"""
-[qq]
-app_id = "{s.app_id}"
-secret = "{s.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-shard = [{shard[0]}, {shard[1]}]
+{qq_toml(sim)}shard = [{shard[0]}, {shard[1]}]
 
 [storage]
 url = "{db_url}"

@@ -17,7 +17,7 @@ import pytest
 from tests.app.herald_harness import WAIT_S
 from tests.llm import fake_providers
 from tests.llm.fake_providers import fake_server
-from tests.sim_control import running_sim
+from tests.sim_control import qq_toml, running_sim
 
 T = TypeVar("T")
 
@@ -36,16 +36,10 @@ async def test_herald_run_answers_through_a_model_server_and_stops_on_sigterm(
 ) -> None:
     fake_providers.requests.clear()
     async with running_sim() as sim, fake_server() as model_base, aiohttp.ClientSession() as http:
-        settings = sim.state.settings
         config = tmp_path / "herald.toml"
         config.write_text(
             f"""
-[qq]
-app_id = "{settings.app_id}"
-secret = "{settings.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-
+{qq_toml(sim)}
 [llm]
 provider = "openai"
 base_url = "{model_base}/v1"

@@ -24,6 +24,7 @@ from herald.store import Database
 from tests.app.herald_harness import WAIT_S
 from tests.app.test_crash import launch
 from tests.app.test_stream import check_rules
+from tests.sim_control import qq_toml
 
 USER = "stream-crash-user"
 SHOWN = ["第一段", "，第二段"]  # what the model writes before it stalls
@@ -80,15 +81,9 @@ async def model_server(model: StallingModel) -> AsyncIterator[str]:
 
 
 def write_config(path: Path, sim: RunningSim, db_url: str, model_url: str) -> None:
-    s = sim.state.settings
     path.write_text(
         f"""
-[qq]
-app_id = "{s.app_id}"
-secret = "{s.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-
+{qq_toml(sim)}
 [storage]
 url = "{db_url}"
 

@@ -18,6 +18,7 @@ import pytest
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from tests.app.herald_harness import WAIT_S
+from tests.sim_control import qq_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,16 +72,10 @@ async def test_workers_share_the_shards_restart_and_stop(db_url: str, tmp_path: 
     supervisor: asyncio.subprocess.Process | None = None
     try:
         async with serve(SimSettings(port=0, gateway_shards=2)) as sim, aiohttp.ClientSession() as http:
-            s = sim.state.settings
             config = tmp_path / "herald.toml"
             config.write_text(
                 f"""
-[qq]
-app_id = "{s.app_id}"
-secret = "{s.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-
+{qq_toml(sim)}
 [storage]
 url = "{db_url}"
 
@@ -154,16 +149,10 @@ async def test_webhook_workers_share_the_port(db_url: str, tmp_path: Path) -> No
     hook = f"http://127.0.0.1:{hook_port}/qq/webhook"
     try:
         async with serve(SimSettings(port=0)) as sim, aiohttp.ClientSession() as http:
-            s = sim.state.settings
             config = tmp_path / "herald.toml"
             config.write_text(
                 f"""
-[qq]
-app_id = "{s.app_id}"
-secret = "{s.secret}"
-api_base = "{sim.base_url}"
-token_url = "{sim.token_url}"
-transport = "webhook"
+{qq_toml(sim)}transport = "webhook"
 webhook_port = {hook_port}
 
 [storage]

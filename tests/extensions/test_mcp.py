@@ -26,6 +26,7 @@ from herald.sim.app import serve
 from herald.sim.settings import SimSettings
 from tests.app.herald_harness import WAIT_S, Harness, harness, wait_for
 from tests.extensions.scripts import CallsTools
+from tests.sim_control import qq_toml
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
 ROOT = Path(__file__).resolve().parents[2]  # where `tests` is importable from
@@ -265,10 +266,8 @@ async def test_sigkill_mid_call_of_a_tool_not_safe_to_rerun_then_restart_does_no
     config, record = tmp_path / "herald.toml", tmp_path / "calls.log"
     text = 'call lucky_append_note {"text": "once"}'
     async with serve(SimSettings(port=0)) as sim, aiohttp.ClientSession() as http:
-        s = sim.state.settings
         config.write_text(
-            f'[qq]\napp_id = "{s.app_id}"\nsecret = "{s.secret}"\napi_base = "{sim.base_url}"\n'
-            f'token_url = "{sim.token_url}"\n\n[storage]\nurl = "{db_url}"\n\n'
+            f'{qq_toml(sim)}\n[storage]\nurl = "{db_url}"\n\n'
             f"[mcp.servers.lucky]\ncommand = {_toml(sys.executable)}\nargs = [{_toml(SERVER)}, 'stdio']\n"
             f"env = {{ NOTES_FILE = {_toml(str(notes))}, PID_FILE = {_toml(str(pids))}, "
             "NOTE_DELAY_S = '60' }\n",

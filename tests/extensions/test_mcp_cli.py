@@ -14,6 +14,7 @@ import herald.cli.extensions  # noqa: F401  (registers `herald mcp`)
 from herald.cli import app
 from herald.config import ConfigError, load_config
 from tests.extensions.test_mcp import SERVER
+from tests.sim_control import qq_toml
 
 CLAUDE_DESKTOP = {
     "mcpServers": {
@@ -111,11 +112,9 @@ async def test_doctor_lists_each_servers_tools_or_error_and_each_plugin(tmp_path
     from herald.sim.settings import SimSettings
 
     async with serve(SimSettings(port=0)) as sim:
-        s = sim.state.settings
         config_file = tmp_path / "herald.toml"
         config_file.write_text(
-            f'[qq]\napp_id = "{s.app_id}"\nsecret = "{s.secret}"\napi_base = "{sim.base_url}"\n'
-            f'token_url = "{sim.token_url}"\n\n'
+            f"{qq_toml(sim)}\n"
             '[llm]\nprovider = "openai"\nbase_url = "http://127.0.0.1:1/v1"\napi_key = "k"\n\n'
             f"[mcp.servers.lucky]\ncommand = {json.dumps(sys.executable)}\n"
             f'args = [{json.dumps(SERVER)}, "stdio"]\n\n'

@@ -19,6 +19,7 @@ from herald.qq.capabilities import Capabilities
 from herald.store.db import Database
 from tests.delivery.harness import WAIT_S, Stack, qq_config, stack
 from tests.qq.test_doctor import herald_doctor
+from tests.sim_control import qq_toml
 
 # Herald believes proactive push works (mode 2026); the platform has withdrawn it (mode 2025).
 BELIEVES_PROACTIVE = DeliveryConfig(platform_mode="2026", recall="off")
@@ -131,14 +132,8 @@ async def test_no_markdown_permission_is_learned_for_the_bot_not_one_user(
         assert [(entry["status"], entry.get("msg_type")) for entry in attempts] == [(200, 0)]
 
         # The operator sees it in `herald doctor`, and forgets it once the platform grants it.
-        sim = herald.sim
-        settings = sim.state.settings
         config = tmp_path / "herald.toml"
-        config.write_text(
-            f'[qq]\napp_id = "{settings.app_id}"\nsecret = "{settings.secret}"\n'
-            f'api_base = "{sim.base_url}"\ntoken_url = "{sim.token_url}"\n'
-            f'[storage]\nurl = "{db_url}"\n'
-        )
+        config.write_text(f'{qq_toml(herald.sim)}[storage]\nurl = "{db_url}"\n')
         code, out = await herald_doctor(config)
         assert code == 0, out
         assert "markdown: refused to this bot since" in out and "40034127" in out

@@ -17,7 +17,7 @@ from herald.config import QQConfig
 from herald.qq.doctor import Check, run_checks
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim
-from tests.sim_control import SimControl
+from tests.sim_control import SimControl, qq_toml
 
 WAIT_S = 20.0
 
@@ -148,10 +148,7 @@ async def herald_doctor(config_file: Path, *args: str) -> tuple[int, str]:
 async def test_cli_prints_checks_and_exits_nonzero_on_failure(sim: RunningSim, tmp_path: Path) -> None:
     s = sim.state.settings
     good = tmp_path / "good.toml"
-    good.write_text(
-        f'[qq]\napp_id = "{s.app_id}"\nsecret = "{s.secret}"\napi_base = "{sim.base_url}"\n'
-        f'token_url = "{sim.token_url}"\n'
-    )
+    good.write_text(qq_toml(sim))
     code, out = await herald_doctor(good)
     assert code == 0, out
     assert "✓ credentials" in out and "✓ gateway" in out and "all checks passed" in out
