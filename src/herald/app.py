@@ -382,14 +382,8 @@ class Herald:
         await self.platform.wait_ready()
 
     def _qq_platform(self) -> Platform:
-        from herald.qq.adapter import QQPlatform
-
-        if self.config.qq is None:
-            raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
         assert self.db is not None
-        return QQPlatform(
-            self.config.qq, self.db, self.clock, delivery=self.config.delivery, rate_limits=self._rate_limits
-        )
+        return configured_platform(self.config, self.db, self.clock, rate_limits=self._rate_limits)
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight turns be resumed next start, then close everything."""
@@ -429,6 +423,17 @@ class Herald:
         await self.stop()
 
 
+def configured_platform(
+    config: HeraldConfig, db: Database, clock: Clock, *, rate_limits: bool = True
+) -> Platform:
+    """The platform the config names, built, not started (a command reads through it unstarted)."""
+    from herald.qq.adapter import QQPlatform
+
+    if config.qq is None:
+        raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
+    return QQPlatform(config.qq, db, clock, delivery=config.delivery, rate_limits=rate_limits)
+
+
 class _Observer:
     """What the outbox reports: counted, handed to plugins' delivery hooks, and told to the
     console's live pages."""
@@ -440,7 +445,7 @@ class _Observer:
 
     def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
         scene = conversation.partition(":")[0]
-        route = result.sent.mode.value if result.sent is not None else "none"
+        route = result.sent.route if result.sent is not None else "none"
         if self.metrics is not None:
             self.metrics.deliveries.labels(scene, route, state).inc()
         self.plugins.delivery_observer(result, conversation, origin)

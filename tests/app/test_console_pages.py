@@ -115,7 +115,7 @@ async def test_a_conversation_shows_each_turns_tool_calls_and_deliveries(db_url:
     assert [c.split()[1] for c in calls] == ["send_message_to_user"] * 3
     assert all("delivered (passive)" in r for r in results) and len(results) == 3
     assert routes == ["passive"] * 4
-    assert [s.rsplit("· ", 1)[-1] for s in seqs] == ["1", "2", "3", "4"]
+    assert [s.rsplit("· ", 1)[-1] for s in seqs] == ["msg_seq 1", "msg_seq 2", "msg_seq 3", "msg_seq 4"]
 
 
 async def ledger_panel(page: Page) -> tuple[str | None, str, list[tuple[str, str, str]]]:
@@ -172,11 +172,11 @@ async def test_a_conversation_shows_its_reply_ledger_and_the_next_sends_route(
                 await browser.close()
 
     route, sentence, anchors = fresh
-    assert route == "passive"
+    assert route == "reply"
     assert [(anchor_id, replies) for anchor_id, _, replies in anchors] == [(msg_id, "3")]
     assert anchors[0][1].startswith("59:")  # mm:ss of the window, less the safety margin
-    assert sentence.startswith("Next send: passive on anchor") and "(3 replies left, 59:" in sentence
-    assert fresh_zh[0] == "passive" and "被动回复" in fresh_zh[1] and "剩 3 次回复" in fresh_zh[1]
+    assert sentence.startswith("Next send: reply on anchor") and "(3 replies left, 59:" in sentence
+    assert fresh_zh[0] == "reply" and "被动回复" in fresh_zh[1] and "剩 3 次回复" in fresh_zh[1]
     assert late_zh[0] == "proactive" and late_zh[2] == [] and "主动消息" in late_zh[1]
     assert late[0] == "proactive" and late[1] == "Next send: proactive (1000 of 1000 in 24 h left)"
     assert proactive.startswith("Proactive: unknown") and proactive.endswith("0 of 1000 used in 24 h")

@@ -70,7 +70,7 @@ async def test_2025_replies_then_one_recall_notice_then_paused_until_the_user_wr
     async with harness(db_url, RelayingScript(), {"platform_mode": "2025"}, mode="2025") as h:
         told = await start_heartbeat(h)
         assert "the next 3 firings" in told and "as replies to your message" in told
-        assert "a notice that it stopped (an interactive recall message)" in told
+        assert "a notice that it stopped, as a proactive message (interactive recall)," in told
         assert "proactive messages are not offered in platform mode 2025" in told
 
         await minutes(h, 8)
@@ -121,7 +121,7 @@ async def test_2023_replies_then_the_monthly_proactive_quota_then_the_notice(db_
     async with harness(db_url, RelayingScript(), {"platform_mode": "2023"}, mode="2023") as h:
         told = await start_heartbeat(h)
         assert "the next 3 firings" in told and "then the following 3 firings" in told
-        assert "a notice that it stopped (a proactive message)" in told
+        assert "a notice that it stopped, as a proactive message," in told
 
         await minutes(h, 10)
         got = await heard(h)

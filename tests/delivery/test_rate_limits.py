@@ -7,9 +7,9 @@ from collections import deque
 
 from herald.config import DeliveryConfig
 from herald.core.clock import SystemClock
-from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
+from herald.qq.reply import DeliveryMode
 from herald.store.db import Database
 from tests.delivery.harness import stack
 
@@ -59,7 +59,7 @@ async def test_proactive_burst_stays_under_the_bot_rate(db: Database) -> None:
         ]
         results = [await r for r in receipts]
 
-        assert all(r.delivered and r.sent and r.sent.mode is DeliveryMode.PROACTIVE for r in results)
+        assert all(r.delivered and r.sent and r.sent.route == DeliveryMode.PROACTIVE for r in results)
         sends = [r for r in await herald.control.requests() if r["path"].startswith("/v2/users/")]
         assert not [r for r in sends if r["status"] == 429 or r["code"] in RATE_LIMITED]
         assert _max_in_window([r["at"] for r in sends], 1.0) <= 10  # C2C proactive: 10 per second

@@ -13,7 +13,16 @@ from sqlalchemy import select
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import EventSink, Learned, NextSend, Reach, SendRequest, Sent, TransportHealth
+from herald.core.platform import (
+    Details,
+    EventSink,
+    Learned,
+    NextSend,
+    Reach,
+    SendRequest,
+    Sent,
+    TransportHealth,
+)
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery import inspect
@@ -107,6 +116,9 @@ class _AnswerLost:
 
     def learned(self) -> tuple[Learned, ...]:
         return self.inner.learned()
+
+    async def item_details(self, item_id: str) -> tuple[Details, ...]:
+        return await self.inner.item_details(item_id)
 
     async def stop(self) -> None:
         await self.inner.stop()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from herald.config import DeliveryConfig
-from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
+from herald.qq.reply import DeliveryMode
 from herald.store.db import Database
 from tests.delivery.harness import stack
 
@@ -29,7 +29,7 @@ async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: 
         results = [await r for r in receipts]
 
         assert all(r.delivered for r in results), results
-        assert [r.sent.mode for r in results if r.sent] == [DeliveryMode.PASSIVE] * 4
+        assert [r.sent.route for r in results if r.sent] == [DeliveryMode.PASSIVE] * 4
         assert {r.sent.anchor_id for r in results if r.sent} == {message.message_id}
         entries = await herald.control.outbound("c2c", "user-1")
         assert [e["content"] for e in entries] == [
@@ -63,7 +63,7 @@ async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_
         fifth, sixth = results[4], results[5]
         assert fifth.sent is not None
         if delivered:
-            assert fifth.sent.mode is DeliveryMode.PROACTIVE and sixth.delivered
+            assert fifth.sent.route == DeliveryMode.PROACTIVE and sixth.delivered
         else:
             # Proactive is withdrawn in 2025: the fifth goes as the same day's recall, the sixth nowhere.
             assert fifth.describe() == "delivered (recall, 3 of 4 periods left)"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from herald.config import DeliveryConfig
-from herald.core.platform import DeliveryMode
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
+from herald.qq.reply import DeliveryMode
 from herald.store.db import Database
 from tests.delivery.harness import stack
 
@@ -26,7 +26,7 @@ async def test_heartbeat_every_minute_for_two_hours(db: Database, mode: str) -> 
             results.append(await receipt)
             await herald.advance(60)
 
-        modes = [r.sent.mode if r.sent else None for r in results]
+        modes = [r.sent.route if r.sent else None for r in results]
         # The first four ride on the user's message (C2C: 4 replies within 60 minutes).
         assert modes[:4] == [DeliveryMode.PASSIVE] * 4
         if mode == "2026":
@@ -37,7 +37,7 @@ async def test_heartbeat_every_minute_for_two_hours(db: Database, mode: str) -> 
             allowed = 5 if mode == "2025" else 8
             assert [r.delivered for r in results] == [True] * allowed + [False] * (120 - allowed)
             if mode == "2025":
-                assert modes[4] is DeliveryMode.RECALL
+                assert modes[4] == DeliveryMode.RECALL
             # Not silently dropped: each one says why.
             assert all(r.reason and "proactive" in r.reason for r in results[allowed:])
         sent = await herald.control.delivered("c2c", "hb-user")
@@ -61,7 +61,7 @@ async def test_group_send_six_minutes_after_the_last_message_is_never_tried_pass
         result = await receipt
 
         assert result.delivered and result.sent is not None
-        assert result.sent.mode is DeliveryMode.PROACTIVE
+        assert result.sent.route == DeliveryMode.PROACTIVE
         attempts = await herald.control.outbound("group", "grp-1")
         assert [e["msg_id"] for e in attempts] == [None]
 
@@ -78,4 +78,4 @@ async def test_group_send_inside_the_window_is_passive(db: Database) -> None:
                 trigger_id=message.message_id,
             )
         )
-        assert result.sent is not None and result.sent.mode is DeliveryMode.PASSIVE
+        assert result.sent is not None and result.sent.route == DeliveryMode.PASSIVE

@@ -8,12 +8,13 @@ import asyncio
 from sqlalchemy import update
 
 from herald.config import DeliveryConfig
-from herald.core.platform import DeliveryMode, SendRequest
+from herald.core.platform import SendRequest
 from herald.core.segments import Markdown, Media, MediaKind, Text
 from herald.core.target import Scene, Target
 from herald.qq.errors import CODE_KINDS
+from herald.qq.reply import DeliveryMode
+from herald.qq.tables import ReplyReservation
 from herald.store.db import Database
-from herald.store.tables.ledger import ReplyReservation
 from herald.store.tables.outbox import OutboxItem
 from tests.delivery.harness import stack
 
@@ -44,7 +45,7 @@ async def test_5xx_and_429_bursts_are_retried_with_backoff_on_the_clock(db: Data
         result = await receipt
 
         assert result.delivered and result.sent is not None
-        assert result.sent.mode is DeliveryMode.PASSIVE and result.sent.msg_seq == 1
+        assert result.sent.route == DeliveryMode.PASSIVE and dict(result.sent.details)["msg_seq"] == "1"
         sends = [r for r in await herald.control.requests() if r["path"] == "/v2/users/alice/messages"]
         assert [r["status"] for r in sends] == [500, 500, 429, 200]
         delivered = await herald.control.delivered("c2c", "alice")
@@ -80,7 +81,11 @@ async def test_a_resend_of_a_delivered_part_is_recognised_as_delivered(db: Datab
             await session.commit()
         second = await herald.platform.send(SendRequest("item-x", ALICE, (Text("once"),), attempt=2))
 
-        assert (second.mode, second.anchor_id, second.msg_seq) == (first.mode, first.anchor_id, first.msg_seq)
+        assert (second.route, second.anchor_id, second.details) == (
+            first.route,
+            first.anchor_id,
+            first.details,
+        )
         attempts = await herald.control.outbound("c2c", "alice")
         assert [e["code"] for e in attempts] == [0, 40054005]
         assert len(await herald.control.delivered("c2c", "alice")) == 1

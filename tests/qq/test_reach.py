@@ -9,9 +9,18 @@ from datetime import UTC, datetime, timedelta
 from herald.config import DeliveryConfig
 from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, RelationEvent, RelationKind
-from herald.core.platform import DeliveryMode, NextRoute, Permission, Reach
+from herald.core.platform import NextRoute, Permission, Reach
 from herald.core.target import Scene, Target
-from herald.qq.reply import Plan, ReplyLedger, Route, Undeliverable, Unknown
+from herald.qq.reply import (
+    VIA_EVENT,
+    VIA_RECALL,
+    DeliveryMode,
+    Plan,
+    ReplyLedger,
+    Route,
+    Undeliverable,
+    Unknown,
+)
 from herald.store.db import Database
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -39,11 +48,12 @@ async def looked_then_sent(book: ReplyLedger, item_id: str, target: Target = ALI
 def agrees(seen: Reach, plan: Plan) -> bool:
     if isinstance(plan, Route):
         routes = {
-            DeliveryMode.PASSIVE: NextRoute.PASSIVE,
-            DeliveryMode.EVENT: NextRoute.EVENT,
-            DeliveryMode.RECALL: NextRoute.RECALL,
+            DeliveryMode.PASSIVE: (NextRoute.REPLY, ""),
+            DeliveryMode.EVENT: (NextRoute.REPLY, VIA_EVENT),
+            DeliveryMode.RECALL: (NextRoute.PROACTIVE, VIA_RECALL),
         }
-        return seen.next_send.route is routes.get(plan.mode, NextRoute.PROACTIVE) and (
+        said = (seen.next_send.route, seen.next_send.via)
+        return said == routes.get(plan.mode, (NextRoute.PROACTIVE, "")) and (
             seen.next_send.anchor_id == plan.anchor_id
         )
     return isinstance(plan, Undeliverable) and seen.next_send.route is NextRoute.UNDELIVERABLE
@@ -64,7 +74,8 @@ async def test_a_fresh_c2c_message_is_a_passive_anchor_with_the_full_window_and_
     assert anchor.replies_left == DEFAULTS.c2c_reply_limit
     usable = timedelta(seconds=DEFAULTS.c2c_window_s - DEFAULTS.safety_margin_s)
     assert anchor.usable_until - seen.at == usable
-    assert seen.next_send.route is NextRoute.PASSIVE and seen.next_send.anchor_id == "m1"
+    assert seen.next_send.route is NextRoute.REPLY and seen.next_send.anchor_id == "m1"
+    assert seen.next_send.via == ""
     assert "4 replies left" in seen.next_send.why and "59 min left" in seen.next_send.why
 
 
@@ -177,8 +188,8 @@ async def test_an_event_anchor_is_used_after_the_message_anchors(db: Database) -
     for sent in range(DEFAULTS.c2c_reply_limit + 1):
         seen, plan = await looked_then_sent(book, f"i{sent}")
         assert agrees(seen, plan)
-        kinds.append(seen.next_send.route)
-    assert kinds == [NextRoute.PASSIVE] * 4 + [NextRoute.EVENT]
+        kinds.append((seen.next_send.route, seen.next_send.via))
+    assert kinds == [(NextRoute.REPLY, "")] * 4 + [(NextRoute.REPLY, VIA_EVENT)]
     assert {a.kind for a in seen.anchors} == {"message", "event"}
 
 
@@ -189,26 +200,27 @@ async def test_recall_in_2025_one_per_period_shown_before_and_after(db: Database
     await clock.advance(DEFAULTS.c2c_window_s)
 
     seen, plan = await looked_then_sent(book, "recall-1")
-    assert seen.next_send.route is NextRoute.RECALL and agrees(seen, plan)
-    assert seen.recall is not None and seen.recall.enabled and seen.recall.period == "same day"
-    assert seen.recall.periods_left == 4 and not seen.recall.used_this_period
+    assert (seen.next_send.route, seen.next_send.via) == (NextRoute.PROACTIVE, VIA_RECALL)
+    assert agrees(seen, plan)
+    assert [(n.label, n.available) for n in seen.notes] == [("Interactive recall", True)]
+    assert seen.notes[0].text == "period same day (unused) · 4 of 4 periods left"
     assert isinstance(plan, Route) and plan.recall_left == 3
 
     seen, plan = await looked_then_sent(book, "recall-2")
-    assert seen.recall is not None and seen.recall.used_this_period and seen.recall.periods_left == 3
+    assert seen.notes[0].text == "period same day (used) · 3 of 4 periods left"
     assert isinstance(plan, Undeliverable) and agrees(seen, plan)
     assert "the next period starts 2026-07-02" in plan.reason
 
     # Periods are calendar days in Beijing time: 04:00 local on the next day is "days 1-3".
     await clock.advance(timedelta(hours=7).total_seconds())
     seen, plan = await looked_then_sent(book, "recall-3")
-    assert seen.recall is not None and seen.recall.period == "days 1-3"
+    assert seen.notes[0].text.startswith("period days 1-3 (unused)")
     assert isinstance(plan, Route) and plan.mode is DeliveryMode.RECALL and plan.recall_left == 2
 
     # A retry of the same item after a crash is never resent (no dedup) and spends no period.
     assert isinstance(await book.reserve("recall-3", 0, ALICE, None), Unknown)
     seen = await book.reach(ALICE)
-    assert seen.recall is not None and seen.recall.periods_left == 2
+    assert seen.notes[0].text == "period days 1-3 (used) · 2 of 4 periods left"
 
 
 async def test_recall_forecast_projects_replies_then_recall_then_nothing(db: Database) -> None:
@@ -216,9 +228,14 @@ async def test_recall_forecast_projects_replies_then_recall_then_nothing(db: Dat
     book = ledger(db, clock, platform_mode="2025", recall="auto")
     await book.record(message(ALICE, "m1", START))
     minutes = [START + timedelta(minutes=n) for n in range(1, 7)]
-    routes = [s.route for s in await book.forecast(ALICE, minutes, held=1)]
-    assert routes == [NextRoute.PASSIVE] * 3 + [NextRoute.RECALL] + [NextRoute.UNDELIVERABLE] * 2
+    routes = [(s.route, s.via) for s in await book.forecast(ALICE, minutes, held=1)]
+    reply, recall, nothing = (
+        (NextRoute.REPLY, ""),
+        (NextRoute.PROACTIVE, VIA_RECALL),
+        (NextRoute.UNDELIVERABLE, ""),
+    )
+    assert routes == [reply] * 3 + [recall] + [nothing] * 2
     assert await book.reach(ALICE) == await book.reach(ALICE)  # nothing was taken
     off = ledger(db, clock, platform_mode="2025")
-    routes = [s.route for s in await off.forecast(ALICE, minutes, held=1)]
-    assert routes == [NextRoute.PASSIVE] * 3 + [NextRoute.UNDELIVERABLE] * 3
+    routes = [(s.route, s.via) for s in await off.forecast(ALICE, minutes, held=1)]
+    assert routes == [reply] * 3 + [nothing] * 3

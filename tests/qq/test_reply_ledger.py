@@ -11,9 +11,9 @@ import pytest
 from herald.config import DeliveryConfig
 from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
-from herald.core.platform import DeliveryMode, Sent
+from herald.core.platform import Sent
 from herald.core.target import Scene, Target
-from herald.qq.reply import Anchor, OutboundId, Plan, ReplyLedger, Route, Undeliverable, Wait
+from herald.qq.reply import Anchor, DeliveryMode, OutboundId, Plan, ReplyLedger, Route, Undeliverable, Wait
 from herald.store.db import Database
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ async def test_a_bot_sent_id_is_refused_at_run_time(db: Database) -> None:
     book = ledger(db, VirtualClock(START))
     for not_an_event in (
         OutboundId("ROBOT1.0_bot"),
-        Sent(("ROBOT1.0_bot",), DeliveryMode.PASSIVE),
+        Sent(("ROBOT1.0_bot",), "passive"),
         "ROBOT1.0_x",
     ):
         with pytest.raises(TypeError):

@@ -11,13 +11,14 @@ from sqlalchemy import select, update
 
 from herald.config import DeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.platform import DeliveryMode, SendRequest
+from herald.core.platform import SendRequest
 from herald.core.segments import Markdown, Text
 from herald.core.target import Scene, Target
 from herald.delivery.inspect import retry
 from herald.qq.errors import CODES
+from herald.qq.reply import DeliveryMode
+from herald.qq.tables import ReplyAnchor, ReplyReservation
 from herald.store.db import Database
-from herald.store.tables.ledger import ReplyAnchor, ReplyReservation
 from herald.store.tables.outbox import OutboxItem
 from tests.delivery.harness import stack
 
@@ -46,7 +47,7 @@ async def test_a_proactive_send_that_may_have_arrived_is_not_resent(db: Database
     async with stack(db) as herald:
         request = SendRequest("push-1", ALICE, (Text("once"),))
         first = await herald.platform.send(request)
-        assert first.mode is DeliveryMode.PROACTIVE
+        assert first.route == DeliveryMode.PROACTIVE
         await _crash_after_the_platform_took_it(db)
 
         error = await _send_fails(
@@ -65,7 +66,7 @@ async def test_a_proactive_send_refused_with_an_answer_is_tried_again(db: Databa
         error = await _send_fails(herald.platform.send, SendRequest("push-2", ALICE, (Text("hi"),)))
         assert error.kind is ErrorKind.RETRY_LATER
         sent = await herald.platform.send(SendRequest("push-2", ALICE, (Text("hi"),), attempt=2))
-        assert sent.mode is DeliveryMode.PROACTIVE
+        assert sent.route == DeliveryMode.PROACTIVE
         assert [e["content"] for e in await herald.control.delivered("c2c", "alice")] == ["hi"]
 
 
@@ -143,7 +144,7 @@ async def test_a_platform_that_forgot_its_anchors_refuses_one_request_not_one_pe
         result = await (await herald.outbox.enqueue(ALICE, [Text("beat")], origin="job:1"))
 
         assert result.delivered and result.sent is not None
-        assert result.sent.mode is DeliveryMode.PROACTIVE
+        assert result.sent.route == DeliveryMode.PROACTIVE
         attempts = await herald.control.outbound("c2c", "alice")
         assert [e["code"] for e in attempts] == [40034024, 0]
         async with db.session() as session:

@@ -81,7 +81,7 @@ async def test_a_turn_is_one_trace_from_message_to_deliveries(db_url: str) -> No
     assert all(s["parent"] == turn["id"] for s in [*models, *tools])
     assert len(tools) == 3 and len(deliveries) == 4
     assert [d["attributes"]["herald.route"] for d in deliveries] == ["passive"] * 4
-    assert sorted(d["attributes"]["herald.msg_seq"] for d in deliveries) == [1, 2, 3, 4]
+    assert sorted(d["attributes"]["herald.msg_seq"] for d in deliveries) == ["1", "2", "3", "4"]
     # Each tool's send is delivered under that tool call; the final answer under the turn.
     parents = sorted(by_id[d["parent"]]["name"] for d in deliveries)
     assert parents == ["herald.tool send_message_to_user"] * 3 + ["herald.turn"]

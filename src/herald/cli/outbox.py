@@ -18,7 +18,7 @@ from herald.cli.storage import storage_url
 from herald.config import ConfigError, HeraldConfig, load_config
 from herald.core.clock import SystemClock
 from herald.delivery import inspect
-from herald.delivery.codec import load_segments
+from herald.delivery.codec import load_details, load_segments
 from herald.store.db import Database
 
 outbox_app = typer.Typer(help="Inspect and retry the durable outbox.", no_args_is_help=True)
@@ -95,12 +95,12 @@ def list_command(
 def show_command(item_id: str, config: ConfigOption = None) -> None:
     """Everything about one item: its content, outcome, and the routes reserved for its parts."""
 
-    async def work(db: Database, _settings: HeraldConfig) -> None:
+    async def work(db: Database, settings: HeraldConfig) -> None:
         row = await inspect.find_item(db, item_id)
         if row is None:
             typer.echo(f"no single outbox item matches {item_id!r}", err=True)
             raise typer.Exit(1)
-        parts = await inspect.reservations(db, row.id)
+        parts = await _item_details(db, settings, row.id)
         segments = [repr(segment) for segment in load_segments(row.segments)]
         detail = {
             "id": row.id,
@@ -116,23 +116,30 @@ def show_command(item_id: str, config: ConfigOption = None) -> None:
             "code": row.code,
             "reason": row.reason,
             "error_kind": row.error_kind,
-            "mode": row.mode,
+            "route": row.route,
+            "anchor": row.anchor_id,
+            "details": dict(load_details(row.details)),
             "platform_ids": json.loads(row.platform_ids) if row.platform_ids else [],
             "segments": segments,
-            "routes": [
-                {
-                    "part": p.part,
-                    "mode": p.mode,
-                    "anchor": p.anchor_id,
-                    "msg_seq": p.msg_seq,
-                    "sent": p.sent_id,
-                }
-                for p in parts
-            ],
+            # What the platform recorded per part (QQ: the route it reserved for each).
+            "parts": [dict(part) for part in parts],
         }
         typer.echo(json.dumps(detail, ensure_ascii=False, indent=2))
 
     _run(config, work)
+
+
+async def _item_details(
+    db: Database, settings: HeraldConfig, item_id: str
+) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """The platform's own record of the item's parts; none without a configured platform."""
+    from herald.app import configured_platform
+
+    try:
+        platform = configured_platform(settings, db, SystemClock())
+    except ConfigError:
+        return ()
+    return await platform.item_details(item_id)
 
 
 @outbox_app.command("retry")

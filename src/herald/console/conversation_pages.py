@@ -85,10 +85,10 @@ class ConversationPages(Page):
             "next_allowed": self._when(proactive.next_allowed_at) if proactive.next_allowed_at else None,
             "next": reach.next_send,
             "chosen": chosen,
-            "recall": reach.recall,
-            "recall_next": self._when(reach.recall.next_period_at)
-            if reach.recall is not None and reach.recall.next_period_at is not None
-            else None,
+            "notes": [
+                {"note": note, "next": (note.next[0], self._when(note.next[1])) if note.next else None}
+                for note in reach.notes
+            ],
         }
 
     async def live(self, request: Request) -> Response:

@@ -1,7 +1,7 @@
 """What the conversations, jobs and health pages read: every conversation, newest first, and for one
 conversation its turns (what came in, the model's steps, tool calls with arguments and results,
-tokens) each with the outbox items it produced (route, anchor, msg_seq, attempts, code and reason);
-a job's past runs with their deliveries."""
+tokens) each with the outbox items it produced (route, anchor, the platform's details, attempts,
+code and reason); a job's past runs with their deliveries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic_ai.messages import ModelResponse, ToolReturnPart
 from sqlalchemy import func, select
 
 from herald.agent.turns import load_messages
-from herald.delivery.codec import load_segments
+from herald.delivery.codec import describe_details, load_details, load_segments
 from herald.store import Database
 from herald.store.tables.agent import AgentTurn
 from herald.store.tables.outbox import OutboxItem
@@ -23,9 +23,9 @@ class Delivery:
     id: str
     origin: str
     state: str
-    mode: str | None
+    route: str | None
     anchor_id: str | None
-    msg_seq: int | None
+    details: str  # the platform's labelled values, one line ("msg_seq 2")
     attempts: int
     code: int | None
     reason: str | None
@@ -101,9 +101,9 @@ def _delivery(item: OutboxItem) -> Delivery:
         item.id,
         item.origin,
         item.state,
-        item.mode,
+        item.route,
         item.anchor_id,
-        item.msg_seq,
+        describe_details(load_details(item.details)),
         item.attempts,
         item.code,
         item.reason,

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from herald.console.base import Page
-from herald.delivery.codec import load_segments
+from herald.delivery.codec import describe_details, load_details, load_segments
 from herald.delivery.inspect import RETRYABLE, cancel, list_items, retry
 from herald.delivery.outbox import DELIVERED, FINAL_STATES, PENDING
 
@@ -25,9 +25,9 @@ class OutboxPages(Page):
                 "next_attempt": self._when(row.next_attempt_at)
                 if row.state == PENDING and row.next_attempt_at > now
                 else None,
-                "mode": row.mode,
+                "route": row.route,
                 "anchor_id": row.anchor_id,
-                "msg_seq": row.msg_seq,
+                "details": describe_details(load_details(row.details)),
                 "attempts": row.attempts,
                 "code": row.code,
                 "reason": row.reason,

@@ -16,7 +16,7 @@ from herald.core.events import (
     RelationEvent,
     RelationKind,
 )
-from herald.core.platform import DeliveryMode, EventSink, Platform, SendRequest, Sent
+from herald.core.platform import EventSink, Platform, SendRequest, Sent
 from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Scene, Target
 
@@ -26,7 +26,6 @@ __all__ = [
     "ButtonKind",
     "Clock",
     "DeliveryError",
-    "DeliveryMode",
     "ErrorKind",
     "EventSink",
     "InboundEvent",

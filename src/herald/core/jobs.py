@@ -157,21 +157,23 @@ UNDELIVERABLE_PAUSE = "not deliverable until the user writes again"
 Forecast = Callable[..., Awaitable[tuple[NextSend, ...]]]
 
 ROUTE_WORDS = {
-    NextRoute.PASSIVE: "as replies to your message",
-    NextRoute.EVENT: "as replies to your last event",
+    NextRoute.REPLY: "as replies to your message",
     NextRoute.PROACTIVE: "as proactive messages",
-    NextRoute.WAIT: "as proactive messages (after a rate-limit wait)",
-    NextRoute.RECALL: "as interactive recall messages",
+    NextRoute.WAIT: "as proactive messages after a rate-limit wait",
 }
 
 
 ROUTE_ONE = {
-    NextRoute.PASSIVE: "a reply to your message",
-    NextRoute.EVENT: "a reply to your last event",
+    NextRoute.REPLY: "a reply to your message",
     NextRoute.PROACTIVE: "a proactive message",
     NextRoute.WAIT: "a proactive message",
-    NextRoute.RECALL: "an interactive recall message",
 }
+
+
+def _words(send: NextSend, table: dict[NextRoute, str]) -> str:
+    """The route in words, with the platform's own word for it when it has one."""
+    words = table.get(send.route, send.route.value)
+    return f"{words} ({send.via})" if send.via else words
 
 
 def paused_until_written(job: Job) -> bool:
@@ -198,11 +200,11 @@ async def deliverability(job: Job, forecast: Forecast, *, held: int = 1, horizon
             f"not deliverable: {why}. It will pause at its first firing; a message from the user resumes it"
         )
     delivered = stop - 1  # the last deliverable firing tells the user it stopped
-    where = ROUTE_ONE.get(routes[stop - 1].route, routes[stop - 1].route.value)
+    where = _words(routes[stop - 1], ROUTE_ONE)
     parts = _runs(firings[:delivered], routes[:delivered], job.schedule.timezone) if delivered else []
     head = f"{', then '.join(parts)}, then " if parts else "no firing can be delivered, but "
     return (
-        f"{head}a notice that it stopped ({where}) at "
+        f"{head}a notice that it stopped, as {where}, at "
         f"{_clock(firings[stop - 1], job.schedule.timezone)}; after that not deliverable: {why}. "
         "It then pauses; a message from the user resumes it and extends what can be delivered"
     )
@@ -213,9 +215,12 @@ def _runs(firings: list[datetime], routes: tuple[NextSend, ...], timezone: str) 
     runs: list[str] = []
     start = 0
     for index in range(1, len(firings) + 1):
-        if index == len(firings) or routes[index].route is not routes[start].route:
+        if index == len(firings) or (routes[index].route, routes[index].via) != (
+            routes[start].route,
+            routes[start].via,
+        ):
             count = index - start
-            words = ROUTE_WORDS.get(routes[start].route, routes[start].route.value)
+            words = _words(routes[start], ROUTE_WORDS)
             first = "the next" if start == 0 else "the following"
             noun = "firing" if count == 1 else f"{count} firings"
             runs.append(f"{first} {noun} (until {_clock(firings[index - 1], timezone)}) {words}")

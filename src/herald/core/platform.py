@@ -19,20 +19,12 @@ from herald.core.target import Target
 EventSink = Callable[[InboundEvent], Awaitable[None]]
 
 
-class DeliveryMode(StrEnum):
-    PASSIVE = "passive"  # a reply anchored on a user's message (msg_id + msg_seq)
-    EVENT = "event"  # a reply anchored on a replyable event (event_id)
-    PROACTIVE = "proactive"  # no anchor
-    # C2C "interactive recall" (is_wakeup): no anchor, one per period after the user's last message
-    RECALL = "recall"
-
-
 @dataclass(frozen=True, slots=True)
 class SendRequest:
     """One outbox item handed to the platform.
 
     `item_id` is stable across retries of the same item, so the platform can reuse what it
-    reserved for it (its anchor and msg_seq) and the platform's own dedup makes a resend harmless.
+    reserved for it (its anchor, say) and the platform's own dedup makes a resend harmless.
     `trigger_id` is the inbound message (or event) id that caused this send, if any.
     """
 
@@ -43,19 +35,28 @@ class SendRequest:
     attempt: int = 1
 
 
+# Labelled values only the platform understands (QQ: ("msg_seq", "3")), shown to the operator as
+# "label value", in order; delivery stores them and never reads them.
+Details = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A send that happened: the platform's ids for what arrived and how it was routed."""
+    """A send that happened: the platform's ids for what arrived and how it was routed.
+
+    `route` is the platform's own word for how it went (QQ: "passive", "event", "proactive",
+    "recall"); delivery stores and shows it, never interprets it.
+    """
 
     platform_ids: tuple[str, ...]
-    mode: DeliveryMode
+    route: str
     anchor_id: str | None = None
-    msg_seq: int | None = None
     # The handle a user's quote of this message names (its first part's, when it was split).
     ref: str | None = None
-    # A recall send: how many of the platform's recall periods are left after it.
-    recall_left: int | None = None
-    recall_periods: int | None = None
+    details: Details = ()
+    # What the sender should know about this send beyond its route, in words it can relay
+    # (QQ recall: "3 of 4 periods left"); not stored, so a receipt read back from a row lacks it.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +80,10 @@ class Permission(StrEnum):
 
 
 class NextRoute(StrEnum):
-    PASSIVE = "passive"
-    EVENT = "event"
-    PROACTIVE = "proactive"
-    RECALL = "recall"
+    """How a send would go, in terms every platform shares; `NextSend.via` adds the platform's word."""
+
+    REPLY = "reply"  # quoting an anchor (`NextSend.anchor_id`): a user's message or event
+    PROACTIVE = "proactive"  # no anchor
     WAIT = "wait"  # proactive, once the target's rate allows it again
     UNDELIVERABLE = "undeliverable"
 
@@ -113,27 +114,30 @@ class ProactiveReach:
 
 
 @dataclass(frozen=True, slots=True)
-class RecallReach:
-    """Whether an "interactive recall" message (no anchor, one per period counted from the
-    user's last message) can reach the target, and what is left of its periods."""
+class ReachNote:
+    """One more way (or limit) of reaching the target that only its platform has, as a line for
+    the operator (QQ: interactive recall, "period same day (unused) · 4 of 4 periods left")."""
 
-    enabled: bool
-    reason: str = ""
-    period: str = ""  # the current period, as the platform names it ("same day", "days 1-3", ...)
-    used_this_period: bool = False
-    periods_left: int | None = None  # periods not yet used, this one included
-    periods: int = 4
-    next_period_at: datetime | None = None  # when the next period starts (None: none is left)
-    ends_at: datetime | None = None  # after this, no recall until the user writes again
+    label: str  # what it is about, e.g. "Interactive recall"
+    available: bool  # whether it can be used now
+    text: str  # its state, in one line
+    reason: str = ""  # why it is (not) available
+    next: tuple[str, datetime] | None = None  # what changes next and when ("next period", at)
 
 
 @dataclass(frozen=True, slots=True)
 class NextSend:
-    """What the next message to the target would do, and a one-sentence why."""
+    """What the next message to the target would do, and a one-sentence why.
+
+    `via` is the platform's word for the route when it has a kind of its own beyond `route`
+    (QQ: "event" for a reply on an event, "interactive recall" for a proactive recall message);
+    "" when `route` says it all. Shown in parentheses after the route.
+    """
 
     route: NextRoute
     why: str
     anchor_id: str | None = None
+    via: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class Reach:
     anchors: tuple[LiveAnchor, ...]
     proactive: ProactiveReach
     next_send: NextSend
-    recall: RecallReach | None = None
+    notes: tuple[ReachNote, ...] = ()  # what only this platform has (see `ReachNote`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,11 @@ class Platform(Protocol):
 
     async def send(self, request: SendRequest) -> Sent:
         """Deliver one item; raises `herald.core.errors.DeliveryError` if it did not arrive."""
+        ...
+
+    async def item_details(self, item_id: str) -> tuple[Details, ...]:
+        """What the platform recorded for each part of outbox item `item_id` (QQ: the route it
+        reserved per part), for the operator; () when nothing. Reads only; works unstarted."""
         ...
 
 

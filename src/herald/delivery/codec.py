@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from herald.core.platform import DeliveryMode, Sent
+from herald.core.platform import Details, Sent
 from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 
 
@@ -83,12 +83,30 @@ def dump_ids(ids: Sequence[str]) -> str:
     return json.dumps(list(ids))
 
 
+def dump_details(details: Details) -> str | None:
+    return json.dumps([list(pair) for pair in details], ensure_ascii=False) if details else None
+
+
+def load_details(raw: str | None) -> Details:
+    return tuple((str(label), str(value)) for label, value in json.loads(raw)) if raw else ()
+
+
+def describe_details(details: Details) -> str:
+    """One line for the operator: "msg_seq 2 · recall periods left 3 of 4"."""
+    return " · ".join(f"{label} {value}" for label, value in details)
+
+
 def sent_from_row(
-    mode: str | None, platform_ids: str | None, anchor_id: str | None, msg_seq: int | None
+    route: str | None,
+    platform_ids: str | None,
+    anchor_id: str | None,
+    ref: str | None,
+    details: str | None,
 ) -> Sent:
     return Sent(
         platform_ids=tuple(json.loads(platform_ids)) if platform_ids else (),
-        mode=DeliveryMode(mode) if mode else DeliveryMode.PROACTIVE,
+        route=route or "",
         anchor_id=anchor_id,
-        msg_seq=msg_seq,
+        ref=ref,
+        details=load_details(details),
     )

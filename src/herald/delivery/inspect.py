@@ -12,7 +12,6 @@ from herald.core.segments import Keyboard
 from herald.delivery.codec import load_segments
 from herald.delivery.outbox import DEAD, FAILED, FINAL_STATES, PENDING, UNKNOWN
 from herald.store.db import Database
-from herald.store.tables.ledger import ReplyReservation
 from herald.store.tables.outbox import OutboxItem
 
 ATTENTION = (PENDING, FAILED, DEAD, UNKNOWN)
@@ -38,16 +37,6 @@ async def find_item(db: Database, item_id: str) -> OutboxItem | None:
             await session.scalars(select(OutboxItem).where(OutboxItem.id.startswith(item_id)).limit(2))
         )
     return rows[0] if len(rows) == 1 else None
-
-
-async def reservations(db: Database, item_id: str) -> list[ReplyReservation]:
-    async with db.session() as session:
-        rows = await session.scalars(
-            select(ReplyReservation)
-            .where(ReplyReservation.item_id == item_id)
-            .order_by(ReplyReservation.part)
-        )
-        return list(rows)
 
 
 async def retry(db: Database, item_id: str, now: datetime, retry_for_s: float) -> bool:

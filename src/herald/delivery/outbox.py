@@ -43,7 +43,7 @@ from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import Platform, SendRequest, Sent
 from herald.core.segments import Media, Segment, Text
 from herald.core.target import Target
-from herald.delivery.codec import dump_ids, dump_segments, load_segments, sent_from_row
+from herald.delivery.codec import dump_details, dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
 from herald.delivery.spool import MediaSpool
 from herald.store.batch import Work, defer_insert, defer_update
@@ -313,11 +313,7 @@ class Outbox:
             {
                 "state": DELIVERED,
                 "segments": dump_segments([Text(text)]),
-                "mode": sent.mode.value,
-                "platform_ids": dump_ids(sent.platform_ids),
-                "anchor_id": sent.anchor_id,
-                "msg_seq": sent.msg_seq,
-                "ref": sent.ref,
+                **_sent_values(sent),
                 "attempts": 1,
                 "finished_at": now,
                 "claimed_by": self._instance,
@@ -507,18 +503,19 @@ class Outbox:
             unexpected = DeliveryError(ErrorKind.RETRY_LATER, f"{type(exc).__name__}: {exc}")
             await self._failed(head, attempt, unexpected)
         else:
-            span.set_attributes({"herald.route": sent.mode.value, "herald.msg_seq": sent.msg_seq or 0})
+            span.set_attributes(
+                {
+                    "herald.route": sent.route,
+                    **{f"herald.{label.replace(' ', '_')}": value for label, value in sent.details},
+                }
+            )
             await self._delivered(head, sent)
 
     async def _delivered(self, head: _Head, sent: Sent) -> None:
         now = self._clock.now()
         values: dict[str, object] = {
             "state": DELIVERED,
-            "mode": sent.mode.value,
-            "platform_ids": dump_ids(sent.platform_ids),
-            "anchor_id": sent.anchor_id,
-            "msg_seq": sent.msg_seq,
-            "ref": sent.ref,
+            **_sent_values(sent),
             "code": None,
             "reason": None,
             "error_kind": None,
@@ -700,8 +697,19 @@ def _claimable(instance: str, now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _sent_values(sent: Sent) -> dict[str, object]:
+    """A delivered item's columns: what the platform says of how it went."""
+    return {
+        "route": sent.route,
+        "platform_ids": dump_ids(sent.platform_ids),
+        "anchor_id": sent.anchor_id,
+        "ref": sent.ref,
+        "details": dump_details(sent.details),
+    }
+
+
 def _result_of(row: OutboxItem) -> DeliveryResult:
     if row.state == DELIVERED:
-        sent = sent_from_row(row.mode, row.platform_ids, row.anchor_id, row.msg_seq)
+        sent = sent_from_row(row.route, row.platform_ids, row.anchor_id, row.ref, row.details)
         return DeliveryResult(row.id, True, sent, None, None)
     return DeliveryResult(row.id, False, None, row.code, row.reason)

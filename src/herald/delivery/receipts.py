@@ -26,11 +26,7 @@ class DeliveryResult:
         """One line for a tool result or a log: what happened, in words an agent can relay."""
         if self.delivered and self.sent is not None:
             sent = self.sent
-            if sent.recall_left is not None and sent.recall_periods is not None:
-                return (
-                    f"delivered ({sent.mode.value}, {sent.recall_left} of {sent.recall_periods} periods left)"
-                )
-            return f"delivered ({sent.mode.value})"
+            return f"delivered ({sent.route}, {sent.note})" if sent.note else f"delivered ({sent.route})"
         detail = f" (code {self.code})" if self.code is not None else ""
         return f"not delivered: {self.reason or 'unknown reason'}{detail}"
 

@@ -29,7 +29,7 @@ from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.platform import (
-    DeliveryMode,
+    Details,
     EventSink,
     Learned,
     NextSend,
@@ -58,7 +58,15 @@ from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
 from herald.qq.media import MediaRefused, MediaUploader, check_scene
 from herald.qq.render import Part, render
-from herald.qq.reply import RECALL_PERIODS, OutboundId, ReplyLedger, Route, Undeliverable, Unknown, Wait
+from herald.qq.reply import (
+    DeliveryMode,
+    OutboundId,
+    ReplyLedger,
+    Route,
+    Undeliverable,
+    Unknown,
+    Wait,
+)
 from herald.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -373,6 +381,9 @@ class QQPlatform:
     ) -> tuple[NextSend, ...]:
         return await self.ledger.forecast(target, times, held=held)
 
+    async def item_details(self, item_id: str) -> tuple[Details, ...]:
+        return await self.ledger.reservations(item_id)
+
     async def _start_webhook(self) -> None:
         import uvicorn
 
@@ -523,13 +534,8 @@ class QQPlatform:
             ref = ext_info.get("ref_idx") if isinstance(ext_info, dict) else None
             state["ref"] = str(ref) if ref else None
         state["index"] += 1
-        sent = Sent(
-            (state["id"],) if state["id"] else (),
-            DeliveryMode(state["mode"]),
-            state["anchor"],
-            state["msg_seq"],
-            ref=state["ref"],
-        )
+        route = Route(DeliveryMode(state["mode"]), state["anchor"], state["msg_seq"])
+        sent = route.sent((state["id"],) if state["id"] else (), state["ref"])
         return StreamFrame(json.dumps(state), sent)
 
     # --- sending -------------------------------------------------------------------------------
@@ -561,16 +567,7 @@ class QQPlatform:
         assert first is not None
         if first_ref is None and ids and target.scene in (Scene.CHANNEL, Scene.DM):
             first_ref = ids[0]  # guild messages are quoted by their id
-        periods = len(RECALL_PERIODS) if first.recall_left is not None else None
-        return Sent(
-            tuple(ids),
-            first.mode,
-            first.anchor_id,
-            first.msg_seq,
-            ref=first_ref,
-            recall_left=first.recall_left,
-            recall_periods=periods,
-        )
+        return first.sent(tuple(ids), first_ref)
 
     async def _upload_media(self, target: Target, parts: list[Part]) -> dict[int, str]:
         """The `file_info` of each media part (C2C and groups); guild scenes are only checked."""

@@ -35,8 +35,8 @@ from sqlalchemy import delete, select
 
 from herald.core.clock import Clock
 from herald.core.platform import Learned
+from herald.qq.tables import LearnedCapability
 from herald.store.db import Database
-from herald.store.tables.ledger import LearnedCapability
 
 log = logging.getLogger(__name__)
 

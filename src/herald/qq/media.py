@@ -22,9 +22,9 @@ from herald.core.clock import Clock
 from herald.core.segments import Media, MediaKind
 from herald.core.target import Scene, Target
 from herald.qq.api import BytesSource, FileHashes, FileSource, QQApi, UploadSource
+from herald.qq.tables import MediaUpload
 from herald.qq.voice import VoiceError, is_silk, to_silk
 from herald.store.db import Database
-from herald.store.tables.ledger import MediaUpload
 
 FILE_TYPES = {MediaKind.IMAGE: 1, MediaKind.VIDEO: 2, MediaKind.VOICE: 3, MediaKind.FILE: 4}
 MB = 1024 * 1024

@@ -54,27 +54,28 @@ from herald.core.events import (
     RelationKind,
 )
 from herald.core.platform import (
-    DeliveryMode,
+    Details,
     LiveAnchor,
     NextRoute,
     NextSend,
     Permission,
     ProactiveReach,
     Reach,
-    RecallReach,
+    ReachNote,
+    Sent,
 )
 from herald.core.target import Scene, Target
 from herald.qq.capabilities import MARKDOWN, PROACTIVE, Capabilities
 from herald.qq.errors import meaning
-from herald.store.batch import defer_insert
-from herald.store.db import Database
-from herald.store.tables.ledger import (
+from herald.qq.tables import (
     ProactiveSend,
     RecallSend,
     ReplyAnchor,
     ReplyReservation,
     TargetPermission,
 )
+from herald.store.batch import defer_insert
+from herald.store.db import Database
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -89,6 +90,45 @@ RECALL_SENDS = cast(Table, RecallSend.__table__)
 RECALL_PERIODS = ((0, 0, "same day"), (1, 3, "days 1-3"), (4, 7, "days 4-7"), (8, 30, "days 8-30"))
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryMode(StrEnum):
+    """QQ's routes for one message; the value is `Sent.route` and the reservation's `mode`."""
+
+    PASSIVE = "passive"  # a reply anchored on a user's message (msg_id + msg_seq)
+    EVENT = "event"  # a reply anchored on a replyable event (event_id + msg_seq)
+    PROACTIVE = "proactive"  # no anchor
+    # C2C "interactive recall" (is_wakeup): no anchor, one per period after the user's last message
+    RECALL = "recall"
+
+
+# `NextSend.via` of the QQ routes that have a kind beyond the neutral route.
+VIA_EVENT = "event"
+VIA_RECALL = "interactive recall"
+
+
+@dataclass(frozen=True, slots=True)
+class RecallReach:
+    """Whether an "interactive recall" message (no anchor, one per period counted from the
+    user's last message) can reach the target, and what is left of its periods."""
+
+    enabled: bool
+    reason: str = ""
+    period: str = ""  # the current period, as the platform names it ("same day", "days 1-3", ...)
+    used_this_period: bool = False
+    periods_left: int | None = None  # periods not yet used, this one included
+    periods: int = 4
+    next_period_at: datetime | None = None  # when the next period starts (None: none is left)
+    ends_at: datetime | None = None  # after this, no recall until the user writes again
+
+    def note(self) -> ReachNote:
+        """The line the operator sees among the target's reach."""
+        if not self.enabled:
+            return ReachNote("Interactive recall", False, "not available", self.reason)
+        used = "used" if self.used_this_period else "unused"
+        text = f"period {self.period} ({used}) · {self.periods_left} of {self.periods} periods left"
+        upcoming = ("next period", self.next_period_at) if self.next_period_at is not None else None
+        return ReachNote("Interactive recall", True, text, self.reason, upcoming)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +186,17 @@ class Route:
     def recall_left(self) -> int | None:
         """Recall periods left after this send (the later ones; time only moves forward)."""
         return None if self.recall_period is None else len(RECALL_PERIODS) - 1 - self.recall_period
+
+    def sent(self, platform_ids: tuple[str, ...], ref: str | None) -> Sent:
+        """What delivery records of a message that went out on this route."""
+        details: list[tuple[str, str]] = []
+        if self.msg_seq is not None:
+            details.append(("msg_seq", str(self.msg_seq)))
+        note = ""
+        if self.recall_left is not None:
+            note = f"{self.recall_left} of {len(RECALL_PERIODS)} periods left"
+            details.append(("recall periods left", f"{self.recall_left} of {len(RECALL_PERIODS)}"))
+        return Sent(platform_ids, self.mode.value, self.anchor_id, ref, tuple(details), note)
 
     def body_fields(self) -> dict[str, str | int | bool]:
         if self.mode is DeliveryMode.PASSIVE:
@@ -734,7 +785,8 @@ class ReplyLedger:
             anchors = await self._live_anchors(session, target, now)
             proactive = await self._proactive_reach(session, target, now, plan)
             recall = await self._recall_reach(session, target, now)
-        return Reach(now, anchors, proactive, _next_send(plan, anchors, proactive, now), recall)
+        next_send = _next_send(plan, anchors, proactive, now)
+        return Reach(now, anchors, proactive, next_send, (recall.note(),))
 
     async def _recall_reach(self, session: AsyncSession, target: Target, now: datetime) -> RecallReach:
         state = await self._recall_state(session, target, now)
@@ -805,8 +857,7 @@ class ReplyLedger:
                     continue
                 if left is not None:
                     anchor[2] = left - 1
-                route = NextRoute.PASSIVE if kind == AnchorKind.MESSAGE.value else NextRoute.EVENT
-                return NextSend(route, f"a reply to {anchor_id}", anchor_id)
+                return NextSend(NextRoute.REPLY, f"a reply to {anchor_id}", anchor_id, _via(kind))
         if guild:
             return NextSend(NextRoute.PROACTIVE, "guild scenes: the platform's own limits apply")
         refusal: str | None = None
@@ -834,7 +885,9 @@ class ReplyLedger:
         used.add(period)
         left = len(RECALL_PERIODS) - 1 - period
         return NextSend(
-            NextRoute.RECALL, f"an interactive recall message ({left} of {len(RECALL_PERIODS)} periods left)"
+            NextRoute.PROACTIVE,
+            f"an interactive recall message ({left} of {len(RECALL_PERIODS)} periods left)",
+            via=VIA_RECALL,
         )
 
     async def _live_anchors(
@@ -883,6 +936,30 @@ class ReplyLedger:
         again = now + timedelta(seconds=plan.seconds) if isinstance(plan, Wait) else None
         return ProactiveReach(permission, reason, used, limit, "day", again)
 
+    async def reservations(self, item_id: str) -> tuple[Details, ...]:
+        """The route reserved for each part of an outbox item, for the operator (`herald outbox
+        show`, the console): part, mode, anchor, msg_seq, and the id it arrived as."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(ReplyReservation)
+                .where(ReplyReservation.item_id == item_id)
+                .order_by(ReplyReservation.part)
+            )
+            return tuple(
+                tuple(
+                    (label, str(value))
+                    for label, value in (
+                        ("part", row.part),
+                        ("mode", row.mode),
+                        ("anchor", row.anchor_id),
+                        ("msg_seq", row.msg_seq),
+                        ("sent", row.sent_id),
+                    )
+                    if value is not None
+                )
+                for row in rows
+            )
+
     async def anchor_state(self, anchor_id: str) -> tuple[str, int, int] | None:
         """(state, replies_used, next_seq) of an anchor, for the operator and tests."""
         async with self._db.session() as session:
@@ -895,22 +972,22 @@ def _next_send(
 ) -> NextSend:
     if isinstance(plan, Route) and plan.anchor_id is not None:
         anchor = next((a for a in anchors if a.id == plan.anchor_id), None)
-        route = NextRoute.PASSIVE if plan.mode is DeliveryMode.PASSIVE else NextRoute.EVENT
+        via = VIA_EVENT if plan.mode is DeliveryMode.EVENT else ""
         if anchor is None:  # received between the two reads
-            return NextSend(route, f"anchor {plan.anchor_id} is live", plan.anchor_id)
+            return NextSend(NextRoute.REPLY, f"anchor {plan.anchor_id} is live", plan.anchor_id, via)
         replies = (
             "no cap on replies" if anchor.replies_left is None else f"{anchor.replies_left} replies left"
         )
         minutes = max(0, int((anchor.usable_until - now).total_seconds() // 60))
         why = f"the newest live {anchor.kind} anchor has {replies} and {minutes} min left in its window"
-        return NextSend(route, why, plan.anchor_id)
+        return NextSend(NextRoute.REPLY, why, plan.anchor_id, via)
     if isinstance(plan, Route) and plan.mode is DeliveryMode.RECALL:
         assert plan.recall_period is not None
         why = (
             "no live anchor with replies left and proactive refused; the interactive recall of this "
             f"period ({RECALL_PERIODS[plan.recall_period][2]}) is unused"
         )
-        return NextSend(NextRoute.RECALL, why)
+        return NextSend(NextRoute.PROACTIVE, why, via=VIA_RECALL)
     if isinstance(plan, Route):
         why = "no live anchor with replies left; proactive messages are open to this target"
         if proactive.used is not None and proactive.limit is not None:
@@ -922,6 +999,10 @@ def _next_send(
         return NextSend(NextRoute.WAIT, f"no live anchor with replies left and {plan.reason} is reached")
     assert not isinstance(plan, Unknown)  # only an earlier attempt's reservation is unknown
     return NextSend(NextRoute.UNDELIVERABLE, plan.reason)
+
+
+def _via(kind: str) -> str:
+    return "" if kind == AnchorKind.MESSAGE.value else VIA_EVENT
 
 
 def _anchor_mode(kind: str) -> DeliveryMode:

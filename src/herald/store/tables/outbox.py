@@ -43,10 +43,11 @@ class OutboxItem(Base):
     code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
-    mode: Mapped[str | None] = mapped_column(String(16))
+    # How a delivered item went, in the platform's words (`Sent.route`, `Sent.details`).
+    route: Mapped[str | None] = mapped_column(String(16))
     platform_ids: Mapped[str | None] = mapped_column(Text)  # JSON list
     anchor_id: Mapped[str | None] = mapped_column(String(255))
-    msg_seq: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[str | None] = mapped_column(Text)  # JSON list of [label, value]
     ref: Mapped[str | None] = mapped_column(String(128))  # the delivered message's quoting handle
     # A streamed reply (state "streaming" while it is open): the platform's handle of the stream
     # after its last accepted frame; `segments` then hold the text that frame showed.

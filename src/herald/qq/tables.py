@@ -1,5 +1,9 @@
 """The QQ reply ledger's tables: anchors, per-item reservations, target permissions, proactive log,
-and the rich-media upload cache."""
+and the rich-media upload cache.
+
+On the store's `Base` (so Alembic sees them, see `herald.store.tables.load_all`), owned by `qq/`:
+nothing outside it reads them.
+"""
 
 from __future__ import annotations
 

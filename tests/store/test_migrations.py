@@ -1,0 +1,63 @@
+"""Migrations upgrade a database written by an earlier Herald, keeping what it holds (both backends)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from herald.store.db import MIGRATIONS, Database
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _to(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    return run
+
+
+async def test_0015_keeps_how_each_outbox_item_went_as_route_and_details(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_to("0014"))
+            # What Herald wrote before 0015: QQ's `mode` and `msg_seq` on the row.
+            for seq, (mode, msg_seq) in enumerate([("passive", 3), ("proactive", None), (None, None)], 1):
+                await conn.execute(
+                    text(
+                        "INSERT INTO outbox_items (seq, id, conversation, origin, segments, state, "
+                        "attempts, next_attempt_at, created_at, updated_at, mode, msg_seq) VALUES "
+                        "(:seq, :id, 'c2c:u1', 'agent:tool', '[]', 'delivered', 1, :now, :now, :now, "
+                        ":mode, :msg_seq)"
+                    ),
+                    {"seq": seq, "id": f"item-{seq}", "now": NOW, "mode": mode, "msg_seq": msg_seq},
+                )
+        await db.migrate()
+        async with db.engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT id, route, details FROM outbox_items ORDER BY seq"))
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("item-1", "passive", '[["msg_seq", "3"]]'),
+            ("item-2", "proactive", None),
+            ("item-3", None, None),
+        ]
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_to("0014", down=True))
+            back = (await conn.execute(text("SELECT id, mode, msg_seq FROM outbox_items ORDER BY seq"))).all()
+        assert [tuple(row) for row in back] == [
+            ("item-1", "passive", 3),
+            ("item-2", "proactive", None),
+            ("item-3", None, None),
+        ]
+    finally:
+        await db.dispose()
