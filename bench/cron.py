@@ -37,7 +37,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from herald.app import Herald, ModelChoice
-from herald.config import DeliveryConfig, HeraldConfig, QQConfig, StorageConfig
+from herald.config import DeliveryConfig, HeraldConfig, QQConfig, QQDeliveryConfig, StorageConfig
 from herald.core.clock import SystemClock
 from herald.core.schedule import interval_schedule
 from herald.scheduler import JobStore
@@ -121,9 +121,10 @@ async def main_async(args: argparse.Namespace, base: str) -> None:
                 secret=SecretStr(SECRET),
                 api_base=base,
                 token_url=f"{base}/app/getAppAccessToken",
+                delivery=QQDeliveryConfig(message_qps=1e9, c2c_bot_qps=1e9),
             ),
             storage=StorageConfig(url=url),
-            delivery=DeliveryConfig(message_qps=1e9, c2c_bot_qps=1e9, instance="bench"),
+            delivery=DeliveryConfig(instance="bench"),
         )
         observed: list[tuple[float, float]] = []  # (when, lateness)
         herald = Herald(config, model=ModelChoice(FunctionModel(answer)), rate_limits=False)

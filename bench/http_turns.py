@@ -21,7 +21,7 @@ Printed (over the measured phase, after `--warmup` seconds):
   load_1m_before / _after     the machine's load average (other work on the cores skews everything)
 
 Herald runs with the configuration a deployment would have, except what the bench must open:
-the emulator's and Herald's message rate limits are lifted (`[delivery] message_qps`, `[limits]
+the emulator's and Herald's message rate limits are lifted (`[qq.delivery] message_qps`, `[limits]
 user_messages_per_minute`: each user writes far more than 20 a minute), and
 replies are not streamed (`[policy] stream = false`; a streamed C2C reply is at least two
 `/stream_messages` requests and the platform allows 50 of those per second). The model answers
@@ -75,6 +75,9 @@ def config_text(args: argparse.Namespace, base: str, llm_base: str, db_url: str)
     client = f'client = "{args.llm_client}"\n' if args.llm_client else ""
     return f"""
 {qq_toml(base)}
+[qq.delivery]
+message_qps = 1000000
+
 [llm]
 provider = "openai"
 base_url = "{llm_base}"
@@ -86,7 +89,6 @@ timeout_s = 30
 url = "{db_url}"
 
 [delivery]
-message_qps = 1000000
 instance = "bench"
 
 [limits]

@@ -69,12 +69,14 @@ def write_config(path: Path, base: str, db_url: str, instance: str, shard: tuple
         f"""
 {qq_toml(base)}shard = [{shard[0]}, {shard[1]}]
 
+[qq.delivery]
+c2c_reply_limit = 20
+
 [storage]
 url = "{db_url}"
 
 [delivery]
 instance = "{instance}"
-c2c_reply_limit = 20
 lease_s = 10
 
 [agent]

@@ -92,7 +92,6 @@ async def _measure(
         ),
         db,
         clock,
-        delivery=config,
         rate_limits=args.rate_limits,
     )
     await platform.connect()

@@ -44,6 +44,7 @@ from herald.config import (
     HeraldConfig,
     McpServerConfig,
     QQConfig,
+    QQDeliveryConfig,
     SchedulerConfig,
     StorageConfig,
 )
@@ -127,9 +128,14 @@ async def run(args: argparse.Namespace) -> None:
                             break
                 await asyncio.sleep(0.05)
             config = HeraldConfig(
-                qq=QQConfig(app_id=APP_ID, secret=SecretStr(SECRET), api_base=base),
+                qq=QQConfig(
+                    app_id=APP_ID,
+                    secret=SecretStr(SECRET),
+                    api_base=base,
+                    delivery=QQDeliveryConfig(message_qps=1e9),
+                ),
                 storage=StorageConfig(url=url),
-                delivery=DeliveryConfig(message_qps=1e9, instance="bench"),
+                delivery=DeliveryConfig(instance="bench"),
                 scheduler=SchedulerConfig(enabled=False),
             )
             config.mcp.servers = {

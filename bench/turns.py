@@ -54,6 +54,7 @@ from herald.config import (
     DeliveryConfig,
     HeraldConfig,
     QQConfig,
+    QQDeliveryConfig,
     SchedulerConfig,
     StorageConfig,
 )
@@ -167,12 +168,14 @@ async def measure(
 ) -> dict[str, Any]:
     config = HeraldConfig(
         qq=QQConfig(
-            app_id=APP_ID, secret=SecretStr(SECRET), api_base=base, token_url=f"{base}/app/getAppAccessToken"
+            app_id=APP_ID,
+            secret=SecretStr(SECRET),
+            api_base=base,
+            token_url=f"{base}/app/getAppAccessToken",
+            delivery=QQDeliveryConfig(message_qps=1e9),
         ),
         storage=StorageConfig(url=url),
-        delivery=DeliveryConfig(
-            message_qps=1e9, max_concurrent_conversations=args.concurrency, instance="bench"
-        ),
+        delivery=DeliveryConfig(max_concurrent_conversations=args.concurrency, instance="bench"),
         scheduler=SchedulerConfig(enabled=False),
     )
     if args.console != "off":

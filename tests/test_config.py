@@ -113,3 +113,27 @@ def test_an_explicit_token_url_wins(tmp_path: Path) -> None:
     text = '[qq]\napp_id = "1"\nsecret = "s"\napi_base = "http://127.0.0.1:8090"\ntoken_url = "http://t/x"\n'
     config = load_config(write(tmp_path, text))
     assert config.qq is not None and config.qq.token_url == "http://t/x"
+
+
+def test_qq_delivery_rules_live_under_qq(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_QQ__DELIVERY__C2C_REPLY_LIMIT", "2")
+    text = '[qq]\napp_id = "1"\nsecret = "s"\n[qq.delivery]\nplatform_mode = "2025"\n'
+    text += "[delivery]\nretry_for_s = 60\n"
+    config = load_config(write(tmp_path, text))
+    assert config.qq is not None
+    assert (config.qq.delivery.platform_mode, config.qq.delivery.c2c_reply_limit) == ("2025", 2)
+    assert config.delivery.retry_for_s == 60
+
+
+def test_a_qq_rule_left_under_delivery_names_its_new_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, '[delivery]\nplatform_mode = "2025"\nretry_for_s = 60\n'))
+    assert "platform_mode → [qq.delivery] platform_mode (HERALD_QQ__DELIVERY__PLATFORM_MODE)" in str(
+        raised.value
+    )
+    monkeypatch.setenv("HERALD_DELIVERY__MESSAGE_QPS", "5")
+    with pytest.raises(ConfigError) as raised:
+        load_config()
+    assert "message_qps → [qq.delivery] message_qps" in str(raised.value)

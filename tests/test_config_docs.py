@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from herald.config import HeraldConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
+def _sections() -> Iterator[tuple[str, dict[str, FieldInfo]]]:
+    """(section, its fields): every top-level table, and a table's own sub-table such as
+    `[qq.delivery]` (a field whose type is a section itself)."""
+    for section, field in HeraldConfig.model_fields.items():
+        for candidate in getattr(field.annotation, "__args__", (field.annotation,)):
+            fields = getattr(candidate, "model_fields", None)
+            if fields is None:
+                continue
+            yield section, fields
+            for name, inner in fields.items():
+                if isinstance(inner.annotation, type) and issubclass(inner.annotation, BaseModel):
+                    yield f"{section}.{name}", inner.annotation.model_fields
+
+
 def test_every_setting_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
     missing = []
-    for section, field in HeraldConfig.model_fields.items():
+    for section, fields in _sections():
         assert f"## `[{section}]`" in text, f"section [{section}] is not documented"
-        model = field.annotation
-        for candidate in getattr(model, "__args__", (model,)):
-            for name in getattr(candidate, "model_fields", {}):
-                if f"| `{name}` |" not in text:
-                    missing.append(f"{section}.{name}")
+        for name in fields:
+            if f"| `{name}` |" not in text:
+                missing.append(f"{section}.{name}")
     assert not missing, f"undocumented settings: {missing}"
 
 
@@ -50,13 +66,11 @@ def _as_doc(value: object) -> str:
 def test_documented_defaults_match_the_code() -> None:
     documented = _documented_defaults(DOCS.read_text(encoding="utf-8"))
     wrong = []
-    for section, field in HeraldConfig.model_fields.items():
-        model = field.annotation
-        for candidate in getattr(model, "__args__", (model,)):
-            for name, info in getattr(candidate, "model_fields", {}).items():
-                doc = documented.get(f"{section}.{name}")
-                if doc is None or info.is_required() or info.default_factory is not None:
-                    continue
-                if _as_doc(info.default) != doc:
-                    wrong.append(f"{section}.{name}: docs say {doc}, the code has {_as_doc(info.default)}")
+    for section, fields in _sections():
+        for name, info in fields.items():
+            doc = documented.get(f"{section}.{name}")
+            if doc is None or info.is_required() or info.default_factory is not None:
+                continue
+            if _as_doc(info.default) != doc:
+                wrong.append(f"{section}.{name}: docs say {doc}, the code has {_as_doc(info.default)}")
     assert not wrong, wrong

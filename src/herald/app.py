@@ -431,7 +431,7 @@ def configured_platform(
 
     if config.qq is None:
         raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
-    return QQPlatform(config.qq, db, clock, delivery=config.delivery, rate_limits=rate_limits)
+    return QQPlatform(config.qq, db, clock, rate_limits=rate_limits)
 
 
 class _Observer:

@@ -42,6 +42,35 @@ PRODUCTION_TOKEN_URL = "https://bots.qq.com/app/getAppAccessToken"
 TOKEN_PATH = "/app/getAppAccessToken"
 
 
+class QQDeliveryConfig(Section):
+    """`[qq.delivery]`: how Herald sends on QQ, within the platform's rules; the defaults follow
+    its 2026 rules."""
+
+    platform_mode: Literal["2026", "2025", "2023"] = "2026"
+    # C2C "interactive recall" (is_wakeup) when no anchor is left and proactive is refused:
+    # "auto" uses it where the platform offers it (modes 2026 and 2025), "on" in every mode.
+    recall: Literal["auto", "on", "off"] = "auto"
+    safety_margin_s: float = 30.0
+    group_url_policy: Literal["keep", "strip", "break"] = "keep"
+    # Passive windows (s) and replies per anchor, per scene.
+    c2c_window_s: float = 3600.0
+    group_window_s: float = 300.0
+    guild_window_s: float = 300.0
+    c2c_reply_limit: int = 4
+    group_reply_limit: int = 5
+    # Proactive rates the platform enforces (§6.5); Herald stays under them on its own side.
+    c2c_bot_qps: float = 10.0
+    group_bot_per_minute: int = 60
+    proactive_per_target_per_minute: int = 20
+    proactive_per_target_per_day: int = 1000
+    proactive_rate_margin_s: float = 2.0  # each per-target window counted this much wider
+    monthly_proactive_limit: int = 4  # "2023" mode
+    message_qps: float = 100.0  # per message endpoint (§6.8)
+    max_text_chars: int = 2000  # longer text is split into several messages
+    # Buttons (keyboards) under markdown; false sends every keyboard as numbered choices (/choose N).
+    keyboards: bool = True
+
+
 class QQConfig(Section):
     app_id: str
     secret: SecretStr
@@ -60,6 +89,7 @@ class QQConfig(Section):
     # Let several Herald processes on this host listen on webhook_port (`herald run --workers N`
     # sets it): the kernel spreads the platform's connections among them.
     webhook_reuse_port: bool = False
+    delivery: QQDeliveryConfig = Field(default_factory=QQDeliveryConfig)
 
     @model_validator(mode="after")
     def _token_url_follows_api_base(self) -> QQConfig:
@@ -290,28 +320,9 @@ class StorageConfig(Section):
 
 
 class DeliveryConfig(Section):
-    """Reply ledger and outbox tuning; defaults follow the platform's 2026 rules."""
+    """The outbox's own tuning, the same for every platform (a platform's rules are its own
+    section's, e.g. `[qq.delivery]`)."""
 
-    platform_mode: Literal["2026", "2025", "2023"] = "2026"
-    # C2C "interactive recall" (is_wakeup) when no anchor is left and proactive is refused:
-    # "auto" uses it where the platform offers it (modes 2026 and 2025), "on" in every mode.
-    recall: Literal["auto", "on", "off"] = "auto"
-    safety_margin_s: float = 30.0
-    group_url_policy: Literal["keep", "strip", "break"] = "keep"
-    # Passive windows (s) and replies per anchor, per scene.
-    c2c_window_s: float = 3600.0
-    group_window_s: float = 300.0
-    guild_window_s: float = 300.0
-    c2c_reply_limit: int = 4
-    group_reply_limit: int = 5
-    # Proactive rates the platform enforces (§6.5); Herald stays under them on its own side.
-    c2c_bot_qps: float = 10.0
-    group_bot_per_minute: int = 60
-    proactive_per_target_per_minute: int = 20
-    proactive_per_target_per_day: int = 1000
-    proactive_rate_margin_s: float = 2.0  # each per-target window counted this much wider
-    monthly_proactive_limit: int = 4  # "2023" mode
-    message_qps: float = 100.0  # per message endpoint (§6.8)
     # Outbox: retry backoff, lease (how long another instance waits before taking an item over),
     # this instance's name (stable across restarts; distinct per instance), concurrency.
     backoff_base_s: float = 1.0
@@ -323,7 +334,6 @@ class DeliveryConfig(Section):
     lease_s: float = 120.0
     instance: str = "herald"
     max_concurrent_conversations: int = 256
-    max_text_chars: int = 2000  # longer text is split into several messages
     # Streamed replies (C2C, where `[policy] stream` allows): at most one frame per this many
     # seconds after the first, which goes out as soon as the model writes text.
     stream_interval_s: float = Field(default=1.0, ge=0.1, le=30)
@@ -332,8 +342,19 @@ class DeliveryConfig(Section):
     # Where media given as bytes waits until it is sent (files, not database rows); "" = a
     # `media` folder beside the SQLite database file (`./data/media` for other databases).
     media_spool: str = ""
-    # Buttons (keyboards) under markdown; false sends every keyboard as numbered choices (/choose N).
-    keyboards: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """A key that moved to `[qq.delivery]` is named with its new place, not as unknown."""
+        if isinstance(data, dict):
+            moved = sorted(key for key in data if key in QQDeliveryConfig.model_fields)
+            if moved:
+                places = ", ".join(
+                    f"{key} → [qq.delivery] {key} (HERALD_QQ__DELIVERY__{key.upper()})" for key in moved
+                )
+                raise ValueError(f"QQ's delivery rules moved out of [delivery]: {places}")
+        return data
 
 
 class ConsoleConfig(Section):

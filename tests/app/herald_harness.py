@@ -26,7 +26,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from herald.app import Herald, ModelChoice
-from herald.config import DeliveryConfig, HeraldConfig, QQConfig, StorageConfig
+from herald.config import DeliveryConfig, HeraldConfig, QQConfig, QQDeliveryConfig, StorageConfig
 from herald.core.clock import VirtualClock
 from herald.plugin import Plugin
 from herald.sim.app import RunningSim
@@ -35,16 +35,25 @@ from tests.sim_control import running_sim
 WAIT_S = 60.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
 
-def qq_config(sim: RunningSim) -> QQConfig:
+def qq_config(sim: RunningSim, **rules: Any) -> QQConfig:
     s = sim.state.settings
     return QQConfig(
-        app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
+        app_id=s.app_id,
+        secret=SecretStr(s.secret),
+        api_base=sim.base_url,
+        token_url=sim.token_url,
+        delivery=QQDeliveryConfig(**rules),
     )
 
 
-def herald_config(sim: RunningSim, db_url: str, **delivery: Any) -> HeraldConfig:
+def herald_config(
+    sim: RunningSim, db_url: str, delivery: dict[str, Any] | None = None, rules: dict[str, Any] | None = None
+) -> HeraldConfig:
+    """`delivery`: the outbox's settings; `rules`: QQ's (`[qq.delivery]`)."""
     return HeraldConfig(
-        qq=qq_config(sim), storage=StorageConfig(url=db_url), delivery=DeliveryConfig(**delivery)
+        qq=qq_config(sim, **(rules or {})),
+        storage=StorageConfig(url=db_url),
+        delivery=DeliveryConfig(**(delivery or {})),
     )
 
 
@@ -130,13 +139,14 @@ class Harness:
         db_url: str,
         script: Script,
         plugins: list[Plugin] | None = None,
-        **delivery: Any,
+        delivery: dict[str, Any] | None = None,
+        rules: dict[str, Any] | None = None,
     ) -> None:
         self.sim = sim
         self.db_url = db_url
         self.script = script
         self.plugins = plugins
-        self.config = herald_config(sim, db_url, **delivery)
+        self.config = herald_config(sim, db_url, delivery, rules)
         self.clock = VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
         self.http = aiohttp.ClientSession()
         self.herald: Herald | None = None
@@ -241,13 +251,14 @@ async def harness(
     script: Script | None = None,
     delivery: dict[str, Any] | None = None,
     *,
+    rules: dict[str, Any] | None = None,
     configure: Callable[[HeraldConfig], None] | None = None,
     plugins: list[Plugin] | None = None,
     **sim_settings: Any,
 ) -> AsyncIterator[Harness]:
     """`configure` edits the config before Herald starts; `plugins` load beside the installed ones."""
     async with running_sim(**sim_settings) as sim:
-        h = Harness(sim, db_url, script or Script(), plugins, **(delivery or {}))
+        h = Harness(sim, db_url, script or Script(), plugins, delivery, rules)
         if configure is not None:
             configure(h.config)
         await h.start()

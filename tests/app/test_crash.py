@@ -30,12 +30,12 @@ def write_config(path: Path, sim: RunningSim, db_url: str) -> None:
     path.write_text(
         f"""
 {qq_toml(sim)}
-[storage]
-url = "{db_url}"
-
-[delivery]
+[qq.delivery]
 c2c_reply_limit = 20   # every send stays passive: a resend after the crash is deduplicated
 message_qps = 10       # slow enough that the kill lands in the middle of the turns
+
+[storage]
+url = "{db_url}"
 
 [limits]
 user_messages_per_minute = 0        # bursts on purpose: every message must be answered as sent

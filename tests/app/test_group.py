@@ -11,7 +11,7 @@ GROUP = "group-1"
 
 
 async def test_sends_after_the_group_window_go_proactive_where_the_mode_allows(db_url: str) -> None:
-    async with harness(db_url, delivery={"platform_mode": "2026"}, mode="2026") as h:
+    async with harness(db_url, rules={"platform_mode": "2026"}, mode="2026") as h:
         await h.member_says(GROUP, "member-1", "启用一个心跳任务,每分钟向我发送一次心跳信号")
         await h.wait_delivered("group", GROUP, 1)
         await h.idle()
@@ -36,7 +36,7 @@ async def test_sends_after_the_group_window_go_proactive_where_the_mode_allows(d
 async def test_where_nothing_can_follow_the_window_the_group_is_told_once_and_the_job_pauses(
     db_url: str,
 ) -> None:
-    async with harness(db_url, delivery={"platform_mode": "2025"}, mode="2025") as h:
+    async with harness(db_url, rules={"platform_mode": "2025"}, mode="2025") as h:
         await h.member_says(GROUP, "member-1", "启用一个心跳任务,每分钟向我发送一次心跳信号")
         await h.wait_delivered("group", GROUP, 1)
         await h.idle()

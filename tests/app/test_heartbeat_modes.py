@@ -67,7 +67,7 @@ async def resumes_when_the_user_writes(h: Harness, before: int) -> None:
 
 
 async def test_2025_replies_then_one_recall_notice_then_paused_until_the_user_writes(db_url: str) -> None:
-    async with harness(db_url, RelayingScript(), {"platform_mode": "2025"}, mode="2025") as h:
+    async with harness(db_url, RelayingScript(), rules={"platform_mode": "2025"}, mode="2025") as h:
         told = await start_heartbeat(h)
         assert "the next 3 firings" in told and "as replies to your message" in told
         assert "a notice that it stopped, as a proactive message (interactive recall)," in told
@@ -118,7 +118,7 @@ async def test_2026_replies_then_proactive_then_recall_notice_when_the_user_turn
 
 
 async def test_2023_replies_then_the_monthly_proactive_quota_then_the_notice(db_url: str) -> None:
-    async with harness(db_url, RelayingScript(), {"platform_mode": "2023"}, mode="2023") as h:
+    async with harness(db_url, RelayingScript(), rules={"platform_mode": "2023"}, mode="2023") as h:
         told = await start_heartbeat(h)
         assert "the next 3 firings" in told and "then the following 3 firings" in told
         assert "a notice that it stopped, as a proactive message," in told
@@ -138,7 +138,7 @@ async def test_a_bot_whose_push_was_withdrawn_learns_it_from_one_refusal_and_say
     # The operator left platform_mode at 2026, but the platform has withdrawn proactive push
     # from this bot: Herald promises proactive heartbeats, is refused once, learns it, and from
     # then on plans, forecasts and reports with what it learned.
-    async with harness(db_url, RelayingScript(), {"recall": "off"}, mode="2025") as h:
+    async with harness(db_url, RelayingScript(), rules={"recall": "off"}, mode="2025") as h:
         told = await start_heartbeat(h)
         assert "as proactive messages" in told
 

@@ -48,12 +48,14 @@ def write_config(path: Path, sim: RunningSim, db_url: str, instance: str, shard:
         f"""
 {qq_toml(sim)}shard = [{shard[0]}, {shard[1]}]
 
+[qq.delivery]
+c2c_reply_limit = 20
+
 [storage]
 url = "{db_url}"
 
 [delivery]
 instance = "{instance}"
-c2c_reply_limit = 20
 lease_s = 10
 
 [agent]

@@ -12,7 +12,7 @@ import sys
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from herald.config import DeliveryConfig, QQConfig
+from herald.config import DeliveryConfig, QQConfig, QQDeliveryConfig
 from herald.core.clock import SystemClock
 from herald.delivery.outbox import Outbox
 from herald.qq.adapter import QQPlatform
@@ -25,12 +25,14 @@ async def main(
 ) -> None:
     db = Database(db_url)
     clock = SystemClock()
-    config = DeliveryConfig(instance="crash-worker", message_qps=float(qps))
+    config = DeliveryConfig(instance="crash-worker")
+    rules = QQDeliveryConfig(message_qps=float(qps))
     platform = QQPlatform(
-        QQConfig(app_id=app_id, secret=SecretStr(secret), api_base=api_base, token_url=token_url),
+        QQConfig(
+            app_id=app_id, secret=SecretStr(secret), api_base=api_base, token_url=token_url, delivery=rules
+        ),
         db,
         clock,
-        delivery=config,
     )
     await platform.connect()
     outbox = Outbox(db, platform, clock, config=config)

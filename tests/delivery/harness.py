@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from herald.config import DeliveryConfig, QQConfig
+from herald.config import DeliveryConfig, QQConfig, QQDeliveryConfig
 from herald.core.clock import Clock, VirtualClock
 from herald.core.events import InboundEvent, InboundMessage
 from herald.delivery.outbox import Outbox
@@ -30,7 +30,7 @@ from tests.sim_control import SimControl, running_sim
 WAIT_S = 30.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
 
-def qq_config(sim: RunningSim) -> QQConfig:
+def qq_config(sim: RunningSim, rules: QQDeliveryConfig | None = None) -> QQConfig:
     s = sim.state.settings
     return QQConfig(
         app_id=s.app_id,
@@ -38,6 +38,7 @@ def qq_config(sim: RunningSim) -> QQConfig:
         api_base=sim.base_url,
         token_url=sim.token_url,
         intents=(1 << 25) | (1 << 26) | (1 << 30) | (1 << 12),
+        delivery=rules or QQDeliveryConfig(),
     )
 
 
@@ -48,6 +49,7 @@ class Stack:
         db: Database,
         config: DeliveryConfig,
         *,
+        rules: QQDeliveryConfig | None = None,
         rate_limits: bool,
         clock: Clock | None,
         spool: MediaSpool | None = None,
@@ -55,7 +57,7 @@ class Stack:
         self.sim = sim
         self.db = db
         self.clock: Any = clock or VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
-        self.platform = QQPlatform(qq_config(sim), db, self.clock, delivery=config, rate_limits=rate_limits)
+        self.platform = QQPlatform(qq_config(sim, rules), db, self.clock, rate_limits=rate_limits)
         self.outbox = Outbox(db, self.platform, self.clock, config=config, spool=spool)
         self.events: list[InboundEvent] = []
         self._arrived = asyncio.Condition()
@@ -120,6 +122,7 @@ async def stack(
     *,
     sim: RunningSim | None = None,
     config: DeliveryConfig | None = None,
+    rules: QQDeliveryConfig | None = None,
     rate_limits: bool = False,
     inbound: bool = True,
     clock: Clock | None = None,
@@ -133,7 +136,15 @@ async def stack(
             sim = await exits.enter_async_context(
                 running_sim(**sim_settings) if clock is None else serve(SimSettings(port=0, **sim_settings))
             )
-        herald = Stack(sim, db, config or DeliveryConfig(), rate_limits=rate_limits, clock=clock, spool=spool)
+        herald = Stack(
+            sim,
+            db,
+            config or DeliveryConfig(),
+            rules=rules,
+            rate_limits=rate_limits,
+            clock=clock,
+            spool=spool,
+        )
         await herald.start(inbound=inbound)
         try:
             yield herald

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.clock import SystemClock
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
@@ -29,11 +29,9 @@ def _max_in_window(times: list[float], window: float) -> int:
 
 async def test_passive_burst_stays_under_the_endpoint_rate(db: Database) -> None:
     qps = 20  # the sim's and Herald's message-endpoint limit, scaled down from 100 to keep this short
-    config = DeliveryConfig(message_qps=qps)
+    rules = QQDeliveryConfig(message_qps=qps)
     sim_qps = {"c2c_messages": qps, "group_messages": qps, "stream": 50, "files": 50, "prepare": 10}
-    async with stack(
-        db, config=config, clock=SystemClock(), rate_limits=True, endpoint_qps=sim_qps
-    ) as herald:
+    async with stack(db, rules=rules, clock=SystemClock(), rate_limits=True, endpoint_qps=sim_qps) as herald:
         users = [f"rl-{i}" for i in range(10)]
         triggers = {user: (await herald.user_says(user)).message_id for user in users}
         receipts = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.qq.reply import DeliveryMode
@@ -47,8 +47,8 @@ async def test_reply_plus_three_sends_are_all_passive_with_distinct_msg_seq(db: 
 async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_the_reason(
     db: Database, mode: str, delivered: bool
 ) -> None:
-    config = DeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
-    async with stack(db, config=config, mode=mode) as herald:
+    rules = QQDeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
+    async with stack(db, rules=rules, mode=mode) as herald:
         message = await herald.user_says("user-2")
         target = Target(Scene.C2C, "user-2")
         receipts = [
@@ -81,8 +81,8 @@ async def test_a_fifth_send_goes_proactive_or_recall_then_is_undeliverable_with_
 async def test_a_refused_recall_is_remembered_and_never_asked_again(
     db: Database, code: int, why: str
 ) -> None:
-    config = DeliveryConfig(platform_mode="2025", c2c_reply_limit=1)
-    async with stack(db, config=config, mode="2025") as herald:
+    rules = QQDeliveryConfig(platform_mode="2025", c2c_reply_limit=1)
+    async with stack(db, rules=rules, mode="2025") as herald:
         message = await herald.user_says("user-3")
         target = Target(Scene.C2C, "user-3")
         reply = await herald.outbox.enqueue(

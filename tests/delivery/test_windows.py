@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.qq.reply import DeliveryMode
@@ -14,8 +14,8 @@ from tests.delivery.harness import stack
 
 @pytest.mark.parametrize("mode", ["2026", "2025", "2023"])
 async def test_heartbeat_every_minute_for_two_hours(db: Database, mode: str) -> None:
-    config = DeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
-    async with stack(db, config=config, mode=mode) as herald:
+    rules = QQDeliveryConfig(platform_mode=mode)  # type: ignore[arg-type]
+    async with stack(db, rules=rules, mode=mode) as herald:
         message = await herald.user_says("hb-user", "start a heartbeat")
         target = Target(Scene.C2C, "hb-user")
         results = []

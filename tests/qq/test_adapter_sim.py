@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import update
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.platform import SendRequest
 from herald.core.segments import Markdown, Media, MediaKind, Text
 from herald.core.target import Scene, Target
@@ -125,8 +125,8 @@ async def test_media_is_uploaded_once_per_scene_and_sent_as_msg_type_7(db: Datab
 
 
 async def test_long_text_becomes_several_passive_messages(db: Database) -> None:
-    config = DeliveryConfig(max_text_chars=100)
-    async with stack(db, config=config) as herald:
+    rules = QQDeliveryConfig(max_text_chars=100)
+    async with stack(db, rules=rules) as herald:
         message = await herald.user_says("alice")
         paragraphs = [f"paragraph {n} " + "x" * 60 for n in range(3)]
         result = await (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.errors import DeliveryError
 from herald.core.events import InboundMessage
 from herald.core.platform import NextRoute, Permission, SendRequest
@@ -22,7 +22,7 @@ from tests.qq.test_doctor import herald_doctor
 from tests.sim_control import qq_toml
 
 # Herald believes proactive push works (mode 2026); the platform has withdrawn it (mode 2025).
-BELIEVES_PROACTIVE = DeliveryConfig(platform_mode="2026", recall="off")
+BELIEVES_PROACTIVE = QQDeliveryConfig(platform_mode="2026", recall="off")
 
 
 def user(name: str) -> Target:
@@ -47,7 +47,7 @@ async def allowed(herald: Stack, name: str) -> None:
 
 
 async def test_a_withdrawn_proactive_push_is_learned_at_once_and_never_asked_again(db: Database) -> None:
-    async with stack(db, config=BELIEVES_PROACTIVE, mode="2025") as herald:
+    async with stack(db, rules=BELIEVES_PROACTIVE, mode="2025") as herald:
         # The one refusal that teaches it; the item is then planned again with what was learned.
         assert "refuses this bot proactive messages" in (await proactive(herald.platform, "u1")).reason
         assert [entry.get("code") for entry in await herald.control.outbound("c2c", "u1")] == [40034105]
@@ -63,7 +63,7 @@ async def test_a_withdrawn_proactive_push_is_learned_at_once_and_never_asked_aga
         assert "refuses this bot proactive messages" in reach.next_send.why
 
         # A restarted Herald (a new adapter on the same database) does not ask either.
-        again = QQPlatform(qq_config(herald.sim), db, herald.clock, delivery=BELIEVES_PROACTIVE)
+        again = QQPlatform(qq_config(herald.sim, BELIEVES_PROACTIVE), db, herald.clock)
         await again.connect()
         try:
             assert [item.capability for item in again.learned()] == ["proactive"]
@@ -76,7 +76,7 @@ async def test_a_withdrawn_proactive_push_is_learned_at_once_and_never_asked_aga
 async def test_refusals_for_three_users_make_the_bot_refused_until_one_is_accepted(db: Database) -> None:
     # Mode 2026, where a user who has not allowed proactive messages refuses them with the code a
     # withdrawn push also gets: one refusal is a suspicion, three with none accepted are a lesson.
-    async with stack(db, config=BELIEVES_PROACTIVE, proactive_default_allowed=False) as herald:
+    async with stack(db, rules=BELIEVES_PROACTIVE, proactive_default_allowed=False) as herald:
         for name in ("a", "b"):
             await proactive(herald.platform, name)
             (learned,) = herald.platform.learned()
@@ -96,7 +96,7 @@ async def test_refusals_for_three_users_make_the_bot_refused_until_one_is_accept
 
 
 async def test_an_accepted_send_between_refusals_clears_the_suspicion(db: Database) -> None:
-    async with stack(db, config=BELIEVES_PROACTIVE, proactive_default_allowed=False) as herald:
+    async with stack(db, rules=BELIEVES_PROACTIVE, proactive_default_allowed=False) as herald:
         for name in ("a", "b"):
             await proactive(herald.platform, name)
         await allowed(herald, "fan")
@@ -108,7 +108,7 @@ async def test_an_accepted_send_between_refusals_clears_the_suspicion(db: Databa
 
 
 async def test_a_refusal_for_a_user_who_allowed_proactive_messages_is_learned_at_once(db: Database) -> None:
-    async with stack(db, config=BELIEVES_PROACTIVE) as herald:
+    async with stack(db, rules=BELIEVES_PROACTIVE) as herald:
         await allowed(herald, "fan")
         await herald.control.fail_next(1, 400, 40034105)
         await proactive(herald.platform, "fan")

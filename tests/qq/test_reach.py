@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, RelationEvent, RelationKind
 from herald.core.platform import NextRoute, Permission, Reach
@@ -26,7 +26,7 @@ from herald.store.db import Database
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 ALICE = Target(Scene.C2C, "alice")
 GROUP = Target(Scene.GROUP, "g1")
-DEFAULTS = DeliveryConfig()
+DEFAULTS = QQDeliveryConfig()
 
 
 def message(target: Target, mid: str, at: datetime) -> InboundMessage:
@@ -36,7 +36,7 @@ def message(target: Target, mid: str, at: datetime) -> InboundMessage:
 def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
     """Without interactive recall unless asked (`test_recall_*` ask for it)."""
     config.setdefault("recall", "off")
-    return ReplyLedger(db, clock, DeliveryConfig(**config))  # type: ignore[arg-type]
+    return ReplyLedger(db, clock, QQDeliveryConfig(**config))  # type: ignore[arg-type]
 
 
 async def looked_then_sent(book: ReplyLedger, item_id: str, target: Target = ALICE) -> tuple[Reach, Plan]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.clock import VirtualClock
 from herald.core.events import InboundMessage, Interaction, RelationEvent, RelationKind
 from herald.core.platform import Sent
@@ -28,7 +28,7 @@ def message(target: Target, mid: str, at: datetime) -> InboundMessage:
 def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
     """A ledger without interactive recall unless asked: most rules here are about anchors."""
     config.setdefault("recall", "off")
-    return ReplyLedger(db, clock, DeliveryConfig(**config))  # type: ignore[arg-type]
+    return ReplyLedger(db, clock, QQDeliveryConfig(**config))  # type: ignore[arg-type]
 
 
 # --- invariant 1: a bot-sent id is never an anchor ------------------------------------------

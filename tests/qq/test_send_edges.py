@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from herald.config import DeliveryConfig
+from herald.config import DeliveryConfig, QQDeliveryConfig
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import SendRequest
 from herald.core.segments import Markdown, Text
@@ -182,8 +182,8 @@ async def test_retrying_a_failed_proactive_item_reuses_its_reservation(db: Datab
 
 
 async def test_a_proactive_send_is_counted_when_made_after_a_crash(db: Database) -> None:
-    config = DeliveryConfig(proactive_per_target_per_minute=3)
-    async with stack(db, config=config, rate_limits=True) as herald:
+    rules = QQDeliveryConfig(proactive_per_target_per_minute=3)
+    async with stack(db, rules=rules, rate_limits=True) as herald:
         await herald.control.settings(c2c_per_user_per_minute=3)
         await herald.advance(2)  # past the per-second windows a fresh start assumes full
         for n in range(2):

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from herald.config import ConfigError, DeliveryConfig, QQConfig
+from herald.config import ConfigError, QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent, Interaction, InteractionAnswer
@@ -204,13 +204,12 @@ class QQPlatform:
         db: Database,
         clock: Clock | None = None,
         *,
-        delivery: DeliveryConfig | None = None,
         session: aiohttp.ClientSession | None = None,
         rate_limits: bool = True,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.delivery = delivery or DeliveryConfig()
+        self.delivery = config.delivery
         self.capabilities = Capabilities(db, config.app_id, self.clock)
         self.ledger = ReplyLedger(db, self.clock, self.delivery, self.capabilities)
         self._db = db

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 
-from herald.config import DeliveryConfig
+from herald.config import QQDeliveryConfig
 from herald.core.clock import Clock
 from herald.core.events import (
     InboundEvent,
@@ -244,13 +244,13 @@ class ReplyLedger:
         self,
         db: Database,
         clock: Clock,
-        config: DeliveryConfig | None = None,
+        config: QQDeliveryConfig | None = None,
         capabilities: Capabilities | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self.capabilities = capabilities
-        self._cfg = cfg = config or DeliveryConfig()
+        self._cfg = cfg = config or QQDeliveryConfig()
         self._rules = {
             Scene.C2C: SceneRules(cfg.c2c_window_s, cfg.c2c_reply_limit),
             Scene.GROUP: SceneRules(cfg.group_window_s, cfg.group_reply_limit),
