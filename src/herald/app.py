@@ -26,8 +26,10 @@ from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.platform import Acknowledges, Platform
+from herald.core.target import Target
 from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
+from herald.delivery.platforms import Platforms
 from herald.delivery.spool import MediaSpool, media_spool_dir
 from herald.delivery.stream import ReplyStreams
 from herald.dispatch import ConversationClaims, Dispatcher
@@ -72,13 +74,17 @@ class Herald:
         platform: Platform | None = None,
         rate_limits: bool = True,
         plugins: list[Plugin] | None = None,
+        platforms: Mapping[str, Platform] | None = None,
     ) -> None:
-        """`plugins`: loaded beside the installed ones (tests, embedding Herald in a program)."""
+        """`plugins`: loaded beside the installed ones (tests, embedding Herald in a program).
+        `platform` or `platforms` (by name): instead of the ones the config describes."""
         self.config = config
         self._extra_plugins = list(plugins or [])
         self.clock: Clock = clock or SystemClock()
         self._model_choice = model
-        self._platform_override = platform
+        self._platform_override = dict(platforms or {})
+        if platform is not None:
+            self._platform_override[platform.name] = platform
         self._rate_limits = rate_limits
         self._model_handle: ModelHandle | None = None
         self._picked_models: dict[str, Model] = {}  # `[llm.models.*]` a policy may pick
@@ -86,6 +92,8 @@ class Herald:
         # the failures the agent records.
         self.model_health = ModelHealth(self.clock, problem=self._model_problem)
         self.db: Database | None = None
+        # Every platform instance, behind one `Platform` that routes by `Target.platform`.
+        self.platforms: Platforms | None = None
         self.platform: Platform | None = None
         self.outbox: Outbox | None = None
         self.streams: ReplyStreams | None = None
@@ -137,7 +145,11 @@ class Herald:
         self.model_description = description
         log.info("model: %s", description)
 
-        self.platform = self._platform_override or self._qq_platform()
+        self.platforms = Platforms(
+            self._platform_override
+            or configured_platforms(self.config, self.db, self.clock, rate_limits=self._rate_limits)
+        )
+        self.platform = self.platforms
         self.outbox = Outbox(
             self.db,
             self.platform,
@@ -345,23 +357,23 @@ class Herald:
     def _components(self) -> list[tuple[str, bool, str]]:
         """(component, ok, detail) for the console's health page."""
         rows: list[tuple[str, bool, str]] = []
-        if self.platform is not None:
-            transport = self.platform.health()
+        members = self.platforms.members if self.platforms is not None else {}
+        for name, platform in members.items():
+            transport = platform.health()
             parts = [transport.detail, f"reconnects {transport.reconnects}"]
             if transport.last_event_at is not None:
                 ago = (self.clock.now() - transport.last_event_at).total_seconds()
                 parts.append(f"last event {_duration(ago)} ago")
             else:
                 parts.append("no event yet")
-            rows.append(
-                (f"platform {self.platform.name} ({transport.transport})", transport.ready, "; ".join(parts))
-            )
+            rows.append((f"platform {name} ({transport.transport})", transport.ready, "; ".join(parts)))
+            token = "access token" if len(members) == 1 else f"{name} access token"
             expires = transport.credential_expires_in_s
             if expires is not None:
                 # Renewed ahead of expiry; one that runs out means renewal is failing.
-                rows.append(("access token", expires > 0, f"expires in {_duration(expires)}"))
+                rows.append((token, expires > 0, f"expires in {_duration(expires)}"))
             else:
-                rows.append(("access token", True, "none fetched yet (fetched on the first send)"))
+                rows.append((token, True, "none fetched yet (fetched on the first send)"))
         state = self.model_health.describe()
         rows.append(("model", state == "ok", f"{self.model_description}: {state}"))
         for server in self.mcp_servers:
@@ -380,10 +392,6 @@ class Herald:
         if self.platform is None:
             raise RuntimeError("Herald.start() must run before wait_ready()")
         await self.platform.wait_ready()
-
-    def _qq_platform(self) -> Platform:
-        assert self.db is not None
-        return configured_platform(self.config, self.db, self.clock, rate_limits=self._rate_limits)
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight turns be resumed next start, then close everything."""
@@ -423,15 +431,17 @@ class Herald:
         await self.stop()
 
 
-def configured_platform(
+def configured_platforms(
     config: HeraldConfig, db: Database, clock: Clock, *, rate_limits: bool = True
-) -> Platform:
-    """The platform the config names, built, not started (a command reads through it unstarted)."""
+) -> dict[str, Platform]:
+    """The platforms the config names, by name, built, not started (a command reads through
+    them unstarted)."""
     from herald.qq.adapter import QQPlatform
 
     if config.qq is None:
         raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
-    return QQPlatform(config.qq, db, clock, rate_limits=rate_limits)
+    qq = QQPlatform(config.qq, db, clock, rate_limits=rate_limits)
+    return {qq.name: qq}
 
 
 class _Observer:
@@ -444,7 +454,7 @@ class _Observer:
         self.changes = changes
 
     def finished(self, result: DeliveryResult, conversation: str, origin: str, state: str) -> None:
-        scene = conversation.partition(":")[0]
+        scene = Target.parse(conversation).scene.value
         route = result.sent.route if result.sent is not None else "none"
         if self.metrics is not None:
             self.metrics.deliveries.labels(scene, route, state).inc()

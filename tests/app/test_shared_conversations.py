@@ -56,7 +56,8 @@ async def test_turns_stored_by_two_instances_run_in_order_once(db_url: str) -> N
                 await (second if odd else first).sink(event)
 
             # The first instance's gateway receives every event; the balancer spreads them.
-            h.herald.platform._sink = balance  # type: ignore[union-attr]
+            assert h.herald.platforms is not None
+            h.herald.platforms.members["qq"]._sink = balance  # type: ignore[attr-defined]
             for n in range(MESSAGES):
                 for user in USERS:
                     await h.user_says(user, f"{user} says {n}")

@@ -133,13 +133,14 @@ async def _item_details(
     db: Database, settings: HeraldConfig, item_id: str
 ) -> tuple[tuple[tuple[str, str], ...], ...]:
     """The platform's own record of the item's parts; none without a configured platform."""
-    from herald.app import configured_platform
+    from herald.app import configured_platforms
+    from herald.delivery.platforms import Platforms
 
     try:
-        platform = configured_platform(settings, db, SystemClock())
+        platforms = Platforms(configured_platforms(settings, db, SystemClock()))
     except ConfigError:
         return ()
-    return await platform.item_details(item_id)
+    return await platforms.item_details(item_id)
 
 
 @outbox_app.command("retry")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from herald.core.platform import (
     TransportHealth,
 )
 from herald.core.segments import ButtonKind, Keyboard
-from herald.core.target import Scene, Target
+from herald.core.target import DEFAULT_PLATFORM, Scene, Target, check_platform_name
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
 from herald.qq.capabilities import (
@@ -196,8 +197,6 @@ class SlidingWindow:
 
 
 class QQPlatform:
-    name = "qq"
-
     def __init__(
         self,
         config: QQConfig,
@@ -206,7 +205,10 @@ class QQPlatform:
         *,
         session: aiohttp.ClientSession | None = None,
         rate_limits: bool = True,
+        name: str = DEFAULT_PLATFORM,
     ) -> None:
+        # The instance's name: every target this adapter hands out or is handed carries it.
+        self.name = check_platform_name(name)
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.delivery = config.delivery
@@ -440,6 +442,9 @@ class QQPlatform:
             await self.pipeline.acknowledge(interaction, answer)
 
     async def _on_event(self, event: InboundEvent) -> None:
+        # QQ's parsers know scenes, not instances: the event's target is this instance's.
+        if event.target.platform != self.name:
+            event = dataclasses.replace(event, target=event.target.on(self.name))
         # The anchor is durable before the app sees the event, so any reply can use it.
         await self.ledger.record(event)
         if self._sink is not None:

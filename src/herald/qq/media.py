@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from herald.core.clock import Clock
 from herald.core.segments import Media, MediaKind
-from herald.core.target import Scene, Target
+from herald.core.target import DEFAULT_PLATFORM, Scene, Target
 from herald.qq.api import BytesSource, FileHashes, FileSource, QQApi, UploadSource
 from herald.qq.tables import MediaUpload
 from herald.qq.voice import VoiceError, is_silk, to_silk
@@ -96,7 +96,7 @@ class MediaUploader:
         check_scene(media.kind, target.scene, by_url=media.url is not None)
         file_type = FILE_TYPES[media.kind]
         if media.url is not None:
-            key = f"{target.scene.value}:url:{_digest(media.kind.value, media.url)}"
+            key = f"{_place(target)}:url:{_digest(media.kind.value, media.url)}"
             cached = await self._cached(key)
             if cached is not None:
                 return cached
@@ -110,7 +110,7 @@ class MediaUploader:
             check_size(media.kind, source.size, name)
             hashes = await asyncio.to_thread(FileHashes.of_source, source)
             content = _digest(media.kind.value, str(hashes.size), hashes.md5, hashes.sha1)
-            key = f"{target.scene.value}:data:{content}"
+            key = f"{_place(target)}:data:{content}"
             cached = await self._cached(key)
             if cached is not None:
                 return cached
@@ -188,3 +188,13 @@ def _digest(*parts: str) -> str:
     for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
+
+
+def _place(target: Target) -> str:
+    """Where an upload is reusable: its scene, on its bot (the platform instance); the platform
+    named "qq" keeps the keys it had before instances were named."""
+    return (
+        target.scene.value
+        if target.platform == DEFAULT_PLATFORM
+        else f"{target.platform}:{target.scene.value}"
+    )
