@@ -436,12 +436,27 @@ def configured_platforms(
 ) -> dict[str, Platform]:
     """The platforms the config names, by name, built, not started (a command reads through
     them unstarted)."""
-    from herald.qq.adapter import QQPlatform
+    if config.qq is None and config.onebot is None:
+        raise ConfigError(
+            "no platform is configured: set [qq] app_id and secret (or HERALD_QQ__APP_ID/SECRET) "
+            "for a QQ Official bot, and/or [onebot] for a OneBot v11 account (docs/configuration.md)"
+        )
+    platforms: dict[str, Platform] = {}
+    if config.qq is not None:
+        from herald.qq.adapter import QQPlatform
 
-    if config.qq is None:
-        raise ConfigError("[qq] is missing: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)")
-    qq = QQPlatform(config.qq, db, clock, rate_limits=rate_limits)
-    return {qq.name: qq}
+        qq = QQPlatform(config.qq, db, clock, rate_limits=rate_limits)
+        platforms[qq.name] = qq
+    if config.onebot is not None:
+        from herald.onebot import OneBotPlatform
+
+        if config.onebot.name in platforms:
+            raise ConfigError(
+                f"[onebot] name {config.onebot.name!r} is taken by another platform: choose another"
+            )
+        onebot = OneBotPlatform(config.onebot, clock)
+        platforms[onebot.name] = onebot
+    return platforms
 
 
 class _Observer:

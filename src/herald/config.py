@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from herald.core.language import Language
-from herald.core.target import Scene
+from herald.core.target import Scene, check_platform_name
 
 
 class Section(BaseModel):
@@ -96,6 +96,34 @@ class QQConfig(Section):
         if "token_url" not in self.model_fields_set:
             self.token_url = default_token_url(self.api_base)
         return self
+
+
+class OneBotConfig(Section):
+    """`[onebot]`: a personal QQ account run by a OneBot v11 implementation (NapCat, Lagrange,
+    LLOneBot, go-cqhttp). The implementation connects to Herald (reverse WebSocket, its
+    "universal" client role) at ws://host:port/path."""
+
+    name: str = "onebot"  # the platform instance's name: conversations are `onebot:c2c:<user_id>`
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port (tests)
+    path: str = "/onebot/v11/ws"
+    # The implementation's `access_token`: it must send it (`Authorization: Bearer`); None lets
+    # any local process connect, so only leave it unset on a host nobody else uses.
+    access_token: SecretStr | None = None
+    action_timeout_s: float = Field(default=10.0, gt=0)  # one action (a send) waits this long for its answer
+    max_text_chars: int = Field(default=4500, ge=100)  # longer text is split into several messages
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return check_platform_name(name)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"path {path!r}: start it with '/' (e.g. /onebot/v11/ws)")
+        return path
 
 
 def default_token_url(api_base: str) -> str:
@@ -457,6 +485,7 @@ class HeraldConfig(BaseSettings):
     )
 
     qq: QQConfig | None = None
+    onebot: OneBotConfig | None = None
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)

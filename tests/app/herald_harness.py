@@ -26,10 +26,19 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from herald.app import Herald, ModelChoice
-from herald.config import DeliveryConfig, HeraldConfig, QQConfig, QQDeliveryConfig, StorageConfig
+from herald.config import (
+    DeliveryConfig,
+    HeraldConfig,
+    OneBotConfig,
+    QQConfig,
+    QQDeliveryConfig,
+    StorageConfig,
+)
 from herald.core.clock import VirtualClock
+from herald.onebot import OneBotPlatform
 from herald.plugin import Plugin
 from herald.sim.app import RunningSim
+from herald.sim.onebot import OneBotSimSettings, RunningOneBotSim, serve_onebot
 from tests.sim_control import running_sim
 
 WAIT_S = 60.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
@@ -150,12 +159,19 @@ class Harness:
         self.clock = VirtualClock(datetime.fromtimestamp(sim.state.clock.time(), UTC))
         self.http = aiohttp.ClientSession()
         self.herald: Herald | None = None
+        # A OneBot account beside the QQ bot (`harness(..., onebot=True)`), in the same process.
+        self.onebot: RunningOneBotSim | None = None
 
     async def start(self) -> Herald:
         self.herald = Herald(
             self.config, model=self.script.choice(), clock=self.clock, rate_limits=False, plugins=self.plugins
         )
         await self.herald.start()
+        if self.onebot is not None:
+            assert self.herald.platforms is not None and self.config.onebot is not None
+            platform = self.herald.platforms.members[self.config.onebot.name]
+            assert isinstance(platform, OneBotPlatform)
+            self.onebot.connect_to(platform.socket.url)  # its port is new on every start
         async with asyncio.timeout(WAIT_S):
             await self.herald.wait_ready()
         return self.herald
@@ -216,6 +232,30 @@ class Harness:
     async def wait_delivered(self, scene: str, target: str, count: int) -> list[dict[str, Any]]:
         return await wait_for(lambda: self.delivered(scene, target), lambda got: len(got) >= count)
 
+    # --- the OneBot account ---------------------------------------------------------------------
+
+    async def onebot_call(self, method: str, path: str, body: Any = None) -> Any:
+        assert self.onebot is not None
+        async with self.http.request(method, self.onebot.base_url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            assert resp.status == 200, (path, resp.status, data)
+            return data
+
+    async def friend_says(self, user_id: str, text: str) -> int:
+        """A private message to the OneBot account; its message_id."""
+        injected = await self.onebot_call(
+            "POST", f"/_sim/onebot/private/{user_id}/messages", {"message": text}
+        )
+        return int(injected["message_id"])
+
+    async def onebot_sent(self, chat: str, chat_id: str) -> list[dict[str, Any]]:
+        """What the OneBot account was asked to send there and did (failed sends left out)."""
+        data = await self.onebot_call("GET", f"/_sim/onebot/transcript?type={chat}&id={chat_id}")
+        return [e for e in data["entries"] if e["status"] == "ok"]
+
+    async def wait_onebot_sent(self, chat: str, chat_id: str, count: int) -> list[dict[str, Any]]:
+        return await wait_for(lambda: self.onebot_sent(chat, chat_id), lambda got: len(got) >= count)
+
     async def advance(self, seconds: float) -> None:
         """Move both clocks (the sim first), then let Herald's scheduler finish what came due."""
         await self.call("POST", "/_sim/clock/advance", {"seconds": seconds})
@@ -254,11 +294,16 @@ async def harness(
     rules: dict[str, Any] | None = None,
     configure: Callable[[HeraldConfig], None] | None = None,
     plugins: list[Plugin] | None = None,
+    onebot: bool = False,
     **sim_settings: Any,
 ) -> AsyncIterator[Harness]:
-    """`configure` edits the config before Herald starts; `plugins` load beside the installed ones."""
-    async with running_sim(**sim_settings) as sim:
+    """`configure` edits the config before Herald starts; `plugins` load beside the installed ones;
+    `onebot`: a OneBot account (its own emulator) runs beside the QQ bot, in the same Herald."""
+    async with running_sim(**sim_settings) as sim, contextlib.AsyncExitStack() as stack:
         h = Harness(sim, db_url, script or Script(), plugins, delivery, rules)
+        if onebot:
+            h.onebot = await stack.enter_async_context(serve_onebot(OneBotSimSettings()))
+            h.config.onebot = OneBotConfig(port=0, access_token=SecretStr(h.onebot.settings.access_token))
         if configure is not None:
             configure(h.config)
         await h.start()

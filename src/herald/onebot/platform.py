@@ -1,0 +1,154 @@
+"""`OneBotPlatform`: Herald's `core.Platform` for a OneBot v11 implementation.
+
+Inbound: the implementation's events (reverse WebSocket, `connection.py`) → `events.py` → the
+app's sink. Outbound: one outbox item → `message.render` → one `send_private_msg` /
+`send_group_msg` per message → `Sent`, or `DeliveryError`.
+
+OneBot has no reply windows, anchors or quotas: every target can be sent to at any time, so
+`reach` and `forecast` always say "proactive" and the reply ledger has nothing to keep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from herald.config import OneBotConfig
+from herald.core.clock import Clock, SystemClock
+from herald.core.errors import DeliveryError, ErrorKind
+from herald.core.platform import (
+    Details,
+    EventSink,
+    Learned,
+    NextRoute,
+    NextSend,
+    Permission,
+    ProactiveReach,
+    Reach,
+    SendRequest,
+    Sent,
+    TransportHealth,
+)
+from herald.core.target import Scene, Target
+from herald.onebot.connection import ActionFailed, AnswerLost, NotConnected, ReverseSocket
+from herald.onebot.events import to_core
+from herald.onebot.message import render
+
+log = logging.getLogger(__name__)
+
+# retcodes that say the request itself is wrong (the spec's 1400/1404; go-cqhttp's 102 "invalid
+# parameter"): sending it again cannot help.
+BAD_REQUEST = frozenset({102, 1400, 1404})
+# Not allowed: the account may not send there (the spec's 1401/1403).
+NOT_ALLOWED = frozenset({1401, 1403})
+ACTIONS = {Scene.C2C: ("send_private_msg", "user_id"), Scene.GROUP: ("send_group_msg", "group_id")}
+ALWAYS = "OneBot has no reply windows: every message goes out as sent"
+
+
+class OneBotPlatform:
+    def __init__(self, config: OneBotConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.clock = clock or SystemClock()
+        self.socket = ReverseSocket(config, self._on_event)
+        self._sink: EventSink | None = None
+        self._last_event_at: datetime | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        await self.socket.start()
+        log.info("waiting for a OneBot implementation at %s", self.socket.url)
+
+    async def wait_ready(self) -> None:
+        await self.socket.connected.wait()
+
+    async def stop(self) -> None:
+        await self.socket.stop()
+
+    def health(self) -> TransportHealth:
+        connected = self.socket.connected.is_set()
+        where = self.socket.url if self.socket.port else self.config.path
+        return TransportHealth(
+            transport="reverse-websocket",
+            ready=connected,
+            reconnects=max(self.socket.connections - 1, 0),
+            detail=(
+                f"account {self.socket.self_id} connected"
+                if connected
+                else f"no implementation connected to {where}"
+            ),
+            last_event_at=self._last_event_at,
+        )
+
+    def learned(self) -> tuple[Learned, ...]:
+        return ()
+
+    async def _on_event(self, payload: dict[str, object]) -> None:
+        self._last_event_at = self.clock.now()
+        event = to_core(payload, self.name, self.socket.self_id or "", self.clock.now())
+        if event is not None and self._sink is not None:
+            await self._sink(event)
+
+    # --- reaching a target ---------------------------------------------------------------------
+
+    def _next(self, target: Target) -> NextSend:
+        if target.scene not in ACTIONS:
+            return NextSend(NextRoute.UNDELIVERABLE, f"OneBot has no {target.scene.value} conversations")
+        return NextSend(NextRoute.PROACTIVE, ALWAYS)
+
+    async def reach(self, target: Target) -> Reach:
+        send = self._next(target)
+        permission = Permission.REFUSED if send.route is NextRoute.UNDELIVERABLE else Permission.ALLOWED
+        return Reach(self.clock.now(), (), ProactiveReach(permission, send.why), send)
+
+    async def forecast(
+        self, target: Target, times: Sequence[datetime], *, held: int = 0
+    ) -> tuple[NextSend, ...]:
+        return tuple(self._next(target) for _ in times)
+
+    async def item_details(self, item_id: str) -> tuple[Details, ...]:
+        return ()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def send(self, request: SendRequest) -> Sent:
+        target = request.target
+        if target.scene not in ACTIONS:
+            raise DeliveryError(ErrorKind.PERMANENT, f"OneBot has no {target.scene.value} conversations")
+        action, key = ACTIONS[target.scene]
+        chat_id = int(target.id) if target.id.isdigit() else target.id
+        ids: list[str] = []
+        for message in render(request.segments, self.config.max_text_chars):
+            try:
+                data = await self.socket.call(action, {key: chat_id, "message": message})
+            except NotConnected as exc:
+                raise self._partly(ErrorKind.RETRY_LATER, f"not sent: {exc}", ids) from None
+            except AnswerLost as exc:
+                # The implementation may have sent it; OneBot has no way to ask, and resending
+                # could show it twice.
+                raise self._partly(ErrorKind.OUTCOME_UNKNOWN, f"{action}: {exc}", ids) from None
+            except ActionFailed as exc:
+                raise self._partly(_kind(exc.retcode), str(exc), ids, code=exc.retcode) from None
+            message_id = data.get("message_id") if isinstance(data, dict) else None
+            ids.append(str(message_id) if message_id is not None else "")
+        return Sent(platform_ids=tuple(ids), route=action, ref=ids[0] if ids else None)
+
+    @staticmethod
+    def _partly(kind: ErrorKind, reason: str, ids: list[str], *, code: int | None = None) -> DeliveryError:
+        # A message split in parts may have sent some: saying so lets the operator see the rest.
+        if ids:
+            reason = f"{reason} (after {len(ids)} part(s) were sent)"
+            if kind is ErrorKind.RETRY_LATER:
+                kind = ErrorKind.OUTCOME_UNKNOWN  # a resend would repeat the parts already shown
+        return DeliveryError(kind, reason, code=code)
+
+
+def _kind(retcode: int) -> ErrorKind:
+    if retcode in BAD_REQUEST:
+        return ErrorKind.BUG
+    if retcode in NOT_ALLOWED:
+        return ErrorKind.PERMANENT
+    return ErrorKind.RETRY_LATER  # 100/103 and implementation codes: failures of the moment
