@@ -52,6 +52,8 @@ class ReverseSocket:
         self.on_event = on_event
         self.self_id: str | None = None
         self.connections = 0
+        self.refused = 0  # connections refused (wrong token, role), and the last one's reason
+        self.last_refusal = ""
         self.connected = asyncio.Event()
         self._socket: WebSocket | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -121,6 +123,8 @@ class ReverseSocket:
             )
         if refused is not None:
             log.warning("OneBot connection from %s refused: %s", websocket.client, refused)
+            self.refused += 1
+            self.last_refusal = refused
             await websocket.close(code=1008)
             return
         await websocket.accept()

@@ -79,6 +79,11 @@ class OneBotPlatform:
                 f"account {self.socket.self_id} connected"
                 if connected
                 else f"no implementation connected to {where}"
+                + (
+                    f"; refused {self.socket.refused}: {self.socket.last_refusal}"
+                    if self.socket.refused
+                    else ""
+                )
             ),
             last_event_at=self._last_event_at,
         )
