@@ -454,7 +454,7 @@ def configured_platforms(
             raise ConfigError(
                 f"[onebot] name {config.onebot.name!r} is taken by another platform: choose another"
             )
-        onebot = OneBotPlatform(config.onebot, clock)
+        onebot = OneBotPlatform(config.onebot, db, clock)
         platforms[onebot.name] = onebot
     return platforms
 

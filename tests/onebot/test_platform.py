@@ -20,6 +20,7 @@ from herald.core.segments import Button, Keyboard, Media, MediaKind, Text
 from herald.core.target import Scene, Target
 from herald.onebot import OneBotPlatform
 from herald.sim.onebot import OneBotSimSettings, RunningOneBotSim, serve_onebot
+from herald.store import Database
 
 WAIT_S = 30.0  # a safety limit so a broken stack fails instead of hanging; never a timing assertion
 
@@ -55,9 +56,11 @@ class Side:
 
 
 @contextlib.asynccontextmanager
-async def side(token: str = "sim-token", **settings: Any) -> AsyncIterator[Side]:
+async def side(db_url: str, token: str = "sim-token", **settings: Any) -> AsyncIterator[Side]:
     config = OneBotConfig(port=0, access_token=SecretStr(token), **settings)
-    platform = OneBotPlatform(config)
+    db = Database(db_url)
+    await db.migrate()
+    platform = OneBotPlatform(config, db)
     async with serve_onebot(OneBotSimSettings()) as sim, aiohttp.ClientSession() as http:
         s = Side(sim, platform, http)
         await platform.start(s.sink)
@@ -66,14 +69,15 @@ async def side(token: str = "sim-token", **settings: Any) -> AsyncIterator[Side]
             yield s
         finally:
             await platform.stop()
+            await db.dispose()
 
 
 def request(target: Target, *segments: Any, item: str = "item-1") -> SendRequest:
     return SendRequest(item_id=item, target=target, segments=tuple(segments))
 
 
-async def test_private_and_group_messages_arrive_as_core_events() -> None:
-    async with side() as s:
+async def test_private_and_group_messages_arrive_as_core_events(db_url: str) -> None:
+    async with side(db_url) as s:
         async with asyncio.timeout(WAIT_S):
             await s.platform.wait_ready()
         assert s.platform.health().ready
@@ -97,8 +101,8 @@ async def test_private_and_group_messages_arrive_as_core_events() -> None:
     assert unmentioned.mentions_bot is False
 
 
-async def test_notices_arrive_as_relation_and_member_events() -> None:
-    async with side() as s:
+async def test_notices_arrive_as_relation_and_member_events(db_url: str) -> None:
+    async with side(db_url) as s:
         await s.platform.wait_ready()
         await s.control("POST", "/_sim/onebot/notices", {"notice_type": "friend_add", "user_id": 20009})
         await s.control(
@@ -113,8 +117,8 @@ async def test_notices_arrive_as_relation_and_member_events() -> None:
     assert isinstance(member, MemberEvent) and (member.member_id, member.operator_id) == ("20010", "20002")
 
 
-async def test_a_send_arrives_split_with_media_and_choices() -> None:
-    async with side(max_text_chars=100) as s:
+async def test_a_send_arrives_split_with_media_and_choices(db_url: str) -> None:
+    async with side(db_url, max_text_chars=100) as s:
         await s.platform.wait_ready()
         target = Target(Scene.GROUP, "30001", "onebot")
         keyboard = Keyboard.of([Button("Yes", data="y"), Button("No", data="n")])
@@ -135,8 +139,8 @@ async def test_a_send_arrives_split_with_media_and_choices() -> None:
     ("retcode", "kind"),
     [(100, ErrorKind.RETRY_LATER), (1400, ErrorKind.BUG), (1403, ErrorKind.PERMANENT)],
 )
-async def test_a_refused_send_says_why_and_whether_to_retry(retcode: int, kind: ErrorKind) -> None:
-    async with side() as s:
+async def test_a_refused_send_says_why_and_whether_to_retry(db_url: str, retcode: int, kind: ErrorKind) -> None:
+    async with side(db_url) as s:
         await s.platform.wait_ready()
         await s.control("POST", "/_sim/onebot/faults", {"action": "send_private_msg", "retcode": retcode})
         with pytest.raises(DeliveryError) as raised:
@@ -147,19 +151,47 @@ async def test_a_refused_send_says_why_and_whether_to_retry(retcode: int, kind: 
     assert len(again.platform_ids) == 1  # the fault was for one call only
 
 
-async def test_a_send_without_an_answer_is_not_resent_blindly() -> None:
-    async with side(action_timeout_s=0.2) as s:
+async def test_a_send_without_an_answer_is_not_resent_blindly(db_url: str) -> None:
+    async with side(db_url, action_timeout_s=0.2) as s:
         await s.platform.wait_ready()
         await s.control(
-            "POST", "/_sim/onebot/faults", {"action": "send_private_msg", "delay_s": 2.0, "times": 1}
+            "POST", "/_sim/onebot/faults", {"action": "send_private_msg", "delay_s": 1.0, "times": 1}
+        )
+        target = Target(Scene.C2C, "20001", "onebot")
+        with pytest.raises(DeliveryError) as first:
+            await s.platform.send(request(target, Text("slow")))
+        with pytest.raises(DeliveryError) as retried:
+            await s.platform.send(request(target, Text("slow")))
+        details = await s.platform.item_details("item-1")
+        await asyncio.sleep(1.2)  # the emulator's slow answer comes: the message did go out
+        entries = await s.sent("private", "20001")
+    assert first.value.kind is retried.value.kind is ErrorKind.OUTCOME_UNKNOWN
+    assert "not sent again" in str(retried.value)
+    assert [e["text"] for e in entries] == ["slow"]  # once: the retry did not send it again
+    assert dict(details[0])["message_id"].startswith("no answer")
+
+
+async def test_a_retry_goes_on_after_the_messages_already_sent(db_url: str) -> None:
+    async with side(db_url, max_text_chars=100) as s:
+        await s.platform.wait_ready()
+        item = request(Target(Scene.C2C, "20001", "onebot"), Text("a" * 100 + "b" * 100 + "c" * 100))
+        # The second message of the three is refused once (retcode 100: a failure of the moment).
+        await s.control(
+            "POST",
+            "/_sim/onebot/faults",
+            {"action": "send_private_msg", "retcode": 100, "times": 1, "after": 1},
         )
         with pytest.raises(DeliveryError) as raised:
-            await s.platform.send(request(Target(Scene.C2C, "20001", "onebot"), Text("slow")))
-    assert raised.value.kind is ErrorKind.OUTCOME_UNKNOWN
+            await s.platform.send(item)
+        sent = await s.platform.send(item)
+        entries = [e for e in await s.sent("private", "20001") if e["status"] == "ok"]
+    assert raised.value.kind is ErrorKind.RETRY_LATER and "after 1 of its messages" in str(raised.value)
+    assert [e["text"][0] for e in entries] == ["a", "b", "c"]  # the first was not sent twice
+    assert sent.platform_ids == tuple(str(e["message_id"]) for e in entries)
 
 
-async def test_a_dropped_socket_reconnects_and_events_keep_flowing() -> None:
-    async with side() as s:
+async def test_a_dropped_socket_reconnects_and_events_keep_flowing(db_url: str) -> None:
+    async with side(db_url) as s:
         await s.platform.wait_ready()
         await s.control("POST", "/_sim/onebot/faults", {"drop": True})
         await until(lambda: s.platform.socket.connections >= 2 and s.platform.health().ready)
@@ -169,8 +201,8 @@ async def test_a_dropped_socket_reconnects_and_events_keep_flowing() -> None:
     assert isinstance(event, InboundMessage) and event.content == "still here"
 
 
-async def test_a_wrong_access_token_is_refused() -> None:
-    async with side(token="another-token") as s:
+async def test_a_wrong_access_token_is_refused(db_url: str) -> None:
+    async with side(db_url, token="another-token") as s:
         await until(lambda: s.platform.socket.refused >= 2)  # it tries again, and is refused again
         health = s.platform.health()
         with pytest.raises(DeliveryError) as raised:
@@ -181,7 +213,7 @@ async def test_a_wrong_access_token_is_refused() -> None:
 
 
 async def test_reach_says_every_target_takes_messages_now() -> None:
-    platform = OneBotPlatform(OneBotConfig(port=0))
+    platform = OneBotPlatform(OneBotConfig(port=0), Database("sqlite+aiosqlite://"))
     reach = await platform.reach(Target(Scene.C2C, "20001", "onebot"))
     assert reach.next_send.route is NextRoute.PROACTIVE
     channel = await platform.reach(Target(Scene.CHANNEL, "1", "onebot"))

@@ -34,6 +34,8 @@ from herald.core.target import Scene, Target
 from herald.onebot.connection import ActionFailed, AnswerLost, NotConnected, ReverseSocket
 from herald.onebot.events import to_core
 from herald.onebot.message import render
+from herald.onebot.record import SendRecord
+from herald.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,11 @@ ALWAYS = "OneBot has no reply windows: every message goes out as sent"
 
 
 class OneBotPlatform:
-    def __init__(self, config: OneBotConfig, clock: Clock | None = None) -> None:
+    def __init__(self, config: OneBotConfig, db: Database, clock: Clock | None = None) -> None:
         self.config = config
         self.name = config.name
         self.clock = clock or SystemClock()
+        self.record = SendRecord(db)
         self.socket = ReverseSocket(config, self._on_event)
         self._sink: EventSink | None = None
         self._last_event_at: datetime | None = None
@@ -115,7 +118,15 @@ class OneBotPlatform:
         return tuple(self._next(target) for _ in times)
 
     async def item_details(self, item_id: str) -> tuple[Details, ...]:
-        return ()
+        parts = await self.record.parts(item_id)
+        return tuple(
+            (
+                ("message", str(part + 1)),
+                ("requested", row.requested_at.isoformat(timespec="seconds")),
+                ("message_id", row.message_id or "no answer (may have arrived)"),
+            )
+            for part, row in sorted(parts.items())
+        )
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -125,30 +136,42 @@ class OneBotPlatform:
             raise DeliveryError(ErrorKind.PERMANENT, f"OneBot has no {target.scene.value} conversations")
         action, key = ACTIONS[target.scene]
         chat_id = int(target.id) if target.id.isdigit() else target.id
+        item = request.item_id
+        done = await self.record.parts(item)
         ids: list[str] = []
-        for message in render(request.segments, self.config.max_text_chars):
+        for part, message in enumerate(render(request.segments, self.config.max_text_chars)):
+            row = done.get(part)
+            if row is not None and row.message_id is not None:
+                ids.append(row.message_id)  # confirmed by an earlier attempt: not sent again
+                continue
+            if row is not None:
+                raise DeliveryError(
+                    ErrorKind.OUTCOME_UNKNOWN,
+                    f"{action}: message {part + 1} was asked for at {row.requested_at:%H:%M:%S} and no "
+                    "answer came (a restart or a timeout): it may have arrived, so it is not sent again",
+                )
+            await self.record.requested(item, part, self.clock.now())
             try:
                 data = await self.socket.call(action, {key: chat_id, "message": message})
             except NotConnected as exc:
-                raise self._partly(ErrorKind.RETRY_LATER, f"not sent: {exc}", ids) from None
+                await self.record.not_sent(item, part)
+                raise DeliveryError(ErrorKind.RETRY_LATER, f"not sent: {exc}{_after(ids)}") from None
             except AnswerLost as exc:
                 # The implementation may have sent it; OneBot has no way to ask, and resending
-                # could show it twice.
-                raise self._partly(ErrorKind.OUTCOME_UNKNOWN, f"{action}: {exc}", ids) from None
+                # could show it twice: the record keeps it asked for and unanswered.
+                raise DeliveryError(ErrorKind.OUTCOME_UNKNOWN, f"{action}: {exc}{_after(ids)}") from None
             except ActionFailed as exc:
-                raise self._partly(_kind(exc.retcode), str(exc), ids, code=exc.retcode) from None
+                await self.record.not_sent(item, part)
+                raise DeliveryError(_kind(exc.retcode), f"{exc}{_after(ids)}", code=exc.retcode) from None
             message_id = data.get("message_id") if isinstance(data, dict) else None
             ids.append(str(message_id) if message_id is not None else "")
+            await self.record.answered(item, part, ids[-1])
         return Sent(platform_ids=tuple(ids), route=action, ref=ids[0] if ids else None)
 
-    @staticmethod
-    def _partly(kind: ErrorKind, reason: str, ids: list[str], *, code: int | None = None) -> DeliveryError:
-        # A message split in parts may have sent some: saying so lets the operator see the rest.
-        if ids:
-            reason = f"{reason} (after {len(ids)} part(s) were sent)"
-            if kind is ErrorKind.RETRY_LATER:
-                kind = ErrorKind.OUTCOME_UNKNOWN  # a resend would repeat the parts already shown
-        return DeliveryError(kind, reason, code=code)
+
+def _after(ids: list[str]) -> str:
+    # A message split in parts may have sent some; a retry goes on after them.
+    return f" (after {len(ids)} of its messages were sent)" if ids else ""
 
 
 def _kind(retcode: int) -> ErrorKind:

@@ -53,6 +53,7 @@ class Fault:
     retcode: int = 0
     times: int = 0
     delay_s: float = 0.0
+    after: int = 0  # calls let through before the fault starts
 
 
 @dataclass(slots=True)
@@ -73,6 +74,9 @@ class Account:
     def take_fault(self, action: str) -> Fault | None:
         fault = self.faults.get(action)
         if fault is None:
+            return None
+        if fault.after > 0:
+            fault.after -= 1
             return None
         if fault.times > 0:
             fault.times -= 1

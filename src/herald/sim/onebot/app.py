@@ -104,6 +104,7 @@ def create_app(account: Account, connector: Connector) -> Starlette:
             retcode=int(body.get("retcode", 0)),
             times=int(body.get("times", 1)),
             delay_s=float(body.get("delay_s", 0)),
+            after=int(body.get("after", 0)),
         )
         return JSONResponse({"ok": True})
 
