@@ -139,7 +139,9 @@ async def test_a_send_arrives_split_with_media_and_choices(db_url: str) -> None:
     ("retcode", "kind"),
     [(100, ErrorKind.RETRY_LATER), (1400, ErrorKind.BUG), (1403, ErrorKind.PERMANENT)],
 )
-async def test_a_refused_send_says_why_and_whether_to_retry(db_url: str, retcode: int, kind: ErrorKind) -> None:
+async def test_a_refused_send_says_why_and_whether_to_retry(
+    db_url: str, retcode: int, kind: ErrorKind
+) -> None:
     async with side(db_url) as s:
         await s.platform.wait_ready()
         await s.control("POST", "/_sim/onebot/faults", {"action": "send_private_msg", "retcode": retcode})
