@@ -72,3 +72,57 @@ def sim(
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(application, host=host, port=port, log_level="warning", ws_ping_interval=None)
+
+
+@app.command("sim-onebot")
+def sim_onebot(
+    connect: Annotated[
+        str, typer.Option(help="The bot's reverse-WebSocket URL (universal role) to connect to.")
+    ] = "ws://127.0.0.1:8081/onebot/v11/ws",
+    host: Annotated[str, typer.Option(help="Interface the control API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the control API.")] = 8091,
+    access_token: Annotated[
+        str, typer.Option("--access-token", help="Sent as Authorization: Bearer.")
+    ] = "sim-token",
+    self_id: Annotated[int, typer.Option("--self-id", help="The emulated account's QQ number.")] = 10001,
+    message_format: Annotated[
+        str, typer.Option("--message-format", help="Events' `message` as `array` segments or a CQ `string`.")
+    ] = "array",
+) -> None:
+    """Run the OneBot v11 emulator: an implementation (as NapCat plays) that connects to the bot."""
+    import asyncio
+
+    from herald.sim.onebot import OneBotSimSettings, serve_onebot
+
+    if message_format not in ("array", "string"):
+        raise typer.BadParameter("must be array or string", param_hint="--message-format")
+    settings = OneBotSimSettings.model_validate(
+        {
+            "host": host,
+            "port": port,
+            "reverse_ws_url": connect,
+            "access_token": access_token,
+            "self_id": self_id,
+            "message_format": message_format,
+        }
+    )
+    table = Table(title="Herald sim: a OneBot v11 implementation on loopback", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Connects to", connect)
+    table.add_row("Account", str(self_id))
+    table.add_row("Access token", access_token)
+    table.add_row("Control API", f"http://{host}:{port}/_sim/onebot/")
+    Console().print(table)
+
+    async def serve() -> None:
+        async with serve_onebot(settings):
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        typer.echo(f"✗ cannot listen on {host}:{port}: {exc.strerror}; choose another --port", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass

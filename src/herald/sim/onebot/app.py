@@ -177,11 +177,11 @@ async def serve_onebot(settings: OneBotSimSettings | None = None) -> AsyncIterat
         uvicorn.Config(create_app(account, connector), log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    connector.start()
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
+    connector.start()  # once the control API listens: a connected bot may be told to use it
     try:
         yield RunningOneBotSim(account, connector, settings.host, settings.port)
     finally:

@@ -1,0 +1,64 @@
+"""`herald sim-onebot` in its own process: it connects to a bot's reverse WebSocket and its
+control API injects messages the bot receives."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import aiohttp
+from pydantic import SecretStr
+
+from herald.config import OneBotConfig
+from herald.core.events import InboundEvent, InboundMessage
+from herald.onebot import OneBotPlatform
+from herald.store import Database
+
+WAIT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_the_command_connects_and_injects() -> None:
+    events: list[InboundEvent] = []
+
+    async def sink(event: InboundEvent) -> None:
+        events.append(event)
+
+    platform = OneBotPlatform(
+        OneBotConfig(port=0, access_token=SecretStr("cli-token")), Database("sqlite+aiosqlite://")
+    )
+    await platform.start(sink)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from herald.cli import main; main()", "sim-onebot",
+        "--connect", platform.socket.url, "--port", str(port), "--access-token", "cli-token",
+        stdout=asyncio.subprocess.DEVNULL, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await platform.wait_ready()
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"http://127.0.0.1:{port}/_sim/onebot/private/20001/messages", json={"message": "hi"}
+            ) as response:
+                assert response.status == 200
+        async with asyncio.timeout(WAIT_S):
+            while not events:  # noqa: ASYNC110 (another process pushes it)
+                await asyncio.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGINT)
+        await process.wait()
+        await platform.stop()
+    (event,) = events
+    assert isinstance(event, InboundMessage) and (event.content, event.target.key) == (
+        "hi",
+        "onebot:c2c:20001",
+    )
