@@ -7,7 +7,7 @@ import sys
 import time
 
 from herald.core.clock import SystemClock, VirtualClock
-from herald.qq.adapter import SlidingWindow, previous_run_ended
+from herald.qq.ratelimit import SlidingWindow, previous_run_ended
 
 
 async def test_a_primed_window_waits_one_window_then_admits_up_to_the_limit() -> None:
@@ -50,7 +50,7 @@ async def test_the_previous_run_ended_no_later_than_this_process_started_or_last
     started = time.monotonic()
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c",
-        "from herald.qq import adapter as a; print(a.previous_run_ended(), a._IMPORTED)",
+        "from herald.qq import ratelimit as a; print(a.previous_run_ended(), a._IMPORTED)",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await child.communicate()

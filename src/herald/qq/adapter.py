@@ -5,22 +5,21 @@ anchor → the app's sink. Outbound: one outbox item → render into parts → f
 ledger reserves a route (persisted, with its msg_seq) → the API → on a dead-anchor code the
 anchor is marked and the part re-planned (bounded) → `Sent`, or `DeliveryError` whose kind comes
 from the one error table in `qq/errors.py`.
+
+The adapter composes: bodies are built by `render.py` (parts and their JSON), rate limits kept by
+`ratelimit.py`, routes planned by the reply ledger (`reply.py`), media uploaded by `media.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import json
 import logging
-import os
 import socket
-import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,7 +39,6 @@ from herald.core.platform import (
     StreamFrame,
     TransportHealth,
 )
-from herald.core.segments import ButtonKind, Keyboard
 from herald.core.target import DEFAULT_PLATFORM, Scene, Target, check_platform_name
 from herald.qq.api import QQApi
 from herald.qq.auth import TokenManager
@@ -58,7 +56,8 @@ from herald.qq.capabilities import (
 from herald.qq.errors import QQApiError, meaning
 from herald.qq.inbound import InboundPipeline
 from herald.qq.media import MediaRefused, MediaUploader, check_scene
-from herald.qq.render import Part, render
+from herald.qq.ratelimit import SlidingWindow, previous_run_ended
+from herald.qq.render import Part, message_body, render
 from herald.qq.reply import (
     DeliveryMode,
     OutboundId,
@@ -81,119 +80,6 @@ RECALL_NOT_SUPPORTED = 40034123
 MAX_INLINE_WAIT_S = 90.0
 # `/v2/users/{openid}/stream_messages` takes 50 requests a second per bot.
 STREAM_QPS = 50
-
-
-# When a request of this process last had its answer (`time.monotonic()`), over every window of
-# every adapter: a Herald restarted inside the same process must still count its previous run's.
-_last_answer: float | None = None
-_IMPORTED = time.monotonic()
-
-
-def _process_started() -> float:
-    """When this process started, on `time.monotonic()`'s scale. Read from /proc on Linux;
-    elsewhere this module's import, which is later, so a window primed from it waits longer."""
-    try:
-        stat = Path("/proc/self/stat").read_text(encoding="ascii")
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, `starttime`, in ticks since boot
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return _IMPORTED
-    return min(time.monotonic() - max(age, 0.0), _IMPORTED)
-
-
-def previous_run_ended() -> float:
-    """The latest moment (`time.monotonic()`) a previous run of Herald can have had a request
-    counted: a run in another process sent nothing after this process started; one in this
-    process nothing after its last answer."""
-    started = _process_started()
-    return started if _last_answer is None else max(started, _last_answer)
-
-
-ACTION_TYPES = {ButtonKind.LINK: 0, ButtonKind.CALLBACK: 1, ButtonKind.COMMAND: 2}
-# permission.type: 0 the listed users only, 2 everyone (1 admins and 3 roles are the platform's own
-# notions of who may click, which Herald decides itself when a click arrives).
-PERMISSION_USERS, PERMISSION_EVERYONE = 0, 2
-STYLE_BLUE = 1
-
-
-def keyboard_body(keyboard: Keyboard) -> dict[str, Any]:
-    """A custom keyboard as the platform takes it. Button ids are the choice numbers (1, 2 ...)."""
-    rows = []
-    number = 0
-    for row in keyboard.rows:
-        buttons = []
-        for button in row:
-            number += 1
-            permission: dict[str, Any] = {"type": PERMISSION_EVERYONE}
-            if button.only_users:
-                permission = {"type": PERMISSION_USERS, "specify_user_ids": list(button.only_users)}
-            buttons.append(
-                {
-                    "id": str(number),
-                    "render_data": {
-                        "label": button.label,
-                        "visited_label": button.label,
-                        "style": STYLE_BLUE,
-                    },
-                    "action": {
-                        "type": ACTION_TYPES[button.kind],
-                        "permission": permission,
-                        "data": button.data,
-                        "unsupport_tips": f"/choose {number}",
-                    },
-                }
-            )
-        rows.append({"buttons": buttons})
-    return {"content": {"rows": rows}}
-
-
-class SlidingWindow:
-    """At most `limit` requests in any `window` seconds, as the server counts them.
-
-    A request is counted from when it is sent until `window` after its answer arrived, which is
-    never earlier than when the server counted it, so latency cannot make us exceed the limit.
-    """
-
-    def __init__(
-        self, clock: Clock, limit: int, window: float, *, primed: bool = False, since: float | None = None
-    ) -> None:
-        self._clock = clock
-        self._limit = limit
-        self._window = window
-        self._done: collections.deque[float] = collections.deque()
-        # A process that just (re)started cannot know what its previous run sent in the last
-        # window, and the platform still counts it: assume the window is full until one window
-        # after `since` (on `clock`: when the previous run can last have sent; default now).
-        # One deadline, not `limit` entries: a limit of 1e9 must not cost 8 GB.
-        start = clock.monotonic() if since is None else since
-        self._full_until = start + window if primed and start + window > clock.monotonic() else None
-        self._in_flight = 0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.monotonic()
-                if self._full_until is not None:
-                    if now < self._full_until:
-                        await self._clock.sleep(self._full_until - now + 1e-4)
-                        continue
-                    self._full_until = None
-                while self._done and self._done[0] <= now - self._window:
-                    self._done.popleft()
-                if self._in_flight + len(self._done) < self._limit:
-                    self._in_flight += 1
-                    return
-                if self._done:
-                    await self._clock.sleep(self._done[0] + self._window - now + 1e-4)
-                else:
-                    await self._clock.sleep(self._window / max(self._limit, 1))
-
-    def release(self) -> None:
-        global _last_answer
-        self._in_flight -= 1
-        self._done.append(self._clock.monotonic())
-        _last_answer = time.monotonic()
 
 
 class QQPlatform:
@@ -812,7 +698,7 @@ class QQPlatform:
     async def _post(
         self, api: QQApi, target: Target, route: Route, part: Part, file_info: str | None
     ) -> dict[str, Any]:
-        body = self._body(target, route, part, file_info)
+        body = message_body(target, route.body_fields(), part, file_info)
         windows = [self._limits["message"]] if self._rate_limits else []
         if self._rate_limits and route.mode is DeliveryMode.PROACTIVE:
             if target.scene is Scene.C2C:
@@ -826,30 +712,6 @@ class QQPlatform:
         finally:
             for window in windows:
                 window.release()
-
-    def _body(self, target: Target, route: Route, part: Part, file_info: str | None) -> dict[str, Any]:
-        body: dict[str, Any]
-        guild = target.scene in (Scene.CHANNEL, Scene.DM)
-        if part.kind == "media":
-            assert part.media is not None
-            if guild:
-                body = {"content": part.text} if part.media.url is None else {"image": part.media.url}
-                if part.text and part.media.url is not None:
-                    body["content"] = part.text
-            else:
-                assert file_info is not None
-                body = {"msg_type": 7, "media": {"file_info": file_info}, "content": part.text or " "}
-        elif part.kind == "markdown" and not guild:
-            body = {"msg_type": 2, "markdown": {"content": part.text}}
-            if part.keyboard is not None:
-                body["keyboard"] = keyboard_body(part.keyboard)
-        else:
-            body = {"content": part.text} if guild else {"msg_type": 0, "content": part.text}
-        fields = route.body_fields()
-        if guild:
-            fields.pop("msg_seq", None)
-        body.update(fields)
-        return body
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:

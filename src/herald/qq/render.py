@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from herald.core.segments import Keyboard, Markdown, Media, Segment, Text
-from herald.core.target import Scene
+from herald.core.segments import ButtonKind, Keyboard, Markdown, Media, Segment, Text
+from herald.core.target import Scene, Target
 
 UrlPolicy = Literal["keep", "strip", "break"]
 
@@ -153,3 +153,67 @@ def apply_url_policy(text: str, policy: UrlPolicy) -> str:
 def _defang(url: str) -> str:
     url = re.sub(r"(?i)^http", "hxxp", url)
     return url.replace(".", "[.]")
+
+
+ACTION_TYPES = {ButtonKind.LINK: 0, ButtonKind.CALLBACK: 1, ButtonKind.COMMAND: 2}
+# permission.type: 0 the listed users only, 2 everyone (1 admins and 3 roles are the platform's own
+# notions of who may click, which Herald decides itself when a click arrives).
+PERMISSION_USERS, PERMISSION_EVERYONE = 0, 2
+STYLE_BLUE = 1
+
+
+def keyboard_body(keyboard: Keyboard) -> dict[str, Any]:
+    """A custom keyboard as the platform takes it. Button ids are the choice numbers (1, 2 ...)."""
+    rows = []
+    number = 0
+    for row in keyboard.rows:
+        buttons = []
+        for button in row:
+            number += 1
+            permission: dict[str, Any] = {"type": PERMISSION_EVERYONE}
+            if button.only_users:
+                permission = {"type": PERMISSION_USERS, "specify_user_ids": list(button.only_users)}
+            buttons.append(
+                {
+                    "id": str(number),
+                    "render_data": {
+                        "label": button.label,
+                        "visited_label": button.label,
+                        "style": STYLE_BLUE,
+                    },
+                    "action": {
+                        "type": ACTION_TYPES[button.kind],
+                        "permission": permission,
+                        "data": button.data,
+                        "unsupport_tips": f"/choose {number}",
+                    },
+                }
+            )
+        rows.append({"buttons": buttons})
+    return {"content": {"rows": rows}}
+
+
+def message_body(
+    target: Target, fields: dict[str, str | int | bool], part: Part, file_info: str | None
+) -> dict[str, Any]:
+    """The JSON body of one message request: the part as the scene takes it, plus its route's
+    fields (`msg_id`/`event_id`, `msg_seq`, ...), the latter left out where a guild scene has none."""
+    body: dict[str, Any]
+    guild = target.scene in (Scene.CHANNEL, Scene.DM)
+    if part.kind == "media":
+        assert part.media is not None
+        if guild:
+            body = {"content": part.text} if part.media.url is None else {"image": part.media.url}
+            if part.text and part.media.url is not None:
+                body["content"] = part.text
+        else:
+            assert file_info is not None
+            body = {"msg_type": 7, "media": {"file_info": file_info}, "content": part.text or " "}
+    elif part.kind == "markdown" and not guild:
+        body = {"msg_type": 2, "markdown": {"content": part.text}}
+        if part.keyboard is not None:
+            body["keyboard"] = keyboard_body(part.keyboard)
+    else:
+        body = {"content": part.text} if guild else {"msg_type": 0, "content": part.text}
+    body.update({k: v for k, v in fields.items() if not (guild and k == "msg_seq")})
+    return body
