@@ -89,3 +89,75 @@ url = "{db_url}"
     assert code == 0, output
     assert "Herald stopped" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_herald_run_with_only_a_onebot_account(db_url: str, tmp_path: Path) -> None:
+    """`[onebot]` alone is a whole config: `herald run` starts, the emulated implementation
+    connects, and a friend's message is answered through the model."""
+    from herald.sim.onebot import OneBotSimSettings, serve_onebot
+    from tests.onebot.test_crash import free_port
+
+    fake_providers.requests.clear()
+    port = free_port()
+    async with (
+        serve_onebot(OneBotSimSettings(access_token="run-token")) as sim,
+        fake_server() as model_base,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "herald.toml"
+        config.write_text(
+            f"""
+[onebot]
+port = {port}
+access_token = "run-token"
+
+[llm]
+provider = "openai"
+base_url = "{model_base}/v1"
+api_key = "sk-test"
+model = "fake"
+
+[storage]
+url = "{db_url}"
+""",
+            encoding="utf-8",
+        )
+        log = tmp_path / "herald.log"
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
+                stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            sim.connect_to(f"ws://127.0.0.1:{port}/onebot/v11/ws")
+
+            async def ready() -> str:
+                return log.read_text(errors="replace")
+
+            await until(
+                ready,
+                lambda text: "OneBot implementation connected" in text or process.returncode is not None,
+            )
+            async with http.post(
+                f"{sim.base_url}/_sim/onebot/private/20001/messages", json={"message": "go"}
+            ):
+                pass
+
+            async def shown() -> list[str]:
+                async with http.get(
+                    f"{sim.base_url}/_sim/onebot/transcript?type=private&id=20001"
+                ) as response:
+                    entries: list[dict[str, Any]] = (await response.json())["entries"]
+                return [entry["text"] for entry in entries if entry["status"] == "ok"]
+
+            texts = await until(shown, lambda got: len(got) >= 2)
+            assert texts == ["via openai", "done via openai"]
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(WAIT_S):
+                code = await process.wait()
+    output = log.read_text(errors="replace")
+    assert code == 0, output
+    assert "Traceback" not in output

@@ -87,6 +87,12 @@ def doctor(
         typer.echo(f"✗ config: {exc}")
         raise typer.Exit(2) from None
     if settings.qq is None:
+        if settings.onebot is not None:
+            typer.echo(
+                "nothing to check here: herald doctor checks the QQ Official platform ([qq]); a OneBot "
+                "account's connection shows in /readyz and the log (docs/onebot.md)"
+            )
+            raise typer.Exit(0)
         typer.echo(
             "✗ config: no [qq] section\n    fix: add [qq] app_id and secret (from q.qq.com → 开发设置)"
         )

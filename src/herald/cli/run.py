@@ -124,11 +124,13 @@ def run(
         ),
     ] = 1,
 ) -> None:
-    """Run Herald against the QQ platform (or any compatible base URL) until SIGINT/SIGTERM."""
+    """Run Herald on its platforms (QQ Official, OneBot v11, or both) until SIGINT/SIGTERM."""
     settings = load_or_exit(config)
-    if settings.qq is None:
+    if settings.qq is None and settings.onebot is None:
         typer.echo(
-            "✗ config: no [qq] section: set qq.app_id and qq.secret (or HERALD_QQ__APP_ID/SECRET)", err=True
+            "✗ config: no platform: set [qq] app_id and secret (or HERALD_QQ__APP_ID/SECRET) for a QQ "
+            "Official bot, and/or an [onebot] section for a OneBot v11 account (docs/onebot.md)",
+            err=True,
         )
         raise typer.Exit(2)
     setup_logging(log_level)
