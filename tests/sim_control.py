@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,3 +121,11 @@ class SimControl:
 
     async def delivered(self, scene: str, target: str) -> list[dict[str, Any]]:
         return [e for e in await self.outbound(scene, target) if e.get("status") == 200]
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a server another process starts (a race in theory:
+    nothing else on a test machine takes ports in that range between the two steps)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import secrets
 import signal
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from tests.app.herald_harness import Harness, Script, harness, wait_for
 from tests.app.test_crash import launch, write_config
+from tests.sim_control import free_port
 
 USER = "resume-user"
 
@@ -219,13 +219,6 @@ async def test_messages_that_arrive_while_the_disk_is_full_are_answered_once_it_
         messages = [r.getMessage() for r in caplog.records if r.name == "herald.qq.gateway"]
         assert any("was not stored" in m and "database or disk is full" in m for m in messages), messages
         assert any("storing works again" in m for m in messages), messages
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_webhook_pushes_that_cannot_be_stored_get_503_and_are_answered_once_in_order(

@@ -96,7 +96,7 @@ async def test_herald_run_with_only_a_onebot_account(db_url: str, tmp_path: Path
     """`[onebot]` alone is a whole config: `herald run` starts, the emulated implementation
     connects, and a friend's message is answered through the model."""
     from herald.sim.onebot import OneBotSimSettings, serve_onebot
-    from tests.onebot.test_crash import free_port
+    from tests.sim_control import free_port
 
     fake_providers.requests.clear()
     port = free_port()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,9 @@ import pytest
 from herald.sim.app import RunningSim, serve
 from herald.sim.settings import SimSettings
 from tests.app.herald_harness import WAIT_S
-from tests.sim_control import qq_toml
+from tests.sim_control import free_port, qq_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def children(pid: int) -> set[int]:

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +25,7 @@ from herald.sim.app import serve
 from herald.sim.settings import SimSettings
 from tests.app.herald_harness import WAIT_S, Harness, harness, wait_for
 from tests.extensions.scripts import CallsTools
-from tests.sim_control import qq_toml
+from tests.sim_control import free_port, qq_toml
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
 ROOT = Path(__file__).resolve().parents[2]  # where `tests` is importable from
@@ -39,12 +38,6 @@ def stdio(notes: Path, timeout_s: float = 30.0, **env: str) -> McpServerConfig:
         env={"NOTES_FILE": str(notes), **env},
         timeout_s=timeout_s,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

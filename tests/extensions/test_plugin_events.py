@@ -5,7 +5,6 @@ a group message that does not @ the bot (with its author's role), guild recalls 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,19 +25,12 @@ from herald.core.target import Scene, Target
 from herald.plugin import Plugin
 from herald.sim.settings import GROUP_MEMBER_EVENT, PUBLIC_INTENTS
 from tests.app.herald_harness import Harness, Script
-from tests.sim_control import running_sim
+from tests.sim_control import free_port, running_sim
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 WAIT_S = 30.0  # a ceiling against hangs, never a timing assertion
 REACTIONS = 1 << 10  # GUILD_MESSAGE_REACTIONS: public, but not in Herald's default intents
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Observer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,10 @@ from sqlalchemy import text
 from herald.sim.onebot import OneBotSimSettings, RunningOneBotSim, serve_onebot
 from herald.store import Database
 from tests.app.test_crash import launch
+from tests.sim_control import free_port
 
 FRIENDS = [str(30_000 + i) for i in range(5)]
 WAIT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(path: Path, sim: RunningOneBotSim, db_url: str, port: int) -> None:

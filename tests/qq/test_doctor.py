@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from herald.config import QQConfig
 from herald.qq.doctor import Check, run_checks
 from herald.qq.webhook import WebhookReceiver
 from herald.sim.app import RunningSim
-from tests.sim_control import SimControl, qq_toml
+from tests.sim_control import SimControl, free_port, qq_toml
 
 WAIT_S = 20.0
 
@@ -36,13 +35,6 @@ def qq_config(sim: RunningSim, **overrides: Any) -> QQConfig:
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
     return {check.name: check for check in checks}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_a_good_setup_passes_every_check(sim: RunningSim) -> None:

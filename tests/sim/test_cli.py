@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,9 @@ from typer.testing import CliRunner
 
 from herald.cli import app
 from herald.cli import sim as sim_cli  # registers the command
+from tests.sim_control import free_port
 
 WAIT = 20.0  # a ceiling for the server to come up, not a timing assertion
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get_json(url: str) -> Any:

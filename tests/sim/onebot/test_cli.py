@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 
 import aiohttp
@@ -16,14 +15,9 @@ from herald.config import OneBotConfig
 from herald.core.events import InboundEvent, InboundMessage
 from herald.onebot import OneBotPlatform
 from herald.store import Database
+from tests.sim_control import free_port
 
 WAIT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_the_command_connects_and_injects() -> None:

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import Any
 
 import aiohttp
 from aiocqhttp import CQHttp, Event
 
 from herald.sim.onebot import OneBotSimSettings, serve_onebot
+from tests.sim_control import free_port
 
 WAIT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_aiocqhttp_answers_what_the_emulator_injects() -> None:
