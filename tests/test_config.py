@@ -137,3 +137,15 @@ def test_a_qq_rule_left_under_delivery_names_its_new_place(
     with pytest.raises(ConfigError) as raised:
         load_config()
     assert "message_qps → [qq.delivery] message_qps" in str(raised.value)
+
+
+def test_workers_refuse_a_onebot_account() -> None:
+    from herald.cli.workers import check_workers
+    from herald.config import HeraldConfig, OneBotConfig, StorageConfig
+
+    config = HeraldConfig(
+        onebot=OneBotConfig(), storage=StorageConfig(url="postgresql+asyncpg://h@127.0.0.1/h")
+    )
+    problem = check_workers(config, 2)
+    assert problem is not None and "--workers 1" in problem
+    assert check_workers(config, 1) is None

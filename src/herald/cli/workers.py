@@ -69,6 +69,11 @@ def check_workers(config: HeraldConfig, count: int) -> str | None:
             f"--workers {count}: the workers share one database, which must be PostgreSQL "
             '([storage] url = "postgresql+asyncpg://..."); SQLite serves one process'
         )
+    if config.onebot is not None:
+        return (
+            f"--workers {count}: a OneBot account connects to one Herald process ([onebot] port), "
+            "so it runs with --workers 1; run a second account in another Herald with its own [onebot]"
+        )
     if config.qq is not None and config.qq.transport != "webhook" and config.qq.shard != (0, 1):
         return (
             f"--workers {count} gives each worker its own shard ([k, {count}]): remove [qq] shard "
