@@ -24,12 +24,12 @@ def cli() -> CliRunner:
     return CliRunner()
 
 
-def test_run_without_qq_is_a_clear_error(cli: CliRunner, tmp_path: Path) -> None:
+def test_run_without_a_platform_is_a_clear_error(cli: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "herald.toml"
     config.write_text('[agent]\ntimezone = "UTC"\n', encoding="utf-8")
     result = cli.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 2
-    assert "no [qq] section" in result.output
+    assert "no platform" in result.output and "[qq]" in result.output and "[onebot]" in result.output
 
 
 def test_run_with_an_unknown_key_names_it(cli: CliRunner, tmp_path: Path) -> None:
