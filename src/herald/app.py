@@ -367,6 +367,8 @@ class Herald:
             else:
                 parts.append("no event yet")
             rows.append((f"platform {name} ({transport.transport})", transport.ready, "; ".join(parts)))
+            if not transport.renews_credential:
+                continue
             token = "access token" if len(members) == 1 else f"{name} access token"
             expires = transport.credential_expires_in_s
             if expires is not None:

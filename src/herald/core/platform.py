@@ -71,6 +71,9 @@ class TransportHealth:
     # Until the platform credential Herald sends with (an access token) must be renewed; None
     # when there is none yet. Renewal is automatic: a credential that stays near 0 means it fails.
     credential_expires_in_s: float | None = None
+    # Whether the platform has such a credential at all (QQ's access token; OneBot's is a fixed
+    # shared token, never renewed): the operator is shown its expiry only then.
+    renews_credential: bool = False
 
 
 class Permission(StrEnum):

@@ -101,6 +101,7 @@ class Platforms:
             ),
             last_event_at=max(seen) if seen else None,
             credential_expires_in_s=min(expiring) if expiring else None,
+            renews_credential=any(h.renews_credential for h in each.values()),
         )
 
     def learned(self) -> tuple[Learned, ...]:

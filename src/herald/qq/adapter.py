@@ -245,6 +245,7 @@ class QQPlatform:
                 detail=f"session {self.gateway.session_id or 'none'}, last s {self.gateway.seq}",
                 last_event_at=last_event_at,
                 credential_expires_in_s=expires_in,
+                renews_credential=True,
             )
         if self.webhook is not None:
             listening = self._transport is not None and not self._transport.done()
@@ -254,6 +255,7 @@ class QQPlatform:
                 detail=f"path {self.config.webhook_path}",
                 last_event_at=last_event_at,
                 credential_expires_in_s=expires_in,
+                renews_credential=True,
             )
         return TransportHealth(self.config.transport, ready=False, detail="not started")
 
