@@ -5,9 +5,10 @@ message is answered through the model's tool call and final text, and SIGTERM st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ import pytest
 from tests.app.herald_harness import WAIT_S
 from tests.llm import fake_providers
 from tests.llm.fake_providers import fake_server
-from tests.sim_control import qq_toml, running_sim
+from tests.sim_control import free_port, qq_toml, running_sim
 
 T = TypeVar("T")
 
@@ -30,16 +31,30 @@ async def until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) ->
     return value
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_herald_run_answers_through_a_model_server_and_stops_on_sigterm(
-    db_url: str, tmp_path: Path
-) -> None:
-    fake_providers.requests.clear()
-    async with running_sim() as sim, fake_server() as model_base, aiohttp.ClientSession() as http:
-        config = tmp_path / "herald.toml"
-        config.write_text(
-            f"""
-{qq_toml(sim)}
+class HeraldRun:
+    """`herald run --config FILE` in its own process, its output in a log file."""
+
+    def __init__(self, log: Path, process: asyncio.subprocess.Process) -> None:
+        self.log = log
+        self.process = process
+
+    @property
+    def code(self) -> int | None:
+        """Its exit code, once it has exited."""
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def herald_run(tmp_path: Path, platform: str, model_base: str, db_url: str) -> AsyncIterator[HeraldRun]:
+    """Start Herald on `platform` (its TOML sections) with the fake OpenAI-compatible model; SIGTERM
+    it on the way out and keep its exit code."""
+    config = tmp_path / "herald.toml"
+    config.write_text(
+        f"""
+{platform}
 [llm]
 provider = "openai"
 base_url = "{model_base}/v1"
@@ -49,20 +64,39 @@ model = "fake"
 [storage]
 url = "{db_url}"
 """,
-            encoding="utf-8",
-        )
-        log = tmp_path / "herald.log"
-        with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
-                stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        try:
+        encoding="utf-8",
+    )
+    log = tmp_path / "herald.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
+            stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    run = HeraldRun(log, process)
+    try:
+        yield run
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT_S):
+            await process.wait()
 
-            async def ready() -> str:
-                return log.read_text(errors="replace")
 
-            await until(ready, lambda text: "qq gateway: READY" in text or process.returncode is not None)
+async def log_says(run: HeraldRun, line: str) -> None:
+    async def output() -> str:
+        return run.output()
+
+    await until(output, lambda text: line in text or run.code is not None)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_herald_run_answers_through_a_model_server_and_stops_on_sigterm(
+    db_url: str, tmp_path: Path
+) -> None:
+    fake_providers.requests.clear()
+    async with running_sim() as sim, fake_server() as model_base, aiohttp.ClientSession() as http:
+        async with herald_run(tmp_path, qq_toml(sim), model_base, db_url) as run:
+            await log_says(run, "qq gateway: READY")
             async with http.post(f"{sim.base_url}/_sim/c2c/user-run/messages", json={"content": "go"}):
                 pass
 
@@ -80,15 +114,9 @@ url = "{db_url}"
             texts = await until(shown, lambda got: len(got) >= 2)
             assert texts == ["via openai", "done via openai"]  # the tool call, then the final answer
             assert fake_providers.requests["openai"][0]["stream"] is True  # C2C replies stream
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(WAIT_S):
-                code = await process.wait()
-    output = log.read_text(errors="replace")
-    assert code == 0, output
-    assert "Herald stopped" in output
-    assert "Traceback" not in output
+    assert run.code == 0, run.output()
+    assert "Herald stopped" in run.output()
+    assert "Traceback" not in run.output()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -96,49 +124,18 @@ async def test_herald_run_with_only_a_onebot_account(db_url: str, tmp_path: Path
     """`[onebot]` alone is a whole config: `herald run` starts, the emulated implementation
     connects, and a friend's message is answered through the model."""
     from herald.sim.onebot import OneBotSimSettings, serve_onebot
-    from tests.sim_control import free_port
 
     fake_providers.requests.clear()
     port = free_port()
+    onebot = f'[onebot]\nport = {port}\naccess_token = "run-token"\n'
     async with (
         serve_onebot(OneBotSimSettings(access_token="run-token")) as sim,
         fake_server() as model_base,
         aiohttp.ClientSession() as http,
     ):
-        config = tmp_path / "herald.toml"
-        config.write_text(
-            f"""
-[onebot]
-port = {port}
-access_token = "run-token"
-
-[llm]
-provider = "openai"
-base_url = "{model_base}/v1"
-api_key = "sk-test"
-model = "fake"
-
-[storage]
-url = "{db_url}"
-""",
-            encoding="utf-8",
-        )
-        log = tmp_path / "herald.log"
-        with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
-                stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        try:
+        async with herald_run(tmp_path, onebot, model_base, db_url) as run:
             sim.connect_to(f"ws://127.0.0.1:{port}/onebot/v11/ws")
-
-            async def ready() -> str:
-                return log.read_text(errors="replace")
-
-            await until(
-                ready,
-                lambda text: "OneBot implementation connected" in text or process.returncode is not None,
-            )
+            await log_says(run, "OneBot implementation connected")
             async with http.post(
                 f"{sim.base_url}/_sim/onebot/private/20001/messages", json={"message": "go"}
             ):
@@ -153,11 +150,5 @@ url = "{db_url}"
 
             texts = await until(shown, lambda got: len(got) >= 2)
             assert texts == ["via openai", "done via openai"]
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(WAIT_S):
-                code = await process.wait()
-    output = log.read_text(errors="replace")
-    assert code == 0, output
-    assert "Traceback" not in output
+    assert run.code == 0, run.output()
+    assert "Traceback" not in run.output()
