@@ -98,20 +98,38 @@ class QQConfig(Section):
         return self
 
 
+OneBotTransport = Literal["reverse-ws", "forward-ws", "http"]
+# Where Herald listens when the implementation connects or POSTs to it, unless `path` says.
+ONEBOT_PATHS: dict[str, str] = {"reverse-ws": "/onebot/v11/ws", "http": "/onebot/v11/http"}
+# What Herald does with a friend request or a group invitation (request events).
+RequestAnswer = Literal["leave", "accept", "refuse"]
+
+
 class OneBotConfig(Section):
     """`[onebot]`: a personal QQ account run by a OneBot v11 implementation (NapCat, Lagrange,
-    LLOneBot, go-cqhttp). The implementation connects to Herald (reverse WebSocket, its
-    "universal" client role) at ws://host:port/path."""
+    LLOneBot, go-cqhttp), over one of three transports:
+
+    - `reverse-ws` (default): the implementation connects to Herald at ws://host:port/path;
+    - `forward-ws`: Herald connects to the implementation's WebSocket server at `url`;
+    - `http`: Herald calls the implementation's HTTP API at `url`, and the implementation POSTs
+      its events to http://host:port/path, signed with `secret`."""
 
     name: str = "onebot"  # the platform instance's name: conversations are `onebot:c2c:<user_id>`
+    transport: OneBotTransport = "reverse-ws"
+    url: str | None = None  # forward-ws: ws://…; http: the API's root, http://…
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port (tests)
-    path: str = "/onebot/v11/ws"
-    # The implementation's `access_token`: it must send it (`Authorization: Bearer`); None lets
-    # any local process connect, so only leave it unset on a host nobody else uses.
+    path: str | None = None  # default /onebot/v11/ws (reverse-ws), /onebot/v11/http (http)
+    # The implementation's `access_token`: Herald sends it and asks it of the implementation
+    # (`Authorization: Bearer`). Unset lets any local process connect, so only leave it unset on a
+    # host nobody else uses.
     access_token: SecretStr | None = None
+    # http: the implementation's `secret`; Herald refuses an event POST not signed with it.
+    secret: SecretStr | None = None
     action_timeout_s: float = Field(default=10.0, gt=0)  # one action (a send) waits this long for its answer
     max_text_chars: int = Field(default=4500, ge=100)  # longer text is split into several messages
+    friend_requests: RequestAnswer = "leave"  # leave: the account's owner answers them
+    group_invites: RequestAnswer = "leave"
 
     @field_validator("name")
     @classmethod
@@ -120,10 +138,36 @@ class OneBotConfig(Section):
 
     @field_validator("path")
     @classmethod
-    def _path(cls, path: str) -> str:
-        if not path.startswith("/"):
+    def _path(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
             raise ValueError(f"path {path!r}: start it with '/' (e.g. /onebot/v11/ws)")
         return path
+
+    @model_validator(mode="after")
+    def _transport(self) -> OneBotConfig:
+        schemes = {"forward-ws": ("ws", "wss"), "http": ("http", "https")}.get(self.transport)
+        if schemes is None:
+            if self.url is not None:
+                raise ValueError(
+                    "url is where Herald connects to the implementation (forward-ws, http); with "
+                    'transport = "reverse-ws" the implementation connects to Herald: drop url'
+                )
+        elif self.url is None or urlsplit(self.url).scheme not in schemes:
+            raise ValueError(
+                f'transport = "{self.transport}" needs url = "{schemes[0]}://host:port/…", the '
+                f"implementation's {'WebSocket server' if schemes[0] == 'ws' else 'HTTP API'}"
+            )
+        if self.transport == "forward-ws" and self.path is not None:
+            raise ValueError('path is where Herald listens; with transport = "forward-ws" it listens nowhere')
+        if self.secret is not None and self.transport != "http":
+            raise ValueError(
+                'secret signs the events the implementation POSTs: set it with transport = "http"'
+            )
+        return self
+
+    @property
+    def listen_path(self) -> str:
+        return self.path or ONEBOT_PATHS.get(self.transport, ONEBOT_PATHS["reverse-ws"])
 
 
 def default_token_url(api_base: str) -> str:

@@ -171,7 +171,7 @@ class Harness:
             assert self.herald.platforms is not None and self.config.onebot is not None
             platform = self.herald.platforms.members[self.config.onebot.name]
             assert isinstance(platform, OneBotPlatform)
-            self.onebot.connect_to(platform.socket.url)  # its port is new on every start
+            self.onebot.connect_to(platform.connection.url)  # its port is new on every start
         async with asyncio.timeout(WAIT_S):
             await self.herald.wait_ready()
         return self.herald

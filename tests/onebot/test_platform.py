@@ -64,7 +64,7 @@ async def side(db_url: str, token: str = "sim-token", **settings: Any) -> AsyncI
     async with serve_onebot(OneBotSimSettings()) as sim, aiohttp.ClientSession() as http:
         s = Side(sim, platform, http)
         await platform.start(s.sink)
-        sim.connect_to(platform.socket.url)
+        sim.connect_to(platform.connection.url)
         try:
             yield s
         finally:
@@ -196,7 +196,7 @@ async def test_a_dropped_socket_reconnects_and_events_keep_flowing(db_url: str) 
     async with side(db_url) as s:
         await s.platform.wait_ready()
         await s.control("POST", "/_sim/onebot/faults", {"drop": True})
-        await until(lambda: s.platform.socket.connections >= 2 and s.platform.health().ready)
+        await until(lambda: s.platform.connection.connections >= 2 and s.platform.health().ready)
         await s.control("POST", "/_sim/onebot/private/20001/messages", {"message": "still here"})
         (event,) = await s.until_events(1)
         assert s.platform.health().reconnects == 1
@@ -205,11 +205,11 @@ async def test_a_dropped_socket_reconnects_and_events_keep_flowing(db_url: str) 
 
 async def test_a_wrong_access_token_is_refused(db_url: str) -> None:
     async with side(db_url, token="another-token") as s:
-        await until(lambda: s.platform.socket.refused >= 2)  # it tries again, and is refused again
+        await until(lambda: s.platform.connection.refused >= 2)  # it tries again, and is refused again
         health = s.platform.health()
         with pytest.raises(DeliveryError) as raised:
             await s.platform.send(request(Target(Scene.C2C, "20001", "onebot"), Text("hi")))
-    assert s.platform.socket.connections == 0 and not health.ready
+    assert s.platform.connection.connections == 0 and not health.ready
     assert "wrong access token" in health.detail
     assert raised.value.kind is ErrorKind.RETRY_LATER
 

@@ -1,8 +1,8 @@
 """`OneBotPlatform`: Herald's `core.Platform` for a OneBot v11 implementation.
 
-Inbound: the implementation's events (reverse WebSocket, `connection.py`) → `events.py` → the
-app's sink. Outbound: one outbox item → `message.render` → one `send_private_msg` /
-`send_group_msg` per message → `Sent`, or `DeliveryError`.
+Inbound: the implementation's events (over the configured transport: `reverse.py`, `forward.py`
+or `http.py`) → `events.py` → the app's sink. Outbound: one outbox item → `message.render` → one
+`send_private_msg` / `send_group_msg` per message → `Sent`, or `DeliveryError`.
 
 OneBot has no reply windows, anchors or quotas: every target can be sent to at any time, so
 `reach` and `forecast` always say "proactive" and the reply ledger has nothing to keep.
@@ -31,10 +31,13 @@ from herald.core.platform import (
     TransportHealth,
 )
 from herald.core.target import Scene, Target
-from herald.onebot.connection import ActionFailed, AnswerLost, NotConnected, ReverseSocket
+from herald.onebot.connection import ActionFailed, AnswerLost, Connection, EventHandler, NotConnected
 from herald.onebot.events import to_core
+from herald.onebot.forward import ForwardSocket
+from herald.onebot.http import HttpConnection
 from herald.onebot.message import render
 from herald.onebot.record import SendRecord
+from herald.onebot.reverse import ReverseSocket
 from herald.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -48,13 +51,22 @@ ACTIONS = {Scene.C2C: ("send_private_msg", "user_id"), Scene.GROUP: ("send_group
 ALWAYS = "OneBot has no reply windows: every message goes out as sent"
 
 
+def connect(config: OneBotConfig, on_event: EventHandler) -> Connection:
+    """The connection of `[onebot] transport`."""
+    if config.transport == "forward-ws":
+        return ForwardSocket(config, on_event)
+    if config.transport == "http":
+        return HttpConnection(config, on_event)
+    return ReverseSocket(config, on_event)
+
+
 class OneBotPlatform:
     def __init__(self, config: OneBotConfig, db: Database, clock: Clock | None = None) -> None:
         self.config = config
         self.name = config.name
         self.clock = clock or SystemClock()
         self.record = SendRecord(db)
-        self.socket = ReverseSocket(config, self._on_event)
+        self.connection = connect(config, self._on_event)
         self._sink: EventSink | None = None
         self._last_event_at: datetime | None = None
 
@@ -62,32 +74,25 @@ class OneBotPlatform:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        await self.socket.start()
-        log.info("waiting for a OneBot implementation at %s", self.socket.url)
+        await self.connection.start()
 
     async def wait_ready(self) -> None:
-        await self.socket.connected.wait()
+        await self.connection.connected.wait()
 
     async def stop(self) -> None:
-        await self.socket.stop()
+        await self.connection.stop()
 
     def health(self) -> TransportHealth:
-        connected = self.socket.connected.is_set()
-        where = self.socket.url if self.socket.port else self.config.path
+        link = self.connection
+        connected = link.connected.is_set()
+        detail = f"account {link.self_id} connected" if connected else f"no implementation at {link.where}"
+        if link.refused and not connected:
+            detail += f"; refused {link.refused}: {link.last_refusal}"
         return TransportHealth(
-            transport="reverse-websocket",
+            transport=link.transport,
             ready=connected,
-            reconnects=max(self.socket.connections - 1, 0),
-            detail=(
-                f"account {self.socket.self_id} connected"
-                if connected
-                else f"no implementation connected to {where}"
-                + (
-                    f"; refused {self.socket.refused}: {self.socket.last_refusal}"
-                    if self.socket.refused
-                    else ""
-                )
-            ),
+            reconnects=max(link.connections - 1, 0),
+            detail=detail,
             last_event_at=self._last_event_at,
         )
 
@@ -96,7 +101,7 @@ class OneBotPlatform:
 
     async def _on_event(self, payload: dict[str, object]) -> None:
         self._last_event_at = self.clock.now()
-        event = to_core(payload, self.name, self.socket.self_id or "", self.clock.now())
+        event = to_core(payload, self.name, self.connection.self_id or "", self.clock.now())
         if event is not None and self._sink is not None:
             await self._sink(event)
 
@@ -152,7 +157,7 @@ class OneBotPlatform:
                 )
             await self.record.requested(item, part, self.clock.now())
             try:
-                data = await self.socket.call(action, {key: chat_id, "message": message})
+                data = await self.connection.call(action, {key: chat_id, "message": message})
             except NotConnected as exc:
                 await self.record.not_sent(item, part)
                 raise DeliveryError(ErrorKind.RETRY_LATER, f"not sent: {exc}{_after(ids)}") from None

@@ -33,7 +33,7 @@ async def test_the_command_connects_and_injects() -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from herald.cli import main; main()", "sim-onebot",
-        "--connect", platform.socket.url, "--port", str(port), "--access-token", "cli-token",
+        "--connect", platform.connection.url, "--port", str(port), "--access-token", "cli-token",
         stdout=asyncio.subprocess.DEVNULL, env=os.environ.copy(),
     )  # fmt: skip
     try:
