@@ -29,7 +29,7 @@ from herald.agent.policy import Policies
 from herald.agent.prompt import job_prompt, message_text
 from herald.agent.runner import AgentRunner
 from herald.agent.tools import Sender
-from herald.agent.turns import DONE, FAILED, PENDING, Turn, TurnStore, turn_usage
+from herald.agent.turns import DONE, FAILED, PENDING, Quoted, Turn, TurnStore, turn_usage
 from herald.changes import ChangeFeed
 from herald.commands import CommandContext, Commands
 from herald.config import AgentConfig
@@ -485,6 +485,8 @@ class Dispatcher:
             quoted = None
             if event.quotes is not None:
                 quoted = await self.turns.quoted(event.target.key, event.quotes)
+                if quoted is None and event.quoted_text is not None:
+                    quoted = Quoted(event.quoted_author, event.quoted_text)
             content = message_text(event, quoted)
         turn = await self.turns.record(
             conversation=event.target.key,

@@ -56,6 +56,7 @@ from typing import Any, TypeVar, overload
 
 from herald.core.events import (
     Attachment,
+    ContactRequest,
     InboundEvent,
     InboundMessage,
     Interaction,
@@ -65,6 +66,7 @@ from herald.core.events import (
     Reaction,
     RelationEvent,
     RelationKind,
+    RequestKind,
 )
 from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
 from herald.core.target import Target
@@ -74,6 +76,7 @@ __all__ = [
     "Button",
     "ButtonKind",
     "CommandCall",
+    "ContactRequest",
     "Delivery",
     "InboundEvent",
     "InboundMessage",
@@ -91,6 +94,7 @@ __all__ = [
     "RelationEvent",
     "RelationKind",
     "Reply",
+    "RequestKind",
     "Text",
     "ToolCall",
 ]
@@ -260,7 +264,8 @@ class Plugin:
         """Called with every event the platform delivered, as a core event: messages (also those
         no turn answers, e.g. a group message that does not @ the bot), relation changes
         (`RelationEvent`), members joining or leaving a group (`MemberEvent`), recalled guild
-        messages (`MessageRecalled`), guild reactions (`Reaction`), button clicks (`Interaction`).
+        messages (`MessageRecalled`), guild reactions (`Reaction`), button clicks (`Interaction`),
+        friend requests and group invitations to a OneBot account (`ContactRequest`).
         Called once Herald has handled the event; it cannot veto or answer it."""
         self.event_hooks.append(hook)
         return hook

@@ -5,6 +5,7 @@ from herald.core.clock import Clock, SystemClock, VirtualClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import (
     Attachment,
+    ContactRequest,
     InboundEvent,
     InboundMessage,
     Interaction,
@@ -15,6 +16,7 @@ from herald.core.events import (
     Reaction,
     RelationEvent,
     RelationKind,
+    RequestKind,
 )
 from herald.core.platform import EventSink, Platform, SendRequest, Sent
 from herald.core.segments import Button, ButtonKind, Keyboard, Markdown, Media, MediaKind, Segment, Text
@@ -25,6 +27,7 @@ __all__ = [
     "Button",
     "ButtonKind",
     "Clock",
+    "ContactRequest",
     "DeliveryError",
     "ErrorKind",
     "EventSink",
@@ -43,6 +46,7 @@ __all__ = [
     "Reaction",
     "RelationEvent",
     "RelationKind",
+    "RequestKind",
     "Scene",
     "Segment",
     "SendRequest",

@@ -41,6 +41,10 @@ class InboundMessage:
     # Quoting handles: this message's own, and the one of the message it quotes (if it does).
     ref: str | None = None
     quotes: str | None = None
+    # The quoted message as the platform looked it up, when it can (OneBot's get_msg): who wrote it
+    # (None: the bot itself) and its text. Herald's own record of the conversation comes first.
+    quoted_author: str | None = None
+    quoted_text: str | None = None
     # What the platform says the author is where they wrote: a group's `member_role`
     # (owner / admin / member), a guild member's role ids.
     author_roles: tuple[str, ...] = ()
@@ -150,4 +154,26 @@ class Reaction:
     event_id: str | None = None
 
 
-InboundEvent = InboundMessage | RelationEvent | Interaction | MemberEvent | MessageRecalled | Reaction
+class RequestKind(StrEnum):
+    FRIEND = "friend"  # someone asks to become the account's friend
+    GROUP_INVITE = "group_invite"  # someone invites the account into a group
+    GROUP_JOIN = "group_join"  # someone asks to join a group the account administers
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequest:
+    """Someone asks the account for a new relation (OneBot's request events; QQ's official bots
+    get none). `target` is the user (a friend request) or the group; `flag` is the platform's
+    handle for answering it."""
+
+    kind: RequestKind
+    target: Target
+    user_id: str
+    comment: str
+    occurred_at: datetime
+    flag: str
+
+
+InboundEvent = (
+    InboundMessage | RelationEvent | Interaction | MemberEvent | MessageRecalled | Reaction | ContactRequest
+)

@@ -1,5 +1,5 @@
-"""OneBot v11 events as core events. What has no core meaning (heartbeats, friend and group
-requests, the lifecycle of the connection) is logged and not handed on."""
+"""OneBot v11 events as core events. What has no core meaning (heartbeats, the lifecycle of the
+connection) is logged and not handed on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from herald.core.events import (
+    ContactRequest,
     InboundEvent,
     InboundMessage,
     MemberChange,
@@ -15,6 +16,7 @@ from herald.core.events import (
     MessageRecalled,
     RelationEvent,
     RelationKind,
+    RequestKind,
 )
 from herald.core.target import Scene, Target
 from herald.onebot.message import read, segments_of
@@ -96,6 +98,25 @@ def _notice(payload: dict[str, Any], platform: str, self_id: str, now: datetime)
     return None
 
 
+def _request(payload: dict[str, Any], platform: str, now: datetime) -> ContactRequest | None:
+    kind = payload.get("request_type")
+    user = str(payload.get("user_id", ""))
+    flag = payload.get("flag")
+    if not user or flag is None:
+        log.warning("OneBot request without user_id or flag ignored: %.200s", payload)
+        return None
+    if kind == "friend":
+        request, target = RequestKind.FRIEND, Target(Scene.C2C, user, platform)
+    elif kind == "group" and payload.get("sub_type") in ("add", "invite"):
+        request = RequestKind.GROUP_INVITE if payload["sub_type"] == "invite" else RequestKind.GROUP_JOIN
+        target = Target(Scene.GROUP, str(payload.get("group_id", "")), platform)
+    else:
+        log.info("OneBot request %r/%r not handed on", kind, payload.get("sub_type"))
+        return None
+    comment = payload.get("comment")
+    return ContactRequest(request, target, user, str(comment or ""), _when(payload, now), str(flag))
+
+
 def to_core(payload: dict[str, Any], platform: str, self_id: str, now: datetime) -> InboundEvent | None:
     """The core event for one OneBot event, or None for what Herald does not act on."""
     post = payload.get("post_type")
@@ -104,14 +125,7 @@ def to_core(payload: dict[str, Any], platform: str, self_id: str, now: datetime)
     if post == "notice":
         return _notice(payload, platform, self_id, now)
     if post == "request":
-        log.info(
-            "OneBot %s request from %s not answered (Herald leaves friend and group requests to the "
-            "account's owner): %s",
-            payload.get("request_type"),
-            payload.get("user_id"),
-            payload.get("comment", ""),
-        )
-        return None
+        return _request(payload, platform, now)
     if post != "meta_event":
         log.warning("OneBot event of unknown post_type %r ignored: %.200s", post, payload)
     return None

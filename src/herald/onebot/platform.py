@@ -10,13 +10,16 @@ OneBot has no reply windows, anchors or quotas: every target can be sent to at a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from herald.config import OneBotConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
+from herald.core.events import ContactRequest, InboundMessage, RequestKind
 from herald.core.platform import (
     Details,
     EventSink,
@@ -35,7 +38,7 @@ from herald.onebot.connection import ActionFailed, AnswerLost, Connection, Event
 from herald.onebot.events import to_core
 from herald.onebot.forward import ForwardSocket
 from herald.onebot.http import HttpConnection
-from herald.onebot.message import render
+from herald.onebot.message import read, render, segments_of
 from herald.onebot.record import SendRecord
 from herald.onebot.reverse import ReverseSocket
 from herald.store.db import Database
@@ -48,6 +51,8 @@ BAD_REQUEST = frozenset({102, 1400, 1404})
 # Not allowed: the account may not send there (the spec's 1401/1403).
 NOT_ALLOWED = frozenset({1401, 1403})
 ACTIONS = {Scene.C2C: ("send_private_msg", "user_id"), Scene.GROUP: ("send_group_msg", "group_id")}
+# A quoted message is looked up before its message is stored; a slow answer must not hold that up.
+QUOTE_LOOKUP_S = 3.0
 ALWAYS = "OneBot has no reply windows: every message goes out as sent"
 
 
@@ -102,8 +107,61 @@ class OneBotPlatform:
     async def _on_event(self, payload: dict[str, object]) -> None:
         self._last_event_at = self.clock.now()
         event = to_core(payload, self.name, self.connection.self_id or "", self.clock.now())
+        if isinstance(event, InboundMessage) and event.quotes is not None:
+            event = await self._look_up_quote(event)
         if event is not None and self._sink is not None:
             await self._sink(event)
+        if isinstance(event, ContactRequest):
+            await self.answer(event)
+
+    async def _look_up_quote(self, message: InboundMessage) -> InboundMessage:
+        """The message with what it quotes, as `get_msg` tells it: the model then reads the quote
+        even when Herald never saw the quoted message. Without an answer, the message as it is."""
+        assert message.quotes is not None
+        quoted_id: int | str = int(message.quotes) if message.quotes.lstrip("-").isdigit() else message.quotes
+        try:
+            async with asyncio.timeout(QUOTE_LOOKUP_S):
+                data = await self.connection.call("get_msg", {"message_id": quoted_id})
+            text = read(segments_of(data["message"]), self.connection.self_id or "").content
+        except (NotConnected, AnswerLost, ActionFailed, TimeoutError, TypeError, KeyError, ValueError) as exc:
+            log.info("OneBot get_msg %s (a quoted message): %s", message.quotes, exc or type(exc).__name__)
+            return message
+        sender = data.get("sender") if isinstance(data.get("sender"), dict) else {}
+        author = str(sender.get("user_id", "")) if isinstance(sender, dict) else ""
+        by_bot = author == self.connection.self_id
+        return replace(message, quoted_author=None if by_bot else author or "someone", quoted_text=text)
+
+    async def answer(self, request: ContactRequest) -> None:
+        """Accept or refuse a friend request or group invitation as `[onebot] friend_requests` /
+        `group_invites` say; a request to join a group is its admins' to answer."""
+        policy = {
+            RequestKind.FRIEND: self.config.friend_requests,
+            RequestKind.GROUP_INVITE: self.config.group_invites,
+        }
+        answer = policy.get(request.kind, "leave")
+        who = f"{request.kind.value} request from {request.user_id}" + (
+            f" for group {request.target.id}" if request.target.scene is Scene.GROUP else ""
+        )
+        if answer == "leave":
+            log.info("OneBot %s left for the account's owner to answer: %s", who, request.comment)
+            return
+        approve = answer == "accept"
+        if request.kind is RequestKind.FRIEND:
+            action, params = "set_friend_add_request", {"flag": request.flag, "approve": approve}
+        else:
+            action = "set_group_add_request"
+            params = {"flag": request.flag, "sub_type": "invite", "type": "invite", "approve": approve}
+        try:
+            await self.connection.call(action, params)
+        except (NotConnected, AnswerLost, ActionFailed) as exc:
+            log.warning("OneBot %s not answered (%s): %s", who, answer, exc)
+            return
+        log.info(
+            "OneBot %s %s ([onebot] %s)",
+            who,
+            "accepted" if approve else "refused",
+            "friend_requests" if request.kind is RequestKind.FRIEND else "group_invites",
+        )
 
     # --- reaching a target ---------------------------------------------------------------------
 
