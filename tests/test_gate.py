@@ -88,3 +88,17 @@ async def test_waiting_turns_beyond_the_bound_are_merged_into_the_newest() -> No
     # message into itself, so the newest carries all three texts and nothing is lost.
     assert coalesced == [(3, 4), (4, 5)]
     assert ran == [(1, "text 1"), (2, "text 2"), (5, "text 3\ntext 4\ntext 5")]
+
+
+async def test_ids_of_another_platform_carry_its_name() -> None:
+    g = gate(
+        AccessConfig(deny_groups=["30001"], allow_users=["onebot:20001", "openid-a"], admins=["onebot:9"])
+    )
+    qq_group, onebot_group = Target(Scene.GROUP, "30001"), Target(Scene.GROUP, "30001", "onebot")
+    denied = (await g.check(message(qq_group, "openid-a"), None)).refusal
+    assert denied is not None and denied.reason == "access: group denied"
+    # The same number on the OneBot account is another group, and its user is named with it.
+    assert (await g.check(message(onebot_group, "20001"), None)).refusal is None
+    refused = (await g.check(message(Target(Scene.C2C, "20001"), "20001"), None)).refusal
+    assert refused is not None and refused.reason == "access: user not allowed"
+    assert g.is_admin(onebot_group, "9") and not g.is_admin(qq_group, "9")

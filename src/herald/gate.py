@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from herald.config import AccessConfig, LimitsConfig
 from herald.core.clock import Clock
 from herald.core.events import InboundMessage
-from herald.core.target import Scene, Target
+from herald.core.target import Scene, Target, scoped_id
 from herald.store import Database
 from herald.store.tables.agent import AgentTurn
 
@@ -147,7 +147,7 @@ class Gate:
     # --- who ----------------------------------------------------------------------------------
 
     def is_admin(self, target: Target, author_id: str | None, roles: Sequence[str] = ()) -> bool:
-        if author_id is not None and author_id in self._admins:
+        if author_id is not None and scoped_id(target.platform, author_id) in self._admins:
             return True
         if target.scene is Scene.C2C:
             return False
@@ -158,21 +158,23 @@ class Gate:
 
     def _denied(self, event: InboundMessage) -> str | None:
         """Why `event`'s author may not talk to the bot here, if they may not."""
-        author = event.author_id
+        platform = event.target.platform
+        author = scoped_id(platform, event.author_id)
         if author in self._deny_users:
             return "user denied"
         if self._allow_users and author not in self._allow_users and author not in self._admins:
             return "user not allowed"
         if event.target.scene is Scene.GROUP:
-            group = event.target.id
+            group = event.target.scoped_id
             if group in self._deny_groups:
                 return "group denied"
             if self._allow_groups and group not in self._allow_groups:
                 return "group not allowed"
         if event.guild_id is not None:
-            if event.guild_id in self._deny_guilds:
+            guild = scoped_id(platform, event.guild_id)
+            if guild in self._deny_guilds:
                 return "guild denied"
-            if self._allow_guilds and event.guild_id not in self._allow_guilds:
+            if self._allow_guilds and guild not in self._allow_guilds:
                 return "guild not allowed"
         return None
 

@@ -101,6 +101,19 @@ def test_a_channel_gets_its_guilds_policy_once_a_message_said_which_guild() -> N
     assert policies.resolve(channel).language == "en"
 
 
+def test_a_scope_of_another_platform_is_named_with_it() -> None:
+    groups = {"30001": {"system_prompt": "qq group"}, "onebot:30001": {"system_prompt": "onebot group"}}
+    users = {"onebot:20001": {"language": "en"}}
+    policies = Policies(
+        PolicyConfig.model_validate({"groups": groups, "users": users}), AgentConfig(), LLMConfig()
+    )
+    on_qq = policies.resolve(Target(Scene.GROUP, "30001"), "20001")
+    on_onebot = policies.resolve(Target(Scene.GROUP, "30001", "onebot"), "20001")
+    assert (on_qq.system_prompt, on_qq.language) == ("qq group", "zh+en")
+    assert (on_onebot.system_prompt, on_onebot.language) == ("onebot group", "en")
+    assert on_onebot.sources["system_prompt"] == "[policy.groups.onebot:30001]"
+
+
 def test_a_policy_model_must_be_a_configured_remote_model() -> None:
     with pytest.raises(ValueError, match=r"\[policy.groups.G1\] model = 'big' is not a \[llm.models.NAME\]"):
         HeraldConfig.model_validate({"policy": {"groups": {"G1": {"model": "big"}}}})

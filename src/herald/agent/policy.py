@@ -4,8 +4,9 @@ turn gets, whether unmentioned group messages start one, and whether its reply i
 The layers, least specific first: the configuration's own values (`[agent]`, `[llm]`, and an
 operator's console edits), `[policy]`, then `[policy.scenes.<scene>]`, `[policy.guilds.<id>]`,
 `[policy.groups.<id>]` or `[policy.channels.<id>]`, and `[policy.users.<openid>]` for the
-message's author. A key a layer sets wins over every layer before it; a key it leaves unset falls
-through. Every resolved value remembers the layer it came from (`herald policy show`).
+message's author. Ids of a platform other than `qq` are written `<platform>:<id>`
+(`[policy.groups."onebot:30001"]`), as in target keys. A key a layer sets wins over every layer
+before it; a key it leaves unset falls through. Every resolved value remembers the layer it came from (`herald policy show`).
 
 Layers are flattened to plain dicts once, at start, so resolving one turn's policy is a handful of
 dict lookups.
@@ -21,7 +22,7 @@ from typing import Any
 from herald.agent.settings import AgentSettings, SettingError, parse_policy
 from herald.config import AgentConfig, LLMConfig, PolicyConfig, PolicyLayer
 from herald.core.language import Language
-from herald.core.target import Scene, Target
+from herald.core.target import Scene, Target, scoped_id
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +163,15 @@ class Policies:
             guild_id = guild_id or self._guild_of.get(target.id)
         elif target.scene is Scene.DM:
             guild_id = guild_id or target.id
-        if guild_id is not None and guild_id in self._guilds:
-            found.append((f"[policy.guilds.{guild_id}]", self._guilds[guild_id]))
-        if target.scene is Scene.GROUP and target.id in self._groups:
-            found.append((f"[policy.groups.{target.id}]", self._groups[target.id]))
-        if target.scene is Scene.CHANNEL and target.id in self._channels:
-            found.append((f"[policy.channels.{target.id}]", self._channels[target.id]))
-        if author_id is not None and author_id in self._users:
-            found.append((f"[policy.users.{author_id}]", self._users[author_id]))
+        platform = target.platform
+        if guild_id is not None and (guild := scoped_id(platform, guild_id)) in self._guilds:
+            found.append((f"[policy.guilds.{guild}]", self._guilds[guild]))
+        if target.scene is Scene.GROUP and target.scoped_id in self._groups:
+            found.append((f"[policy.groups.{target.scoped_id}]", self._groups[target.scoped_id]))
+        if target.scene is Scene.CHANNEL and target.scoped_id in self._channels:
+            found.append((f"[policy.channels.{target.scoped_id}]", self._channels[target.scoped_id]))
+        if author_id is not None and (author := scoped_id(platform, author_id)) in self._users:
+            found.append((f"[policy.users.{author}]", self._users[author]))
         return found
 
     def resolve(self, target: Target, author_id: str | None = None, guild_id: str | None = None) -> Policy:

@@ -21,6 +21,13 @@ _PLATFORM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _SCENES = frozenset(scene.value for scene in Scene)
 
 
+def scoped_id(platform: str, id: str) -> str:
+    """How configuration names an id of `platform` (a user's, a group's, a guild's): bare for the
+    platform named `qq`, `<platform>:<id>` for the others, as target keys are written. A OneBot
+    group 30001 is `onebot:30001`, and never matches a QQ group's entry."""
+    return id if platform == DEFAULT_PLATFORM else f"{platform}:{id}"
+
+
 def check_platform_name(name: str) -> str:
     """`name` if it can name a platform instance in a key, else ValueError saying why."""
     if not _PLATFORM_NAME.fullmatch(name) or name in _SCENES:
@@ -40,6 +47,12 @@ class Target:
     scene: Scene
     id: str
     platform: str = DEFAULT_PLATFORM
+
+    @property
+    def scoped_id(self) -> str:
+        """How configuration names this conversation's id (`[access]` lists, `[policy.groups.<id>]`):
+        see `scoped_id`."""
+        return scoped_id(self.platform, self.id)
 
     @property
     def key(self) -> str:
