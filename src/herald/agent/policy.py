@@ -6,7 +6,8 @@ operator's console edits), `[policy]`, then `[policy.scenes.<scene>]`, `[policy.
 `[policy.groups.<id>]` or `[policy.channels.<id>]`, and `[policy.users.<openid>]` for the
 message's author. Ids of a platform other than `qq` are written `<platform>:<id>`
 (`[policy.groups."onebot:30001"]`), as in target keys. A key a layer sets wins over every layer
-before it; a key it leaves unset falls through. Every resolved value remembers the layer it came from (`herald policy show`).
+before it; a key it leaves unset falls through. Every resolved value remembers the layer it came
+from (`herald policy show`).
 
 Layers are flattened to plain dicts once, at start, so resolving one turn's policy is a handful of
 dict lookups.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -21,8 +22,11 @@ def _escape(text: str, in_code: bool = False) -> str:
     return text.replace(",", "&#44;") if in_code else text
 
 
-def segments(message: Any) -> list[dict[str, Any]]:
-    """A message in either of the spec's forms (a CQ string or a segment array) as segments."""
+def segments(message: Any, auto_escape: bool = False) -> list[dict[str, Any]]:
+    """A message in either of the spec's forms (a CQ string or a segment array) as segments; with
+    `auto_escape`, a string is plain text, its CQ codes not read."""
+    if isinstance(message, str) and auto_escape:
+        return [{"type": "text", "data": {"text": message}}]
     if isinstance(message, list):
         if not all(isinstance(s, dict) and isinstance(s.get("type"), str) for s in message):
             raise ValueError("every segment needs a string `type`")
@@ -56,7 +60,8 @@ def cq_string(parts: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def _id(value: str) -> int | str:
+def number(value: str) -> int | str:
+    """An id as the spec types it (a number), when it is one."""
     return int(value) if value.isdigit() else value
 
 
@@ -71,7 +76,7 @@ def message_event(
     role: str,
 ) -> dict[str, Any]:
     settings = account.settings
-    sender: dict[str, Any] = {"user_id": _id(user_id), "nickname": nickname, "sex": "unknown", "age": 0}
+    sender: dict[str, Any] = {"user_id": number(user_id), "nickname": nickname, "sex": "unknown", "age": 0}
     event: dict[str, Any] = {
         "time": account.now(),
         "self_id": settings.self_id,
@@ -79,14 +84,14 @@ def message_event(
         "message_type": chat,
         "sub_type": "friend" if chat == "private" else "normal",
         "message_id": message_id,
-        "user_id": _id(user_id),
+        "user_id": number(user_id),
         "message": parts if settings.message_format == "array" else cq_string(parts),
         "raw_message": cq_string(parts),
         "font": 0,
         "sender": sender,
     }
     if chat == "group":
-        event["group_id"] = _id(chat_id)
+        event["group_id"] = number(chat_id)
         event["anonymous"] = None
         sender.update({"card": "", "area": "", "level": "", "role": role, "title": ""})
     return event
@@ -97,6 +102,35 @@ def notice_event(account: Account, body: dict[str, Any]) -> dict[str, Any]:
     return {"time": account.now(), "self_id": account.settings.self_id, "post_type": "notice", **body}
 
 
+def request_event(account: Account, body: dict[str, Any], flag: str) -> dict[str, Any]:
+    """A friend request or a group join request / invitation (event/request.md)."""
+    event: dict[str, Any] = {
+        "time": account.now(),
+        "self_id": account.settings.self_id,
+        "post_type": "request",
+        "request_type": body["request_type"],
+        "user_id": number(str(body["user_id"])),
+        "comment": str(body.get("comment", "")),
+        "flag": flag,
+    }
+    if body["request_type"] == "group":
+        event["sub_type"] = body["sub_type"]
+        event["group_id"] = number(str(body["group_id"]))
+    return event
+
+
+def heartbeat(account: Account, online: bool, interval_s: float) -> dict[str, Any]:
+    """A heartbeat meta event: `status` as `get_status` answers, `interval` in ms (event/meta.md)."""
+    return {
+        "time": account.now(),
+        "self_id": account.settings.self_id,
+        "post_type": "meta_event",
+        "meta_event_type": "heartbeat",
+        "status": {"online": online, "good": True},
+        "interval": int(interval_s * 1000),
+    }
+
+
 def lifecycle(account: Account) -> dict[str, Any]:
     return {
         "time": account.now(),
@@ -105,6 +139,14 @@ def lifecycle(account: Account) -> dict[str, Any]:
         "meta_event_type": "lifecycle",
         "sub_type": "connect",
     }
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def loads(raw: bytes | str) -> Any:
+    return json.loads(raw)
 
 
 def answer(echo: Any, data: Any = None, retcode: int = 0, message: str = "") -> dict[str, Any]:
