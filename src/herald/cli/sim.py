@@ -77,19 +77,36 @@ def sim(
 @app.command("sim-onebot")
 def sim_onebot(
     connect: Annotated[
-        str, typer.Option(help="The bot's reverse-WebSocket URL (universal role) to connect to.")
+        str,
+        typer.Option(help="The bot's reverse-WebSocket URL (universal role) to connect to; '' for none."),
     ] = "ws://127.0.0.1:8081/onebot/v11/ws",
     host: Annotated[str, typer.Option(help="Interface the control API listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the control API.")] = 8091,
+    port: Annotated[
+        int, typer.Option(help="Port of the control API, the forward WebSocket (/) and the HTTP API.")
+    ] = 8091,
+    post_url: Annotated[
+        str, typer.Option("--post-url", help="HTTP POST: the bot's URL to POST every event to.")
+    ] = "",
+    secret: Annotated[
+        str, typer.Option(help="HTTP POST: sign each POST (X-Signature: sha1=HMAC of the body).")
+    ] = "",
+    heartbeat: Annotated[
+        float, typer.Option(help="Seconds between heartbeat meta events; 0 for none.", min=0)
+    ] = 0.0,
     access_token: Annotated[
-        str, typer.Option("--access-token", help="Sent as Authorization: Bearer.")
+        str,
+        typer.Option(
+            "--access-token",
+            help="Sent as Authorization: Bearer; asked of forward-WebSocket and HTTP API clients.",
+        ),
     ] = "sim-token",
     self_id: Annotated[int, typer.Option("--self-id", help="The emulated account's QQ number.")] = 10001,
     message_format: Annotated[
         str, typer.Option("--message-format", help="Events' `message` as `array` segments or a CQ `string`.")
     ] = "array",
 ) -> None:
-    """Run the OneBot v11 emulator: an implementation (as NapCat plays) that connects to the bot."""
+    """Run the OneBot v11 emulator: an implementation (as NapCat plays) that connects to the bot's
+    reverse WebSocket, serves a forward WebSocket and an HTTP API, and POSTs events with --post-url."""
     import asyncio
 
     from herald.sim.onebot import OneBotSimSettings, serve_onebot
@@ -104,12 +121,18 @@ def sim_onebot(
             "access_token": access_token,
             "self_id": self_id,
             "message_format": message_format,
+            "post_url": post_url,
+            "secret": secret,
+            "heartbeat_interval_s": heartbeat,
         }
     )
     table = Table(title="Herald sim: a OneBot v11 implementation on loopback", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Connects to", connect)
+    table.add_row("Connects to", connect or "(no reverse WebSocket)")
+    table.add_row("Forward WebSocket", f"ws://{host}:{port}/  (/api, /event)")
+    table.add_row("HTTP API", f"http://{host}:{port}/<action>")
+    table.add_row("Posts events to", post_url or "(no HTTP POST)")
     table.add_row("Account", str(self_id))
     table.add_row("Access token", access_token)
     table.add_row("Control API", f"http://{host}:{port}/_sim/onebot/")

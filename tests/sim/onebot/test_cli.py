@@ -1,5 +1,5 @@
-"""`herald sim-onebot` in its own process: it connects to a bot's reverse WebSocket and its
-control API injects messages the bot receives."""
+"""`herald sim-onebot` in its own process: it connects to a bot's reverse WebSocket, or serves its
+HTTP API and POSTs events to the bot, and its control API injects messages the bot receives."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import sys
 
 import aiohttp
+import pytest
 from pydantic import SecretStr
 
 from herald.config import OneBotConfig
@@ -20,20 +21,33 @@ from tests.sim_control import free_port
 WAIT_S = 30.0
 
 
-async def test_the_command_connects_and_injects() -> None:
+@pytest.mark.parametrize("transport", ["reverse-ws", "http"])
+async def test_the_command_connects_and_injects(transport: str) -> None:
     events: list[InboundEvent] = []
 
     async def sink(event: InboundEvent) -> None:
         events.append(event)
 
-    platform = OneBotPlatform(
-        OneBotConfig(port=0, access_token=SecretStr("cli-token")), Database("sqlite+aiosqlite://")
-    )
-    await platform.start(sink)
     port = free_port()
+    token = SecretStr("cli-token")
+    if transport == "http":
+        config = OneBotConfig(
+            transport="http",
+            url=f"http://127.0.0.1:{port}",
+            port=0,
+            access_token=token,
+            secret=SecretStr("s"),
+        )
+    else:
+        config = OneBotConfig(port=0, access_token=token)
+    platform = OneBotPlatform(config, Database("sqlite+aiosqlite://"))
+    await platform.start(sink)
+    link = ["--connect", platform.connection.url]
+    if transport == "http":
+        link = ["--connect", "", "--post-url", platform.connection.url, "--secret", "s"]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from herald.cli import main; main()", "sim-onebot",
-        "--connect", platform.connection.url, "--port", str(port), "--access-token", "cli-token",
+        *link, "--port", str(port), "--access-token", "cli-token",
         stdout=asyncio.subprocess.DEVNULL, env=os.environ.copy(),
     )  # fmt: skip
     try:

@@ -65,6 +65,10 @@ class Actions:
             "can_send_image": self._yes,
             "can_send_record": self._yes,
             "get_status": self._status,
+            # api/hidden.md: what a WebSocket client sends for the quick operation an HTTP POST
+            # answer would carry.
+            ".handle_quick_operation": self._quick,
+            ".handle_quick_operation_async": self._quick,
             "get_version_info": self._version,
         }
 
@@ -202,6 +206,37 @@ class Actions:
             return _failed(1400, f"sub_type {kind!r} does not match the request's {request.sub_type!r}")
         approve = _flag(params.get("approve", True))
         self.answer_request(flag, approve, "set_group_add_request", reason=str(params.get("reason", "")))
+        return _ok()
+
+    # --- quick operations ----------------------------------------------------------------------
+
+    def quick_operation(self, event: dict[str, Any], operation: dict[str, Any]) -> None:
+        """The quick operations of event/message.md and event/request.md, every field optional:
+        `reply` (with `auto_escape`, and `at_sender` in groups) and a request's `approve` are done;
+        `delete`, `kick` and `ban` are only logged (the action log shows the operation)."""
+        post = event.get("post_type")
+        if post == "message" and operation.get("reply") is not None:
+            group = event.get("message_type") == "group"
+            parts = wire.segments(operation["reply"], _flag(operation.get("auto_escape")))
+            if group and operation.get("at_sender", True):
+                at = {"type": "at", "data": {"qq": str(event.get("user_id", ""))}}
+                parts = [at, {"type": "text", "data": {"text": " "}}, *parts]
+            chat_id = str(event.get("group_id") if group else event.get("user_id"))
+            self.send(".handle_quick_operation", "group" if group else "private", chat_id, parts)
+        if post == "request" and "approve" in operation:
+            self.answer_request(
+                str(event.get("flag", "")),
+                _flag(operation["approve"]),
+                "quick operation",
+                remark=str(operation.get("remark", "")),
+                reason=str(operation.get("reason", "")),
+            )
+
+    async def _quick(self, params: dict[str, Any]) -> Answer:
+        context, operation = params.get("context"), params.get("operation")
+        if not isinstance(context, dict) or not isinstance(operation, dict):
+            return _failed(1400, "give context (the event) and operation (objects)")
+        self.quick_operation(context, operation)
         return _ok()
 
     # --- who is who ----------------------------------------------------------------------------

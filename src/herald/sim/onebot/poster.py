@@ -1,6 +1,6 @@
 """HTTP POST as the implementation runs it (communication/http-post.md): each event POSTed as JSON
 to the bot's URL with `X-Self-ID` and, with a secret, `X-Signature: sha1=<HMAC-SHA1 of the body>`;
-a JSON answer is a quick operation, done as the event's section of the spec says."""
+a JSON answer is a quick operation (`Actions.quick_operation`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 
-from herald.sim.onebot import wire
 from herald.sim.onebot.account import Account
 from herald.sim.onebot.actions import Actions
 
@@ -63,7 +62,15 @@ class Poster:
             except ValueError:
                 return self._failed(f"the quick operation is not JSON: {raw[:200]!r}")
             if isinstance(operation, dict) and operation:
-                self._quick(event, operation)
+                self.account.actions.append(
+                    {
+                        "action": ".handle_quick_operation",
+                        "params": operation,
+                        "retcode": 0,
+                        "via": "http-post",
+                    }
+                )
+                self.actions.quick_operation(event, operation)
         return None
 
     def _failed(self, why: str) -> str:
@@ -73,26 +80,3 @@ class Poster:
                                      "error": why})  # fmt: skip
         log.warning("OneBot sim: %s", why)
         return why
-
-    def _quick(self, event: dict[str, Any], operation: dict[str, Any]) -> None:
-        """The quick operations of event/message.md and event/request.md; every field optional."""
-        self.account.actions.append(
-            {"action": ".handle_quick_operation", "params": operation, "retcode": 0, "via": "http-post"}
-        )
-        post = event.get("post_type")
-        if post == "message" and operation.get("reply") is not None:
-            group = event.get("message_type") == "group"
-            parts = wire.segments(operation["reply"], bool(operation.get("auto_escape")))
-            if group and operation.get("at_sender", True):
-                at = {"type": "at", "data": {"qq": str(event.get("user_id", ""))}}
-                parts = [at, {"type": "text", "data": {"text": " "}}, *parts]
-            chat_id = str(event.get("group_id") if group else event.get("user_id"))
-            self.actions.send(".handle_quick_operation", "group" if group else "private", chat_id, parts)
-        if post == "request" and "approve" in operation:
-            self.actions.answer_request(
-                str(event.get("flag", "")),
-                bool(operation["approve"]),
-                "quick operation",
-                remark=str(operation.get("remark", "")),
-                reason=str(operation.get("reason", "")),
-            )
