@@ -149,3 +149,28 @@ def test_workers_refuse_a_onebot_account() -> None:
     problem = check_workers(config, 2)
     assert problem is not None and "--workers 1" in problem
     assert check_workers(config, 1) is None
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('transport = "forward-ws"', 'needs url = "ws://host:port/…"'),
+        ('transport = "http"\nurl = "ws://127.0.0.1:3000"', 'needs url = "http://host:port/…"'),
+        ('url = "ws://127.0.0.1:3001"', "drop url"),
+        ('transport = "forward-ws"\nurl = "ws://127.0.0.1:3001"\npath = "/x"', "listens nowhere"),
+        ('secret = "s"', 'set it with transport = "http"'),
+        ('friend_requests = "maybe"', "friend_requests"),
+    ],
+)
+def test_a_onebot_transport_mistake_names_the_fix(tmp_path: Path, table: str, says: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, f"[onebot]\n{table}\n"))
+    assert says in str(raised.value)
+
+
+def test_each_onebot_transport_listens_on_its_own_default_path(tmp_path: Path) -> None:
+    http = load_config(
+        write(tmp_path, '[onebot]\ntransport = "http"\nurl = "http://127.0.0.1:3000"\n')
+    ).onebot
+    assert http is not None and http.listen_path == "/onebot/v11/http"
+    assert load_config(write(tmp_path, "[onebot]\n")).onebot.listen_path == "/onebot/v11/ws"  # type: ignore[union-attr]
