@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from herald.llm.provider import MissingExtra, Named, close_models, remote_model
 from herald.metrics import Metrics
 from herald.plugin import Plugin
 from herald.scheduler import JobStore, Leadership, Scheduler
+from herald.serving import serve
 from herald.store import Database
 from herald.store.leases import Leases
 from herald.store.settings import SettingsStore
@@ -94,6 +96,7 @@ class Herald:
         self.db: Database | None = None
         # Every platform instance, behind one `Platform` that routes by `Target.platform`.
         self.platforms: Platforms | None = None
+        self._serving = contextlib.AsyncExitStack()
         self.platform: Platform | None = None
         self.outbox: Outbox | None = None
         self.streams: ReplyStreams | None = None
@@ -292,6 +295,8 @@ class Herald:
         if config.scheduler.enabled:
             await self.scheduler.start()
         await self.platform.start(self.dispatcher.sink)
+        # What the platforms' inbound transports need served (a webhook, a reverse WebSocket).
+        await self._serving.enter_async_context(serve(self.platforms.endpoints()))
         if config.console.enabled:
             # Imported here: the console's web stack is most of a process's memory that nothing
             # else needs.
@@ -400,6 +405,7 @@ class Herald:
         if self.console is not None:
             await _quietly(self.console.stop(), "console")
             self.console = None
+        await _quietly(self._serving.aclose(), "platform endpoints")
         if self.platform is not None:
             await _quietly(self.platform.stop(), "platform")
         if self.scheduler is not None:

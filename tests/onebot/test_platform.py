@@ -19,6 +19,7 @@ from herald.core.platform import NextRoute, SendRequest
 from herald.core.segments import Button, Keyboard, Media, MediaKind, Text
 from herald.core.target import Scene, Target
 from herald.onebot import OneBotPlatform
+from herald.serving import serve
 from herald.sim.onebot import OneBotSimSettings, RunningOneBotSim, serve_onebot
 from herald.store import Database
 
@@ -64,9 +65,10 @@ async def side(db_url: str, token: str = "sim-token", **settings: Any) -> AsyncI
     async with serve_onebot(OneBotSimSettings()) as sim, aiohttp.ClientSession() as http:
         s = Side(sim, platform, http)
         await platform.start(s.sink)
-        sim.connect_to(platform.connection.url)
         try:
-            yield s
+            async with serve(platform.endpoints()):  # as the app serves them
+                sim.connect_to(platform.connection.url)
+                yield s
         finally:
             await platform.stop()
             await db.dispose()

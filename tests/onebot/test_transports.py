@@ -23,6 +23,7 @@ from herald.core.events import ContactRequest, InboundMessage, RequestKind
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.onebot import OneBotPlatform
+from herald.serving import serve
 from herald.sim.onebot import OneBotSimSettings, serve_onebot
 from herald.store import Database
 from tests.onebot.test_platform import WAIT_S, Side, request, until
@@ -60,12 +61,14 @@ async def linked(
         platform = OneBotPlatform(config, db)
         s = Side(sim, platform, http)
         await platform.start(s.sink)
-        if transport == "reverse-ws":
-            sim.connect_to(platform.connection.url)
-        elif transport == "http":
-            await s.control("POST", "/_sim/onebot/post", {"url": platform.connection.url, "secret": SECRET})
         try:
-            yield s
+            async with serve(platform.endpoints()):  # as the app serves them
+                if transport == "reverse-ws":
+                    sim.connect_to(platform.connection.url)
+                elif transport == "http":
+                    post = {"url": platform.connection.url, "secret": SECRET}
+                    await s.control("POST", "/_sim/onebot/post", post)
+                yield s
         finally:
             await platform.stop()
             await db.dispose()

@@ -1,5 +1,5 @@
 """`/metrics`, `/healthz`, `/readyz` and the operator's pages on `[console] host:port`, Starlette
-on uvicorn.
+served by `herald.serving`.
 
 `/healthz` says the process is up. `/readyz` says Herald can do its work: the platform's inbound
 transport is connected (gateway session) or listening (webhook), and the database answers. Both
@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -29,6 +28,7 @@ from herald.console.base import Operations
 from herald.console.pages import Pages
 from herald.core.platform import TransportHealth
 from herald.metrics import CONTENT_TYPE, Metrics
+from herald.serving import Listener
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ class ConsoleServer:
                 )
             )
         self.app = Starlette(routes=routes, middleware=middleware)
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
         self.port = config.port
 
     @property
@@ -81,32 +80,17 @@ class ConsoleServer:
         return f"http://{self.config.host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host=self.config.host,
-                port=self.config.port,
-                log_level="warning",
-                lifespan="off",
-                timeout_graceful_shutdown=5,
-            )
-        )
-        self._task = asyncio.create_task(self._server.serve(), name="console")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # the bind failed: raise its error (port in use, ...)
-                raise RuntimeError(f"the console could not listen on {self.config.host}:{self.config.port}")
-            await asyncio.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._listener = Listener(self.app, self.config.host, self.config.port, setting="[console] port")
+        await self._listener.start()
+        self.port = self._listener.port
         log.info("console: %s/metrics, /healthz, /readyz", self.base_url)
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
+        if self._listener is not None:
             if self.operations is not None:
                 self.operations.changes.close()  # open live pages end their streams
-            self._server.should_exit = True
-            await self._task
-            self._server = None
+            await self._listener.stop()
+            self._listener = None
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

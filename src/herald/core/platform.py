@@ -1,22 +1,31 @@
 """The Platform protocol: what delivery and the app need from a chat platform adapter.
 
-`delivery/` speaks only this protocol; `qq/` implements it. A second platform is a new sibling
-of `qq/`, not a change to delivery or the agent.
+`delivery/` speaks only this protocol; `qq/` and `onebot/` implement it. A second platform is a
+new sibling of `qq/`, not a change to delivery or the agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.segments import Segment
 from herald.core.target import Target
 
 EventSink = Callable[[InboundEvent], Awaitable[None]]
+# An ASGI application (scope, receive, send), as Starlette and uvicorn define it.
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,3 +280,23 @@ class Acknowledges(Protocol):
     async def acknowledge(self, interaction: Interaction, answer: InteractionAnswer) -> None:
         """Answer the click once; a failure is logged, never raised (the event is still handled)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An HTTP endpoint a platform's inbound transport needs (QQ's webhook, OneBot's reverse
+    WebSocket or event POSTs): the app serves it, so no platform runs a server of its own."""
+
+    app: ASGIApp
+    host: str
+    port: int  # 0: any free port; `bound` is told which
+    setting: str  # the config key that sets the port, named when the port cannot be had
+    reuse_port: bool = False  # several processes listen on the port (SO_REUSEPORT)
+    bound: Callable[[int], None] | None = None
+
+
+@runtime_checkable
+class Serves(Protocol):
+    """A platform with endpoints to serve (after `start`; their events reach its sink)."""
+
+    def endpoints(self) -> tuple[Endpoint, ...]: ...

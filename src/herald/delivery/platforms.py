@@ -18,6 +18,7 @@ from herald.core.events import Interaction, InteractionAnswer
 from herald.core.platform import (
     Acknowledges,
     Details,
+    Endpoint,
     EventSink,
     Learned,
     NextSend,
@@ -25,6 +26,7 @@ from herald.core.platform import (
     Reach,
     SendRequest,
     Sent,
+    Serves,
     StreamFrame,
     StreamingPlatform,
     TransportHealth,
@@ -72,6 +74,14 @@ class Platforms:
             for member in reversed(started):
                 await member.stop()
             raise
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(
+            endpoint
+            for member in self.members.values()
+            if isinstance(member, Serves)
+            for endpoint in member.endpoints()
+        )
 
     async def wait_ready(self) -> None:
         await asyncio.gather(*(member.wait_ready() for member in self.members.values()))

@@ -1,6 +1,6 @@
 """What every OneBot transport shares: the `Connection` protocol the platform speaks, the errors
 of an action, the feed that hands events on, the table of actions waiting for their answer, and
-the listener for the transports the implementation connects to.
+the endpoint for the transports the implementation connects to.
 
 Three transports implement `Connection` (docs/onebot.md, "Transports"): `reverse.py` (the
 implementation connects to Herald's WebSocket), `forward.py` (Herald connects to the
@@ -18,12 +18,10 @@ import hmac
 import itertools
 import json
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import uvicorn
-from starlette.types import ASGIApp
+from herald.core.platform import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +72,10 @@ class Connection(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """What the app serves for this transport: where the implementation connects or POSTs."""
+        ...
 
     async def call(self, action: str, params: dict[str, Any]) -> Any:
         """Run one action; its `data` when it succeeds. Raises NotConnected (not sent),
@@ -190,38 +192,3 @@ class Waiting:
         for future in self._futures.values():
             if not future.done():
                 future.set_exception(AnswerLost(why))
-
-
-class Listener:
-    """An HTTP server on [onebot] host:port for the transports the implementation connects to."""
-
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(
-                f"[onebot] cannot listen on {self.host}:{self.port} ({exc.strerror}): "
-                "another program holds the port; set [onebot] port to a free one"
-            ) from exc
-        self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="onebot-server")
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from herald.config import OneBotConfig
+from herald.core.platform import Endpoint
 from herald.onebot.connection import (
     ActionFailed,
     AnswerLost,
@@ -65,6 +66,9 @@ class ForwardSocket:
     @property
     def where(self) -> str:
         return self._url
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return ()  # Herald connects out: nothing to serve
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()

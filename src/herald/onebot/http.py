@@ -21,12 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from herald.config import OneBotConfig
+from herald.core.platform import Endpoint
 from herald.onebot.connection import (
     ActionFailed,
     AnswerLost,
     EventFeed,
     EventHandler,
-    Listener,
     NotConnected,
     answer_data,
     parse_frame,
@@ -65,11 +65,8 @@ class HttpConnection:
         self.connected = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        self.listener = Listener(
-            Starlette(routes=[Route(config.listen_path, self._posted, methods=["POST"])]),
-            config.host,
-            config.port,
-        )
+        self.app = Starlette(routes=[Route(config.listen_path, self._posted, methods=["POST"])])
+        self.port: int | None = None  # once the app serves the endpoint
 
     @property
     def self_id(self) -> str | None:
@@ -78,7 +75,7 @@ class HttpConnection:
     @property
     def url(self) -> str:
         """Where the implementation POSTs its events."""
-        return f"http://{self.config.host}:{self.listener.port}{self.config.listen_path}"
+        return f"http://{self.config.host}:{self.port or self.config.port}{self.config.listen_path}"
 
     @property
     def where(self) -> str:
@@ -90,20 +87,24 @@ class HttpConnection:
         self._session = aiohttp.ClientSession(
             headers=auth_headers(self.config), connector=aiohttp.TCPConnector(force_close=True)
         )
-        await self.listener.start()
         self.feed.start()
         self._task = asyncio.create_task(self._login(), name="onebot-login")
-        log.info("OneBot over HTTP: API %s, events posted to %s", self.api, self.url)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.listener.stop()
         await self.feed.stop()
         if self._session is not None:
             await self._session.close()
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return (Endpoint(self.app, self.config.host, self.config.port, "[onebot] port", bound=self._bound),)
+
+    def _bound(self, port: int) -> None:
+        self.port = port
+        log.info("OneBot over HTTP: API %s, events posted to %s", self.api, self.url)
 
     async def _login(self) -> None:
         """Ask the API who the account is until it answers: until then Herald does not know the

@@ -22,6 +22,7 @@ from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import ContactRequest, InboundMessage, RequestKind
 from herald.core.platform import (
     Details,
+    Endpoint,
     EventSink,
     Learned,
     NextRoute,
@@ -80,6 +81,9 @@ class OneBotPlatform:
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
         await self.connection.start()
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return self.connection.endpoints()
 
     async def wait_ready(self) -> None:
         await self.connection.connected.wait()

@@ -13,10 +13,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from herald.config import OneBotConfig
+from herald.core.platform import Endpoint
 from herald.onebot.connection import (
     EventFeed,
     EventHandler,
-    Listener,
     NotConnected,
     Waiting,
     answer_data,
@@ -39,9 +39,8 @@ class ReverseSocket:
         self.connected = asyncio.Event()
         self._socket: WebSocket | None = None
         self._waiting = Waiting()
-        self.listener = Listener(
-            Starlette(routes=[WebSocketRoute(config.listen_path, self._endpoint)]), config.host, config.port
-        )
+        self.app = Starlette(routes=[WebSocketRoute(config.listen_path, self._endpoint)])
+        self.port: int | None = None  # once the app serves the endpoint
 
     @property
     def self_id(self) -> str | None:
@@ -49,19 +48,23 @@ class ReverseSocket:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.listener.port}{self.config.listen_path}"
+        return f"ws://{self.config.host}:{self.port or self.config.port}{self.config.listen_path}"
 
     @property
     def where(self) -> str:
         return self.url
 
-    async def start(self) -> None:
-        await self.listener.start()
-        self.feed.start()
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return (Endpoint(self.app, self.config.host, self.config.port, "[onebot] port", bound=self._bound),)
+
+    def _bound(self, port: int) -> None:
+        self.port = port
         log.info("waiting for a OneBot implementation to connect to %s", self.url)
 
+    async def start(self) -> None:
+        self.feed.start()
+
     async def stop(self) -> None:
-        await self.listener.stop()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close()

@@ -17,19 +17,19 @@ import contextlib
 import dataclasses
 import json
 import logging
-import socket
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 
-from herald.config import ConfigError, QQConfig
+from herald.config import QQConfig
 from herald.core.clock import Clock, SystemClock
 from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.events import InboundEvent, Interaction, InteractionAnswer
 from herald.core.platform import (
     Details,
+    Endpoint,
     EventSink,
     Learned,
     NextSend,
@@ -116,6 +116,7 @@ class QQPlatform:
         self._keyboard_refused: set[str] = set()
         self.gateway: Any = None  # herald.qq.gateway.GatewayClient when the transport is websocket
         self.webhook: Any = None  # herald.qq.webhook.WebhookReceiver when the transport is webhook
+        self.webhook_port: int | None = None  # once the app serves the webhook
         # The real clock can tell when a previous run last sent (before this process started, or
         # this process's last answer): a first reply long after that need not wait a window.
         # Another clock (a test's virtual one) cannot, so its windows wait one from now.
@@ -248,11 +249,13 @@ class QQPlatform:
                 renews_credential=True,
             )
         if self.webhook is not None:
-            listening = self._transport is not None and not self._transport.done()
+            listening = self.webhook_port is not None
             return TransportHealth(
                 "webhook",
                 ready=listening,
-                detail=f"path {self.config.webhook_path}",
+                detail=f"port {self.webhook_port}, path {self.config.webhook_path}"
+                if self.webhook_port is not None
+                else f"not served yet (path {self.config.webhook_path})",
                 last_event_at=last_event_at,
                 credential_expires_in_s=expires_in,
                 renews_credential=True,
@@ -274,43 +277,39 @@ class QQPlatform:
         return await self.ledger.reservations(item_id)
 
     async def _start_webhook(self) -> None:
-        import uvicorn
-
         from herald.qq.webhook import WebhookReceiver
 
         assert self.pipeline is not None
-        receiver = WebhookReceiver(
+        self.webhook = WebhookReceiver(
             self.config.app_id,
             self.config.secret,
             self.pipeline.handle_dispatch,
             clock=self.clock,
             path=self.config.webhook_path,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                receiver.app,
-                host=self.config.webhook_host,
-                port=self.config.webhook_port,
-                log_level="warning",
-                lifespan="off",
-            )
+        self._stoppers.append(self.webhook.close)
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """The webhook, for the app to serve (the gateway needs none)."""
+        if self.webhook is None:
+            return ()
+        return (
+            Endpoint(
+                self.webhook.app,
+                self.config.webhook_host,
+                self.config.webhook_port,
+                "[qq] webhook_port",
+                reuse_port=self.config.webhook_reuse_port,
+                bound=self._listening,
+            ),
         )
 
-        async def stop() -> None:
-            server.should_exit = True
-            await receiver.close()
-
-        self.webhook = receiver
-        self._stoppers.append(stop)
-        sockets = None
-        if self.config.webhook_reuse_port:
-            # Several Herald processes on one host share the port: the kernel spreads the
-            # platform's connections among them (SO_REUSEPORT, Linux and the BSDs).
-            sockets = [_reuse_port_socket(self.config.webhook_host, self.config.webhook_port)]
-        self._transport = asyncio.create_task(server.serve(sockets=sockets), name="qq-webhook")
+    def _listening(self, port: int) -> None:
+        self.webhook_port = port
 
     async def stop(self) -> None:
         self._stopped = True
+        self.webhook_port = None
         for stopper in reversed(self._stoppers):
             with contextlib.suppress(Exception):
                 await stopper()
@@ -714,17 +713,3 @@ class QQPlatform:
         finally:
             for window in windows:
                 window.release()
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ConfigError(
-            "[qq] webhook_reuse_port: this system has no SO_REUSEPORT; run one process per port"
-        )
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from herald.config import OneBotConfig
 from herald.core.events import InboundEvent, InboundMessage
 from herald.onebot import OneBotPlatform
+from herald.serving import serve
 from herald.store import Database
 from tests.sim_control import free_port
 
@@ -42,28 +43,31 @@ async def test_the_command_connects_and_injects(transport: str) -> None:
         config = OneBotConfig(port=0, access_token=token)
     platform = OneBotPlatform(config, Database("sqlite+aiosqlite://"))
     await platform.start(sink)
-    link = ["--connect", platform.connection.url]
-    if transport == "http":
-        link = ["--connect", "", "--post-url", platform.connection.url, "--secret", "s"]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from herald.cli import main; main()", "sim-onebot",
-        *link, "--port", str(port), "--access-token", "cli-token",
-        stdout=asyncio.subprocess.DEVNULL, env=os.environ.copy(),
-    )  # fmt: skip
     try:
-        async with asyncio.timeout(WAIT_S):
-            await platform.wait_ready()
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"http://127.0.0.1:{port}/_sim/onebot/private/20001/messages", json={"message": "hi"}
-            ) as response:
-                assert response.status == 200
-        async with asyncio.timeout(WAIT_S):
-            while not events:  # noqa: ASYNC110 (another process pushes it)
-                await asyncio.sleep(0.01)
+        async with serve(platform.endpoints()):
+            link = ["--connect", platform.connection.url]
+            if transport == "http":
+                link = ["--connect", "", "--post-url", platform.connection.url, "--secret", "s"]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from herald.cli import main; main()", "sim-onebot",
+                *link, "--port", str(port), "--access-token", "cli-token",
+                stdout=asyncio.subprocess.DEVNULL, env=os.environ.copy(),
+            )  # fmt: skip
+            try:
+                async with asyncio.timeout(WAIT_S):
+                    await platform.wait_ready()
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(
+                        f"http://127.0.0.1:{port}/_sim/onebot/private/20001/messages", json={"message": "hi"}
+                    ) as response:
+                        assert response.status == 200
+                async with asyncio.timeout(WAIT_S):
+                    while not events:  # noqa: ASYNC110 (another process pushes it)
+                        await asyncio.sleep(0.01)
+            finally:
+                process.send_signal(signal.SIGINT)
+                await process.wait()
     finally:
-        process.send_signal(signal.SIGINT)
-        await process.wait()
         await platform.stop()
     (event,) = events
     assert isinstance(event, InboundMessage) and (event.content, event.target.key) == (
