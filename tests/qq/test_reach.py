@@ -42,7 +42,7 @@ def ledger(db: Database, clock: VirtualClock, **config: object) -> ReplyLedger:
 async def looked_then_sent(book: ReplyLedger, item_id: str, target: Target = ALICE) -> tuple[Reach, Plan]:
     """What `reach` says, then what a real reservation for a send without a trigger does."""
     seen = await book.reach(target)
-    return seen, await book.reserve(item_id, 0, target, None)
+    return seen, await book.plan(item_id, 0, target, None)
 
 
 def agrees(seen: Reach, plan: Plan) -> bool:
@@ -157,7 +157,7 @@ async def test_2023_counts_the_monthly_quota_and_says_when_it_opens_again(db: Da
 async def test_a_used_up_rate_is_a_wait_with_the_time_it_opens(db: Database) -> None:
     clock = VirtualClock(START)
     book = ledger(db, clock, proactive_per_target_per_minute=1)
-    first = await book.reserve("p0", 0, ALICE, None)
+    first = await book.plan("p0", 0, ALICE, None)
     assert isinstance(first, Route) and await book.begin_proactive("p0", 0, ALICE) is None
 
     seen = await book.reach(ALICE)
@@ -218,7 +218,7 @@ async def test_recall_in_2025_one_per_period_shown_before_and_after(db: Database
     assert isinstance(plan, Route) and plan.mode is DeliveryMode.RECALL and plan.recall_left == 2
 
     # A retry of the same item after a crash is never resent (no dedup) and spends no period.
-    assert isinstance(await book.reserve("recall-3", 0, ALICE, None), Unknown)
+    assert isinstance(await book.plan("recall-3", 0, ALICE, None), Unknown)
     seen = await book.reach(ALICE)
     assert seen.notes[0].text == "period days 1-3 (used) · 2 of 4 periods left"
 

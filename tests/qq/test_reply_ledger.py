@@ -74,9 +74,9 @@ async def test_msg_seq_is_reserved_per_item_and_reused_only_by_its_retry(db: Dat
     clock = VirtualClock(START)
     book = ledger(db, clock)
     await book.record(message(ALICE, "m1", START))
-    first = await book.reserve("item-1", 0, ALICE, "m1")
-    second = await book.reserve("item-2", 0, ALICE, "m1")
-    again = await ledger(db, clock).reserve("item-1", 0, ALICE, "m1")  # a new process, same item
+    first = await book.plan("item-1", 0, ALICE, "m1")
+    second = await book.plan("item-2", 0, ALICE, "m1")
+    again = await ledger(db, clock).plan("item-1", 0, ALICE, "m1")  # a new process, same item
 
     assert isinstance(first, Route) and isinstance(second, Route) and isinstance(again, Route)
     assert (first.anchor_id, first.msg_seq) == ("m1", 1)
@@ -88,10 +88,10 @@ async def test_msg_seq_is_reserved_per_item_and_reused_only_by_its_retry(db: Dat
 async def test_a_dropped_route_never_gives_its_msg_seq_to_another_message(db: Database) -> None:
     book = ledger(db, VirtualClock(START))
     await book.record(message(ALICE, "m1", START))
-    first = await book.reserve("item-1", 0, ALICE, "m1")
+    first = await book.plan("item-1", 0, ALICE, "m1")
     assert isinstance(first, Route)
     await book.route_died("item-1", 0, Route(first.mode), 40054005, "deduplicated")
-    replanned = await book.reserve("item-1", 0, ALICE, "m1")
+    replanned = await book.plan("item-1", 0, ALICE, "m1")
     assert isinstance(replanned, Route) and replanned.msg_seq == 2
 
 
@@ -102,13 +102,13 @@ async def test_budget_and_window_per_scene(db: Database) -> None:
     clock = VirtualClock(START)
     book = ledger(db, clock, platform_mode="2025")
     await book.record(message(ALICE, "m1", START))
-    routes = [await book.reserve(f"i{n}", 0, ALICE, "m1") for n in range(5)]
+    routes = [await book.plan(f"i{n}", 0, ALICE, "m1") for n in range(5)]
     assert [r.mode for r in routes[:4] if isinstance(r, Route)] == [DeliveryMode.PASSIVE] * 4
     assert isinstance(routes[4], Undeliverable)  # the 5th C2C reply (limit 4)
 
     await book.record(message(GROUP, "g-m1", START))
     await clock.advance(300 - 30)  # group window 5 min minus the 30 s safety margin
-    late = await book.reserve("g-late", 0, GROUP, "g-m1")
+    late = await book.plan("g-late", 0, GROUP, "g-m1")
     assert isinstance(late, Undeliverable)
 
 
@@ -117,18 +117,18 @@ async def test_c2c_anchor_is_valid_until_the_margin_before_60_minutes(db: Databa
     book = ledger(db, clock, platform_mode="2025")
     await book.record(message(ALICE, "m1", START))
     await clock.advance(3600 - 31)
-    assert isinstance(await book.reserve("a", 0, ALICE, "m1"), Route)
+    assert isinstance(await book.plan("a", 0, ALICE, "m1"), Route)
     await clock.advance(2)
-    assert isinstance(await book.reserve("b", 0, ALICE, "m1"), Undeliverable)
+    assert isinstance(await book.plan("b", 0, ALICE, "m1"), Undeliverable)
 
 
 async def test_a_dead_anchor_is_never_planned_again(db: Database) -> None:
     book = ledger(db, VirtualClock(START), platform_mode="2025")
     await book.record(message(ALICE, "m1", START))
-    route = await book.reserve("i1", 0, ALICE, "m1")
+    route = await book.plan("i1", 0, ALICE, "m1")
     assert isinstance(route, Route)
     assert await book.route_died("i1", 0, route, 40034024, "msg_id invalid") == "invalid"
-    assert isinstance(await book.reserve("i1", 0, ALICE, "m1"), Undeliverable)
+    assert isinstance(await book.plan("i1", 0, ALICE, "m1"), Undeliverable)
     assert (await book.anchor_state("m1") or ("",))[0] == "invalid"
 
 
@@ -148,7 +148,7 @@ async def test_fallback_trigger_then_newest_then_event_then_proactive_then_recal
     )
     await book.record(event)
 
-    plans = [await book.reserve(f"i{n}", 0, ALICE, "old") for n in range(13)]
+    plans = [await book.plan(f"i{n}", 0, ALICE, "old") for n in range(13)]
     anchors = [(p.mode, p.anchor_id) for p in plans if isinstance(p, Route)]
     assert anchors[:4] == [(DeliveryMode.PASSIVE, "old")] * 4  # the trigger first
     assert anchors[4:8] == [(DeliveryMode.PASSIVE, "new")] * 4  # then the newest valid anchor
@@ -157,17 +157,17 @@ async def test_fallback_trigger_then_newest_then_event_then_proactive_then_recal
 
     refusal = RelationEvent(kind=RelationKind.PROACTIVE_REFUSED, target=ALICE, occurred_at=clock.now())
     await book.record(refusal)
-    recall = await book.reserve("i-recall", 0, ALICE, None)
+    recall = await book.plan("i-recall", 0, ALICE, None)
     assert isinstance(recall, Route) and recall.mode is DeliveryMode.RECALL
     assert recall.body_fields() == {"is_wakeup": True}
-    refused = await book.reserve("i-last", 0, ALICE, None)
+    refused = await book.plan("i-last", 0, ALICE, None)
     assert isinstance(refused, Undeliverable) and "proactive" in refused.reason
     assert "interactive recall of this period (same day) is used" in refused.reason
 
 
 async def proactive(book: ReplyLedger, item_id: str, target: Target = ALICE) -> Plan:
     """Reserve a proactive route and make its send (counted when made, not when reserved)."""
-    plan = await book.reserve(item_id, 0, target, None)
+    plan = await book.plan(item_id, 0, target, None)
     if isinstance(plan, Route) and plan.mode is DeliveryMode.PROACTIVE:
         refusal = await book.begin_proactive(item_id, 0, target)
         if refusal is not None:
@@ -193,7 +193,7 @@ async def test_a_proactive_send_is_counted_when_made_not_when_reserved(db: Datab
     # Reserved long ago (a crash before the send): the window counts the send's own moment.
     clock = VirtualClock(START)
     book = ledger(db, clock, proactive_per_target_per_minute=2)
-    early = await book.reserve("early", 0, ALICE, None)
+    early = await book.plan("early", 0, ALICE, None)
     assert isinstance(early, Route) and early.mode is DeliveryMode.PROACTIVE
     await clock.advance(50)
     assert await proactive(book, "a") is not None and await proactive(book, "b") is not None
@@ -213,6 +213,6 @@ async def test_2023_mode_allows_four_proactive_a_month(db: Database) -> None:
 async def test_redelivered_inbound_message_keeps_its_budget(db: Database) -> None:
     book = ledger(db, VirtualClock(START))
     await book.record(message(ALICE, "m1", START))
-    await book.reserve("i1", 0, ALICE, "m1")
+    await book.plan("i1", 0, ALICE, "m1")
     await book.record(message(ALICE, "m1", START))  # the platform pushed it again
     assert await book.anchor_state("m1") == ("live", 1, 2)

@@ -121,7 +121,7 @@ async def test_50037_is_our_request_shape_not_a_target_refusing_markdown(db: Dat
             await herald.outbox.enqueue(ALICE, [Markdown("**a**")], origin="t", trigger_id=message.message_id)
         )
         assert not refused.delivered and refused.code == 50037
-        assert not await herald.platform.ledger.markdown_refused(ALICE)
+        assert not await herald.platform.targets.markdown_refused(ALICE)
         sent = await (
             await herald.outbox.enqueue(ALICE, [Markdown("**b**")], origin="t", trigger_id=message.message_id)
         )
@@ -189,7 +189,7 @@ async def test_a_proactive_send_is_counted_when_made_after_a_crash(db: Database)
         for n in range(2):
             assert (await (await herald.outbox.enqueue(ALICE, [Text(f"early{n}")], origin="job:1"))).delivered
         # An attempt that reserved its route and crashed before the request...
-        await herald.platform.ledger.reserve("crashed", 0, ALICE, None)
+        await herald.platform.ledger.plan("crashed", 0, ALICE, None)
         await herald.advance(50)
         # ...is made 50 s later by the next attempt: the platform counts it then.
         await herald.platform.send(SendRequest("crashed", ALICE, (Text("late"),), attempt=2))

@@ -2,7 +2,7 @@
 
 Inbound: gateway (or webhook) → `InboundPipeline` (parse, dedup) → reply ledger records the
 anchor → the app's sink. Outbound: one outbox item → render into parts → for each part the
-ledger reserves a route (persisted, with its msg_seq) → the API → on a dead-anchor code the
+ledger plans a route (reserved: persisted, with its msg_seq) → the API → on a dead-anchor code the
 anchor is marked and the part re-planned (bounded) → `Sent`, or `DeliveryError` whose kind comes
 from the one error table in `qq/errors.py`.
 
@@ -100,6 +100,7 @@ class QQPlatform:
         self.delivery = config.delivery
         self.capabilities = Capabilities(db, config.app_id, self.clock)
         self.ledger = ReplyLedger(db, self.clock, self.delivery, self.capabilities)
+        self.targets = self.ledger.targets  # what each target takes, learned from the answers
         self._db = db
         self._session = session
         self._own_session = session is None
@@ -365,7 +366,7 @@ class QQPlatform:
             raise DeliveryError(ErrorKind.BUG, f"{target.scene.value} has no stream endpoint")
         route: Route | None = None
         if handle is None:
-            plan = await self.ledger.reserve(request.item_id, 0, target, request.trigger_id)
+            plan = await self.ledger.plan(request.item_id, 0, target, request.trigger_id)
             if not isinstance(plan, Route):
                 raise DeliveryError(ErrorKind.RETRY_LATER, f"not streamed: {plan.reason}")
             if plan.mode not in (DeliveryMode.PASSIVE, DeliveryMode.EVENT) or plan.sent_id is not None:
@@ -436,7 +437,7 @@ class QQPlatform:
             raise DeliveryError(ErrorKind.RETRY_LATER, "the QQ platform adapter is stopped")
         api = await self.connect()
         target = request.target
-        markdown_ok = not await self.ledger.markdown_refused(target)
+        markdown_ok = not await self.targets.markdown_refused(target)
         parts = self._render(request, markdown_ok)
         if not parts:
             raise DeliveryError(ErrorKind.BUG, "nothing to send: the message renders to no content")
@@ -500,7 +501,7 @@ class QQPlatform:
         target = request.target
         where = f" (part {index + 1} of {total})" if total > 1 else ""
         for _ in range(MAX_REPLANS):
-            plan = await self.ledger.reserve(request.item_id, index, target, request.trigger_id)
+            plan = await self.ledger.plan(request.item_id, index, target, request.trigger_id)
             if isinstance(plan, Unknown):
                 raise DeliveryError(ErrorKind.OUTCOME_UNKNOWN, plan.reason + where)
             if isinstance(plan, Undeliverable):
@@ -578,7 +579,7 @@ class QQPlatform:
 
     async def _group_allows_proactive(self, api: QQApi, target: Target) -> bool:
         """For a group whose permission we never learned, ask `bot_state` once (2026 API)."""
-        if target.scene is not Scene.GROUP or await self.ledger.proactive_known(target):
+        if target.scene is not Scene.GROUP or await self.targets.proactive_known(target):
             return True
         try:
             state = await api.group_bot_state(target.id)
@@ -589,7 +590,7 @@ class QQPlatform:
         if not isinstance(allowed, bool):
             return True
         reason = None if allowed else "the group does not allow proactive messages (bot_state)"
-        await self.ledger.set_proactive(target, allowed, reason)
+        await self.targets.set_proactive(target, allowed, reason)
         return allowed
 
     async def _after_error(
@@ -631,7 +632,7 @@ class QQPlatform:
                 return "replan"
             await self.ledger.release_recall(request.item_id, index)
             if error.code == RECALL_NOT_SUPPORTED:
-                await self.ledger.refuse_recall(target, f"{error.message} ({error.code})")
+                await self.targets.refuse_recall(target, f"{error.message} ({error.code})")
                 await self.ledger.route_died(request.item_id, index, route, error.code, error.message)
                 return "replan"
         # The platform answered: it did not take this request, so a later attempt may make it.
@@ -650,7 +651,7 @@ class QQPlatform:
         if row is not None and row.markdown_refused and part.kind == "markdown":
             if error.code in BOT_MARKDOWN_CODES:
                 await self.capabilities.refuse(MARKDOWN, f"{error.message} ({error.code})", error.code)
-            await self.ledger.refuse_markdown(target)
+            await self.targets.refuse_markdown(target)
             # Failed sends do not use up the msg_seq; the reservation is tried again as text.
             return "as_text"
         if row is not None and row.proactive_refused and route.mode is DeliveryMode.PROACTIVE:
@@ -664,12 +665,12 @@ class QQPlatform:
         """Record a proactive refusal for the target, and what it says of the bot: True once the
         bot is known to be refused proactive messages."""
         reason = f"{error.message} ({error.code})"
-        before = await self.ledger.set_proactive(target, False, reason)
+        before = await self.targets.set_proactive(target, False, reason)
         if any(words in error.message for words in WITHDRAWN_WORDS):
             why = f"the platform says proactive push is withdrawn: {reason}"
             await self.capabilities.refuse(PROACTIVE, why, error.code)
             # Nothing was learned about the target itself.
-            await self.ledger.set_proactive(target, before, None)
+            await self.targets.set_proactive(target, before, None)
             return True
         if before is True:
             # The platform said this target takes proactive messages, and refused one anyway.

@@ -6,8 +6,10 @@ its next `msg_seq`. Anchors are made only from core inbound events (`Anchor.from
 the bot got back from its own send is an `OutboundId`, a different type the ledger never takes
 (so the seed bug cannot be written).
 
-`reserve()` plans a route for one platform message of one outbox item and persists it, with its
-`msg_seq`, before the request (invariant 2). A retry of the same item and part gets the same
+*Planning* is the ledger's one verb: `plan()` chooses the route of one platform message of one
+outbox item and reserves it (persists it, with its `msg_seq`) before the request (invariant 2);
+`reach()` and `forecast()` run the same plan without taking anything, for now and for later
+times. A retry of the same item and part gets the same
 reservation back. A reservation is marked *requested* in a commit before its request is made
 (a passive one in the commit that makes it; a proactive one with its rate count, when it is
 made) and unmarked when the platform answers with a refusal. A later attempt that finds a
@@ -20,7 +22,6 @@ newest valid anchor of the target → a replyable event → proactive if the pla
 target's permission allow → a C2C interactive recall (`is_wakeup`) if the recall period of the
 user's last message is unused → `Undeliverable` with the reason (invariants 3, 4). A recall
 reservation takes its period in the same commit, so a crash and resend cannot spend two.
-`forecast()` projects the same rules over future times for jobs.
 All state lives in the database, so several Herald instances (or a restart) agree on it.
 """
 
@@ -65,15 +66,15 @@ from herald.core.platform import (
     Sent,
 )
 from herald.core.target import Scene, Target
-from herald.qq.capabilities import MARKDOWN, PROACTIVE, Capabilities
+from herald.qq.capabilities import Capabilities
 from herald.qq.errors import meaning
 from herald.qq.tables import (
     ProactiveSend,
     RecallSend,
     ReplyAnchor,
     ReplyReservation,
-    TargetPermission,
 )
+from herald.qq.targets import TargetCapabilities
 from herald.store.batch import defer_insert
 from herald.store.db import Database
 
@@ -249,15 +250,14 @@ class ReplyLedger:
     ) -> None:
         self._db = db
         self._clock = clock
-        self.capabilities = capabilities
         self._cfg = cfg = config or QQDeliveryConfig()
+        self.targets = TargetCapabilities(db, clock, cfg, capabilities)
         self._rules = {
             Scene.C2C: SceneRules(cfg.c2c_window_s, cfg.c2c_reply_limit),
             Scene.GROUP: SceneRules(cfg.group_window_s, cfg.group_reply_limit),
             Scene.CHANNEL: SceneRules(cfg.guild_window_s, None),
             Scene.DM: SceneRules(cfg.guild_window_s, None),
         }
-        self._markdown_memo: dict[str, bool] = {}
         self._commits = db.writes
 
     def rules(self, scene: Scene) -> SceneRules:
@@ -286,90 +286,27 @@ class ReplyLedger:
                 await session.execute(statement, values)
             if isinstance(event, RelationEvent):
                 if event.kind is RelationKind.PROACTIVE_ALLOWED:
-                    await self._set_permission(session, event.target, True, None)
+                    await self.targets.set_permission(session, event.target, True, None)
                 elif event.kind is RelationKind.PROACTIVE_REFUSED:
-                    await self._set_permission(
+                    await self.targets.set_permission(
                         session, event.target, False, "the target turned proactive messages off"
                     )
                 elif event.kind in (RelationKind.BOT_REMOVED, RelationKind.FRIEND_REMOVED):
-                    await self._set_permission(
+                    await self.targets.set_permission(
                         session, event.target, False, f"relation ended ({event.kind.value})"
                     )
                 elif event.kind in (RelationKind.BOT_ADDED, RelationKind.FRIEND_ADDED):
-                    await self._set_permission(session, event.target, None, None)
+                    await self.targets.set_permission(session, event.target, None, None)
 
         # Shares a commit with whatever else is being written (other anchors, turns, outbox rows).
         await self._commits.run(work)
         return anchor
 
-    async def set_proactive(
-        self, target: Target, allowed: bool | None, reason: str | None = None
-    ) -> bool | None:
-        """Record what we learned about proactive permission (relation event, bot_state, a
-        refusal); returns what was known before."""
-        async with self._db.session() as session:
-            before = await self._set_permission(session, target, allowed, reason)
-            await session.commit()
-        return before
-
-    async def _set_permission(
-        self, session: AsyncSession, target: Target, allowed: bool | None, reason: str | None
-    ) -> bool | None:
-        now = self._clock.now()
-        row = await session.get(TargetPermission, target.key)
-        before = None if row is None else row.proactive
-        if row is None:
-            session.add(
-                TargetPermission(
-                    target=target.key,
-                    proactive=allowed,
-                    proactive_reason=reason,
-                    markdown_refused=False,
-                    updated_at=now,
-                )
-            )
-        else:
-            row.proactive = allowed
-            row.proactive_reason = reason
-            row.updated_at = now
-        return before
-
-    async def proactive_known(self, target: Target) -> bool:
-        """Whether the platform ever told us if this target takes proactive messages."""
-        async with self._db.session() as session:
-            row = await session.get(TargetPermission, target.key)
-        return row is not None and row.proactive is not None
-
-    async def markdown_refused(self, target: Target) -> bool:
-        if self.capabilities is not None and self.capabilities.refused(MARKDOWN) is not None:
-            return True
-        # A process-local memo of a database fact that only ever turns true; another instance
-        # learning it later costs this one at most one refused attempt.
-        known = self._markdown_memo.get(target.key)
-        if known is not None:
-            return known
-        async with self._db.session() as session:
-            row = await session.get(TargetPermission, target.key)
-        refused = bool(row and row.markdown_refused)
-        self._markdown_memo[target.key] = refused
-        return refused
-
-    async def refuse_markdown(self, target: Target) -> None:
-        self._markdown_memo[target.key] = True
-        async with self._db.session() as session:
-            row = await session.get(TargetPermission, target.key)
-            if row is None:
-                session.add(
-                    TargetPermission(target=target.key, markdown_refused=True, updated_at=self._clock.now())
-                )
-            else:
-                row.markdown_refused = True
-            await session.commit()
-
     # --- planning and reserving ----------------------------------------------------------------
 
-    async def reserve(self, item_id: str, part: int, target: Target, trigger_id: str | None) -> Plan:
-        """The route for part `part` of outbox item `item_id`, persisted before it is used.
+    async def plan(self, item_id: str, part: int, target: Target, trigger_id: str | None) -> Plan:
+        """Plan the route of part `part` of outbox item `item_id`: reserved (persisted) before it is
+        used.
 
         An earlier attempt's reservation is always looked up (never assumed absent: an operator's
         retry restarts the attempt count), so a second insert cannot conflict.
@@ -403,7 +340,7 @@ class ReplyLedger:
                     sent_id=existing.sent_id,
                     recall_period=period,
                 )
-            plan = await self._plan(session, target, trigger_id)
+            plan = await self._plan_now(session, target, trigger_id)
             if isinstance(plan, Route):
                 now = self._clock.now()
                 # A passive route's request follows at once and a resend of it is deduplicated by
@@ -490,10 +427,10 @@ class ReplyLedger:
             )
             await session.commit()
 
-    async def _plan(
+    async def _plan_now(
         self, session: AsyncSession, target: Target, trigger_id: str | None, *, take: bool = True
     ) -> Plan:
-        """The route of the next send; `take=False` only looks (the same choice, nothing used)."""
+        """The plan of the next send now; `take=False` only looks (the same choice, nothing used)."""
         rules = self._rules[target.scene]
         now = self._clock.now()
         oldest = self._oldest(rules, now)
@@ -550,7 +487,7 @@ class ReplyLedger:
     async def _proactive(self, session: AsyncSession, target: Target, now: datetime) -> Plan:
         if target.scene not in (Scene.C2C, Scene.GROUP):
             return Route(DeliveryMode.PROACTIVE)
-        permission, reason = await self._permission(session, target)
+        permission, reason = await self.targets.permission(session, target)
         if permission is Permission.REFUSED:
             if self._cfg.platform_mode == "2025":
                 refusal = f"no valid reply anchor (window passed or replies used up) and {reason}"
@@ -558,7 +495,7 @@ class ReplyLedger:
                 refusal = f"no valid reply anchor and proactive not allowed: {reason}"
             return await self._recall(session, target, now, refusal)
         if self._cfg.platform_mode == "2023":
-            used = await self._proactive_count(session, target, _month_start(now))
+            used = await self.targets.proactive_count(session, target, _month_start(now))
             if used >= self._cfg.monthly_proactive_limit:
                 return await self._recall(
                     session,
@@ -568,8 +505,8 @@ class ReplyLedger:
                     "proactive messages are used up (platform mode 2023)",
                 )
             return Route(DeliveryMode.PROACTIVE)
-        wait = await self._rate_wait(session, target, now)
-        return wait if wait is not None else Route(DeliveryMode.PROACTIVE)
+        wait = await self.targets.rate_wait(session, target, now)
+        return Wait(*wait) if wait is not None else Route(DeliveryMode.PROACTIVE)
 
     def recall_enabled(self) -> bool:
         setting = self._cfg.recall
@@ -594,9 +531,9 @@ class ReplyLedger:
         if not self.recall_enabled():
             mode = self._cfg.platform_mode
             return f"interactive recall is off (recall = {self._cfg.recall!r}, platform mode {mode})"
-        row = await session.get(TargetPermission, target.key)
-        if row is not None and row.recall_refused:
-            return f"the platform refused interactive recall to this user ({row.recall_refused})"
+        refused = await self.targets.recall_refused(session, target)
+        if refused:
+            return f"the platform refused interactive recall to this user ({refused})"
         since = await self._last_message_at(session, target)
         if since is None:
             return "no interactive recall either: the user never wrote"
@@ -620,23 +557,6 @@ class ReplyLedger:
             value = value.replace(tzinfo=UTC)
         return value
 
-    async def refuse_recall(self, target: Target, reason: str) -> None:
-        """The platform said this user cannot get recall messages (40034123): never ask again."""
-        async with self._db.session() as session:
-            row = await session.get(TargetPermission, target.key)
-            if row is None:
-                session.add(
-                    TargetPermission(
-                        target=target.key,
-                        markdown_refused=False,
-                        recall_refused=reason,
-                        updated_at=self._clock.now(),
-                    )
-                )
-            else:
-                row.recall_refused = reason
-            await session.commit()
-
     async def release_recall(self, item_id: str, part: int) -> None:
         """The platform refused this recall send without taking it: its period is not used."""
         async with self._db.session() as session:
@@ -644,63 +564,6 @@ class ReplyLedger:
                 delete(RECALL_SENDS).where(RECALL_SENDS.c.item_id == item_id, RECALL_SENDS.c.part == part)
             )
             await session.commit()
-
-    async def _permission(self, session: AsyncSession, target: Target) -> tuple[Permission, str]:
-        """Whether the target takes proactive messages, as far as the platform mode and it said."""
-        guild = target.scene not in (Scene.C2C, Scene.GROUP)
-        if self._cfg.platform_mode == "2025" and not guild:
-            return Permission.REFUSED, "proactive messages are not offered in platform mode 2025"
-        row = await session.get(TargetPermission, target.key)
-        known = None if row is None else row.proactive
-        if known is False and not guild:
-            return Permission.REFUSED, (row.proactive_reason if row else None) or "proactive messages refused"
-        if known is True:
-            # Tried even when the bot is learned refused: a success shows the lesson wrong.
-            return Permission.ALLOWED, "the platform said this target takes proactive messages"
-        learned = None if self.capabilities is None else self.capabilities.refused(PROACTIVE)
-        if learned is not None and not guild:
-            when = learned.learned_at.strftime("%Y-%m-%d")
-            return Permission.REFUSED, f"the platform refuses this bot proactive messages (learned {when})"
-        if guild:
-            return Permission.UNKNOWN, "guild scenes: the platform's own limits apply, Herald counts none"
-        if target.scene is Scene.GROUP:
-            return Permission.UNKNOWN, "never said; the group's bot_state is asked before the first one"
-        return Permission.UNKNOWN, "never said; the platform's answer to a send will tell"
-
-    async def _rate_wait(self, session: AsyncSession, target: Target, now: datetime) -> Wait | None:
-        # Each window is widened by a margin: the platform counts a send when it receives it, a
-        # little after we count it, and its clock is not ours.
-        margin = timedelta(seconds=self._cfg.proactive_rate_margin_s)
-        for span, limit, label in self._rate_windows():
-            since = now - span - margin
-            used = await self._proactive_count(session, target, since)
-            if used >= limit:
-                # The window frees up when its oldest counted send ages out (plus the margin).
-                oldest = await session.scalar(
-                    select(ProactiveSend.sent_at)
-                    .where(ProactiveSend.target == target.key, ProactiveSend.sent_at > since)
-                    .order_by(ProactiveSend.sent_at)
-                    .offset(used - limit)
-                    .limit(1)
-                )
-                seconds = ((oldest or now) + span + margin - now).total_seconds()
-                why = f"proactive limit {limit} {label} for {target}"
-                return Wait(max(seconds, margin.total_seconds()), why)
-        return None
-
-    def _rate_windows(self) -> tuple[tuple[timedelta, int, str], ...]:
-        return (
-            (timedelta(minutes=1), self._cfg.proactive_per_target_per_minute, "per minute"),
-            (timedelta(days=1), self._cfg.proactive_per_target_per_day, "per day"),
-        )
-
-    async def _proactive_count(self, session: AsyncSession, target: Target, since: datetime) -> int:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(ProactiveSend)
-            .where(ProactiveSend.target == target.key, ProactiveSend.sent_at > since)
-        )
-        return int(count or 0)
 
     # --- outcomes ------------------------------------------------------------------------------
 
@@ -725,7 +588,7 @@ class ReplyLedger:
         keep_reservation: bool = False,
     ) -> Literal["spent", "invalid", "none"]:
         """The platform refused this route: mark its anchor dead and drop the reservation,
-        so the next `reserve()` plans afresh. A dead anchor is never tried again.
+        so the next `plan()` starts afresh. A dead anchor is never tried again.
 
         An anchor the platform does not know (an "invalid" code on one we believed live) means it
         forgot the target's traffic (or never had it): the target's other live anchors that are
@@ -776,12 +639,12 @@ class ReplyLedger:
     # --- reading, for the operator ----------------------------------------------------------
 
     async def reach(self, target: Target) -> Reach:
-        """The target's live anchors, proactive state and the next send's route, as `reserve()`
+        """The target's live anchors, proactive state and the next send's route, as `plan()`
         would choose it for a send without a trigger (a job's, or a reply to the newest message).
         Only reads: looking never changes what the next send does."""
         async with self._db.session() as session:
             now = self._clock.now()
-            plan = await self._plan(session, target, None, take=False)
+            plan = await self._plan_now(session, target, None, take=False)
             anchors = await self._live_anchors(session, target, now)
             proactive = await self._proactive_reach(session, target, now, plan)
             recall = await self._recall_reach(session, target, now)
@@ -813,7 +676,7 @@ class ReplyLedger:
         self, target: Target, times: Sequence[datetime], *, held: int = 0
     ) -> tuple[NextSend, ...]:
         """What one send at each of `times` would do, if nothing else were sent but `held`
-        messages first: `_plan`'s order and limits, applied to a copy of the ledger's state.
+        messages first: the plan's order and limits (`_plan_at`), on a copy of the ledger's state.
         Assumes the user does not write meanwhile (a new message only adds routes)."""
         rules = self._rules[target.scene]
         usable_for = timedelta(seconds=rules.window_s - self._cfg.safety_margin_s)
@@ -823,22 +686,22 @@ class ReplyLedger:
                 [a.received_at, a.kind, a.replies_left, a.id]
                 for a in await self._live_anchors(session, target, now)
             ]
-            permission, reason = await self._permission(session, target)
+            permission, reason = await self.targets.permission(session, target)
             month_used: dict[str, int] = {}
             if self._cfg.platform_mode == "2023":
                 key = _month_start(now).isoformat()
-                month_used[key] = await self._proactive_count(session, target, _month_start(now))
+                month_used[key] = await self.targets.proactive_count(session, target, _month_start(now))
             recall = await self._recall_state(session, target, now)
         guild = target.scene not in (Scene.C2C, Scene.GROUP)
         sends = [now] * held + sorted(times)
         projected: list[NextSend] = []
         for at in sends:
             projected.append(
-                self._project(target, at, anchors, usable_for, permission, reason, month_used, recall, guild)
+                self._plan_at(target, at, anchors, usable_for, permission, reason, month_used, recall, guild)
             )
         return tuple(projected[held:])
 
-    def _project(
+    def _plan_at(
         self,
         target: Target,
         at: datetime,
@@ -922,17 +785,17 @@ class ReplyLedger:
     async def _proactive_reach(
         self, session: AsyncSession, target: Target, now: datetime, plan: Plan
     ) -> ProactiveReach:
-        permission, reason = await self._permission(session, target)
+        permission, reason = await self.targets.permission(session, target)
         if permission is Permission.REFUSED or target.scene not in (Scene.C2C, Scene.GROUP):
             return ProactiveReach(permission, reason)
         if self._cfg.platform_mode == "2023":
-            used = await self._proactive_count(session, target, _month_start(now))
+            used = await self.targets.proactive_count(session, target, _month_start(now))
             limit = self._cfg.monthly_proactive_limit
             again = _next_month_start(now) if used >= limit else None
             return ProactiveReach(permission, reason, used, limit, "month", again)
-        span, limit, _ = self._rate_windows()[-1]
+        span, limit, _ = self.targets.rate_windows()[-1]
         since = now - span - timedelta(seconds=self._cfg.proactive_rate_margin_s)
-        used = await self._proactive_count(session, target, since)
+        used = await self.targets.proactive_count(session, target, since)
         again = now + timedelta(seconds=plan.seconds) if isinstance(plan, Wait) else None
         return ProactiveReach(permission, reason, used, limit, "day", again)
 
