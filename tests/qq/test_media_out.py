@@ -22,7 +22,7 @@ from herald.core.clock import SystemClock
 from herald.core.segments import Media, MediaKind, Text
 from herald.core.target import Scene, Target
 from herald.delivery.spool import MediaSpool
-from herald.sim.media import FileRecord
+from herald.sim.stores.media import FileRecord
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 from tests.delivery.harness import Stack, stack
@@ -76,7 +76,7 @@ def uploads(requests: list[dict[str, Any]]) -> list[str]:
 
 
 def files(herald: Stack) -> list[FileRecord]:
-    return [record for record in herald.sim.state.files.values() if isinstance(record, FileRecord)]
+    return [record for record in herald.sim.state.media.files.values() if isinstance(record, FileRecord)]
 
 
 @pytest.mark.parametrize("scene", [Scene.C2C, Scene.GROUP])

@@ -195,7 +195,7 @@ async def test_dispatches_are_numbered_per_session_and_carry_the_event_id(
     sim: RunningSim, http: aiohttp.ClientSession
 ) -> None:
     ws, _ = await identify(http, sim)
-    injected = [sim.state.inject_c2c("user-1", f"hello {n}") for n in range(3)]
+    injected = [sim.inject.c2c("user-1", f"hello {n}") for n in range(3)]
     frames = [await recv(ws) for _ in injected]
     assert [f["s"] for f in frames] == [2, 3, 4]
     for frame, inj in zip(frames, injected, strict=True):
@@ -206,7 +206,7 @@ async def test_dispatches_are_numbered_per_session_and_carry_the_event_id(
 
     # A second session numbers its own frames from its own READY.
     other, _ = await identify(http, sim)
-    sim.state.inject_c2c("user-1", "to both")
+    sim.inject.c2c("user-1", "to both")
     assert (await recv(ws))["s"] == 5
     assert (await recv(other))["s"] == 2
     await ws.close()
@@ -216,10 +216,10 @@ async def test_dispatches_are_numbered_per_session_and_carry_the_event_id(
 async def test_delivery_follows_the_subscribed_intents(sim: RunningSim, http: aiohttp.ClientSession) -> None:
     guild_only, _ = await identify(http, sim, intents=PUBLIC_GUILD)
     c2c_only, _ = await identify(http, sim, intents=C2C)
-    sim.state.inject_c2c("user-1", "private")
-    sim.state.inject_group("group-1", "member-1", "in a group", at_bot=True)
+    sim.inject.c2c("user-1", "private")
+    sim.inject.group("group-1", "member-1", "in a group", at_bot=True)
     sim.state.bus.publish("INTERACTION_CREATE", {"id": "i-1", "scene": "c2c", "chat_type": 2}, at=0.0)
-    sim.state.inject_channel("channel-1", "1234", "guild-user", "hi bot")
+    sim.inject.channel("channel-1", "1234", "guild-user", "hi bot")
 
     # The guild-only session's first frame is the channel @: nothing it didn't subscribe to came before.
     first = await recv(guild_only)
@@ -242,10 +242,10 @@ async def test_resume_after_socket_loss_replays_missed_dispatches_in_order(
 ) -> None:
     ws, ready = await identify(http, sim)
     session_id = ready["d"]["session_id"]
-    sim.state.inject_c2c("user-1", "seen")
+    sim.inject.c2c("user-1", "seen")
     seen = await recv(ws)
     await ws.close()  # the client drops; no close code from the server
-    missed = [sim.state.inject_c2c("user-1", f"missed {n}") for n in range(3)]
+    missed = [sim.inject.c2c("user-1", f"missed {n}") for n in range(3)]
 
     again = await resume(http, sim, session_id, seen["s"])
     replay = [await recv(again) for _ in missed]
@@ -254,7 +254,7 @@ async def test_resume_after_socket_loss_replays_missed_dispatches_in_order(
     resumed = await recv(again)
     assert resumed["op"] == 0 and resumed["t"] == "RESUMED" and resumed["d"] == ""
 
-    after = sim.state.inject_c2c("user-1", "after resume")
+    after = sim.inject.c2c("user-1", "after resume")
     frame = await recv(again)
     assert frame["d"]["id"] == after.msg_id and frame["s"] > resumed["s"]
     await again.close()
@@ -264,7 +264,7 @@ async def test_resume_with_an_older_seq_replays_frames_the_client_never_read(
     sim: RunningSim, http: aiohttp.ClientSession
 ) -> None:
     ws, ready = await identify(http, sim)
-    sent = [sim.state.inject_c2c("user-1", f"m{n}") for n in range(2)]
+    sent = [sim.inject.c2c("user-1", f"m{n}") for n in range(2)]
     await ws.close()  # both frames may have been written, but the client processed only READY
     again = await resume(http, sim, ready["d"]["session_id"], ready["s"])
     assert [(await recv(again))["d"]["id"] for _ in sent] == [m.msg_id for m in sent]
@@ -279,7 +279,7 @@ async def test_resume_succeeds_after_a_resumable_close(
     ws, ready = await identify(http, sim)
     assert await sim.state.bus.close_sessions(code) == 1
     assert await closed_with(ws) == code
-    missed = sim.state.inject_c2c("user-1", "while closed")
+    missed = sim.inject.c2c("user-1", "while closed")
     again = await resume(http, sim, ready["d"]["session_id"], ready["s"])
     assert (await recv(again))["d"]["id"] == missed.msg_id
     assert (await recv(again))["t"] == "RESUMED"
@@ -323,7 +323,7 @@ async def test_op7_on_demand_then_resume_replays(sim: RunningSim, http: aiohttp.
     assert await sim.state.bus.request_reconnect() == 1
     assert await recv(ws) == {"op": 7}
     assert await closed_with(ws) == 4009
-    missed = sim.state.inject_c2c("user-1", "during reconnect")
+    missed = sim.inject.c2c("user-1", "during reconnect")
     again = await resume(http, sim, ready["d"]["session_id"], ready["s"])
     assert (await recv(again))["d"]["id"] == missed.msg_id
     assert (await recv(again))["t"] == "RESUMED"
@@ -374,7 +374,7 @@ async def test_the_platform_may_push_the_same_message_twice(
     sim: RunningSim, http: aiohttp.ClientSession
 ) -> None:
     ws, _ = await identify(http, sim)
-    injected = sim.state.inject_c2c("user-1", "once")
+    injected = sim.inject.c2c("user-1", "once")
     first = await recv(ws)
     assert sim.state.bus.redeliver_last() is not None
     second = await recv(ws)
@@ -398,7 +398,7 @@ async def test_gateway_status_lists_sessions_and_online(sim: RunningSim, http: a
 
 async def test_a_burst_arrives_complete_and_in_order(sim: RunningSim, http: aiohttp.ClientSession) -> None:
     ws, _ = await identify(http, sim)
-    sent = [sim.state.inject_c2c(f"user-{n % 7}", f"burst {n}") for n in range(2000)]
+    sent = [sim.inject.c2c(f"user-{n % 7}", f"burst {n}") for n in range(2000)]
     got = [await recv(ws) for _ in sent]
     assert [f["d"]["id"] for f in got] == [m.msg_id for m in sent]
     assert [f["s"] for f in got] == list(range(2, 2002))

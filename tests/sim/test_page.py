@@ -71,7 +71,7 @@ async def test_typing_as_a_c2c_user_shows_the_message_and_the_bots_replies(
     user_bubble = page.locator("#transcript li.user .bubble", has_text="hello from the page")
     await user_bubble.wait_for(timeout=WAIT_MS)
     # The page went through the control API: the emulator has an anchor for that message.
-    (anchor,) = [a for a in sim.state.anchors.values() if a.target == "user-page"]
+    (anchor,) = [a for a in sim.state.anchors.messages.values() if a.target == "user-page"]
 
     status, _ = await bot_sends(
         sim, "user-page", {"msg_type": 0, "content": "hi, human", "msg_id": anchor.msg_id}
@@ -107,13 +107,15 @@ async def test_typing_in_a_group_as_a_member_with_and_without_at_bot(sim: Runnin
     await page.click("#send")
     await page.locator("#transcript li.user .bubble", has_text="just chatting").wait_for(timeout=WAIT_MS)
 
-    kinds = [entry["t"] for entry in sim.state.transcripts[("group", "group-page")]]
+    kinds = [entry["t"] for entry in sim.state.transcripts.conversations[("group", "group-page")]]
     assert kinds == ["GROUP_AT_MESSAGE_CREATE", "GROUP_MESSAGE_CREATE"]
-    assert {a.author for a in sim.state.anchors.values() if a.target == "group-page"} == {"member-42"}
+    assert {a.author for a in sim.state.anchors.messages.values() if a.target == "group-page"} == {
+        "member-42"
+    }
 
 
 async def test_conversations_started_elsewhere_appear_in_the_list(sim: RunningSim, page: Any) -> None:
-    sim.state.inject_c2c("user-elsewhere", "injected by a test")
+    sim.inject.c2c("user-elsewhere", "injected by a test")
     item = page.locator('#conversations li[data-key="c2c:user-elsewhere"]')
     await item.wait_for(timeout=WAIT_MS)
     await item.click()
@@ -128,12 +130,12 @@ async def test_the_page_opens_a_conversation_at_once(sim: RunningSim, page: Any)
     await page.fill("#content", "你好")
     await page.click("#send")
     await page.locator("#transcript li.user .bubble", has_text="你好").wait_for(timeout=WAIT_MS)
-    (entry,) = sim.state.transcripts[("c2c", "demo-user")]
+    (entry,) = sim.state.transcripts.conversations[("c2c", "demo-user")]
     assert entry["content"] == "你好"
 
 
 async def test_an_existing_conversation_is_opened_first(sim: RunningSim) -> None:
-    sim.state.inject_c2c("user-before", "已经在聊")
+    sim.inject.c2c("user-before", "已经在聊")
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -150,7 +152,7 @@ async def test_bubbles_show_route_anchor_and_msg_seq_and_bots_post_notices(
     sim: RunningSim, page: Any, tmp_path: Any
 ) -> None:
     user = "demo-user"
-    injected = sim.state.inject_c2c(user, "请向我连续发送3条测试消息")
+    injected = sim.inject.c2c(user, "请向我连续发送3条测试消息")
     async with aiohttp.ClientSession() as http:
         async with http.put(
             f"{sim.base_url}/_sim/notices/herald",

@@ -37,18 +37,18 @@ async def test_a_restart_with_the_state_file_keeps_anchors_msg_seq_counts_and_tr
     state_file = tmp_path / "data" / "sim-state.json"
     async with serve(SimSettings(port=0), state_file=state_file) as sim:
         token = sim.state.issue_token().value
-        first = sim.state.inject_c2c("u1", "你好").msg_id
-        later = sim.state.inject_c2c("u1", "再来一条").msg_id
-        event = sim.state.inject_event("FRIEND_ADD", {"openid": "u1", "timestamp": 0}).id
+        first = sim.inject.c2c("u1", "你好").msg_id
+        later = sim.inject.c2c("u1", "再来一条").msg_id
+        event = sim.inject.event("FRIEND_ADD", {"openid": "u1", "timestamp": 0}).id
         assert code(await send(sim, token, "u1", {"msg_id": first, "msg_seq": 1})) == 0
         status, sent = await send(sim, token, "u1", {"msg_id": first, "msg_seq": 2})
         assert status == 200
         sim.state.clock.advance(600)
-        before = sim.state.transcripts[("c2c", "u1")]
+        before = sim.state.transcripts.conversations[("c2c", "u1")]
 
     async with serve(SimSettings(port=0), state_file=state_file) as sim:
         assert sim.state.clock.offset >= 600
-        assert sim.state.transcripts[("c2c", "u1")] == before
+        assert sim.state.transcripts.conversations[("c2c", "u1")] == before
         # The token issued before the restart is still valid until its expiry.
         assert code(await send(sim, token, "u1", {"msg_id": first, "msg_seq": 1})) == 40054005  # dedup kept
         assert code(await send(sim, token, "u1", {"msg_id": sent["id"], "msg_seq": 1})) == 40034024  # own id
@@ -64,7 +64,7 @@ async def test_a_restart_with_the_state_file_keeps_anchors_msg_seq_counts_and_tr
 
 async def test_without_a_state_file_a_restart_forgets(tmp_path: Path) -> None:
     async with serve(SimSettings(port=0)) as sim:
-        msg_id = sim.state.inject_c2c("u1", "hello").msg_id
+        msg_id = sim.inject.c2c("u1", "hello").msg_id
     async with serve(SimSettings(port=0)) as sim:
         token = sim.state.issue_token().value
         assert code(await send(sim, token, "u1", {"msg_id": msg_id, "msg_seq": 1})) == 40034024
@@ -83,22 +83,23 @@ def test_every_kept_registry_survives_the_file(tmp_path: Path) -> None:
     from collections import deque
 
     from herald.sim import persist
-    from herald.sim.media import FileRecord, Upload
     from herald.sim.state import Fault, SimState
-    from herald.sim.stream import Stream
+    from herald.sim.stores.media import FileRecord, Served, Upload
+    from herald.sim.stores.streams import Stream
 
     state = SimState(SimSettings())
     sent = state.add_outbound("c2c", "u", "hi")
-    state.streams[sent.id] = Stream(
+    state.streams.by_id[sent.id] = Stream(
         outbound=sent, target="u", index=1, content="a", first_content="a", last_at=1.0
     )
-    state.uploads["up"] = Upload("up", "c2c", 1, "f", 3, "m", "s", 5, [1, 2], {1: b"\x00\x01"}, {1})
-    state.files["fi"] = FileRecord("fi", "uu", "group", 1, 3, None)
+    state.media.uploads["up"] = Upload("up", "c2c", 1, "f", 3, "m", "s", 5, [1, 2], {1: b"\x00\x01"}, {1})
+    state.media.files["fi"] = FileRecord("fi", "uu", "group", 1, 3, None)
     state.faults.append(Fault(1, 500, 50055001, "x"))
-    state.counters[("c2c", "u", "minute")] = deque([1.0, 2.0])
-    state.day_counts[("c2c", "u", 20261202)] = 3
-    state.counters_set(("guild-channels", "g", 1)).add("ch")
-    state.transcripts[("c2c", "u")] = [{"direction": "in", "d": {"$tuple": 1, "k": [1, 2]}}]
+    state.quotas.windows[("c2c", "u", "minute")] = deque([1.0, 2.0])
+    state.quotas.days[("c2c", "u", 20261202)] = 3
+    state.media.attachments["a1"] = Served(b"\x89PNG", "image/png")
+    state.quotas.set_of(("guild-channels", "g", 1)).add("ch")
+    state.transcripts.conversations[("c2c", "u")] = [{"direction": "in", "d": {"$tuple": 1, "k": [1, 2]}}]
     state.clock.advance(42)
     path = tmp_path / "state.json"
     persist.save(state, path)
@@ -108,5 +109,35 @@ def test_every_kept_registry_survives_the_file(tmp_path: Path) -> None:
     for name in persist.KEPT:
         if name != "streams":
             assert getattr(restored, name) == getattr(state, name), name
-    assert restored.streams[sent.id].outbound is restored.outbound[sent.id]
+    assert restored.streams.by_id[sent.id].outbound is restored.anchors.outbound[sent.id]
     assert restored.clock.offset == 42
+
+
+def test_a_state_file_of_format_version_1_still_loads(tmp_path: Path) -> None:
+    """Files written before the state was split into stores keep their traffic."""
+    import json
+
+    from herald.sim import persist
+    from herald.sim.state import SimState
+
+    anchor = {"msg_id": "m1", "scene": "c2c", "target": "u1", "author": "u1", "received_at": 1.0,
+              "ref_idx": "R1", "replies": 2, "seqs": {"$set": [1, 2]}}  # fmt: skip
+    flat = {
+        "tokens": {"t1": {"$class": "Token", "fields": {"value": "t1", "expires_at": 9e9}}},
+        "current_token": {"$class": "Token", "fields": {"value": "t1", "expires_at": 9e9}},
+        "anchors": {"m1": {"$class": "Anchor", "fields": anchor}},
+        "transcripts": {"$dict": [[{"$tuple": ["c2c", "u1"]}, [{"direction": "in", "n": 0}]]]},
+        "day_counts": {"$dict": [[{"$tuple": ["c2c", "u1", "2026-12-05"]}, 3]]},
+        "request_count": 7,
+        "proactive_allowed": {"$dict": [[{"$tuple": ["c2c", "u1"]}, True]]},
+    }
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"version": 1, "clock_offset": 5, "state": flat}), encoding="utf-8")
+    state = SimState(SimSettings())
+    assert persist.load(state, path)
+    assert state.anchors.messages["m1"].replies == 2 and state.anchors.messages["m1"].seqs == {1, 2}
+    assert state.tokens.current is state.tokens.issued["t1"]
+    assert state.check_token("t1") == "ok"
+    assert state.transcripts.of("c2c", "u1") == [{"direction": "in", "n": 0}]
+    assert state.quotas.count(("c2c", "u1", "2026-12-05")) == 3
+    assert state.requests.count == 7 and state.proactive_allowed[("c2c", "u1")] is True

@@ -136,7 +136,7 @@ async def test_a_wrong_validation_answer_is_refused_and_nothing_is_pushed(receiv
     receiver.wrong_signature = True
     async with serve(settings(receiver)) as sim:
         await until(lambda: bool(receiver.validations))
-        sim.state.inject_c2c("user-1", "lost")
+        sim.inject.c2c("user-1", "lost")
         await until(lambda: len(sim_log(sim)) == 1)
         assert sim_log(sim)[0]["status"] == "skipped"
         report = await status(sim)
@@ -157,7 +157,7 @@ def sim_log(sim: RunningSim) -> list[dict[str, Any]]:
 
 async def test_every_dispatch_is_pushed_signed_with_the_documented_headers(receiver: Receiver) -> None:
     async with serve(settings(receiver)) as sim:
-        injected = [sim.state.inject_c2c("user-1", f"hi {n}") for n in range(3)]
+        injected = [sim.inject.c2c("user-1", f"hi {n}") for n in range(3)]
         await until(lambda: len(receiver.pushes) == 3)
         public = bytes.fromhex(signing.public_key_hex(SECRET))
         for n, ((headers, raw), inj) in enumerate(zip(receiver.pushes, injected, strict=True)):
@@ -176,7 +176,7 @@ async def test_every_dispatch_is_pushed_signed_with_the_documented_headers(recei
 async def test_a_non_200_answer_is_redelivered_with_the_same_envelope(receiver: Receiver) -> None:
     receiver.answer = lambda index: 500 if index == 0 else 200
     async with serve(settings(receiver)) as sim:
-        injected = sim.state.inject_c2c("user-1", "again please")
+        injected = sim.inject.c2c("user-1", "again please")
         await until(lambda: len(receiver.pushes) == 2)
         (_, first), (_, second) = receiver.pushes
         assert first == second
@@ -193,7 +193,7 @@ async def test_a_timeout_is_redelivered(receiver: Receiver) -> None:
 
     receiver.answer = slow_first
     async with serve(settings(receiver, webhook_timeout_s=0.2)) as sim:
-        sim.state.inject_c2c("user-1", "slow")
+        sim.inject.c2c("user-1", "slow")
         await until(lambda: len(receiver.pushes) == 2 and sim_log(sim)[0]["status"] == "acked")
         (_, first), (_, second) = receiver.pushes
         assert json.loads(first)["id"] == json.loads(second)["id"]
@@ -202,7 +202,7 @@ async def test_a_timeout_is_redelivered(receiver: Receiver) -> None:
 async def test_retries_are_bounded_and_can_be_switched_off(receiver: Receiver) -> None:
     receiver.answer = lambda index: 503
     async with serve(settings(receiver, webhook_redeliver=False)) as sim:
-        sim.state.inject_c2c("user-1", "once only")
+        sim.inject.c2c("user-1", "once only")
         await until(lambda: sim_log(sim) != [] and sim_log(sim)[0]["status"] == "failed")
         assert len(receiver.pushes) == 1
         assert sim_log(sim)[0]["http_status"] == 503
@@ -216,7 +216,7 @@ async def test_redelivery_gives_up_after_a_bounded_number_of_attempts(receiver: 
         pusher = webhook.pusher_for(sim.state)
         assert pusher is not None
         pusher.retry_base_s = 0.01
-        sim.state.inject_c2c("user-1", "never acked")
+        sim.inject.c2c("user-1", "never acked")
         await until(lambda: sim_log(sim) != [] and sim_log(sim)[0]["status"] == "failed")
         assert len(receiver.pushes) == webhook.MAX_ATTEMPTS
         assert len({raw for _, raw in receiver.pushes}) == 1
@@ -224,7 +224,7 @@ async def test_redelivery_gives_up_after_a_bounded_number_of_attempts(receiver: 
 
 async def test_any_200_is_an_ack_whatever_the_body(receiver: Receiver) -> None:
     async with serve(settings(receiver)) as sim:
-        sim.state.inject_c2c("user-1", "ack me")  # the receiver answers an empty 200
+        sim.inject.c2c("user-1", "ack me")  # the receiver answers an empty 200
         await until(lambda: sim_log(sim) != [] and sim_log(sim)[0]["status"] == "acked")
         assert len(receiver.pushes) == 1
 
@@ -237,13 +237,13 @@ async def test_setting_the_url_at_run_time_validates_it(receiver: Receiver) -> N
             assert put.status == 200
         await until(lambda: sim.state.bus.online())
         assert len(receiver.validations) == 1
-        sim.state.inject_c2c("user-1", "now pushed")
+        sim.inject.c2c("user-1", "now pushed")
         await until(lambda: len(receiver.pushes) == 1)
 
 
 async def test_a_redelivered_message_keeps_its_id(receiver: Receiver) -> None:
     async with serve(settings(receiver)) as sim:
-        injected = sim.state.inject_c2c("user-1", "twice")
+        injected = sim.inject.c2c("user-1", "twice")
         sim.state.bus.redeliver_last()
         await until(lambda: len(receiver.pushes) == 2)
         first, second = (json.loads(raw) for _, raw in receiver.pushes)

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from herald.sim import control, gateway, page, persist, rest, webhook
+from herald.sim.inject import Injector
 from herald.sim.settings import SimSettings
 from herald.sim.state import SimState
 
@@ -71,6 +72,11 @@ class RunningSim:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def inject(self) -> Injector:
+        """Inbound traffic: `sim.inject.c2c("user-1", "hi")`, `.group`, `.channel`, `.dm`, `.event`."""
+        return Injector(self.state)
 
     @property
     def token_url(self) -> str:

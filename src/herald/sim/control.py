@@ -18,8 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from herald.sim import events, keyboard, stream
 from herald.sim.errors import JsonResponse
+from herald.sim.inject import Injector
 from herald.sim.settings import SimSettings
 from herald.sim.state import NOTICE_LEVELS, SCENES, Fault, SimState
+from herald.sim.stores.media import Served
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Any]]
 
@@ -46,6 +48,8 @@ def _optional_str(body: dict[str, Any], key: str, default: str | None) -> str | 
 
 
 def routes(state: SimState) -> list[BaseRoute]:
+    inject = Injector(state)
+
     def route(path: str, handler: Handler, method: str) -> Route:
         async def endpoint(request: Request) -> Response:
             try:
@@ -72,14 +76,14 @@ def routes(state: SimState) -> list[BaseRoute]:
         attachments = body.get("attachments")
         quote = body.get("quote") or None
         return injected(
-            state.inject_c2c(
+            inject.c2c(
                 request.path_params["user_openid"], _str(body, "content", ""), attachments, quote=quote
             )
         )
 
     async def group_message(request: Request, body: dict[str, Any]) -> Any:
         return injected(
-            state.inject_group(
+            inject.group(
                 request.path_params["group_openid"],
                 _str(body, "member_openid"),
                 _str(body, "content", ""),
@@ -93,7 +97,7 @@ def routes(state: SimState) -> list[BaseRoute]:
 
     async def channel_message(request: Request, body: dict[str, Any]) -> Any:
         return injected(
-            state.inject_channel(
+            inject.channel(
                 request.path_params["channel_id"],
                 _str(body, "guild_id"),
                 _str(body, "author_id"),
@@ -104,9 +108,7 @@ def routes(state: SimState) -> list[BaseRoute]:
 
     async def dm_message(request: Request, body: dict[str, Any]) -> Any:
         return injected(
-            state.inject_dm(
-                request.path_params["guild_id"], _str(body, "author_id"), _str(body, "content", "")
-            )
+            inject.dm(request.path_params["guild_id"], _str(body, "author_id"), _str(body, "content", ""))
         )
 
     async def event(request: Request, body: dict[str, Any]) -> Any:
@@ -123,7 +125,7 @@ def routes(state: SimState) -> list[BaseRoute]:
                 raise BadRequest(str(error)) from None
         else:
             d = body.get("d", {})
-        dispatch = state.inject_event(t, d)
+        dispatch = inject.event(t, d)
         return {"event_id": dispatch.id, "t": t, "d": d}
 
     async def click(request: Request, body: dict[str, Any]) -> Any:
@@ -141,7 +143,7 @@ def routes(state: SimState) -> list[BaseRoute]:
             )
         except keyboard.ClickRefused as refused:
             raise BadRequest(str(refused)) from None
-        dispatch = state.inject_event("INTERACTION_CREATE", d)
+        dispatch = inject.event("INTERACTION_CREATE", d)
         return {"interaction_id": interaction_id, "event_id": dispatch.id}
 
     async def interaction_get(request: Request, body: dict[str, Any]) -> Any:
@@ -173,18 +175,18 @@ def routes(state: SimState) -> list[BaseRoute]:
         return {
             "scene": scene,
             "target": target,
-            "entries": state.transcripts.get((scene, target), []),
+            "entries": state.transcripts.conversations.get((scene, target), []),
         }
 
     async def conversations(request: Request, body: dict[str, Any]) -> Any:
-        items = sorted(state.last_activity.items(), key=lambda item: item[1], reverse=True)
+        items = sorted(state.transcripts.last_activity.items(), key=lambda item: item[1], reverse=True)
         return {
             "conversations": [
                 {
                     "scene": scene,
                     "target": target,
                     "last_activity": at,
-                    "entries": len(state.transcripts.get((scene, target), [])),
+                    "entries": len(state.transcripts.conversations.get((scene, target), [])),
                 }
                 for (scene, target), at in items
             ]
@@ -196,10 +198,13 @@ def routes(state: SimState) -> list[BaseRoute]:
             since = int(since_text)
         except ValueError:
             raise BadRequest(f"since must be an integer, got {since_text!r}") from None
-        return {"total": state.request_count, "requests": [r for r in state.requests if r["n"] > since]}
+        return {
+            "total": state.requests.count,
+            "requests": [r for r in state.requests.entries if r["n"] > since],
+        }
 
     async def clear_requests(request: Request, body: dict[str, Any]) -> Any:
-        state.requests.clear()
+        state.requests.entries.clear()
         return {"cleared": True}
 
     async def faults(request: Request, body: dict[str, Any]) -> Any:
@@ -228,7 +233,7 @@ def routes(state: SimState) -> list[BaseRoute]:
             state.faults.clear()
             return {"kind": kind, "cleared": cleared}
         if kind == "expire_tokens":
-            return {"kind": kind, "expired": state.expire_tokens()}
+            return {"kind": kind, "expired": state.tokens.expire(state.clock.time())}
         if kind == "redeliver_last":
             dispatch = state.bus.redeliver_last()
             return {"kind": kind, "event_id": dispatch.id if dispatch else None}
@@ -236,8 +241,8 @@ def routes(state: SimState) -> list[BaseRoute]:
             count = body.get("count", 1)
             if not isinstance(count, int) or count < 1:
                 raise BadRequest("upload_part_fail needs integer count >= 1")
-            state.upload_part_failures += count
-            return {"kind": kind, "pending": state.upload_part_failures}
+            state.media.part_failures += count
+            return {"kind": kind, "pending": state.media.part_failures}
         raise BadRequest(
             f"unknown fault kind {kind!r}; expected close, reconnect, fail_next, clear, expire_tokens, "
             "redeliver_last or upload_part_fail"
@@ -289,17 +294,16 @@ def routes(state: SimState) -> list[BaseRoute]:
             raise BadRequest("data_base64 must be base64") from None
         attachment_id = secrets.token_hex(8)
         redirect = body.get("redirect")
-        state.attachments[attachment_id] = (data, _str(body, "content_type"), redirect or None)
+        state.media.attachments[attachment_id] = Served(data, _str(body, "content_type"), redirect or None)
         return {"url": f"{request.base_url}_sim/attachments/{attachment_id}", "size": len(data)}
 
     async def attachment_get(request: Request) -> Response:
-        found = state.attachments.get(request.path_params["attachment_id"])
+        found = state.media.attachments.get(request.path_params["attachment_id"])
         if found is None:
             return JsonResponse({"error": "no such attachment"}, 404)
-        data, content_type, redirect = found
-        if redirect:
-            return Response(status_code=302, headers={"location": redirect})
-        return Response(data, media_type=content_type)
+        if found.redirect:
+            return Response(status_code=302, headers={"location": found.redirect})
+        return Response(found.data, media_type=found.content_type)
 
     return [
         route("/_sim/c2c/{user_openid}/messages", c2c_message, "POST"),

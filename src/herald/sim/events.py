@@ -137,7 +137,7 @@ def _deleted(state: SimState, t: str, fields: dict[str, Any], extra: dict[str, A
     extra.pop("message", None)
     op_user = str(extra.pop("op_user_id", "") or "")
     message_id = str(fields.get("message_id", ""))
-    known = state.guild_messages.get(message_id)
+    known = state.anchors.guild_messages.get(message_id)
     message: dict[str, Any] = dict(fields["message"]) if isinstance(fields.get("message"), dict) else {}
     if known is not None:
         message = {
@@ -188,7 +188,7 @@ def _message_anchor(state: SimState, t: str, d: dict[str, Any], now: float) -> N
         scene, target = "channel", str(d.get("channel_id", ""))
         if d.get("guild_id"):
             state.channel_guild[target] = str(d["guild_id"])
-    state.anchors[str(d["id"])] = Anchor(
+    state.anchors.messages[str(d["id"])] = Anchor(
         msg_id=str(d["id"]),
         scene=scene,
         target=target,
@@ -204,7 +204,7 @@ def publish(state: SimState, t: str, d: Any) -> Dispatch:
     if t in MESSAGE_EVENTS and isinstance(d, dict) and d.get("id"):
         _message_anchor(state, t, d, now)
     scene, target = scene_and_target(t, d)
-    state.event_anchors[dispatch.id] = EventAnchor(
+    state.anchors.events[dispatch.id] = EventAnchor(
         event_id=dispatch.id, t=t, scene=scene, target=target, received_at=now
     )
     permission = PERMISSION_EVENTS.get(t)

@@ -140,7 +140,7 @@ def click(
     member_role: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The interaction id and the INTERACTION_CREATE `d` of a click (rules 55i-55k)."""
-    out = state.outbound.get(message_id)
+    out = state.anchors.outbound.get(message_id)
     if out is None:
         raise ClickRefused(f"no message the bot sent has id {message_id!r}")
     if out.keyboard is None:

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ import aiohttp
 
 from herald.sim.errors import SimError
 from herald.sim.state import Scene, SimState
+from herald.sim.stores.media import FileRecord, Source, Upload
 
 MB = 1024 * 1024
 HARD_LIMIT = 200 * MB
@@ -66,52 +66,6 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-@dataclass(slots=True)
-class FileRecord:
-    file_info: str
-    file_uuid: str
-    scene: Scene
-    file_type: int
-    size: int
-    expires_at: float | None
-    # What the upload was: for tests and the transcript (not part of any platform answer).
-    name: str = ""
-    format: str | None = None
-    source: str = ""  # url | file_data | upload_id
-    parts: int = 0  # chunked uploads: how many parts were merged
-    max_parts_in_flight: int = 0  # chunked uploads: most part PUTs the sim saw at once
-
-
-@dataclass(slots=True)
-class Source:
-    """What an upload's single source held."""
-
-    kind: str  # url | file_data | upload_id
-    size: int
-    head: bytes | None  # the first bytes, when the sim saw them
-    parts: int = 0
-    max_parts_in_flight: int = 0
-
-
-@dataclass
-class Upload:
-    """A chunked upload between `upload_prepare` and the merging `/files` call."""
-
-    upload_id: str
-    scene: Scene
-    file_type: int
-    file_name: str
-    size: int
-    md5: str
-    sha1: str
-    block_size: int
-    indexes: list[int]
-    data: dict[int, bytes] = field(default_factory=dict)
-    finished: set[int] = field(default_factory=set)
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-
 def file_type_of(body: dict[str, Any]) -> int:
     file_type = body.get("file_type")
     if isinstance(file_type, bool) or not isinstance(file_type, int) or not 1 <= file_type <= 4:
@@ -121,7 +75,7 @@ def file_type_of(body: dict[str, Any]) -> int:
 
 def require_file_info(state: SimState, scene: Scene, file_info: str) -> FileRecord:
     """Rule 56/72: the file_info must come from this scene's upload endpoint and be unexpired."""
-    record = state.files.get(file_info)
+    record = state.media.files.get(file_info)
     if not isinstance(record, FileRecord) or record.scene != scene:
         raise SimError(304080)
     if record.expires_at is not None and state.clock.time() > record.expires_at:
@@ -142,7 +96,7 @@ def check_format(state: SimState, file_type: int, source: Source) -> str | None:
 
 def described(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
     """What a user receives from a `msg_type 7` send, for the transcript (its file_info is valid)."""
-    record = state.files[str(body["media"]["file_info"])]
+    record = state.media.files[str(body["media"]["file_info"])]
     assert isinstance(record, FileRecord)
     return {"file_type": record.file_type, "size": record.size, "name": record.name, "format": record.format}
 
@@ -167,7 +121,7 @@ def issue(
         parts=source.parts,
         max_parts_in_flight=source.max_parts_in_flight,
     )
-    state.files[record.file_info] = record
+    state.media.files[record.file_info] = record
     return record
 
 
@@ -250,7 +204,7 @@ def prepare(state: SimState, scene: Scene, body: dict[str, Any], base_url: str) 
         block_size=block,
         indexes=[base + i for i in range(count)],
     )
-    state.uploads[upload.upload_id] = upload
+    state.media.uploads[upload.upload_id] = upload
     parts = [
         {
             "index": index,
@@ -273,7 +227,7 @@ def prepare(state: SimState, scene: Scene, body: dict[str, Any], base_url: str) 
 
 def begin_part(state: SimState, upload_id: str, index: int) -> Upload | None:
     """A part's PUT started (its body not read yet): counted in flight until `put_part`."""
-    upload = state.uploads.get(upload_id)
+    upload = state.media.uploads.get(upload_id)
     if not isinstance(upload, Upload) or index not in upload.indexes:
         return None
     upload.in_flight += 1
@@ -289,10 +243,10 @@ def put_part(upload: Upload, index: int, data: bytes | None) -> None:
 
 def part_finish(state: SimState, scene: Scene, body: dict[str, Any]) -> dict[str, Any]:
     """`upload_part_finish` (rules 74-75): the part must be uploaded and match its md5."""
-    if state.upload_part_failures > 0:
-        state.upload_part_failures -= 1
+    if state.media.part_failures > 0:
+        state.media.part_failures -= 1
         raise SimError(40093001)
-    upload = state.uploads.get(str(body.get("upload_id")))
+    upload = state.media.uploads.get(str(body.get("upload_id")))
     if not isinstance(upload, Upload) or upload.scene != scene:
         raise SimError(850019, "upload_id无效")
     index = body.get("part_index")
@@ -308,7 +262,7 @@ def part_finish(state: SimState, scene: Scene, body: dict[str, Any]) -> dict[str
 
 
 def merge(state: SimState, scene: Scene, upload_id: str) -> Source:
-    upload = state.uploads.get(upload_id)
+    upload = state.media.uploads.get(upload_id)
     if not isinstance(upload, Upload) or upload.scene != scene:
         raise SimError(850019, "upload_id无效")
     missing = [i for i in upload.indexes if i not in upload.finished]
@@ -323,5 +277,5 @@ def merge(state: SimState, scene: Scene, upload_id: str) -> Source:
     if size != upload.size or md5.hexdigest() != upload.md5 or sha1.hexdigest() != upload.sha1:
         raise SimError(850019, "合并后的文件大小或md5/sha1与upload_prepare不一致")
     head = upload.data[upload.indexes[0]][:HEAD_BYTES]
-    del state.uploads[upload_id]
+    del state.media.uploads[upload_id]
     return Source("upload_id", size, head, len(upload.indexes), upload.max_in_flight)

@@ -1,8 +1,10 @@
 """`herald sim --state FILE`: the emulator's memory of traffic kept in a file across restarts.
 
-What a restarted platform still knows: anchors (msg_ids, event ids) with their reply counts and
-used `msg_seq`s, the bot's sent messages, transcripts, quotas and rate counters, proactive
-permissions, files, uploads, streams, interactions, issued tokens and the clock's offset. Settings
+What a restarted platform still knows: the stores (issued tokens; anchors, msg_ids and event ids
+with their reply counts and used `msg_seq`s, and the bot's sent messages; transcripts; quotas and
+rate counters; files, uploads and served attachments; streams), proactive permissions,
+interactions and the clock's offset. A file of format version 1 (the fields flat, before the
+stores) is read too. Settings
 come from the command line and are not kept; live wire sessions and the request log's entries are
 not kept either (a bot reconnects, as after any platform restart).
 
@@ -22,41 +24,71 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from herald.sim.media import FileRecord, Upload
-from herald.sim.state import Anchor, EventAnchor, Fault, Outbound, SimState, Token
-from herald.sim.stream import Stream
+from herald.sim.state import Fault, SimState
+from herald.sim.stores.anchors import Anchor, Anchors, EventAnchor, Outbound
+from herald.sim.stores.log import RequestLog, Transcripts
+from herald.sim.stores.media import FileRecord, MediaStore, Served, Upload
+from herald.sim.stores.quotas import Quotas
+from herald.sim.stores.streams import Stream, Streams
+from herald.sim.stores.tokens import Token, Tokens
 
-VERSION = 1
+VERSION = 2
+# The stores and the state's own fields kept in the file (the request log keeps only its count).
 KEPT = (
     "tokens",
-    "current_token",
     "anchors",
-    "event_anchors",
-    "outbound",
-    "ref_idx",
     "transcripts",
-    "last_activity",
-    "request_count",
+    "quotas",
+    "media",
+    "streams",
     "faults",
     "proactive_allowed",
     "last_inbound_c2c",
     "wakeups_used",
-    "counters",
-    "day_counts",
-    "files",
-    "uploads",
-    "streams",
     "interactions",
     "clicks",
     "dm_sessions",
     "channel_guild",
-    "guild_messages",
-    "sets",
-    "upload_part_failures",
     "channel_seq",
 )
+# Version 1 kept the state's fields flat: where each lives now (store, field).
+V1_FIELDS: dict[str, tuple[str, str]] = {
+    "tokens": ("tokens", "issued"),
+    "current_token": ("tokens", "current"),
+    "anchors": ("anchors", "messages"),
+    "event_anchors": ("anchors", "events"),
+    "outbound": ("anchors", "outbound"),
+    "ref_idx": ("anchors", "ref_idx"),
+    "guild_messages": ("anchors", "guild_messages"),
+    "transcripts": ("transcripts", "conversations"),
+    "last_activity": ("transcripts", "last_activity"),
+    "counters": ("quotas", "windows"),
+    "day_counts": ("quotas", "days"),
+    "sets": ("quotas", "sets"),
+    "files": ("media", "files"),
+    "uploads": ("media", "uploads"),
+    "upload_part_failures": ("media", "part_failures"),
+    "streams": ("streams", "by_id"),
+}
 CLASSES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Anchor, EventAnchor, Outbound, Token, Fault, FileRecord, Upload, Stream)
+    cls.__name__: cls
+    for cls in (
+        Anchor,
+        EventAnchor,
+        Outbound,
+        Token,
+        Fault,
+        FileRecord,
+        Upload,
+        Served,
+        Stream,
+        Tokens,
+        Anchors,
+        Transcripts,
+        Quotas,
+        MediaStore,
+        Streams,
+    )
 }
 
 
@@ -109,7 +141,25 @@ def _decode(value: Any) -> Any:
 
 def snapshot(state: SimState) -> dict[str, Any]:
     kept = {name: _encode(getattr(state, name)) for name in KEPT}
+    kept["request_count"] = state.requests.count
     return {"version": VERSION, "clock_offset": state.clock.offset, "state": kept}
+
+
+def _from_v1(flat: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 file's flat fields, as the stores of version 2 (each store's own encoding)."""
+    stores: dict[str, dict[str, Any]] = {}
+    kept: dict[str, Any] = {}
+    for name, value in flat.items():
+        if name in V1_FIELDS:
+            store, field = V1_FIELDS[name]
+            stores.setdefault(store, {})[field] = value
+        else:
+            kept[name] = value
+    classes = {"tokens": "Tokens", "anchors": "Anchors", "transcripts": "Transcripts", "quotas": "Quotas",
+               "media": "MediaStore", "streams": "Streams"}  # fmt: skip
+    for store, fields in stores.items():
+        kept[store] = {"$class": classes[store], "fields": fields}
+    return kept
 
 
 def save(state: SimState, path: Path) -> None:
@@ -125,9 +175,12 @@ def load(state: SimState, path: Path) -> bool:
         return False
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != VERSION:
-            raise ValueError(f"format version {data.get('version')!r}, this emulator reads {VERSION}")
-        kept = {name: _decode(data["state"][name]) for name in KEPT}
+        version = data.get("version")
+        if version not in (1, VERSION):
+            raise ValueError(f"format version {version!r}, this emulator reads 1 and {VERSION}")
+        stored = data["state"] if version == VERSION else _from_v1(data["state"])
+        kept = {name: _decode(stored[name]) for name in KEPT if name in stored}
+        request_count = int(stored.get("request_count", 0))
         offset = float(data["clock_offset"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StateFileError(
@@ -135,12 +188,13 @@ def load(state: SimState, path: Path) -> bool:
         ) from None
     for name, value in kept.items():
         setattr(state, name, value)
-    state.requests = deque(maxlen=state.settings.request_log_limit)
-    if state.current_token is not None:
-        state.current_token = state.tokens.get(state.current_token.value, state.current_token)
+    state.requests = RequestLog(state.settings.request_log_limit, count=request_count)
+    tokens = state.tokens
+    if tokens.current is not None:
+        tokens.current = tokens.issued.get(tokens.current.value, tokens.current)
     # A stream and the sent message it extends are one object in memory.
-    for stream in state.streams.values():
-        stream.outbound = state.outbound.get(stream.outbound.id, stream.outbound)
+    for stream in state.streams.by_id.values():
+        stream.outbound = state.anchors.outbound.get(stream.outbound.id, stream.outbound)
     if offset > state.clock.offset:
         state.clock.advance(offset - state.clock.offset)
     return True
@@ -148,11 +202,11 @@ def load(state: SimState, path: Path) -> bool:
 
 def _fingerprint(state: SimState) -> tuple[Any, ...]:
     return (
-        state.request_count,
-        sum(len(entries) for entries in state.transcripts.values()),
-        len(state.event_anchors),
+        state.requests.count,
+        sum(len(entries) for entries in state.transcripts.conversations.values()),
+        len(state.anchors.events),
         len(state.proactive_allowed),
-        len(state.tokens),
+        len(state.tokens.issued),
         state.clock.offset,
     )
 

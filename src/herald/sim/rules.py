@@ -136,7 +136,7 @@ def validate_v2_body(state: SimState, scene: Scene, target: str, body: dict[str,
     reference = body.get("message_reference")
     if isinstance(reference, dict) and state.settings.reference_check == "reject":
         # Rule 62: a quote must name a REFIDX of this conversation (inbound msg_idx or outbound ref_idx).
-        if state.ref_idx.get(str(reference.get("message_id"))) != (scene, target):
+        if state.anchors.ref_idx.get(str(reference.get("message_id"))) != (scene, target):
             raise SimError(12002, "message_reference.message_id不是本会话的REFIDX")
     if scene == "group" and state.settings.group_url_check and has_content and URL.search(str(content)):
         raise SimError(40054010)
@@ -190,7 +190,7 @@ def _seq_of(body: dict[str, Any]) -> int:
 def _plan_msg_id(
     state: SimState, scene: Scene, target: str, msg_id: str, body: dict[str, Any], new_reply: bool
 ) -> Plan:
-    anchor = state.anchors.get(msg_id)
+    anchor = state.anchors.messages.get(msg_id)
     if anchor is None or anchor.scene != scene or anchor.target != target:
         raise SimError(40034024)  # rules 22-25: unknown, bot-sent, or another scene/target
     seq = _seq_of(body)
@@ -206,7 +206,7 @@ def _plan_msg_id(
 
 
 def _event_anchor(state: SimState, scene: Scene, target: str, event_id: str) -> EventAnchor:
-    event = state.event_anchors.get(event_id)
+    event = state.anchors.events.get(event_id)
     if event is None or event.scene != scene or (event.target and event.target != target):
         raise SimError(40034025)  # rules 38, 40
     replyable = REPLYABLE_EVENTS[scene]
@@ -257,9 +257,9 @@ def plan_proactive_v2(state: SimState, scene: Scene, target: str) -> Plan:
     plan = Plan(scene=scene, target=target, kind="proactive")
     if s.mode == "2023":
         month = ("month", scene, target, quotas.month_key(now))
-        if quotas.count(state, month) >= s.monthly_proactive_limit:
+        if state.quotas.count(month) >= s.monthly_proactive_limit:
             raise SimError(22009)
-        plan.charges.append(lambda: quotas.charge(state, month))
+        plan.charges.append(lambda: state.quotas.charge(month))
         return plan
     if not s.rate_limits:
         return plan
@@ -276,16 +276,16 @@ def plan_proactive_v2(state: SimState, scene: Scene, target: str) -> Plan:
         ]
         daily = s.group_per_group_per_day
     for key, window, limit in limits:
-        if quotas.in_window(state, key, window, now) >= limit:
+        if state.quotas.in_window(key, window, now) >= limit:
             raise SimError(40034100)
     day: tuple[str, ...] = ("day", scene, target, quotas.day_key(now))
-    if quotas.count(state, day) >= daily:
+    if state.quotas.count(day) >= daily:
         raise SimError(40034100)
 
     def charge() -> None:
         for key, _, _ in limits:
-            quotas.charge_window(state, key, now)
-        quotas.charge(state, day)
+            state.quotas.charge_window(key, now)
+        state.quotas.charge(day)
 
     plan.charges.append(charge)
     return plan
@@ -307,9 +307,9 @@ def plan_guild(state: SimState, scene: Scene, target: str, body: dict[str, Any])
     now = state.clock.time()
     plan = Plan(scene=scene, target=target, kind="proactive", counts_as_reply=False)
     if msg_id is not None:
-        anchor = state.anchors.get(msg_id)
+        anchor = state.anchors.messages.get(msg_id)
         if anchor is None or anchor.scene != scene or anchor.target != target:
-            own = msg_id in state.outbound
+            own = msg_id in state.anchors.outbound
             raise SimError(s.guild_own_message_code if own else 304026)
         if now - anchor.received_at > s.guild_window_s:
             raise SimError(s.guild_expired_code)
@@ -320,9 +320,9 @@ def plan_guild(state: SimState, scene: Scene, target: str, body: dict[str, Any])
         _plan_guild_proactive(state, scene, target, now, plan)
     if s.rate_limits and scene == "channel":
         key = ("channel-second", target)
-        if quotas.in_window(state, key, 1.0, now) >= s.guild_channel_per_second:
+        if state.quotas.in_window(key, 1.0, now) >= s.guild_channel_per_second:
             raise SimError(20028)
-        plan.charges.append(lambda: quotas.charge_window(state, key, now))
+        plan.charges.append(lambda: state.quotas.charge_window(key, now))
     return plan
 
 
@@ -342,15 +342,15 @@ def _plan_guild_proactive(state: SimState, scene: Scene, target: str, now: float
     day = quotas.day_key(now)
     if scene == "channel":
         per_channel = ("guild-channel", target, day)
-        if quotas.count(state, per_channel) >= s.guild_channel_per_day:
+        if state.quotas.count(per_channel) >= s.guild_channel_per_day:
             raise SimError(304045)
         guild = state.channel_guild.get(target, target)
-        channels = state.counters_set(("guild-channels", guild, day))
+        channels = state.quotas.set_of(("guild-channels", guild, day))
         if target not in channels and len(channels) >= s.guild_channels_per_guild_per_day:
             raise SimError(304047)
 
         def charge_channel() -> None:
-            quotas.charge(state, per_channel)
+            state.quotas.charge(per_channel)
             channels.add(target)
 
         plan.charges.append(charge_channel)
@@ -358,13 +358,13 @@ def _plan_guild_proactive(state: SimState, scene: Scene, target: str, now: float
     session = state.dm_sessions.get(target, {})
     per_user = ("dm-user", session.get("recipient_id", target), day)
     total = ("dm-total", day)
-    if quotas.count(state, per_user) >= s.dm_per_user_per_day:
+    if state.quotas.count(per_user) >= s.dm_per_user_per_day:
         raise SimError(304049)
-    if quotas.count(state, total) >= s.dm_total_per_day:
+    if state.quotas.count(total) >= s.dm_total_per_day:
         raise SimError(304050)
 
     def charge_dm() -> None:
-        quotas.charge(state, per_user)
-        quotas.charge(state, total)
+        state.quotas.charge(per_user)
+        state.quotas.charge(total)
 
     plan.charges.append(charge_dm)

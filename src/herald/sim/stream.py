@@ -9,33 +9,14 @@ platform does; `view` shows the result (the control API serves it at `/_sim/stre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from herald.sim import rules
 from herald.sim.errors import SimError
-from herald.sim.state import Outbound, SimState
+from herald.sim.state import SimState
+from herald.sim.stores.streams import Stream
 
-StreamState = Literal["open", "done", "rolled_back"]
-DONE = 10
-
-
-@dataclass
-class Stream:
-    outbound: Outbound
-    target: str
-    index: int
-    content: str
-    first_content: str
-    last_at: float
-    state: StreamState = "open"
-    frames: int = 0  # chunks accepted
-    msg_id: Any = None  # the anchor the first chunk replied to (msg_id or event_id)
-    msg_seq: Any = None  # the first chunk's msg_seq: the one the whole stream used
-
-    @property
-    def id(self) -> str:
-        return self.outbound.id
+DONE = 10  # input_state of the last chunk
 
 
 def _expire(state: SimState, stream: Stream) -> None:
@@ -46,7 +27,7 @@ def _expire(state: SimState, stream: Stream) -> None:
 
 
 def view(state: SimState, stream_id: str) -> dict[str, Any] | None:
-    stream = state.streams.get(stream_id)
+    stream = state.streams.by_id.get(stream_id)
     if not isinstance(stream, Stream):
         return None
     _expire(state, stream)
@@ -70,7 +51,7 @@ def _int_field(body: dict[str, Any], key: str, default: int | None = None) -> in
 
 
 def _continue(state: SimState, target: str, stream_id: Any, index: int) -> Stream:
-    stream = state.streams.get(str(stream_id))
+    stream = state.streams.by_id.get(str(stream_id))
     if not isinstance(stream, Stream) or stream.target != target:
         raise SimError(12002, f"stream_msg_id无效: {stream_id}")
     _expire(state, stream)
@@ -95,7 +76,7 @@ def _start(state: SimState, target: str, index: int, content: str) -> Stream:
         first_content=content,
         last_at=state.clock.time(),
     )
-    state.streams[stream.id] = stream
+    state.streams.by_id[stream.id] = stream
     return stream
 
 
