@@ -50,7 +50,7 @@ from herald.core.target import Target
 from herald.delivery.receipts import Receipt
 from herald.extensions.tools import ExternalTools
 from herald.plugin import ToolCall
-from herald.store.batch import Work
+from herald.store.batch import Write
 
 ToolResult = ToolReturnPart
 
@@ -66,7 +66,7 @@ class Sender(Protocol):
         origin: str,
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
-        also: Work | None = None,
+        also: Write | None = None,
         expires_at: datetime | None = None,
     ) -> Receipt: ...
 

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from sqlalchemy import Executable, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
 from herald.core.clock import Clock
@@ -24,7 +23,7 @@ from herald.core.segments import Text
 from herald.core.target import Target
 from herald.delivery.codec import load_segments
 from herald.store import Database
-from herald.store.batch import Work
+from herald.store.batch import Write
 from herald.store.tables.agent import AgentTurn, ConversationSummary
 from herald.store.tables.outbox import OutboxItem
 from herald.store.types import UTCDateTime
@@ -248,21 +247,17 @@ class TurnStore:
 
     async def finish(self, turn: Turn, status: str = DONE, error: str | None = None) -> None:
         turn.status = status
-        await self._writes.run(
-            self._unit(
-                self._finish_statement,
-                {
-                    "p_id": turn.id,
-                    "p_status": status,
-                    "p_error": _error_text(error),
-                    "p_finished_at": self.clock.now(),
-                },
-            )
-        )
+        params = {
+            "p_id": turn.id,
+            "p_status": status,
+            "p_error": _error_text(error),
+            "p_finished_at": self.clock.now(),
+        }
+        await self._write(self._finish_statement, params)
         self.ended(turn, status)
 
-    def ending(self, turn: Turn, steps: int, status: str = DONE, error: str | None = None) -> Work:
-        """Saving the turn's messages and ending it, as a unit of work for a writer that commits it
+    def ending(self, turn: Turn, steps: int, status: str = DONE, error: str | None = None) -> Write:
+        """Saving the turn's messages and ending it, as a write for a writer that commits it
         together with what the turn produced (the reply's outbox row). Call `ended` once it is."""
         params = {
             "p_id": turn.id,
@@ -273,11 +268,11 @@ class TurnStore:
             "p_finished_at": self.clock.now(),
             **_usage(turn),
         }
-        return self._unit(self._end_statement, params)
+        return Write(self._end_statement, params)
 
     async def end(self, turn: Turn, steps: int, status: str = DONE, error: str | None = None) -> None:
         """Save the turn's messages and end it, alone."""
-        await self._writes.run(self.ending(turn, steps, status, error))
+        await self._writes.run(self.ending(turn, steps, status, error).apply)
         self.ended(turn, status)
 
     def ended(self, turn: Turn, status: str) -> None:
@@ -291,16 +286,7 @@ class TurnStore:
 
     async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run one statement in the shared group commit; its first scalar (if it returns rows)."""
-        return await self._writes.run(self._unit(statement, params))
-
-    @staticmethod
-    def _unit(statement: Executable, params: Mapping[str, Any]) -> Work:
-        async def work(session: AsyncSession) -> Any:
-            # On the Core connection: an ORM-enabled UPDATE would evaluate it against the session.
-            result = await (await session.connection()).execute(statement, params)
-            return result.scalar() if result.returns_rows else None
-
-        return work
+        return await self._writes.run(Write(statement, params).apply)
 
     async def pending(self) -> list[Turn]:
         """Unfinished turns, oldest first (to resume after a restart)."""

@@ -46,7 +46,7 @@ from herald.core.target import Target
 from herald.delivery.codec import dump_details, dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
 from herald.delivery.spool import MediaSpool
-from herald.store.batch import Work, defer_insert, defer_update
+from herald.store.batch import Write, defer_insert, defer_update
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 
@@ -209,7 +209,7 @@ class Outbox:
         origin: str,
         trigger_id: str | None = None,
         idempotency_key: str | None = None,
-        also: Work | None = None,
+        also: Write | None = None,
         expires_at: datetime | None = None,
         streaming: bool = False,
     ) -> Receipt:
@@ -222,8 +222,9 @@ class Outbox:
         "expired"), and is retried at most until then.
 
         With an `idempotency_key` that already exists, returns that item's receipt instead.
-        `also` runs in the same transaction (what the sender records with the item, such as the
-        agent turn that produced it), whether or not the item was new.
+        `also` is a write (a statement and its parameters: what the sender records with the item,
+        such as the end of the agent turn that produced it) committed in the same transaction,
+        whether or not the item was new.
         """
         if not segments:
             raise ValueError("an outbox item needs at least one segment")
@@ -253,7 +254,7 @@ class Outbox:
             async def store(session: AsyncSession) -> None:
                 defer_insert(session, ITEMS, row)
                 if also is not None:
-                    await also(session)
+                    await also.apply(session)
 
             try:
                 await self._commits.run(store)
@@ -267,7 +268,7 @@ class Outbox:
                 # On a key that exists, nothing is inserted (a conflict must not fail the rest of
                 # the batch) and the existing item is returned instead.
                 if also is not None:
-                    await also(session)
+                    await also.apply(session)
                 if (await session.execute(keyed, row)).first() is not None:
                     return None
                 existing = select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key)

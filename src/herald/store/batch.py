@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, Update, bindparam, insert, update
+from sqlalchemy import Executable, Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from herald.store.held import HeldConnections
@@ -35,6 +36,23 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One statement and its parameters, to be committed in another writer's transaction (the
+    agent's turn end with its reply's outbox row). Data, not a callback: the writer that commits it
+    runs a statement it is handed, never code of the layer that made it."""
+
+    statement: Executable
+    params: Mapping[str, Any]
+
+    async def apply(self, session: AsyncSession) -> Any:
+        """Run it in `session`'s transaction; its first scalar, when it returns rows."""
+        # On the Core connection: an ORM-enabled UPDATE would evaluate it against the session.
+        result = await (await session.connection()).execute(self.statement, self.params)
+        return result.scalar() if result.returns_rows else None
+
 
 _INSERTS = "herald.deferred_inserts"
 _UPDATES = "herald.deferred_updates"
