@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from herald.config import OneBotConfig
 from herald.core.errors import DeliveryError, ErrorKind
-from herald.core.events import ContactRequest, InboundMessage, RequestKind
+from herald.core.events import ContactRequest, InboundEvent, InboundMessage, RequestKind
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.onebot import OneBotPlatform
@@ -27,6 +27,7 @@ from herald.serving import serve
 from herald.sim.onebot import OneBotSimSettings, serve_onebot
 from herald.store import Database
 from tests.onebot.test_platform import WAIT_S, Side, request, until
+from tests.sim_control import free_port
 
 TRANSPORTS = ("reverse-ws", "forward-ws", "http")
 SECRET = "post-secret"
@@ -172,3 +173,37 @@ async def test_a_quoted_message_herald_never_saw_is_looked_up(db_url: str) -> No
     assert isinstance(quoting, InboundMessage)
     assert quoting.quotes == str(first["message_id"])
     assert (quoting.quoted_author, quoting.quoted_text) == ("20001", "the original")
+
+
+@pytest.mark.parametrize("transport", ["reverse-ws", "forward-ws"])
+async def test_a_dropped_websocket_comes_back_and_carries_on(db_url: str, transport: str) -> None:
+    async with linked(db_url, transport) as s:
+        await s.platform.wait_ready()
+        await s.control("POST", "/_sim/onebot/faults", {"drop": True})
+        await until(lambda: s.platform.connection.connections >= 2 and s.platform.health().ready)
+        await s.control("POST", "/_sim/onebot/private/20001/messages", {"message": "after the drop"})
+        (message,) = await s.until_events(1)
+        await s.platform.send(request(Target(Scene.C2C, "20001", "onebot"), Text("still here")))
+        (entry,) = await s.sent("private", "20001")
+    assert isinstance(message, InboundMessage) and message.content == "after the drop"
+    assert entry["text"] == "still here"
+
+
+async def nowhere(event: InboundEvent) -> None:
+    raise AssertionError(f"no event expected, got {event!r}")
+
+
+async def test_an_unreachable_implementation_is_reported(db_url: str) -> None:
+    db = Database(db_url)
+    await db.migrate()
+    config = OneBotConfig(transport="forward-ws", url=f"ws://127.0.0.1:{free_port()}/")
+    platform = OneBotPlatform(config, db)
+    try:
+        await platform.start(nowhere)
+        await until(lambda: "cannot connect" in platform.health().detail)
+        with pytest.raises(DeliveryError) as raised:
+            await platform.send(request(Target(Scene.C2C, "20001", "onebot"), Text("later")))
+    finally:
+        await platform.stop()
+        await db.dispose()
+    assert raised.value.kind is ErrorKind.RETRY_LATER

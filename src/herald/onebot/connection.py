@@ -52,6 +52,7 @@ class Connection(Protocol):
     connected: asyncio.Event  # set while actions can reach the implementation
     refused: int  # how often the other side's credentials were refused, or refused Herald's
     last_refusal: str
+    last_error: str  # why the transport is down, when it knows ("" otherwise)
     connections: int  # how often the transport came up
 
     @property

@@ -115,6 +115,7 @@ class ForwardSocket:
     async def _serve(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         self._socket = socket
         self.connections += 1
+        self.last_error = ""
         self.connected.set()
         if self.feed.self_id is None:
             self._ask_login = asyncio.create_task(self._login(), name="onebot-login")

@@ -62,6 +62,7 @@ class HttpConnection:
         self.connections = 0
         self.refused = 0  # event POSTs refused (signature), or calls refused (token)
         self.last_refusal = ""
+        self.last_error = ""
         self.connected = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -166,6 +167,7 @@ class HttpConnection:
                 answer = parse_frame(await response.read())
         except aiohttp.ClientConnectorError as exc:
             self.connected.clear()
+            self.last_error = f"cannot reach the API: {exc}"
             raise NotConnected(f"cannot reach the OneBot API at {self.api}: {exc}") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise AnswerLost(f"no answer from {url}: {exc or type(exc).__name__}") from None
@@ -174,4 +176,5 @@ class HttpConnection:
         if not self.connected.is_set():
             self.connections += 1
             self.connected.set()
+            self.last_error = ""
         return answer_data(action, answer)

@@ -95,7 +95,9 @@ class OneBotPlatform:
         link = self.connection
         connected = link.connected.is_set()
         detail = f"account {link.self_id} connected" if connected else f"no implementation at {link.where}"
-        if link.refused and not connected:
+        if link.last_error and not connected:
+            detail += f" ({link.last_error})"
+        if link.refused and not connected and link.last_refusal != link.last_error:
             detail += f"; refused {link.refused}: {link.last_refusal}"
         return TransportHealth(
             transport=link.transport,

@@ -36,6 +36,7 @@ class ReverseSocket:
         self.connections = 0
         self.refused = 0  # connections refused (wrong token, role), and the last one's reason
         self.last_refusal = ""
+        self.last_error = ""  # nothing to tell: the implementation connects, or does not
         self.connected = asyncio.Event()
         self._socket: WebSocket | None = None
         self._waiting = Waiting()
