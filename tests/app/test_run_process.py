@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -151,4 +152,19 @@ async def test_herald_run_with_only_a_onebot_account(db_url: str, tmp_path: Path
             texts = await until(shown, lambda got: len(got) >= 2)
             assert texts == ["via openai", "done via openai"]
     assert run.code == 0, run.output()
+    assert "Traceback" not in run.output()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_taken_port_stops_herald_run_with_the_setting_to_change(db_url: str, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        async with fake_server() as model_base:
+            async with herald_run(tmp_path, f"[onebot]\nport = {port}\n", model_base, db_url) as run:
+                async with asyncio.timeout(WAIT_S):
+                    await run.process.wait()
+    assert run.code == 2, run.output()
+    assert f"✗ [onebot] port: cannot listen on 127.0.0.1:{port}" in run.output()
     assert "Traceback" not in run.output()

@@ -142,9 +142,11 @@ def run(
             typer.echo(f"✗ {problem}", err=True)
             raise typer.Exit(2)
         raise typer.Exit(run_workers(config, log_level, settings, workers))
+    from herald.serving import PortUnavailable
+
     try:
         run_loop(run_herald(settings))
-    except (ConfigError, LocalModelError, MissingExtra) as exc:
+    except (ConfigError, LocalModelError, MissingExtra, PortUnavailable) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -196,6 +198,7 @@ def demo(
     log_level: LogLevel = "warning",
 ) -> None:
     """Try Herald on this machine: the QQ emulator with its chat page, Herald, and a model."""
+    from herald.serving import PortUnavailable
     from herald.sim.persist import StateFileError
 
     settings = load_or_exit(config)
@@ -210,6 +213,6 @@ def demo(
             asyncio.run(run_herald(settings, on_ready="Herald is running. Stop with Ctrl-C."))
         else:
             asyncio.run(run_demo(settings, port))
-    except (ConfigError, LocalModelError, MissingExtra, StateFileError) as exc:
+    except (ConfigError, LocalModelError, MissingExtra, StateFileError, PortUnavailable) as exc:
         typer.echo(f"✗ {exc}", err=True)
         raise typer.Exit(2) from None
