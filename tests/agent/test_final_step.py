@@ -17,6 +17,7 @@ from herald.config import AgentConfig
 from herald.core.clock import SystemClock
 from herald.scheduler import JobStore
 from herald.store import Database
+from herald.store.batch import Write
 
 
 async def _answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -31,12 +32,12 @@ class _Sender:
         self.fail = fail
         self.also_given = False
 
-    async def enqueue(self, target: Any, segments: Any, *, also: Any = None, **kwargs: Any) -> Any:
+    async def enqueue(self, target: Any, segments: Any, *, also: Write | None = None, **kwargs: Any) -> Any:
         self.also_given = also is not None
 
         async def work(session: AsyncSession) -> None:
             if also is not None:
-                await also(session)
+                await also.apply(session)
             if self.fail:
                 await session.execute(text("SELECT * FROM no_such_table"))
 
