@@ -163,23 +163,26 @@ class Waiting:
         self._futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._echo = itertools.count(1)
 
-    def frame(self, action: str, params: dict[str, Any]) -> tuple[str, str]:
-        """A new action's echo and the frame to send for it."""
+    async def call(
+        self, send: Callable[[str], Awaitable[object]], action: str, params: dict[str, Any], timeout_s: float
+    ) -> Any:
+        """Send one action with `send` and wait for its answer's `data` (see `Connection.call`)."""
         echo = str(next(self._echo))
-        self._futures[echo] = asyncio.get_running_loop().create_future()
-        return echo, json.dumps({"action": action, "params": params, "echo": echo}, ensure_ascii=False)
-
-    async def answer(self, echo: str, timeout_s: float) -> dict[str, Any]:
+        future = self._futures[echo] = asyncio.get_running_loop().create_future()
+        frame = json.dumps({"action": action, "params": params, "echo": echo}, ensure_ascii=False)
         try:
-            async with asyncio.timeout(timeout_s):
-                return await self._futures[echo]
-        except TimeoutError:
-            raise AnswerLost(f"no answer within {timeout_s:g} s") from None
+            try:
+                await send(frame)
+            except Exception as exc:
+                raise NotConnected(f"the connection closed: {exc}") from exc
+            try:
+                async with asyncio.timeout(timeout_s):
+                    answer = await future
+            except TimeoutError:
+                raise AnswerLost(f"no answer within {timeout_s:g} s") from None
         finally:
             self._futures.pop(echo, None)
-
-    def forget(self, echo: str) -> None:
-        self._futures.pop(echo, None)
+        return answer_data(action, answer)
 
     def answered(self, payload: dict[str, Any]) -> None:
         echo = payload.get("echo")

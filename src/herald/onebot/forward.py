@@ -20,7 +20,6 @@ from herald.onebot.connection import (
     EventHandler,
     NotConnected,
     Waiting,
-    answer_data,
     parse_frame,
 )
 
@@ -153,10 +152,4 @@ class ForwardSocket:
         socket = self._socket
         if socket is None or socket.closed:
             raise NotConnected(f"not connected to the OneBot implementation at {self.url}")
-        echo, frame = self._waiting.frame(action, params)
-        try:
-            await socket.send_str(frame)
-        except Exception as exc:
-            self._waiting.forget(echo)
-            raise NotConnected(f"the connection closed: {exc}") from exc
-        return answer_data(action, await self._waiting.answer(echo, self.config.action_timeout_s))
+        return await self._waiting.call(socket.send_str, action, params, self.config.action_timeout_s)

@@ -19,7 +19,6 @@ from herald.onebot.connection import (
     EventHandler,
     NotConnected,
     Waiting,
-    answer_data,
     parse_frame,
     token_refusal,
 )
@@ -121,10 +120,4 @@ class ReverseSocket:
         websocket = self._socket
         if websocket is None:
             raise NotConnected("no OneBot implementation is connected")
-        echo, frame = self._waiting.frame(action, params)
-        try:
-            await websocket.send_text(frame)
-        except Exception as exc:
-            self._waiting.forget(echo)
-            raise NotConnected(f"the connection closed: {exc}") from exc
-        return answer_data(action, await self._waiting.answer(echo, self.config.action_timeout_s))
+        return await self._waiting.call(websocket.send_text, action, params, self.config.action_timeout_s)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -47,14 +47,14 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def token_status(expected: str, header: str, query_token: str) -> int | None:
+def token_status(expected: str, connection: HTTPConnection) -> int | None:
     """communication/authorization.md and http.md: None when the token is right, 401 when none
-    was given, 403 when another was."""
+    was given, 403 when another was (a header `Authorization: Bearer`, or `?access_token=`)."""
     if not expected:
         return None
-    scheme, _, given = header.partition(" ")
+    scheme, _, given = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
-        given = query_token
+        given = connection.query_params.get("access_token", "")
     if not given:
         return 401
     return None if hmac.compare_digest(given.encode(), expected.encode()) else 403
@@ -198,11 +198,7 @@ def create_app(account: Account, actions: Actions, hub: Hub, connector: Connecto
     # --- the implementation's own servers: forward WebSocket and HTTP API ------------------------
 
     async def forward(websocket: WebSocket) -> None:
-        refused = token_status(
-            settings.access_token,
-            websocket.headers.get("authorization", ""),
-            websocket.query_params.get("access_token", ""),
-        )
+        refused = token_status(settings.access_token, websocket)
         if refused is not None:
             await websocket.send_denial_response(Response(status_code=refused))
             return
@@ -232,11 +228,7 @@ def create_app(account: Account, actions: Actions, hub: Hub, connector: Connecto
             hub.detach(websocket.send_text)
 
     async def http_api(request: Request) -> Response:
-        refused = token_status(
-            settings.access_token,
-            request.headers.get("authorization", ""),
-            request.query_params.get("access_token", ""),
-        )
+        refused = token_status(settings.access_token, request)
         if refused is not None:
             return Response(status_code=refused)
         params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "access_token"}
