@@ -156,6 +156,17 @@ def parse_frame(raw: str | bytes) -> dict[str, Any] | None:
     return payload
 
 
+async def take_frame(raw: str | bytes, feed: EventFeed, waiting: Waiting) -> None:
+    """One frame of a WebSocket: an event goes to the feed, an answer to the action awaiting it."""
+    payload = parse_frame(raw)
+    if payload is None:
+        return
+    if "post_type" in payload:
+        await feed.put(payload)
+    else:
+        waiting.answered(payload)
+
+
 class Waiting:
     """Actions sent over a WebSocket, waiting for the answer with their `echo`."""
 

@@ -20,7 +20,7 @@ from herald.onebot.connection import (
     EventHandler,
     NotConnected,
     Waiting,
-    parse_frame,
+    take_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -121,15 +121,8 @@ class ForwardSocket:
         log.info("connected to the OneBot implementation at %s", self.url)
         try:
             async for frame in socket:
-                if frame.type is not aiohttp.WSMsgType.TEXT:
-                    continue
-                payload = parse_frame(frame.data)
-                if payload is None:
-                    continue
-                if "post_type" in payload:
-                    await self.feed.put(payload)
-                else:
-                    self._waiting.answered(payload)
+                if frame.type is aiohttp.WSMsgType.TEXT:
+                    await take_frame(frame.data, self.feed, self._waiting)
         finally:
             self._socket = None
             self.connected.clear()

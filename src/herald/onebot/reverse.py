@@ -19,7 +19,7 @@ from herald.onebot.connection import (
     EventHandler,
     NotConnected,
     Waiting,
-    parse_frame,
+    take_frame,
     token_refusal,
 )
 
@@ -100,13 +100,7 @@ class ReverseSocket:
         log.info("OneBot implementation connected (account %s)", self.self_id)
         try:
             while True:
-                payload = parse_frame(await websocket.receive_text())
-                if payload is None:
-                    continue
-                if "post_type" in payload:
-                    await self.feed.put(payload)
-                else:
-                    self._waiting.answered(payload)
+                await take_frame(await websocket.receive_text(), self.feed, self._waiting)
         except WebSocketDisconnect:
             pass
         finally:
