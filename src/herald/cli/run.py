@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from herald.cli import app
+from herald.cli import app, collector_paused
 from herald.cli.storage import DEMO_STORAGE, sqlite_file
 from herald.config import ConfigError, HeraldConfig, QQConfig, StorageConfig, load_config
 from herald.llm import LocalModelError, MissingExtra
@@ -73,9 +73,10 @@ async def run_herald(
     beside: Callable[[Herald], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Run Herald until a signal; `beside` runs alongside once it has started."""
-    from herald.app import Herald
+    with collector_paused():
+        from herald.app import Herald
 
-    herald = Herald(config)
+        herald = Herald(config)
     helper: asyncio.Task[None] | None = None
     try:
         await herald.start()
