@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from opentelemetry import trace
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,6 +92,7 @@ class _Head:
     origin: str
     conversation: str
     claimed: bool
+    behind: bool  # more pending items of the conversation follow it
 
 
 class Outbox:
@@ -407,7 +408,12 @@ class Outbox:
                 async with self._slots:
                     head = await self._claim_head(conversation)
                     if head is not None and head.claimed:
-                        await self._deliver(conversation, head)
+                        ended = await self._deliver(conversation, head)
+                        # Nothing was behind it and nothing came since (an enqueue here marks the
+                        # conversation dirty): no need to look again. Another instance's items
+                        # are found by the poll, as when this worker is idle.
+                        if ended and not head.behind and conversation not in self._dirty:
+                            break
                         continue
                 if head is None:
                     if conversation in self._dirty:
@@ -465,11 +471,13 @@ class Outbox:
                 row.origin,
                 conversation,
                 claimed=due,
+                behind=bool(row.behind),
             )
 
         return await self._commits.run(claim)
 
-    async def _deliver(self, conversation: str, head: _Head) -> None:
+    async def _deliver(self, conversation: str, head: _Head) -> bool:
+        """Make the attempt; whether the item ended (False: it waits for a retry)."""
         parent = self._trace_parents.get(head.id)
         context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None
         attributes: dict[str, str | int] = {
@@ -478,13 +486,13 @@ class Outbox:
             "herald.attempt": head.attempts,
         }
         with self._tracer.start_as_current_span("herald.delivery", context, attributes=attributes) as span:
-            await self._attempt(conversation, head, span)
+            return await self._attempt(conversation, head, span)
 
-    async def _attempt(self, conversation: str, head: _Head, span: trace.Span) -> None:
+    async def _attempt(self, conversation: str, head: _Head, span: trace.Span) -> bool:
         attempt = head.attempts
         if head.expires_at is not None and self._clock.now() >= head.expires_at:
             await self._expired(head)
-            return
+            return True
         request = SendRequest(
             item_id=head.id,
             target=Target.parse(conversation),
@@ -496,13 +504,13 @@ class Outbox:
             sent = await self._platform.send(request)
         except DeliveryError as error:
             span.set_attributes({"herald.error_kind": error.kind.value, "herald.code": error.code or 0})
-            await self._failed(head, attempt, error)
+            return await self._failed(head, attempt, error)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter bug must not lose the item: retry, then give up
             log.exception("platform.send raised for outbox item %s", head.id)
             unexpected = DeliveryError(ErrorKind.RETRY_LATER, f"{type(exc).__name__}: {exc}")
-            await self._failed(head, attempt, unexpected)
+            return await self._failed(head, attempt, unexpected)
         else:
             span.set_attributes(
                 {
@@ -511,6 +519,7 @@ class Outbox:
                 }
             )
             await self._delivered(head, sent)
+            return True
 
     async def _delivered(self, head: _Head, sent: Sent) -> None:
         now = self._clock.now()
@@ -528,7 +537,8 @@ class Outbox:
         await self._finish(head.seq, values)
         self._ended(head, DeliveryResult(head.id, True, sent, None, None), DELIVERED)
 
-    async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> None:
+    async def _failed(self, head: _Head, attempt: int, error: DeliveryError) -> bool:
+        """Record the failure; whether the item ended (False: a retry is scheduled)."""
         now = self._clock.now()
         if (
             head.expires_at is not None
@@ -536,7 +546,7 @@ class Outbox:
             and error.kind is not ErrorKind.OUTCOME_UNKNOWN
         ):
             await self._expired(head)
-            return
+            return True
         retryable = error.kind in (ErrorKind.RETRY_LATER, ErrorKind.REPLAN)
         if error.code is not None:
             self._tell(lambda observer: observer.refused(error.code, head.conversation))
@@ -561,7 +571,7 @@ class Outbox:
                 (next_at - now).total_seconds(),
             )
             await self._finish(head.seq, values)
-            return
+            return False
         if error.kind is ErrorKind.OUTCOME_UNKNOWN:
             state = UNKNOWN
             if not error.reason.startswith("outcome unknown"):
@@ -585,6 +595,7 @@ class Outbox:
         if state in (DEAD, FAILED) and error.kind is not ErrorKind.UNDELIVERABLE:
             await self._notify_failure(head)  # queued before the receipt tells anyone it failed
         self._ended(head, DeliveryResult(head.id, False, None, error.code, str(values["reason"])), state)
+        return True
 
     async def _expired(self, head: _Head) -> None:
         """Its moment passed (a job's next slot came) before it could be sent: not sent, not noticed
@@ -667,7 +678,8 @@ def _keyed_insert(postgresql: bool) -> Any:
 @functools.cache
 def _head_query(lock: bool) -> Select[Any]:
     """Built once: the oldest pending item of a conversation (locked, skipping a locked head, on
-    PostgreSQL: the head is found first, so a lock held elsewhere never lets a later item jump it)."""
+    PostgreSQL: the head is found first, so a lock held elsewhere never lets a later item jump it),
+    and whether more pending items follow it."""
     head_seq = (
         select(func.min(ITEMS.c.seq))
         .where(ITEMS.c.conversation == bindparam("p_conversation"), ITEMS.c.state == PENDING)
@@ -686,6 +698,13 @@ def _head_query(lock: bool) -> Select[Any]:
         ITEMS.c.origin,
         ITEMS.c.claimed_by,
         ITEMS.c.lease_until,
+        exists()
+        .where(
+            ITEMS.c.conversation == bindparam("p_conversation"),
+            ITEMS.c.state == PENDING,
+            ITEMS.c.seq > head_seq,
+        )
+        .label("behind"),
     ).where(ITEMS.c.seq == head_seq)
     return query.with_for_update(skip_locked=True) if lock else query
 
