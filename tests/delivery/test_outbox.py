@@ -7,6 +7,7 @@ import asyncio
 
 from sqlalchemy import select
 
+from herald.core.platform import Platform, SendRequest, Sent
 from herald.core.segments import Text
 from herald.core.target import Scene, Target
 from herald.delivery.outbox import Outbox
@@ -76,3 +77,62 @@ async def test_a_pending_item_survives_a_restart(db: Database) -> None:
             await fresh.stop()
         assert result.delivered
         assert [e["content"] for e in await herald.control.delivered("c2c", "conv-a")] == ["later"]
+
+
+class HoldsFirstSend:
+    """The real adapter, with its first send held until the test lets it go."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self.sending = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._platform, name)
+
+    async def send(self, request: SendRequest) -> Sent:
+        if not self.sending.is_set():
+            self.sending.set()
+            await self.go.wait()
+        return await self._platform.send(request)
+
+
+async def test_an_item_enqueued_while_the_head_is_sent_follows_it_without_waiting_for_the_poll(
+    db: Database,
+) -> None:
+    async with stack(db) as herald:
+        await herald.user_says("conv-a")
+        await herald.outbox.stop()
+        held = HoldsFirstSend(herald.platform)
+        outbox = Outbox(db, held, herald.clock)  # type: ignore[arg-type]
+        await outbox.start()
+        try:
+            first = await outbox.enqueue(A, [Text("a1")], origin="t")
+            await held.sending.wait()
+            second = await outbox.enqueue(A, [Text("a2")], origin="t")
+            held.go.set()
+            # The clock never moves, so the poll never runs: only the worker can send a2.
+            results = await asyncio.wait_for(asyncio.gather(first, second), 30)
+        finally:
+            await outbox.stop()
+        assert all(result.delivered for result in results)
+        assert [e["content"] for e in await herald.control.delivered("c2c", "conv-a")] == ["a1", "a2"]
+
+
+async def test_items_waiting_at_start_all_go_without_waiting_for_the_poll(db: Database) -> None:
+    async with stack(db) as herald:
+        await herald.user_says("conv-a")
+        await herald.outbox.stop()
+        idle = Outbox(db, herald.platform, herald.clock)  # not started: the items wait
+        receipts = [await idle.enqueue(A, [Text(f"a{i}")], origin="t") for i in range(1, 4)]
+        fresh = Outbox(db, herald.platform, herald.clock)
+        await fresh.start()
+        try:
+            # The clock never moves: the start's scan finds the conversation once, and its worker
+            # must see that more items wait behind each head.
+            waiting = [await fresh.receipt(r.item_id) for r in receipts]
+            results = await asyncio.wait_for(asyncio.gather(*waiting), 30)
+        finally:
+            await fresh.stop()
+        assert all(result.delivered for result in results)
+        assert [e["content"] for e in await herald.control.delivered("c2c", "conv-a")] == ["a1", "a2", "a3"]
