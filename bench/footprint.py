@@ -58,7 +58,7 @@ def import_seconds() -> float:
 async def launch_to_ready(herald: HeraldProcess) -> float:
     started = time.monotonic()
     await herald.start()
-    if not await herald.ready(60):
+    if not await herald.ready(60, poll_s=0.005):
         raise RuntimeError(f"herald run did not get READY within 60 s; see {herald.log}")
     return time.monotonic() - started
 

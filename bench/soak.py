@@ -128,15 +128,16 @@ class HeraldProcess:
             return False
         return bool(READY.search(self.log.read_text(encoding="utf-8", errors="replace")))
 
-    async def ready(self, limit_s: float) -> bool:
-        """Whether the gateway said READY/RESUMED within `limit_s` (False if it exited)."""
+    async def ready(self, limit_s: float, poll_s: float = 0.05) -> bool:
+        """Whether the gateway said READY/RESUMED within `limit_s` (False if it exited); the log
+        is read every `poll_s`, which is the resolution of a time measured with this."""
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             if self.is_ready():
                 return True
             if self.process is None or self.process.returncode is not None:
                 return False
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(poll_s)
         return False
 
     async def kill(self) -> None:
