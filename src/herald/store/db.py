@@ -75,9 +75,9 @@ class Database:
 
     async def at_head(self) -> bool:
         """Whether the schema is at this code's newest migration, by one query: Alembic and its
-        scripts are loaded only to change the schema (at every start they cost a tenth of a second
-        and 10 MB). A database another version migrated, or none yet, goes to Alembic, which
-        upgrades it or says why it cannot."""
+        scripts are loaded only to change the schema (loading them to find nothing to do took
+        0.06 s of every start). A database another version migrated, or none yet, goes to
+        Alembic, which upgrades it or says why it cannot."""
         try:
             async with self.engine.connect() as conn:
                 result = await conn.execute(text("SELECT version_num FROM alembic_version"))
