@@ -44,6 +44,7 @@ async def running(
         url=url,
         backoff_base_s=0.02,
         close_timeout_s=close_timeout_s,
+        order_key=pipeline.order_key,  # as the adapter wires it: conversations stored at once
     )
     task = asyncio.create_task(gateway.run())
     try:
@@ -289,6 +290,58 @@ async def test_dispatch_handler_failure_does_not_stop_the_stream(
         await task
     assert contents(sink.events) == ["after"]
     assert len(tries) == BUG_ATTEMPTS
+
+
+async def test_conversations_are_stored_at_once_but_a_failure_keeps_its_conversation_in_order(
+    sink: Collector, api: QQApi, tokens: TokenManager, control: SimControl
+) -> None:
+    """With `order_key` (as the adapter wires it) another conversation is stored while one event
+    waits; when that event fails, the later event of its conversation is not stored before it, and
+    the replay stores it once, in order, without storing the other conversation's event twice."""
+    failures = 1
+    gateway: GatewayClient | None = None
+    received = 0
+
+    async def flaky(event: Any) -> None:
+        nonlocal failures
+        if isinstance(event, InboundMessage) and event.content == "first" and failures:
+            assert gateway is not None
+            # All three are received, and the later two handed over, before this one fails.
+            await until(lambda: gateway is not None and gateway.seq >= received + 3)
+            failures -= 1
+            raise OSError("the disk is full")  # storage unavailable: asked for again
+        await sink(event)
+
+    handler: Callable[[Any], Awaitable[None]] = flaky
+    pipeline = InboundPipeline(api, handler)
+    gateway = GatewayClient(
+        api,
+        tokens,
+        ALL_INTENTS,
+        (0, 1),
+        pipeline.handle_dispatch,
+        backoff_base_s=0.02,
+        order_key=pipeline.order_key,
+    )
+    task = asyncio.create_task(gateway.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await gateway.wait_ready()
+        received = gateway.seq
+        await control.c2c("u1", "first")
+        await control.c2c("u2", "other")
+        await control.c2c("u1", "second")
+        await sink.wait_for(3)
+    finally:
+        await gateway.stop()
+        await task
+    by = {
+        user: [e.content for e in sink.events if isinstance(e, InboundMessage) and e.author_id == user]
+        for user in ("u1", "u2")
+    }
+    assert by == {"u1": ["first", "second"], "u2": ["other"]}
+    assert contents(sink.events)[0] == "other"  # stored while "first" waited, not after it
+    assert gateway.store_failures == 1
 
 
 async def test_a_virtual_clock_neither_stalls_reconnects_nor_floods_heartbeats(

@@ -174,6 +174,7 @@ class QQPlatform:
                 self.clock,
                 # Persisted so a restart resumes and the platform replays what arrived meanwhile.
                 resume_point=ResumePoint(self._db, self.config.app_id, shard, self.clock),
+                order_key=self.pipeline.order_key,
             )
             self.gateway = gateway
             self._stoppers.append(gateway.stop)

@@ -18,10 +18,16 @@ banned), 4013/4014 (intents: the message names the intents asked for) and 4010-4
 (shard/version). Reconnects back off exponentially with jitter, sleeping on the `Clock`
 (capped by the same real time).
 
-Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)`, awaited one at a
-time in arrival order by a consumer task, so a slow handler never delays heartbeats. The last
-`s` received is what Resume asks from, and envelopes already received are handled even if the
-socket drops meanwhile.
+Every op 0 dispatch except READY/RESUMED is handed to `on_dispatch(envelope)` by a consumer task,
+in arrival order, so a slow handler never delays heartbeats. Envelopes of different
+conversations (`order_key`) are stored at once, up to `DISPATCH_WINDOW` (storing one event does
+not wait for the commits of every event before it); those of one conversation one after another.
+Each envelope is *finished* in arrival order: the point below moves past it only once it and
+every envelope before it are stored, and an envelope of a conversation is handed over only once
+the one before it in that conversation was finished, so a failure (below) keeps the later ones
+of its conversation from being stored out of order. Without `order_key`, every envelope waits for
+the one before it. The last `s` received is what Resume asks from, and envelopes already received
+are handled even if the socket drops meanwhile.
 
 Nothing inbound is lost. `on_dispatch` returning means the event is
 stored; raising means it is not. With a `ResumePoint` (`qq/resume.py`) the session and the `s` of
@@ -61,6 +67,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnDispatch = Callable[[dict[str, Any]], Awaitable[None]]
+# An envelope whose handler was started (None: dropped unhandled): epoch, session, envelope,
+# the handler, and the future resolved once it is finished (which the next of its conversation awaits).
+_Started = tuple[int, str | None, dict[str, Any], "asyncio.Future[None] | None", "asyncio.Future[None]"]
 
 INTENT_NAMES: dict[int, str] = {
     1 << 0: "GUILDS",
@@ -101,6 +110,8 @@ def intent_names(intents: int) -> list[str]:
     return [INTENT_NAMES.get(bit, f"1<<{bit.bit_length() - 1}") for bit in intent_bits(intents)]
 
 
+# Envelopes being stored at once (see the module's text); the next waits for the oldest to finish.
+DISPATCH_WINDOW = 64
 IDENTIFY_BUCKET_S = 5.0  # `max_concurrency` new sessions per this many seconds
 
 
@@ -145,6 +156,7 @@ class GatewayClient:
         hello_timeout_s: float = 30.0,
         close_timeout_s: float = 5.0,
         resume_point: ResumePoint | None = None,
+        order_key: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         self.api = api
         self.tokens = tokens
@@ -158,6 +170,7 @@ class GatewayClient:
         self.hello_timeout_s = hello_timeout_s
         self.close_timeout_s = close_timeout_s  # how long a close handshake may take (dead peers)
         self.resume_point = resume_point
+        self.order_key = order_key  # an envelope's conversation (see the module's text)
 
         self.session_id: str | None = None
         self.seq = 0  # last `s` received in this session
@@ -498,31 +511,76 @@ class GatewayClient:
 
     # -- dispatch ----------------------------------------------------------------------------
     async def _consume(self) -> None:
+        """Start each envelope's handler in arrival order; `_finish` ends them in that order."""
+        started: asyncio.Queue[_Started] = asyncio.Queue(maxsize=DISPATCH_WINDOW)
+        last: dict[str, asyncio.Future[None]] = {}  # per conversation: its latest envelope's finish
+        finisher = asyncio.create_task(self._finish(started, last), name="qq-gateway-finish")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                epoch, session_id, frame = await self._queue.get()
+                finished: asyncio.Future[None] = loop.create_future()
+                handler: asyncio.Future[None] | None = None
+                if epoch > self._stale_epoch and self.on_dispatch is not None:
+                    key = self.order_key(frame) if self.order_key is not None else ""
+                    before = last.get(key)
+                    last[key] = finished
+                    handler = asyncio.ensure_future(self._dispatch(epoch, frame, before))
+                await started.put((epoch, session_id, frame, handler, finished))
+        finally:
+            finisher.cancel()
+            while not started.empty():
+                if (unfinished := started.get_nowait()[3]) is not None:
+                    unfinished.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await finisher
+
+    async def _dispatch(self, epoch: int, frame: dict[str, Any], before: asyncio.Future[None] | None) -> None:
+        if before is not None:
+            await before
+        if epoch <= self._stale_epoch:
+            return  # an envelope before it was not stored: the Resume brings both again, in order
+        assert self.on_dispatch is not None
+        await self.on_dispatch(frame)
+
+    async def _finish(self, started: asyncio.Queue[_Started], last: dict[str, asyncio.Future[None]]) -> None:
         while True:
-            epoch, session_id, frame = await self._queue.get()
+            epoch, session_id, frame, handler, finished = await started.get()
             try:
-                if epoch <= self._stale_epoch:
-                    continue
-                if self.on_dispatch is not None:
-                    await self.on_dispatch(frame)
-            except Exception as exc:
-                self._not_stored(epoch, session_id, frame, exc)
-            else:
-                s = frame.get("s")
-                if session_id is not None and isinstance(s, int) and not isinstance(s, bool):
-                    self._handled(session_id, s)
-                if self._failed_since is not None:
-                    log.warning(
-                        "qq gateway: storing works again: %s %s (s=%s) stored after %d failed "
-                        "attempt(s); the events replayed since are handled in order",
-                        frame.get("t"),
-                        frame.get("id"),
-                        s,
-                        self._failed_since,
-                    )
-                    self._failed_since = None
+                if handler is not None:
+                    await self._finished(epoch, session_id, frame, handler)
             finally:
                 self._queue.task_done()
+                finished.set_result(None)
+                for key in [key for key, future in last.items() if future is finished]:
+                    del last[key]
+
+    async def _finished(
+        self, epoch: int, session_id: str | None, frame: dict[str, Any], handler: asyncio.Future[None]
+    ) -> None:
+        try:
+            await handler
+        except Exception as exc:
+            if epoch > self._stale_epoch:
+                self._not_stored(epoch, session_id, frame, exc)
+            return
+        if epoch <= self._stale_epoch:
+            # An envelope before it failed while it was being stored: the Resume brings it again,
+            # and the handler drops it as already seen.
+            return
+        s = frame.get("s")
+        if session_id is not None and isinstance(s, int) and not isinstance(s, bool):
+            self._handled(session_id, s)
+        if self._failed_since is not None:
+            log.warning(
+                "qq gateway: storing works again: %s %s (s=%s) stored after %d failed "
+                "attempt(s); the events replayed since are handled in order",
+                frame.get("t"),
+                frame.get("id"),
+                s,
+                self._failed_since,
+            )
+            self._failed_since = None
 
     def _handled(self, session_id: str, s: int) -> None:
         if session_id != self.session_id:

@@ -9,9 +9,10 @@
 through `acknowledge` once it decided how (accepted, a repeat, not allowed ...); one its handler
 left unanswered is answered `{"code": 0}` when `on_event` returns, so a user never waits on a
 spinner for a click Herald took.
-Envelopes must be handed in one at a time, in arrival order (the gateway and the webhook
-receiver both do). An id counts as seen only once `on_event` returned, so an event whose
-handler failed is handled again if the platform delivers it again.
+The envelopes of one conversation (`order_key`) must be handed in one at a time, in arrival order
+(the gateway does so per conversation, the webhook receiver for all envelopes). An id counts as
+seen only once `on_event` returned, so an event whose handler failed is handled again if the
+platform delivers it again.
 
 `on_event` returning means the event is stored; raising means it is not, and the transports ask
 the platform for it again (the gateway resumes from the last stored `s`, the webhook answers 503).
@@ -36,6 +37,7 @@ from herald.qq.events import parse_dispatch
 log = logging.getLogger(__name__)
 
 SEEN_LIMIT = 10_000
+PARSED_LIMIT = 1_024  # over the gateway's window of envelopes in hand
 # A handler that fails this often on the same event for a reason other than storage (a bug, not a
 # full or unreachable database) gives that event up, loudly, instead of stalling every later one.
 BUG_ATTEMPTS = 3
@@ -107,6 +109,26 @@ class InboundPipeline:
         self.ignored = 0  # dispatch types Herald does not handle
         self.last_event_at: datetime | None = None  # of any dispatch, handled or not (health)
         self.answered = SeenIds(seen_limit)  # interaction ids acknowledged
+        # Envelopes parsed by `order_key`, by identity, until `handle_dispatch` takes them.
+        self._parsed: OrderedDict[int, tuple[dict[str, Any], InboundEvent | None]] = OrderedDict()
+
+    def order_key(self, envelope: dict[str, Any]) -> str:
+        """The conversation an envelope belongs to, for transports that store several at once:
+        the events of one conversation must be handed in one after another. The envelope is
+        parsed here, once: `handle_dispatch` takes the event parsed for it."""
+        event = self._parse(envelope)
+        self._parsed[id(envelope)] = (envelope, event)
+        while len(self._parsed) > PARSED_LIMIT:  # envelopes dropped unhandled (a failed store)
+            self._parsed.popitem(last=False)
+        return event.target.key if event is not None else ""
+
+    def _parse(self, envelope: dict[str, Any]) -> InboundEvent | None:
+        t = envelope.get("t")
+        if not isinstance(t, str):
+            return None
+        raw_id = envelope.get("id")
+        envelope_id = raw_id if isinstance(raw_id, str) else ""
+        return parse_dispatch(t, envelope.get("d"), envelope_id, self.clock.now())
 
     async def handle_dispatch(self, envelope: dict[str, Any]) -> None:
         t = envelope.get("t")
@@ -115,7 +137,8 @@ class InboundPipeline:
         self.last_event_at = self.clock.now()
         raw_id = envelope.get("id")
         envelope_id = raw_id if isinstance(raw_id, str) else ""
-        event = parse_dispatch(t, envelope.get("d"), envelope_id, self.clock.now())
+        parsed = self._parsed.pop(id(envelope), None)
+        event = parsed[1] if parsed is not None and parsed[0] is envelope else self._parse(envelope)
         if event is None:
             self.ignored += 1
             return
