@@ -25,8 +25,10 @@ async def test_sends_after_the_group_window_go_proactive_where_the_mode_allows(d
         assert h.script.results[1:] == ["delivered (passive)"] * 4
 
         # Minutes 5-7: the window has closed; the ledger goes proactive.
-        for _ in range(3):
+        for minute in range(5, 8):
             await h.advance(60)
+            # Waited for as above: `idle` alone may return before the job has fired.
+            await h.wait_delivered("group", GROUP, 1 + minute)
             await h.idle()
         assert h.script.results[5:] == ["delivered (proactive)"] * 3
         assert len(await h.delivered("group", GROUP)) == 8
