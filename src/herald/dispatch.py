@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 WAITING_REFRESH_S = 30.0
 
 
+COALESCED_KEPT = 10_000
 MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
 REFUSED = "refused"  # the gate stopped the turn before it ran; `error` says why
 COALESCED = "coalesced"  # merged into a newer turn of its conversation; `error` says which
@@ -91,7 +92,10 @@ class Lanes:
     ) -> None:
         """`claims`: run a conversation's turns only while holding its lease (several instances)."""
         self._claims = claims
-        self._coalesced: set[int] = set()  # merged away here; their rows end soon
+        # Turns merged away here, the newest COALESCED_KEPT. Kept after their rows were ended: a
+        # read of the conversation's stored turns taken before that must not bring one back (it
+        # would be answered twice, and out of order).
+        self._coalesced: dict[int, None] = {}
         self._handler = handler
         self._give_up = give_up
         self._max_crashes = max_crashes
@@ -128,7 +132,9 @@ class Lanes:
         if oldest is None:
             return
         queue.remove(oldest)
-        self._coalesced.add(oldest.id)
+        self._coalesced[oldest.id] = None
+        if len(self._coalesced) > COALESCED_KEPT:
+            del self._coalesced[next(iter(self._coalesced))]
         newest.content = f"{oldest.content}\n{newest.content}"
         log.info(
             "turn %s in %s coalesced into turn %s: more than %s turns waiting",
@@ -141,9 +147,6 @@ class Lanes:
             task = asyncio.create_task(self._coalesce(oldest, newest), name=f"coalesce:{oldest.id}")
             self._coalescing.add(task)
             task.add_done_callback(self._coalescing.discard)
-            task.add_done_callback(lambda _: self._coalesced.discard(oldest.id))
-        else:
-            self._coalesced.discard(oldest.id)
 
     def wake(self, key: str) -> None:
         """Look for the conversation's unfinished turns in the database (stored by another instance
@@ -222,8 +225,9 @@ class Lanes:
         """Add the turns other instances stored to the queue, in id (arrival) order."""
         if not stored:
             return
-        known = {turn.id for turn in queue} | self._coalesced | done
-        merged = sorted([*queue, *(turn for turn in stored if turn.id not in known)], key=lambda t: t.id)
+        known = {turn.id for turn in queue} | done
+        new = (turn for turn in stored if turn.id not in known and turn.id not in self._coalesced)
+        merged = sorted([*queue, *new], key=lambda t: t.id)
         queue.clear()
         queue.extend(merged)
 
