@@ -9,7 +9,9 @@ sends its next message as soon as the reply to the previous one reached the plat
 
 With no `--think-ms` (the default) every user writes again at once, so Herald is saturated: the
 messages per second are its capacity and the latency is mostly the queue (N users / capacity, by
-Little's law). `--think-ms` paces the users, to see the latency of a load below capacity.
+Little's law). `--think-ms` paces the users, to see the latency of a load below capacity: each
+pause is drawn from an exponential distribution with that mean, and each user starts after one,
+so messages arrive as from people, not in bursts of N at once.
 
 Printed (over the measured phase, after `--warmup` seconds):
   messages_per_s              replies that reached the platform per second
@@ -42,6 +44,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import random
 import re
 import shutil
 import signal
@@ -114,6 +117,13 @@ class Users:
         self.timeouts = 0
         self.stopping = False
         self.seen = 0
+        self.random = random.Random(14)  # the same think times on every run
+
+    def think(self) -> float:
+        """A pause drawn around `think_s` (exponential): people do not write in step, and users
+        paced by one fixed pause would stay in step from the first message on, so the load would
+        come in bursts of N messages at once."""
+        return self.random.expovariate(1 / self.think_s) if self.think_s else 0.0
 
     async def poll(self) -> None:
         while True:
@@ -129,6 +139,7 @@ class Users:
 
     async def user(self, name: str) -> None:
         n = 0
+        await asyncio.sleep(self.think())
         while not self.stopping:
             self.replied[name].clear()
             n += 1
@@ -143,7 +154,7 @@ class Users:
             except TimeoutError:
                 self.timeouts += 1
             if self.think_s:
-                await asyncio.sleep(self.think_s)
+                await asyncio.sleep(self.think())
 
     async def latencies(self, start: float, end: float) -> list[float]:
         """Inbound → first reply request, emulator clock, for messages dispatched in [start, end)."""
@@ -320,7 +331,10 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=50, help="users in the closed loop")
     parser.add_argument(
-        "--think-ms", type=float, default=0, help="a user's pause between a reply and its next message"
+        "--think-ms",
+        type=float,
+        default=0,
+        help="a user's mean pause between a reply and its next message (exponential)",
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured phase")
