@@ -299,42 +299,25 @@ async def test_conversations_are_stored_at_once_but_a_failure_keeps_its_conversa
     waits; when that event fails, the later event of its conversation is not stored before it, and
     the replay stores it once, in order, without storing the other conversation's event twice."""
     failures = 1
-    gateway: GatewayClient | None = None
+    clients: list[GatewayClient] = []  # the one `running` starts
     received = 0
 
     async def flaky(event: Any) -> None:
         nonlocal failures
         if isinstance(event, InboundMessage) and event.content == "first" and failures:
-            assert gateway is not None
             # All three are received, and the later two handed over, before this one fails.
-            await until(lambda: gateway is not None and gateway.seq >= received + 3)
+            await until(lambda: clients[0].seq >= received + 3)
             failures -= 1
             raise OSError("the disk is full")  # storage unavailable: asked for again
         await sink(event)
 
-    handler: Callable[[Any], Awaitable[None]] = flaky
-    pipeline = InboundPipeline(api, handler)
-    gateway = GatewayClient(
-        api,
-        tokens,
-        ALL_INTENTS,
-        (0, 1),
-        pipeline.handle_dispatch,
-        backoff_base_s=0.02,
-        order_key=pipeline.order_key,
-    )
-    task = asyncio.create_task(gateway.run())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            await gateway.wait_ready()
+    async with running(api, tokens, flaky) as (gateway, _):
+        clients.append(gateway)
         received = gateway.seq
         await control.c2c("u1", "first")
         await control.c2c("u2", "other")
         await control.c2c("u1", "second")
         await sink.wait_for(3)
-    finally:
-        await gateway.stop()
-        await task
     by = {
         user: [e.content for e in sink.events if isinstance(e, InboundMessage) and e.author_id == user]
         for user in ("u1", "u2")
