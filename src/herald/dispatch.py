@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 WAITING_REFRESH_S = 30.0
 
 
-COALESCED_KEPT = 10_000
+COALESCED_KEPT = 10_000  # turns merged away, remembered (see Lanes._coalesced)
 MAX_CRASHES = 3  # runs of a turn that raise before it is ended (a poison turn)
 REFUSED = "refused"  # the gate stopped the turn before it ran; `error` says why
 COALESCED = "coalesced"  # merged into a newer turn of its conversation; `error` says which

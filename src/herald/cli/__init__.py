@@ -38,6 +38,7 @@ def main() -> None:
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
+    """The garbage collector off inside; what exists on the way out is frozen (never scanned)."""
     gc.disable()
     try:
         yield
