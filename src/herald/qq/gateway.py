@@ -68,8 +68,9 @@ log = logging.getLogger(__name__)
 
 OnDispatch = Callable[[dict[str, Any]], Awaitable[None]]
 # An envelope whose handler was started (None: dropped unhandled): epoch, session, envelope,
-# the handler, and the future resolved once it is finished (which the next of its conversation awaits).
-_Started = tuple[int, str | None, dict[str, Any], "asyncio.Future[None] | None", "asyncio.Future[None]"]
+# the handler, its conversation, and the future resolved once it is finished (which the next
+# envelope of that conversation awaits).
+_Started = tuple[int, str | None, dict[str, Any], "asyncio.Future[None] | None", str, "asyncio.Future[None]"]
 
 INTENT_NAMES: dict[int, str] = {
     1 << 0: "GUILDS",
@@ -521,12 +522,13 @@ class GatewayClient:
                 epoch, session_id, frame = await self._queue.get()
                 finished: asyncio.Future[None] = loop.create_future()
                 handler: asyncio.Future[None] | None = None
+                key = ""
                 if epoch > self._stale_epoch and self.on_dispatch is not None:
                     key = self.order_key(frame) if self.order_key is not None else ""
                     before = last.get(key)
                     last[key] = finished
                     handler = asyncio.ensure_future(self._dispatch(epoch, frame, before))
-                await started.put((epoch, session_id, frame, handler, finished))
+                await started.put((epoch, session_id, frame, handler, key, finished))
         finally:
             finisher.cancel()
             while not started.empty():
@@ -545,14 +547,14 @@ class GatewayClient:
 
     async def _finish(self, started: asyncio.Queue[_Started], last: dict[str, asyncio.Future[None]]) -> None:
         while True:
-            epoch, session_id, frame, handler, finished = await started.get()
+            epoch, session_id, frame, handler, key, finished = await started.get()
             try:
                 if handler is not None:
                     await self._finished(epoch, session_id, frame, handler)
             finally:
                 self._queue.task_done()
                 finished.set_result(None)
-                for key in [key for key, future in last.items() if future is finished]:
+                if last.get(key) is finished:
                     del last[key]
 
     async def _finished(
