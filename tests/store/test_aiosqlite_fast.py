@@ -3,6 +3,8 @@ rowcount and lastrowid after the (already closed) statement, errors raised from 
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,40 @@ async def test_fetches_rowcount_lastrowid_and_errors(tmp_path: Path) -> None:
             with pytest.raises(Exception, match="no such table"):
                 await cursor.execute("SELECT * FROM missing")
         await conn.commit()
+
+
+async def test_on_the_loop_a_statement_that_finds_the_lock_taken_waits_on_the_thread(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.db")
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    setup.commit()
+    setup.execute("PRAGMA busy_timeout=7000")  # what `statements_on_loop(False)` must restore below
+    conn = aiosqlite_fast.connect(path)
+    async with conn:
+        await conn.execute("PRAGMA busy_timeout=7000")
+        await conn.statements_on_loop(True)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        other.execute("INSERT INTO t (v) VALUES ('other')")
+        async with conn.cursor() as cursor:
+            rows = iter([("a",), ("b",)])  # consumed once: the retry must see the same rows
+            writing = asyncio.create_task(cursor.executemany("INSERT INTO t (v) VALUES (?)", rows))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.sleep(0.2)
+            # Waiting for the lock, and not on the loop: that would have held it up for the 7 s.
+            assert not writing.done()
+            assert loop.time() - started < 5
+            other.execute("COMMIT")
+            async with asyncio.timeout(10):
+                await writing
+            assert cursor.rowcount == 2
+        await conn.commit()
+        async with conn.execute("SELECT v FROM t ORDER BY id") as read:
+            assert [row[0] for row in await read.fetchall()] == ["other", "a", "b"]
+        await conn.statements_on_loop(False)
+        async with conn.execute("PRAGMA busy_timeout") as read:
+            assert await read.fetchone() == (7000,)
+        other.close()
+    setup.close()

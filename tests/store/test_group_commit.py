@@ -134,3 +134,29 @@ async def test_text_the_database_refuses_fails_only_its_unit(db: Database) -> No
     assert outcomes == [f"g{i}" for i in range(40)]
     # The write path is healthy afterwards.
     assert await db.writes.run(_insert("after")) == "after"
+
+
+def _run_once(job_id: str) -> Work:
+    async def work(session: AsyncSession) -> None:
+        await session.execute(text("UPDATE agent_jobs SET runs = runs + 1 WHERE id = :id"), {"id": job_id})
+
+    return work
+
+
+async def test_a_write_waits_for_a_session_holding_its_lock_without_stopping_the_loop(db: Database) -> None:
+    # On SQLite the shared writer's statements run on the event loop. Here a session of the same
+    # process holds the lock the write needs (SQLite's write lock, PostgreSQL's row lock): waiting
+    # for it on the loop would stop the very task that is to commit it, so the write must wait
+    # elsewhere, then go through.
+    async with asyncio.timeout(20):
+        await db.writes.run(_insert("j"))
+        async with db.session() as session:
+            await _run_once("j")(session)
+            writing = asyncio.create_task(db.writes.run(_run_once("j")))
+            await asyncio.sleep(0.2)
+            assert not writing.done()
+            await session.commit()
+        await writing
+    async with db.engine.connect() as conn:
+        runs = (await conn.execute(text("SELECT runs FROM agent_jobs WHERE id = 'j'"))).scalar_one()
+    assert runs == 2

@@ -70,8 +70,15 @@ def defer_update(session: AsyncSession, table: Table, key: str, row: dict[str, A
 
 
 class GroupCommit:
-    def __init__(self, engine: AsyncEngine, *, connections: int = 1, max_batch: int = 256) -> None:
-        self._held = HeldConnections(engine, connections)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        connections: int = 1,
+        max_batch: int = 256,
+        statements_on_loop: bool = False,
+    ) -> None:
+        self._held = HeldConnections(engine, connections, statements_on_loop=statements_on_loop)
         self._connections = connections
         self._max_batch = max_batch
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []

@@ -36,6 +36,7 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgresql = self.url.get_backend_name() == "postgresql"
         kwargs: dict[str, Any] = {"echo": echo}
+        sqlite_file = self.is_sqlite and _file_database(self.url.database, self.url.query)
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url.database)
             kwargs["connect_args"] = {
@@ -43,7 +44,7 @@ class Database:
                 # One thread round trip per statement (see aiosqlite_fast).
                 "async_creator_fn": aiosqlite_fast.connect,
             }
-            if _file_database(self.url.database, self.url.query):
+            if sqlite_file:
                 # A fixed set of connections (each is a thread of its own): the held writer, and
                 # readers enough for `warm`. Overflow connections opened for a burst of reads and
                 # closed after it cost a thread start each, and left ~20 MB more resident after
@@ -58,7 +59,11 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.writes = GroupCommit(self.engine, connections=1 if self.is_sqlite else 4)
+        # The shared writer's statements run on the event loop (see aiosqlite_fast); not on an
+        # in-memory database, whose one connection the pool's sessions use too.
+        self.writes = GroupCommit(
+            self.engine, connections=1 if self.is_sqlite else 4, statements_on_loop=sqlite_file
+        )
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
