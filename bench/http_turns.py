@@ -26,7 +26,9 @@ Herald runs with the configuration a deployment would have, except what the benc
 the emulator's and Herald's message rate limits are lifted (`[qq.delivery] message_qps`, `[limits]
 user_messages_per_minute`: each user writes far more than 20 a minute), and
 replies are not streamed (`[policy] stream = false`; a streamed C2C reply is at least two
-`/stream_messages` requests and the platform allows 50 of those per second). The model answers
+`/stream_messages` requests and the platform allows 50 of those per second). Installed plugins are not
+loaded (`[plugins] enabled = []`): a development checkout has the example plugin installed, whose
+hooks and tools are its own cost, not Herald's; `--installed-plugins` loads them. The model answers
 `echo: <text>`; Herald offers it its tools as usual. `--llm-client` picks Herald's client for the
 OpenAI-compatible server (`[llm] client`).
 
@@ -76,6 +78,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def config_text(args: argparse.Namespace, base: str, llm_base: str, db_url: str) -> str:
     client = f'client = "{args.llm_client}"\n' if args.llm_client else ""
+    plugins = "" if args.installed_plugins else "\n[plugins]\nenabled = []\n"
     return f"""
 {qq_toml(base)}
 [qq.delivery]
@@ -99,7 +102,7 @@ user_messages_per_minute = 0
 
 [policy]
 stream = false
-"""
+{plugins}"""
 
 
 class Users:
@@ -341,6 +344,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     parser.add_argument("--llm-client", choices=["direct", "sdk"], help="[llm] client (default: Herald's)")
     parser.add_argument("--log-level", default="info", help="herald run --log-level")
+    parser.add_argument(
+        "--installed-plugins",
+        action="store_true",
+        help="load the plugins installed beside Herald (default: none, so their hooks and tools are not counted)",
+    )
     parser.add_argument("--py-spy", type=Path, help="sample Herald with py-spy; raw stacks to this file")
     parser.add_argument("--top", type=int, default=25, help="entries per py-spy list")
     parser.add_argument("--keep", action="store_true", help="keep Herald's config and log")

@@ -40,6 +40,7 @@ from herald.core.platform import NextRoute
 from herald.core.schedule import next_after
 from herald.core.segments import ButtonKind, Keyboard, Text
 from herald.core.target import Scene, Target
+from herald.core.tracing import OffTracer
 from herald.delivery.inspect import latest_keyboard
 from herald.gate import Gate, Refusal
 from herald.metrics import Metrics
@@ -426,7 +427,7 @@ class Dispatcher:
         self.stopped_notice = stopped_notice
         self._waiting: set[str] | None = None  # see _waiting_conversations
         self._waiting_read_at = 0.0
-        self.tracer = tracer or trace.NoOpTracer()
+        self.tracer = tracer or OffTracer()
         self.on_message = on_message
         self.on_event = on_event
         self.metrics = metrics

@@ -1,8 +1,8 @@
 """Optional OpenTelemetry traces of a turn: `herald.turn` → the model requests (pydantic-ai's own
 spans) → `herald.tool <name>` → `herald.delivery` for each item the turn sent.
 
-Off by default: every component then holds OpenTelemetry's no-op tracer, which costs a function
-call per span. With `[telemetry] otlp_endpoint`, Herald makes its own tracer provider (not the
+Off by default: every component then holds `core.tracing.OffTracer`, which costs a function call
+per span. With `[telemetry] otlp_endpoint`, Herald makes its own tracer provider (not the
 process-global one, so an embedding application's tracing is left alone) and exports in batches
 from a background thread, off the message path.
 """
@@ -17,6 +17,7 @@ from opentelemetry import trace
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from herald.config import ConfigError, TelemetryConfig
+from herald.core.tracing import OffTracer
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ TRACER_NAME = "herald"
 
 @dataclass
 class Tracing:
-    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    tracer: trace.Tracer = field(default_factory=OffTracer)
     # For pydantic-ai's model request spans; None when tracing is off.
     instrumentation: InstrumentationSettings | None = None
     _provider: Any = None

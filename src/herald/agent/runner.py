@@ -59,6 +59,7 @@ from herald.config import AgentConfig, LLMConfig, PolicyConfig
 from herald.core.clock import Clock
 from herald.core.history import Summary
 from herald.core.segments import Text
+from herald.core.tracing import OffTracer
 from herald.delivery.stream import ReplyStream, ReplyStreams
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class AgentRunner:
         self._unstreamed: set[int] = set()  # models (by id) that refused a streamed request
         self._summary_failures: dict[str, int] = {}  # conversation → turns to wait before trying again
         self.models = dict(models or {})
-        self.tracer = tracer or trace.NoOpTracer()
+        self.tracer = tracer or OffTracer()
         self.instrumentation = instrumentation
         self.health = health or ModelHealth(clock)
         self.turns = turns

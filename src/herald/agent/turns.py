@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from sqlalchemy import Executable, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
 from herald.core.clock import Clock
@@ -151,6 +152,11 @@ class TurnStore:
             input_tokens=bindparam("p_input_tokens"),
             output_tokens=bindparam("p_output_tokens"),
             model_name=bindparam("p_model_name"),
+        )
+        summary = insert(ConversationSummary)
+        self._summary_statement = summary.on_conflict_do_update(
+            index_elements=["conversation"],
+            set_={name: summary.excluded[name] for name in ("text", "turns", "updated_at")},
         )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
         self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
@@ -439,20 +445,22 @@ class TurnStore:
         """Store the conversation's new summary, and take the turns it covers out of the history
         (as `/reset` does), in one transaction: a crash leaves both or neither."""
         now = self.clock.now()
-        async with self.db.session() as session:
-            row = await session.get(ConversationSummary, conversation)
-            if row is None:
-                session.add(
-                    ConversationSummary(
-                        conversation=conversation, text=summary.text, turns=summary.turns, updated_at=now
-                    )
-                )
-            else:
-                row.text, row.turns, row.updated_at = summary.text, summary.turns, now
+        values = {
+            "conversation": conversation,
+            "text": summary.text,
+            "turns": summary.turns,
+            "updated_at": now,
+        }
+
+        async def work(session: AsyncSession) -> None:
+            # On the shared writer, as the turns' own writes: a session of its own would contend
+            # with it for SQLite's write lock.
+            await session.execute(self._summary_statement, values)
             await session.execute(
                 update(AgentTurn).where(AgentTurn.id.in_(turn_ids)).values(in_history=False)
             )
-            await session.commit()
+
+        await self._writes.run(work)
         self._remember_summary(conversation, summary)
         cached = self._histories.get(conversation)
         if cached is not None:

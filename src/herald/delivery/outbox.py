@@ -43,6 +43,7 @@ from herald.core.errors import DeliveryError, ErrorKind
 from herald.core.platform import Platform, SendRequest, Sent
 from herald.core.segments import Media, Segment, Text
 from herald.core.target import Target
+from herald.core.tracing import OffTracer
 from herald.delivery.codec import dump_details, dump_ids, dump_segments, load_segments, sent_from_row
 from herald.delivery.receipts import DeliveryResult, Receipt
 from herald.delivery.spool import MediaSpool
@@ -109,7 +110,7 @@ class Outbox:
         self._db = db
         # Media given as bytes waits there, not in the row (without a spool it is stored inline).
         self._spool = spool
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer or OffTracer()
         # item id → the span that enqueued it (a tool call, a turn), parent of its delivery span.
         self._trace_parents: dict[str, trace.SpanContext] = {}
         self._platform = platform
