@@ -4,6 +4,8 @@ never separated from its result."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -40,31 +42,32 @@ def message_tokens(message: ModelMessage) -> int:
     return total
 
 
-def fit_history(turns: list[list[ModelMessage]], max_turns: int, max_tokens: int) -> list[ModelMessage]:
-    """Flatten the newest turns that fit both budgets, oldest first."""
-    kept = _fitting(turns, max_turns, max_tokens)
-    return [message for turn in turns[len(turns) - kept :] for message in turn] if kept else []
+@dataclass(frozen=True, slots=True)
+class HistoryTurn:
+    """A finished turn as the history keeps it: its messages, and their estimated tokens, counted
+    once (the history is fitted to its budget on every turn)."""
+
+    id: int
+    messages: list[ModelMessage]
+    tokens: int
+
+    @classmethod
+    def of(cls, turn_id: int, messages: list[ModelMessage]) -> HistoryTurn:
+        return cls(turn_id, messages, sum(message_tokens(message) for message in messages))
 
 
 def split_history(
-    turns: list[tuple[int, list[ModelMessage]]], max_turns: int, max_tokens: int
-) -> tuple[list[ModelMessage], list[tuple[int, list[ModelMessage]]]]:
+    turns: list[HistoryTurn], max_turns: int, max_tokens: int
+) -> tuple[list[ModelMessage], list[HistoryTurn]]:
     """(the newest turns that fit both budgets, flattened; the older turns, which do not)."""
-    kept = _fitting([messages for _, messages in turns], max_turns, max_tokens)
-    cut = len(turns) - kept
-    return [message for _, messages in turns[cut:] for message in messages], turns[:cut]
-
-
-def _fitting(turns: list[list[ModelMessage]], max_turns: int, max_tokens: int) -> int:
-    """How many of the newest turns fit both budgets."""
     kept = used = 0
     for turn in reversed(turns[-max_turns:] if max_turns > 0 else []):
-        cost = sum(message_tokens(message) for message in turn)
-        if used + cost > max_tokens:
+        if used + turn.tokens > max_tokens:
             break
         kept += 1
-        used += cost
-    return kept
+        used += turn.tokens
+    cut = len(turns) - kept
+    return [message for turn in turns[cut:] for message in turn.messages], turns[:cut]
 
 
 def transcript_lines(messages: list[ModelMessage]) -> list[str]:

@@ -48,7 +48,7 @@ from pydantic_ai.settings import ModelSettings
 from herald.agent.approvals import APPROVED, ApprovalBook
 from herald.agent.clean import clean_response, storable
 from herald.agent.health import ModelHealth
-from herald.agent.history import split_history, transcript_lines
+from herald.agent.history import HistoryTurn, split_history, transcript_lines
 from herald.agent.images import ImageFetcher, NotShown
 from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
@@ -293,7 +293,7 @@ class AgentRunner:
         gathered (one model request per batch, not per turn); until then they are left out. A
         failed summary request leaves them for the next turn to try again.
         """
-        window = await self.turns.history_with_ids(
+        window = await self.turns.history_turns(
             turn.conversation, turn.id, policy.history_turns + 2 * SUMMARY_BATCH
         )
         kept, dropped = split_history(window, policy.history_turns, policy.history_tokens)
@@ -314,9 +314,9 @@ class AgentRunner:
         return kept, summary
 
     async def _summarize(
-        self, conversation: str, summary: Summary | None, turns: list[tuple[int, list[ModelMessage]]]
+        self, conversation: str, summary: Summary | None, turns: list[HistoryTurn]
     ) -> Summary:
-        transcript = "\n".join(line for _, messages in turns for line in transcript_lines(messages))
+        transcript = "\n".join(line for turn in turns for line in transcript_lines(turn.messages))
         earlier = f"Summary so far:\n{summary.text}\n\n" if summary is not None else ""
         request = ModelRequest(
             parts=[UserPromptPart(f"{earlier}Conversation to add:\n{transcript}")],
@@ -329,7 +329,7 @@ class AgentRunner:
             raise ModelFailure("the model wrote an empty summary")
         covered = (summary.turns if summary is not None else 0) + len(turns)
         updated = Summary(text[:SUMMARY_CHARS], covered)
-        await self.turns.summarized(conversation, updated, [turn_id for turn_id, _ in turns])
+        await self.turns.summarized(conversation, updated, [turn.id for turn in turns])
         log.info("%s: %d earlier turns summarized (%d in all)", conversation, len(turns), covered)
         return updated
 

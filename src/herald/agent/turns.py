@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
+from herald.agent.history import HistoryTurn
 from herald.core.clock import Clock
 from herald.core.events import Attachment
 from herald.core.history import Summary, TokenUsage
@@ -159,7 +160,7 @@ class TurnStore:
             set_={name: summary.excluded[name] for name in ("text", "turns", "updated_at")},
         )
         # Per conversation: (turn id, parsed messages) of its latest finished turns.
-        self._histories: OrderedDict[str, list[tuple[int, list[ModelMessage]]]] = OrderedDict()
+        self._histories: OrderedDict[str, list[HistoryTurn]] = OrderedDict()
         # Like histories: one conversation's turns run one at a time, through this store.
         self._summaries: OrderedDict[str, Summary | None] = OrderedDict()
         self._cache_size = cache_size
@@ -286,8 +287,8 @@ class TurnStore:
         turn.status = status
         if status == DONE and turn.messages and turn.kind != "command":
             cached = self._histories.get(turn.conversation)
-            if cached is not None and (not cached or cached[-1][0] < turn.id):
-                cached.append((turn.id, turn.messages))
+            if cached is not None and (not cached or cached[-1].id < turn.id):
+                cached.append(HistoryTurn.of(turn.id, turn.messages))
                 del cached[: -self._history_keep]
 
     async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
@@ -347,7 +348,7 @@ class TurnStore:
         cached = self._histories.get(conversation)
         if cached is None:
             return None
-        return cached[-1][0] if cached else 0
+        return cached[-1].id if cached else 0
 
     def forget(self, conversation: str) -> None:
         """Drop what is kept in memory of the conversation (another instance ran turns of it)."""
@@ -360,12 +361,10 @@ class TurnStore:
             return self._turn(row) if row is not None else None
 
     async def history(self, conversation: str, before: int, limit: int) -> list[list[ModelMessage]]:
-        return [messages for _, messages in await self.history_with_ids(conversation, before, limit)]
+        return [turn.messages for turn in await self.history_turns(conversation, before, limit)]
 
-    async def history_with_ids(
-        self, conversation: str, before: int, limit: int
-    ) -> list[tuple[int, list[ModelMessage]]]:
-        """The message lists of the last `limit` finished turns before turn `before`, oldest first.
+    async def history_turns(self, conversation: str, before: int, limit: int) -> list[HistoryTurn]:
+        """The last `limit` finished turns before turn `before`, oldest first.
 
         Turns of one conversation run one at a time in id order, so after the first load the
         conversation's history is kept in memory and extended as turns finish.
@@ -379,11 +378,9 @@ class TurnStore:
         self._histories.move_to_end(conversation)
         while len(self._histories) > self._cache_size:
             self._histories.popitem(last=False)
-        return [(turn_id, messages) for turn_id, messages in cached if turn_id < before][-limit:]
+        return [turn for turn in cached if turn.id < before][-limit:]
 
-    async def _load_history(
-        self, conversation: str, before: int, limit: int
-    ) -> list[tuple[int, list[ModelMessage]]]:
+    async def _load_history(self, conversation: str, before: int, limit: int) -> list[HistoryTurn]:
         query = (
             select(AgentTurn.id, AgentTurn.messages)
             .where(
@@ -406,7 +403,7 @@ class TurnStore:
             if conversation not in self._summaries:
                 found = (await conn.execute(summary_query)).first()
                 self._remember_summary(conversation, Summary(found.text, found.turns) if found else None)
-        return [(turn_id, load_messages(raw)) for turn_id, raw in reversed(rows)]
+        return [HistoryTurn.of(turn_id, load_messages(raw)) for turn_id, raw in reversed(rows)]
 
     async def reset(self, conversation: str) -> int:
         """Drop the conversation's history (turns stay stored, out of the model's view)."""
@@ -465,7 +462,7 @@ class TurnStore:
         cached = self._histories.get(conversation)
         if cached is not None:
             gone = set(turn_ids)
-            self._histories[conversation] = [(i, m) for i, m in cached if i not in gone]
+            self._histories[conversation] = [turn for turn in cached if turn.id not in gone]
 
     async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
         from sqlalchemy import func
