@@ -187,6 +187,26 @@ async def test_both_clients_read_the_same_tool_call_answer_and_usage(
     assert server.headers[0]["authorization"] == "Bearer sk-test"
 
 
+async def test_each_request_carries_its_own_tools_though_the_direct_client_encodes_them_once(
+    fake: tuple[Fake, str],
+) -> None:
+    server, base = fake
+    fewer = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS)[:1], allow_text_output=True)
+    for client in CLIENTS:
+        m = model(client, f"{base}/ok/v1")
+        try:
+            for parameters in (PARAMETERS, PARAMETERS, fewer, PARAMETERS):
+                await model_request(m, prompt(), model_request_parameters=parameters)
+        finally:
+            await ModelHandle(m).close()
+    sent = [r for r in server.requests if r["scenario"] == "ok"]
+    direct, sdk = sent[:4], sent[4:]
+    assert direct == sdk
+    names = [[t["function"]["name"] for t in body["tools"]] for body in direct]
+    both = ["send_message_to_user", "future_task"]
+    assert names == [both, both, both[:1], both]
+
+
 async def test_both_clients_send_the_organization_and_project_of_the_environment(
     fake: tuple[Fake, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

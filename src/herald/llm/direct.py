@@ -51,7 +51,7 @@ from openai import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionToolParam
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.profiles import ModelProfileSpec
@@ -87,12 +87,36 @@ def _without_omitted(value: Any) -> Any:
     return value
 
 
-def _encode(body: dict[str, Any]) -> bytes:
+def _encode(body: Any) -> bytes:
     try:
         return pydantic_core.to_json(body)
     except pydantic_core.PydanticSerializationError:
         # An omitted value nested in a parameter (the SDK drops those while transforming).
         return pydantic_core.to_json(_without_omitted(body))
+
+
+class EncodedTools:
+    """The JSON of tool lists met before, by the identity of their entries. `DirectChatModel` maps
+    each tool definition to one object, so a conversation's tools, most of a request's body, are
+    the same objects request after request and are encoded once."""
+
+    def __init__(self) -> None:
+        # Each entry keeps its tools, so their ids cannot be reused while it is here.
+        self._known: dict[tuple[int, ...], tuple[list[Any], bytes]] = {}
+
+    def body(self, body: dict[str, Any]) -> bytes:
+        """`body` as JSON, its `tools` (when it has any) from what is known."""
+        tools = body.get("tools")
+        if not isinstance(tools, list) or not tools:
+            return _encode(body)
+        key = tuple(map(id, tools))
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= TOOL_CACHE_SIZE:
+                self._known.clear()
+            known = self._known[key] = (list(tools), _encode(tools))
+        rest = _encode({name: value for name, value in body.items() if name != "tools"})
+        return rest[:-1] + (b',"tools":' if len(rest) > 2 else b'"tools":') + known[1] + b"}"
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:
@@ -176,6 +200,7 @@ class DirectClient:
         *,
         max_retries: int = DEFAULT_MAX_RETRIES,
         session: list[aiohttp.ClientSession] | None = None,
+        tools: EncodedTools | None = None,
     ) -> None:
         self._sdk = sdk  # its organization and project headers
         self.base_url = base_url.rstrip("/") + "/"
@@ -183,6 +208,7 @@ class DirectClient:
         self._api_key = api_key
         self.max_retries = max_retries
         self._session = session if session is not None else []  # shared with copies
+        self._tools = tools if tools is not None else EncodedTools()  # shared with copies
         self._proxy = _proxy_for(self._url)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
@@ -199,7 +225,12 @@ class DirectClient:
 
     def with_options(self, *, max_retries: int, **_: Any) -> DirectClient:
         return DirectClient(
-            self._sdk, self.base_url, self._api_key, max_retries=max_retries, session=self._session
+            self._sdk,
+            self.base_url,
+            self._api_key,
+            max_retries=max_retries,
+            session=self._session,
+            tools=self._tools,
         )
 
     def session(self) -> aiohttp.ClientSession:
@@ -225,7 +256,7 @@ class DirectClient:
         extra_headers = params.get("extra_headers")
         if isinstance(extra_headers, Mapping):
             headers.update({k: v for k, v in extra_headers.items() if _given(v)})
-        data = _encode(body)
+        data = self._tools.body(body)
         timeout = aiohttp.ClientTimeout(
             total=_timeout_s(params.get("timeout")), sock_connect=CONNECT_TIMEOUT_S
         )
@@ -422,6 +453,7 @@ class DirectChatModel(OpenAIChatModel):
         )
 
         self._tools: dict[int, tuple[ToolDefinition, ToolDefinition]] = {}
+        self._mapped_tools: dict[int, tuple[ToolDefinition, ChatCompletionToolParam]] = {}
 
     @property
     def client(self) -> AsyncOpenAI:
@@ -453,6 +485,19 @@ class DirectChatModel(OpenAIChatModel):
                 self._tools[id(source)] = (source, result)
         tools = [self._tools[id(tool)][1] for tool in params.function_tools]
         return dataclasses.replace(params, function_tools=tools)
+
+    def _map_tool_definition(
+        self, f: ToolDefinition, model_settings: ModelSettings
+    ) -> ChatCompletionToolParam:
+        """As pydantic-ai's, once per definition: the same object each request (see `EncodedTools`)."""
+        hit = self._mapped_tools.get(id(f))
+        if hit is not None and hit[0] is f:
+            return hit[1]
+        if len(self._mapped_tools) >= TOOL_CACHE_SIZE:
+            self._mapped_tools.clear()
+        mapped = super()._map_tool_definition(f, model_settings)
+        self._mapped_tools[id(f)] = (f, mapped)  # the definition kept, so its id stays its own
+        return mapped
 
     async def close(self) -> None:
         await self._direct.close()
