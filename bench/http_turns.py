@@ -347,7 +347,7 @@ def main() -> None:
     parser.add_argument(
         "--installed-plugins",
         action="store_true",
-        help="load the plugins installed beside Herald (default: none, so their hooks and tools are not counted)",
+        help="load the plugins installed beside Herald (default: none; their hooks and tools are theirs)",
     )
     parser.add_argument("--py-spy", type=Path, help="sample Herald with py-spy; raw stacks to this file")
     parser.add_argument("--top", type=int, default=25, help="entries per py-spy list")

@@ -159,7 +159,7 @@ class TurnStore:
             index_elements=["conversation"],
             set_={name: summary.excluded[name] for name in ("text", "turns", "updated_at")},
         )
-        # Per conversation: (turn id, parsed messages) of its latest finished turns.
+        # Per conversation: its latest finished turns, parsed.
         self._histories: OrderedDict[str, list[HistoryTurn]] = OrderedDict()
         # Like histories: one conversation's turns run one at a time, through this store.
         self._summaries: OrderedDict[str, Summary | None] = OrderedDict()
