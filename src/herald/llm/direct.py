@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import aiohttp
 import httpx2
@@ -70,8 +70,10 @@ CONNECT_TIMEOUT_S = 5.0
 # Parameters of `create` that are not part of the request body.
 NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-# Tool definitions whose schemas were adapted to the profile, kept (at most this many) by identity.
+# Tool definitions (and tool lists) worked on once, kept by identity: at most this many.
 TOOL_CACHE_SIZE = 256
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _given(value: object) -> bool:
@@ -93,6 +95,24 @@ def _encode(body: Any) -> bytes:
     except pydantic_core.PydanticSerializationError:
         # An omitted value nested in a parameter (the SDK drops those while transforming).
         return pydantic_core.to_json(_without_omitted(body))
+
+
+class ByIdentity(Generic[K, V]):
+    """Values worked out from objects, found again by the object's identity (the same tool
+    definitions are offered turn after turn). Each object is kept with its value, so its id cannot
+    be reused by another while it is here; past `TOOL_CACHE_SIZE` entries, it starts over."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[K, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        hit = self._entries.get(id(key))
+        return hit[1] if hit is not None and hit[0] is key else None
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._entries) >= TOOL_CACHE_SIZE:
+            self._entries.clear()
+        self._entries[id(key)] = (key, value)
 
 
 class EncodedTools:
@@ -452,8 +472,9 @@ class DirectChatModel(OpenAIChatModel):
             provider.client, base_url, api_key, max_retries=provider.client.max_retries
         )
 
-        self._tools: dict[int, tuple[ToolDefinition, ToolDefinition]] = {}
-        self._mapped_tools: dict[int, tuple[ToolDefinition, ChatCompletionToolParam]] = {}
+        # Per tool definition: its schema adapted to the profile, and that mapped to the wire.
+        self._adapted: ByIdentity[ToolDefinition, ToolDefinition] = ByIdentity()
+        self._mapped: ByIdentity[ToolDefinition, ChatCompletionToolParam] = ByIdentity()
 
     @property
     def client(self) -> AsyncOpenAI:
@@ -467,36 +488,30 @@ class DirectChatModel(OpenAIChatModel):
         params = model_request_parameters
         if params.output_tools or params.output_object is not None or not params.function_tools:
             return super().customize_request_parameters(params)
-        cached = [self._tools.get(id(tool)) for tool in params.function_tools]
-        missing = [
-            tool
-            for tool, hit in zip(params.function_tools, cached, strict=True)
-            if hit is None or hit[0] is not tool
-        ]
+        tools = [self._adapted.get(tool) for tool in params.function_tools]
+        missing = [tool for tool, hit in zip(params.function_tools, tools, strict=True) if hit is None]
+        adapted: list[ToolDefinition] = []
         if missing:
-            if len(self._tools) + len(missing) > TOOL_CACHE_SIZE:
-                self._tools.clear()
-                missing = list(params.function_tools)
-            adapted = super().customize_request_parameters(
-                dataclasses.replace(params, function_tools=missing)
+            adapted = (
+                super()
+                .customize_request_parameters(dataclasses.replace(params, function_tools=missing))
+                .function_tools
             )
-            for source, result in zip(missing, adapted.function_tools, strict=True):
-                # The source is kept with its result, so its id cannot be reused while cached.
-                self._tools[id(source)] = (source, result)
-        tools = [self._tools[id(tool)][1] for tool in params.function_tools]
-        return dataclasses.replace(params, function_tools=tools)
+            for source, result in zip(missing, adapted, strict=True):
+                self._adapted.put(source, result)
+        fresh = iter(adapted)
+        return dataclasses.replace(
+            params, function_tools=[hit if hit is not None else next(fresh) for hit in tools]
+        )
 
     def _map_tool_definition(
         self, f: ToolDefinition, model_settings: ModelSettings
     ) -> ChatCompletionToolParam:
         """As pydantic-ai's, once per definition: the same object each request (see `EncodedTools`)."""
-        hit = self._mapped_tools.get(id(f))
-        if hit is not None and hit[0] is f:
-            return hit[1]
-        if len(self._mapped_tools) >= TOOL_CACHE_SIZE:
-            self._mapped_tools.clear()
-        mapped = super()._map_tool_definition(f, model_settings)
-        self._mapped_tools[id(f)] = (f, mapped)  # the definition kept, so its id stays its own
+        mapped = self._mapped.get(f)
+        if mapped is None:
+            mapped = super()._map_tool_definition(f, model_settings)
+            self._mapped.put(f, mapped)
         return mapped
 
     async def close(self) -> None:
