@@ -16,6 +16,10 @@ Phases:
                  waiting for their reply at a time) and are answered; the Herald process's
                  resident memory (VmRSS) after READY, after every user was answered, and its peak
                  (VmHWM). Goals: cold start ≤ 1.5 s, 10,000 conversations ≤ 150 MB.
+
+Installed plugins are not loaded (`[plugins] enabled = []`), as in bench/http_turns.py: a
+development checkout has the example plugin installed, whose modules, hooks and tasks are its own
+cost; `--installed-plugins` loads them.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def import_seconds() -> float:
     return time.monotonic() - started
 
 
+def without_plugins(config: Path, args: argparse.Namespace) -> None:
+    if not args.installed_plugins:
+        with config.open("a", encoding="utf-8") as out:
+            out.write("\n[plugins]\nenabled = []\n")
+
+
 async def launch_to_ready(herald: HeraldProcess) -> float:
     started = time.monotonic()
     await herald.start()
@@ -68,6 +78,7 @@ async def cold(args: argparse.Namespace, base: str, llm_base: str, logs: Path) -
     async with database(args.db) as db_url:
         config = logs / "cold.toml"
         write_config(config, base, llm_base, db_url)
+        without_plugins(config, args)
         herald = HeraldProcess(config, logs)
         for _ in range(args.starts):
             seconds.append(await launch_to_ready(herald))
@@ -91,6 +102,7 @@ async def conversations(args: argparse.Namespace, base: str, llm_base: str, logs
     async with aiohttp.ClientSession() as http, database(args.db) as db_url:
         config = logs / "conversations.toml"
         write_config(config, base, llm_base, db_url)
+        without_plugins(config, args)
         herald = HeraldProcess(config, logs)
         await launch_to_ready(herald)
         assert herald.process is not None
@@ -163,6 +175,11 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument(
+        "--installed-plugins",
+        action="store_true",
+        help="load the plugins installed beside Herald (default: none; their cost is theirs)",
+    )
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="herald-footprint-"))
     sim_port, llm_port = free_port(), free_port()
