@@ -4,6 +4,7 @@ never separated from its result."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from pydantic_ai.messages import (
@@ -54,6 +55,64 @@ class HistoryTurn:
     @classmethod
     def of(cls, turn_id: int, messages: list[ModelMessage]) -> HistoryTurn:
         return cls(turn_id, messages, sum(message_tokens(message) for message in messages))
+
+
+class HistoryCache:
+    """Conversations' latest finished turns, parsed, kept in memory so a turn need not read and
+    parse its history from the database; the conversations used longest ago are let go first.
+
+    Bounded by turns kept in all, not by conversations: a parsed turn costs a few kB (2.4 kB for
+    a one-line exchange), so a bound on conversations alone lets a few thousand long histories take
+    hundreds of MB. The conversation used last is kept whole, whatever its length.
+    """
+
+    def __init__(self, max_turns: int) -> None:
+        self.max_turns = max_turns
+        self._conversations: OrderedDict[str, list[HistoryTurn]] = OrderedDict()
+        self.turns = 0  # kept in all
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def get(self, conversation: str) -> list[HistoryTurn] | None:
+        """The conversation's kept turns, oldest first (None: nothing kept); it becomes the one
+        used last."""
+        kept = self._conversations.get(conversation)
+        if kept is not None:
+            self._conversations.move_to_end(conversation)
+        return kept
+
+    def peek(self, conversation: str) -> list[HistoryTurn] | None:
+        """As `get`, leaving the order of use alone."""
+        return self._conversations.get(conversation)
+
+    def put(self, conversation: str, turns: list[HistoryTurn]) -> None:
+        """Keep `turns` as the conversation's history, the one used last."""
+        self.turns += len(turns) - len(self._conversations.get(conversation, ()))
+        self._conversations[conversation] = turns
+        self._conversations.move_to_end(conversation)
+        self._shrink()
+
+    def extend(self, conversation: str, turn: HistoryTurn, keep: int) -> None:
+        """Add a newly finished turn to a kept history (newer than what it has), then keep its
+        last `keep`; nothing when the conversation is not kept."""
+        kept = self._conversations.get(conversation)
+        if kept is None or (kept and kept[-1].id >= turn.id):
+            return
+        kept.append(turn)
+        self.turns += 1
+        if len(kept) > keep:
+            self.turns -= len(kept) - keep
+            del kept[:-keep]
+        self._shrink()
+
+    def drop(self, conversation: str) -> None:
+        self.turns -= len(self._conversations.pop(conversation, ()))
+
+    def _shrink(self) -> None:
+        while self.turns > self.max_turns and len(self._conversations) > 1:
+            _, gone = self._conversations.popitem(last=False)
+            self.turns -= len(gone)
 
 
 def split_history(

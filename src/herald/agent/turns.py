@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from sqlalchemy import Executable, bindparam, delete, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
-from herald.agent.history import HistoryTurn
+from herald.agent.history import HistoryCache, HistoryTurn
 from herald.core.clock import Clock
 from herald.core.events import Attachment
 from herald.core.history import Summary, TokenUsage
@@ -26,6 +25,7 @@ from herald.core.target import Target
 from herald.delivery.codec import load_segments
 from herald.store import Database
 from herald.store.batch import Write
+from herald.store.dialect import insert_for
 from herald.store.tables.agent import AgentTurn, ConversationSummary
 from herald.store.tables.outbox import OutboxItem
 from herald.store.types import UTCDateTime
@@ -33,6 +33,8 @@ from herald.store.types import UTCDateTime
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
+# Finished turns kept parsed in memory, over all conversations: about 10 MB of one-line exchanges.
+HISTORY_CACHE_TURNS = 4096
 
 
 @dataclass(slots=True)
@@ -119,10 +121,20 @@ class Quoted:
 
 
 class TurnStore:
-    def __init__(self, db: Database, clock: Clock, *, cache_size: int = 4096, history_keep: int = 50) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        cache_size: int = 4096,
+        history_keep: int = 50,
+        history_cache_turns: int = HISTORY_CACHE_TURNS,
+    ) -> None:
+        """`cache_size`: conversations whose summary is kept in memory; `history_keep`: a
+        conversation's latest turns kept in memory; `history_cache_turns`: turns kept in all."""
         self.db = db
         self.clock = clock
-        insert = postgresql.insert if db.is_postgresql else sqlite.insert
+        insert = insert_for(db.is_postgresql)
         # Built once: the hot path only binds parameters.
         self._record_statement = (
             insert(AgentTurn).on_conflict_do_nothing(index_elements=["source_id"]).returning(AgentTurn.id)
@@ -159,8 +171,7 @@ class TurnStore:
             index_elements=["conversation"],
             set_={name: summary.excluded[name] for name in ("text", "turns", "updated_at")},
         )
-        # Per conversation: its latest finished turns, parsed.
-        self._histories: OrderedDict[str, list[HistoryTurn]] = OrderedDict()
+        self._histories = HistoryCache(history_cache_turns)
         # Like histories: one conversation's turns run one at a time, through this store.
         self._summaries: OrderedDict[str, Summary | None] = OrderedDict()
         self._cache_size = cache_size
@@ -286,10 +297,10 @@ class TurnStore:
         """The turn's end is committed: extend the in-memory history."""
         turn.status = status
         if status == DONE and turn.messages and turn.kind != "command":
-            cached = self._histories.get(turn.conversation)
-            if cached is not None and (not cached or cached[-1].id < turn.id):
-                cached.append(HistoryTurn.of(turn.id, turn.messages))
-                del cached[: -self._history_keep]
+            if self._histories.peek(turn.conversation) is not None:
+                self._histories.extend(
+                    turn.conversation, HistoryTurn.of(turn.id, turn.messages), self._history_keep
+                )
 
     async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run one statement in the shared group commit; its first scalar (if it returns rows)."""
@@ -345,14 +356,14 @@ class TurnStore:
     def known_upto(self, conversation: str) -> int | None:
         """The newest turn id this store keeps history of, for `conversation` (0: an empty history;
         None: nothing kept)."""
-        cached = self._histories.get(conversation)
+        cached = self._histories.peek(conversation)
         if cached is None:
             return None
         return cached[-1].id if cached else 0
 
     def forget(self, conversation: str) -> None:
         """Drop what is kept in memory of the conversation (another instance ran turns of it)."""
-        self._histories.pop(conversation, None)
+        self._histories.drop(conversation)
         self._summaries.pop(conversation, None)
 
     async def get(self, turn_id: int) -> Turn | None:
@@ -374,10 +385,7 @@ class TurnStore:
         cached = self._histories.get(conversation)
         if cached is None or limit > self._history_keep:
             cached = await self._load_history(conversation, before, max(limit, self._history_keep))
-            self._histories[conversation] = cached
-        self._histories.move_to_end(conversation)
-        while len(self._histories) > self._cache_size:
-            self._histories.popitem(last=False)
+            self._histories.put(conversation, cached)
         return [turn for turn in cached if turn.id < before][-limit:]
 
     async def _load_history(self, conversation: str, before: int, limit: int) -> list[HistoryTurn]:
@@ -417,7 +425,7 @@ class TurnStore:
                 delete(ConversationSummary).where(ConversationSummary.conversation == conversation)
             )
             await session.commit()
-        self._histories[conversation] = []
+        self._histories.put(conversation, [])
         self._remember_summary(conversation, None)
         count: int = result.rowcount  # type: ignore[attr-defined]
         return count
@@ -459,10 +467,10 @@ class TurnStore:
 
         await self._writes.run(work)
         self._remember_summary(conversation, summary)
-        cached = self._histories.get(conversation)
+        cached = self._histories.peek(conversation)
         if cached is not None:
             gone = set(turn_ids)
-            self._histories[conversation] = [turn for turn in cached if turn.id not in gone]
+            self._histories.put(conversation, [turn for turn in cached if turn.id not in gone])
 
     async def token_usage(self, conversation: str, since: datetime) -> tuple[TokenUsage, TokenUsage]:
         from sqlalchemy import func
