@@ -12,10 +12,12 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterable
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from herald.core.platform import ASGIApp, Endpoint
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class Listener:
     async def start(self) -> None:
         self._socket = self._bind()
         self.port = self._socket.getsockname()[1]
+        import uvicorn  # only when something is served: a gateway-only start does without it
+
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
         )

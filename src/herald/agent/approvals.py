@@ -22,13 +22,13 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.core.clock import Clock
 from herald.core.segments import Button, ButtonKind, Keyboard, Segment, Text
 from herald.core.target import Target
 from herald.delivery.receipts import Receipt
 from herald.store import Database
+from herald.store.dialect import insert_for
 from herald.store.tables.approvals import ToolApproval
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class ApprovalBook:
         self.clock = clock
         self.asker = asker
         self.is_admin = is_admin
-        self._insert = postgresql.insert if db.is_postgresql else sqlite.insert
+        self._insert = insert_for(db.is_postgresql)
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def _by(self, **where: str) -> Approval | None:

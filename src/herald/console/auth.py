@@ -11,11 +11,10 @@ from collections import defaultdict, deque
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.core.clock import Clock
 from herald.store import Database
+from herald.store.dialect import insert_for
 from herald.store.tables.console import ConsoleSetting
 
 PASSWORD_KEY = "password_hash"
@@ -44,7 +43,7 @@ async def load_password_hash(db: Database) -> str | None:
 
 
 async def store_password_hash(db: Database, hashed: str, clock: Clock) -> None:
-    insert = pg_insert if db.is_postgresql else sqlite_insert
+    insert = insert_for(db.is_postgresql)
     statement = insert(ConsoleSetting).values(key=PASSWORD_KEY, value=hashed, updated_at=clock.now())
     statement = statement.on_conflict_do_update(
         index_elements=["key"], set_={"value": hashed, "updated_at": clock.now()}

@@ -32,8 +32,6 @@ from typing import Any, Protocol, cast
 
 from opentelemetry import trace
 from sqlalchemy import Select, Table, bindparam, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -49,6 +47,7 @@ from herald.delivery.receipts import DeliveryResult, Receipt
 from herald.delivery.spool import MediaSpool
 from herald.store.batch import Write, defer_insert, defer_update
 from herald.store.db import Database
+from herald.store.dialect import insert_for
 from herald.store.tables.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -672,7 +671,7 @@ class Outbox:
 @functools.cache
 def _keyed_insert(postgresql: bool) -> Any:
     """Built once: insert an item unless its idempotency key exists (RETURNING a row if inserted)."""
-    insert_ = pg_insert if postgresql else sqlite_insert
+    insert_ = insert_for(postgresql)
     return insert_(ITEMS).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(ITEMS.c.seq)
 
 

@@ -25,7 +25,6 @@ from herald.qq.api import QQApi
 from herald.qq.auth import AuthError, TokenManager
 from herald.qq.errors import QQApiError
 from herald.qq.gateway import INTENT_CODES, GatewayClient, GatewayError, intent_bits, intent_names
-from herald.qq.webhook import Signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +201,10 @@ async def intent_refused(
 async def _webhook(session: aiohttp.ClientSession, config: QQConfig, timeout_s: float) -> Check:
     host = "127.0.0.1" if config.webhook_host in ("0.0.0.0", "") else config.webhook_host
     url = f"http://{host}:{config.webhook_port}{config.webhook_path}"
+    # The receiver's module (its web framework and crypto) is loaded for this check only: `herald
+    # run` imports this module with the CLI and, in gateway mode, needs neither.
+    from herald.qq.webhook import Signer
+
     signer = Signer(config.secret)
     plain_token = secrets.token_urlsafe(15)
     event_ts = str(int(time.time()))

@@ -36,8 +36,6 @@ from enum import StrEnum
 from typing import Any, Literal, cast
 
 from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
@@ -77,6 +75,7 @@ from herald.qq.tables import (
 from herald.qq.targets import TargetCapabilities
 from herald.store.batch import defer_insert
 from herald.store.db import Database
+from herald.store.dialect import insert_for
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -927,14 +926,14 @@ def _reservation_lookup() -> Select[Any]:
 @functools.cache
 def _recall_insert(postgresql: bool) -> Any:
     """Built once: take a recall period; a period already taken stays with its first taker."""
-    upsert = pg_insert if postgresql else sqlite_insert
+    upsert = insert_for(postgresql)
     return upsert(RECALL_SENDS).on_conflict_do_nothing(index_elements=["target", "since", "period"])
 
 
 @functools.cache
 def _anchor_insert(postgresql: bool) -> Any:
     """Built once: record an anchor unless it exists (the platform redelivers)."""
-    upsert = pg_insert if postgresql else sqlite_insert
+    upsert = insert_for(postgresql)
     return upsert(ANCHORS).on_conflict_do_nothing(index_elements=["id"])
 
 

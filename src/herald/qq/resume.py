@@ -26,12 +26,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.core.clock import Clock, SystemClock
 from herald.store.db import Database
+from herald.store.dialect import insert_for
 from herald.store.tables.gateway import GatewaySession
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class ResumePoint:
         self.min_interval_s = min_interval_s
         self._key = {"app_id": app_id, "shard": f"{shard[0]}/{shard[1]}"}
         self._clock: Clock = clock or SystemClock()
-        upsert = pg_insert if db.is_postgresql else sqlite_insert
+        upsert = insert_for(db.is_postgresql)
         statement = upsert(TABLE)
         self._upsert = statement.on_conflict_do_update(
             index_elements=["app_id", "shard"],

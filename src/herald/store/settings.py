@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.core.clock import Clock
 from herald.store.db import Database
+from herald.store.dialect import insert_for
 from herald.store.tables.console import ConsoleSetting, SettingsAudit
 
 
@@ -70,7 +69,7 @@ class SettingsStore:
                 if value is None:
                     await session.execute(delete(ConsoleSetting).where(ConsoleSetting.key == key))
                 else:
-                    insert = pg_insert if self.db.is_postgresql else sqlite_insert
+                    insert = insert_for(self.db.is_postgresql)
                     await session.execute(
                         insert(ConsoleSetting)
                         .values(key=key, value=value, updated_at=now)
