@@ -1,0 +1,36 @@
+"""What `herald run` loads before it is up: a gateway-only start on SQLite imports no web server,
+no PostgreSQL dialect and no webhook crypto (each costs start time and memory; bench/footprint.py
+measures both)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+NOT_AT_START = (
+    "uvicorn",
+    "starlette",
+    "cryptography",
+    "sqlalchemy.dialects.postgresql",
+    "jinja2",
+    "mcp",
+)
+
+
+def test_the_run_path_imports_nothing_it_does_not_use() -> None:
+    # A fresh interpreter: this one has imported everything the other tests use.
+    script = (
+        "import json, sys\n"
+        "import herald.cli, herald.cli.run, herald.app\n"
+        "from herald.store import Database\n"
+        "Database('sqlite+aiosqlite:///:memory:')\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    loaded = set(
+        json.loads(
+            subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+        )
+    )
+    assert "herald.app" in loaded
+    assert sorted(name for name in NOT_AT_START if name in loaded) == []
