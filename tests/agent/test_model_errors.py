@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, cast
 
 import pytest
 from pydantic_ai.exceptions import ModelHTTPError
@@ -18,6 +19,14 @@ from tests.app.herald_harness import Script, harness
 class Broken(Script):
     async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         raise ModelHTTPError(status_code=503, model_name="scripted", body={"error": "upstream overloaded"})
+
+
+class Buggy(Script):
+    """A model client with a bug: an error no model or network explains."""
+
+    async def respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        headers: Any = None  # a response's headers, never read
+        return cast(ModelResponse, headers.getall("x"))
 
 
 class Hangs(Script):
@@ -40,6 +49,23 @@ async def test_a_model_error_gives_the_user_one_short_message_and_the_operator_t
     assert len(lines) == 1
     assert "ModelHTTPError" in lines[0] and "503" in lines[0]
     assert secret not in caplog.text
+    # The cause says all: no traceback.
+    assert [r.exc_info for r in caplog.records if r.name.startswith("herald.agent")] == [None]
+
+
+async def test_a_bug_in_the_model_client_is_logged_with_its_traceback(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="herald.agent")
+    async with harness(db_url, Buggy()) as h:
+        await h.user_says("kim", "hello")
+        entries = await h.wait_delivered("c2c", "kim", 1)
+        await h.idle()
+        assert [e["content"] for e in entries] == [AgentConfig().error_message]
+    records = [r for r in caplog.records if r.name.startswith("herald.agent")]
+    assert len(records) == 1
+    assert "AttributeError" in records[0].getMessage()
+    assert records[0].exc_info is not None and "headers.getall" in caplog.text
 
 
 async def test_a_model_timeout_is_reported_the_same_way(

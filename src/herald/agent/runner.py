@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 from opentelemetry import trace
 from pydantic_ai.direct import model_request, model_request_stream
+from pydantic_ai.exceptions import AgentRunError
 from pydantic_ai.messages import (
     BinaryContent,
     ModelMessage,
@@ -113,6 +114,12 @@ def _unique_call_ids(response: ModelResponse, step: int) -> ModelResponse:
             index += 1
         parts.append(part)
     return dataclasses.replace(response, parts=parts)
+
+
+def explained(error: BaseException) -> bool:
+    """Whether the model, the network or the clock explains a failed request (its message says
+    all); anything else is a bug in a client or in Herald, whose log needs the traceback."""
+    return isinstance(error, AgentRunError | TimeoutError | OSError | ExceptionGroup)
 
 
 def can_stream(model: Model) -> bool:
@@ -240,9 +247,16 @@ class AgentRunner:
             try:
                 response = await self._request(history, turn, context, policy, summary, stream)
             except ModelFailure as failure:
-                cause = self._cause(failure.__cause__ or failure)
+                error = failure.__cause__ or failure
+                cause = self._cause(error)
                 state = self.health.failed(cause)
-                log.error("turn %s in %s: the model is %s", turn.id, turn.conversation, state)
+                log.error(
+                    "turn %s in %s: the model is %s",
+                    turn.id,
+                    turn.conversation,
+                    state,
+                    exc_info=None if explained(error) else error,
+                )
                 ended = stream is not None and await stream.fail(MODEL_FAILED)
                 await self._fail(turn, cause, notice=not ended)
                 return
@@ -379,6 +393,7 @@ class AgentRunner:
                             "the model refused a streamed request (%s); it is asked plainly from "
                             "now on and replies go out finished",
                             self._cause(exc),
+                            exc_info=None if explained(exc) else exc,
                         )
         except Exception as exc:
             raise ModelFailure() from exc
