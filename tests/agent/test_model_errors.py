@@ -35,16 +35,21 @@ class Hangs(Script):
         raise AssertionError("unreachable")
 
 
+async def one_failed_turn(db_url: str, script: Script, user: str) -> str:
+    """A user says hello to a failing model and gets the error message; the emulator's secret."""
+    async with harness(db_url, script) as h:
+        await h.user_says(user, "hello")
+        entries = await h.wait_delivered("c2c", user, 1)
+        await h.idle()
+        assert [e["content"] for e in entries] == [AgentConfig().error_message]
+        return h.sim.state.settings.secret
+
+
 async def test_a_model_error_gives_the_user_one_short_message_and_the_operator_the_cause(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="herald.agent")
-    async with harness(db_url, Broken()) as h:
-        await h.user_says("ivy", "hello")
-        entries = await h.wait_delivered("c2c", "ivy", 1)
-        await h.idle()
-        assert [e["content"] for e in entries] == [AgentConfig().error_message]
-        secret = h.sim.state.settings.secret
+    secret = await one_failed_turn(db_url, Broken(), "ivy")
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("herald.agent")]
     assert len(lines) == 1
     assert "ModelHTTPError" in lines[0] and "503" in lines[0]
@@ -57,11 +62,7 @@ async def test_a_bug_in_the_model_client_is_logged_with_its_traceback(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="herald.agent")
-    async with harness(db_url, Buggy()) as h:
-        await h.user_says("kim", "hello")
-        entries = await h.wait_delivered("c2c", "kim", 1)
-        await h.idle()
-        assert [e["content"] for e in entries] == [AgentConfig().error_message]
+    await one_failed_turn(db_url, Buggy(), "kim")
     records = [r for r in caplog.records if r.name.startswith("herald.agent")]
     assert len(records) == 1
     assert "AttributeError" in records[0].getMessage()
