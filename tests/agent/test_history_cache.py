@@ -23,7 +23,7 @@ def turn(turn_id: int) -> HistoryTurn:
 
 
 def test_the_cache_keeps_at_most_its_turns_letting_go_of_the_conversation_used_longest_ago() -> None:
-    cache = HistoryCache(max_turns=5)
+    cache = HistoryCache(max_turns=5, keep=2)
     cache.put("a", [turn(1), turn(2)])
     cache.put("b", [turn(3), turn(4)])
     assert cache.get("a") is not None  # a is now used after b
@@ -32,10 +32,10 @@ def test_the_cache_keeps_at_most_its_turns_letting_go_of_the_conversation_used_l
     assert [t.id for t in cache.get("a") or []] == [1, 2]
     assert cache.turns == 4
 
-    cache.extend("c", turn(7), keep=2)  # a conversation keeps its last `keep`
+    cache.extend("c", 7, exchange("7"))  # a conversation keeps its last `keep`
     assert [t.id for t in cache.get("c") or []] == [6, 7]
-    cache.extend("c", turn(7), keep=2)  # not newer: nothing changes
-    cache.extend("b", turn(8), keep=2)  # not kept: nothing to extend
+    cache.extend("c", 7, exchange("7"))  # not newer: nothing changes
+    cache.extend("b", 8, exchange("8"))  # not kept: nothing to extend
     assert cache.peek("b") is None
     assert cache.turns == 4
 

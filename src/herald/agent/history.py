@@ -66,8 +66,10 @@ class HistoryCache:
     hundreds of MB. The conversation used last is kept whole, whatever its length.
     """
 
-    def __init__(self, max_turns: int) -> None:
+    def __init__(self, max_turns: int, keep: int) -> None:
+        """`max_turns`: kept in all; `keep`: a conversation's latest turns kept."""
         self.max_turns = max_turns
+        self.keep = keep
         self._conversations: OrderedDict[str, list[HistoryTurn]] = OrderedDict()
         self.turns = 0  # kept in all
 
@@ -93,17 +95,17 @@ class HistoryCache:
         self._conversations.move_to_end(conversation)
         self._shrink()
 
-    def extend(self, conversation: str, turn: HistoryTurn, keep: int) -> None:
+    def extend(self, conversation: str, turn_id: int, messages: list[ModelMessage]) -> None:
         """Add a newly finished turn to a kept history (newer than what it has), then keep its
-        last `keep`; nothing when the conversation is not kept."""
+        last `keep`; nothing (not even counting its tokens) when the conversation is not kept."""
         kept = self._conversations.get(conversation)
-        if kept is None or (kept and kept[-1].id >= turn.id):
+        if kept is None or (kept and kept[-1].id >= turn_id):
             return
-        kept.append(turn)
+        kept.append(HistoryTurn.of(turn_id, messages))
         self.turns += 1
-        if len(kept) > keep:
-            self.turns -= len(kept) - keep
-            del kept[:-keep]
+        if len(kept) > self.keep:
+            self.turns -= len(kept) - self.keep
+            del kept[: -self.keep]
         self._shrink()
 
     def drop(self, conversation: str) -> None:

@@ -171,11 +171,10 @@ class TurnStore:
             index_elements=["conversation"],
             set_={name: summary.excluded[name] for name in ("text", "turns", "updated_at")},
         )
-        self._histories = HistoryCache(history_cache_turns)
+        self._histories = HistoryCache(history_cache_turns, keep=history_keep)
         # Like histories: one conversation's turns run one at a time, through this store.
         self._summaries: OrderedDict[str, Summary | None] = OrderedDict()
         self._cache_size = cache_size
-        self._history_keep = history_keep
         # Records, step saves and finishes share commits with the rest of the store's writes.
         self._writes = db.writes
 
@@ -297,10 +296,7 @@ class TurnStore:
         """The turn's end is committed: extend the in-memory history."""
         turn.status = status
         if status == DONE and turn.messages and turn.kind != "command":
-            if self._histories.peek(turn.conversation) is not None:
-                self._histories.extend(
-                    turn.conversation, HistoryTurn.of(turn.id, turn.messages), self._history_keep
-                )
+            self._histories.extend(turn.conversation, turn.id, turn.messages)
 
     async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run one statement in the shared group commit; its first scalar (if it returns rows)."""
@@ -383,8 +379,8 @@ class TurnStore:
         if limit <= 0:
             return []
         cached = self._histories.get(conversation)
-        if cached is None or limit > self._history_keep:
-            cached = await self._load_history(conversation, before, max(limit, self._history_keep))
+        if cached is None or limit > self._histories.keep:
+            cached = await self._load_history(conversation, before, max(limit, self._histories.keep))
             self._histories.put(conversation, cached)
         return [turn for turn in cached if turn.id < before][-limit:]
 
