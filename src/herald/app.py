@@ -172,6 +172,7 @@ class Herald:
             self.clock,
             max_per_conversation=config.scheduler.max_jobs_per_conversation,
             min_interval_s=config.scheduler.min_interval_s,
+            catch_up_s=config.scheduler.catch_up_s,
         )
         self.plugins = Plugins(
             [

@@ -339,6 +339,8 @@ class SchedulerConfig(Section):
     # Several instances on one PostgreSQL database: one leads (fires the jobs) at a time; when it
     # dies, another takes over once its lease is this old (renewed every third of it).
     leader_lease_s: float = Field(default=3.0, ge=0.5, le=300)
+    # A missed slot at most this late fires on its own (a restart, a failover); older ones coalesce.
+    catch_up_s: float = Field(default=60.0, ge=0, le=86_400)
     # Sent once, on the last route left, when a job's next firing could not reach the user; the
     # job then pauses until the user writes again. `{name}` is the job's name.
     stopped_notice: str = "（定时任务「{name}」已暂停：之后的消息无法再送达你。给我发一条消息，它就会继续。）"

@@ -93,6 +93,25 @@ async def test_downtime_coalesces_missed_slots_into_one_firing(db: Database) -> 
     assert len(recorder.fired) == 3
 
 
+async def test_a_short_outage_fires_each_missed_slot_once_in_order(db: Database) -> None:
+    clock = VirtualClock(START)
+    recorder = Recorder()
+    store = JobStore(db, clock)
+    job = await store.create(
+        conversation=CONV, creator_id="user-1", name="hb", schedule=cron_schedule("* * * * *", "UTC")
+    )
+    # Down from 09:00:20 to 09:02:30 (a restart, a failover): 09:01 is 90 s late, 09:02 is 30 s.
+    await clock.advance(130)
+    scheduler = await started(db, clock, recorder)
+    minute = datetime(2026, 11, 21, 9, 1, tzinfo=UTC)
+    # 09:01 is more than `catch_up_s` late, but it is the first missed slot: it fires once for the
+    # outage, and 09:02, within the bound, fires on its own after it.
+    assert recorder.fired == [slot_key(job, minute), slot_key(job, minute.replace(minute=2))]
+    await run_minutes(clock, scheduler, 1)
+    await scheduler.stop()
+    assert recorder.fired[2:] == [slot_key(job, minute.replace(minute=3))]
+
+
 async def test_one_shot_fires_once_then_ends(db: Database) -> None:
     clock = VirtualClock(START)
     recorder = Recorder()

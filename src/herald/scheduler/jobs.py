@@ -66,6 +66,8 @@ def _apply(row: AgentJob, schedule: Schedule) -> None:
 
 log = logging.getLogger(__name__)
 
+# A missed slot at most this late still fires on its own ([scheduler] catch_up_s).
+CATCH_UP_S = 60.0
 INVALID_SCHEDULE = "invalid schedule"  # the end reason of a stored job whose schedule cannot run
 # The first key of the PostgreSQL advisory lock creates take per conversation (b"hjob" as int4).
 JOBS_LOCK = int.from_bytes(b"hjob", "big")
@@ -91,12 +93,19 @@ class JobStore:
     """The store-backed `JobBook`, plus what the scheduler loop needs (due, fired)."""
 
     def __init__(
-        self, db: Database, clock: Clock, *, max_per_conversation: int = 20, min_interval_s: int = 0
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        max_per_conversation: int = 20,
+        min_interval_s: int = 0,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
         self.db = db
         self.clock = clock
         self.max_per_conversation = max_per_conversation
         self.min_interval_s = min_interval_s
+        self.catch_up_s = catch_up_s
         self.on_change: Callable[[], None] | None = None
 
     def _check_often(self, schedule: Schedule) -> None:
@@ -340,7 +349,9 @@ class JobStore:
         return value
 
     async def fired(self, job_id: str, slot: datetime, now: datetime) -> Job | None:
-        """Record that `slot` fired; the next slot is the first after now (missed slots coalesce)."""
+        """Record that `slot` fired. The next slot is the one after it while that one is at most
+        `catch_up_s` late, so a restart or a leader's failover loses no slot; a slot missed for
+        longer (Herald was down) coalesces with the rest into the first slot after now."""
         async with self.db.session() as session:
             row = await session.get(AgentJob, job_id)
             if row is None or not row.active or row.paused_at is not None or row.next_run_at != slot:
@@ -348,7 +359,10 @@ class JobStore:
             row.runs += 1
             row.last_run_at = slot
             try:
-                following = next_after(_job(row).schedule, max(slot, now))
+                schedule = _job(row).schedule
+                following = next_after(schedule, slot)
+                if following is not None and (now - following).total_seconds() > self.catch_up_s:
+                    following = next_after(schedule, now)
             except ScheduleError as exc:
                 # Stored before creation checked it (or edited by hand): end it, rather than fail
                 # the scheduler's pass at every slot.

@@ -10,9 +10,9 @@ lease the leader renews every `poll_s` and that expires `ttl_s` after its last r
 leader dies another instance takes over within `ttl_s + poll_s`. The slot's key is the durable
 per-slot claim: the turn's unique source id or the outbox item's unique idempotency key, written
 before the slot is recorded as fired, so a slot fired by a leader that lost its lease midway (or
-died before recording it) fires again as a no-op, never twice; a slot that came due while no
-instance led fires once, late, when the next leader's first pass finds it due (missed slots of one
-job coalesce, as after any downtime).
+died before recording it) fires again as a no-op, never twice; the slots that came due while no
+instance led each fire once, late, when the next leader's first pass finds them due (`JobStore.fired`
+steps slot by slot while a slot is at most `catch_up_s` late; older ones coalesce).
 """
 
 from __future__ import annotations
