@@ -1,6 +1,7 @@
 """What `herald run` loads before it is up: a gateway-only start on SQLite imports no web server,
-no PostgreSQL dialect and no webhook crypto (each costs start time and memory; bench/footprint.py
-measures both)."""
+no PostgreSQL dialect, no webhook crypto, no migration tool and no syntax highlighter (httpx's
+command-line tool would load one); each costs start time and memory (bench/footprint.py measures
+both)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ NOT_AT_START = (
     "sqlalchemy.dialects.postgresql",
     "jinja2",
     "mcp",
+    "alembic",
+    "pygments",
 )
 
 
