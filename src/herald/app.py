@@ -20,7 +20,7 @@ from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnS
 from herald.agent.approvals import ApprovalBook
 from herald.agent.images import ImageFetcher
 from herald.agent.policy import Policies
-from herald.agent.runner import RESTARTED
+from herald.agent.runner import RESTARTED, history_window
 from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
@@ -166,7 +166,13 @@ class Herald:
         self.streams = ReplyStreams(self.db, self.outbox, self.platform, self.clock, config.delivery)
         await self.streams.recover(RESTARTED)
 
-        self.turns = TurnStore(self.db, self.clock, history_keep=max(50, config.agent.history_turns))
+        # Each conversation keeps in memory the window its longest configured history reads (a
+        # longer one set from the console reads the database on every turn).
+        longest = max(
+            [config.agent.history_turns]
+            + [layer.history_turns for _, layer in config.policy.layers() if layer.history_turns is not None]
+        )
+        self.turns = TurnStore(self.db, self.clock, history_keep=history_window(longest))
         self.jobs = JobStore(
             self.db,
             self.clock,

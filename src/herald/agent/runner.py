@@ -81,6 +81,12 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
+def history_window(history_turns: int) -> int:
+    """The finished turns a turn reads for a history of `history_turns`: those, and the two
+    batches that may be waiting to be folded into the summary."""
+    return history_turns + 2 * SUMMARY_BATCH
+
+
 def _open_tool_round(messages: list[ModelMessage]) -> tuple[list[ToolCallPart], dict[str, ToolResult]]:
     """The calls of the newest model response and the results already stored for them.
 
@@ -308,7 +314,7 @@ class AgentRunner:
         failed summary request leaves them for the next turn to try again.
         """
         window = await self.turns.history_turns(
-            turn.conversation, turn.id, policy.history_turns + 2 * SUMMARY_BATCH
+            turn.conversation, turn.id, history_window(policy.history_turns)
         )
         kept, dropped = split_history(window, policy.history_turns, policy.history_tokens)
         summary = await self.turns.summary(turn.conversation)

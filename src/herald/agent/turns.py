@@ -33,8 +33,9 @@ from herald.store.types import UTCDateTime
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
-# Finished turns kept parsed in memory, over all conversations: about 10 MB of one-line exchanges.
-HISTORY_CACHE_TURNS = 4096
+# Finished turns kept parsed in memory, over all conversations: 5.5 MB of one-line exchanges (2.7
+# kB each), and room for 50 conversations reading the default window of 30 turns each.
+HISTORY_CACHE_TURNS = 2048
 
 
 @dataclass(slots=True)
