@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +324,7 @@ async def failover(args: argparse.Namespace) -> None:
                 )
                 for i in items
             ]
-            for slot, following in zip(slots, slots[1:], strict=False):
+            for slot, following in pairwise(slots):
                 skipped += following != next_after(job.schedule, slot)
         await db.dispose()
     print(

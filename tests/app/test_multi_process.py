@@ -13,6 +13,7 @@ import signal
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import aiohttp
@@ -226,7 +227,7 @@ async def test_sigkills_across_instances_lose_and_repeat_nothing(
             ]
             # None skipped: a failover lasts seconds, far less than `catch_up_s`, so every slot
             # from the first to the last fired.
-            for slot, following in zip(slots, slots[1:], strict=False):
+            for slot, following in pairwise(slots):
                 assert following == next_after(job.schedule, slot), (slot, following, items)
 
     async with db.session() as session:
