@@ -8,4 +8,5 @@ __version__ = "0.1.0"
 # resident and 50 ms of every start) whenever click, rich and pygments are installed, as Herald's
 # own CLI needs them to be. Nothing in Herald runs that tool: a `None` entry makes the import fail
 # (httpx then defines a `main` that says its CLI is unavailable), if httpx is not loaded yet.
-sys.modules.setdefault("httpx._main", None)
+# (typeshed allows modules only; `None` is the import system's documented way to refuse one.)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
