@@ -360,7 +360,9 @@ class JobStore:
             row.last_run_at = slot
             try:
                 schedule = _job(row).schedule
-                following = next_after(schedule, slot)
+                # No slot comes before the job's start: a run-now slot (this second, truncated)
+                # can precede an interval's first moment, its creation to the microsecond.
+                following = next_after(schedule, max(slot, row.created_at))
                 if following is not None and (now - following).total_seconds() > self.catch_up_s:
                     following = next_after(schedule, now)
             except ScheduleError as exc:
