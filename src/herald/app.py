@@ -18,9 +18,10 @@ from sqlalchemy import text
 
 from herald.agent import AgentRunner, AgentSettings, ModelHealth, Toolbox, TurnStore
 from herald.agent.approvals import ApprovalBook
+from herald.agent.history import history_window
 from herald.agent.images import ImageFetcher
 from herald.agent.policy import Policies
-from herald.agent.runner import RESTARTED, history_window
+from herald.agent.runner import RESTARTED
 from herald.agent.settings import KEYS as AGENT_SETTING_KEYS
 from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo

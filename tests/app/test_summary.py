@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo
 
-from herald.agent.runner import SUMMARY_BATCH
+from herald.agent.history import SUMMARY_BATCH
 from herald.config import HeraldConfig
 from tests.app.herald_harness import Script, harness
 

@@ -17,6 +17,16 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+# Turns past the history budget wait until this many have gathered, then one request folds them
+# into the conversation's summary.
+SUMMARY_BATCH = 5
+
+
+def history_window(history_turns: int) -> int:
+    """The finished turns a turn reads for a history of `history_turns`: those, and the two
+    batches that may be waiting to be folded into the summary."""
+    return history_turns + 2 * SUMMARY_BATCH
+
 
 def estimate_tokens(text: str) -> int:
     """Rough and cheap: ~4 ASCII characters per token, one token per other character (CJK)."""
@@ -61,7 +71,7 @@ class HistoryCache:
     """Conversations' latest finished turns, parsed, kept in memory so a turn need not read and
     parse its history from the database; the conversations used longest ago are let go first.
 
-    Bounded by turns kept in all, not by conversations: a parsed turn costs a few kB (2.4 kB for
+    Bounded by turns kept in all, not by conversations: a parsed turn costs a few kB (2.7 kB for
     a one-line exchange), so a bound on conversations alone lets a few thousand long histories take
     hundreds of MB. The conversation used last is kept whole, whatever its length.
     """

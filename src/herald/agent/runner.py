@@ -49,7 +49,7 @@ from pydantic_ai.settings import ModelSettings
 from herald.agent.approvals import APPROVED, ApprovalBook
 from herald.agent.clean import clean_response, storable
 from herald.agent.health import ModelHealth
-from herald.agent.history import HistoryTurn, split_history, transcript_lines
+from herald.agent.history import SUMMARY_BATCH, HistoryTurn, history_window, split_history, transcript_lines
 from herald.agent.images import ImageFetcher, NotShown
 from herald.agent.policy import Policies, Policy
 from herald.agent.prompt import instructions
@@ -69,9 +69,6 @@ log = logging.getLogger(__name__)
 MODEL_FAILED = "模型出错"
 RESTARTED = "服务重启"
 
-# Turns past the history budget wait until this many have gathered, then one request folds them
-# into the conversation's summary.
-SUMMARY_BATCH = 5
 SUMMARY_CHARS = 2000
 SUMMARY_INSTRUCTIONS = (
     "You keep the memory of a chat. Rewrite the summary so far (if any) together with the "
@@ -79,12 +76,6 @@ SUMMARY_INSTRUCTIONS = (
     "words: who the people are, facts they told you, what they asked for and what was done or "
     "promised. Write only the summary."
 )
-
-
-def history_window(history_turns: int) -> int:
-    """The finished turns a turn reads for a history of `history_turns`: those, and the two
-    batches that may be waiting to be folded into the summary."""
-    return history_turns + 2 * SUMMARY_BATCH
 
 
 def _open_tool_round(messages: list[ModelMessage]) -> tuple[list[ToolCallPart], dict[str, ToolResult]]:
