@@ -208,3 +208,15 @@ def test_console_audit_prints_the_changes_newest_first(cli: CliRunner, db_url: s
     assert "api-token  agent.system_prompt: You are a pirate." in newest
     assert newest.endswith("… → (configured value)")
     assert "console 10.1.2.3  agent.system_prompt: (configured value) → You are a pirate." in oldest
+
+
+def test_help_shows_the_config_tables_it_names(cli: CliRunner) -> None:
+    # Typer renders help as rich markup, where an unescaped `[console]` is a style tag and vanishes.
+    import herald.cli.console
+    import herald.cli.policy  # noqa: F401  (registers the commands)
+
+    console_help = cli.invoke(app, ["console", "--help"], terminal_width=200)
+    policy_help = cli.invoke(app, ["policy", "show", "--help"], terminal_width=200)
+    assert "The operator's console ([console] in the config)." in console_help.output
+    assert "(for [policy.users.*])" in policy_help.output
+    assert "(for [policy.guilds.*])" in policy_help.output

@@ -16,7 +16,7 @@ from herald.config import ConfigError, load_config
 from herald.core.clock import SystemClock
 from herald.store import Database
 
-console_app = typer.Typer(help="The operator's console ([console] in the config).", no_args_is_help=True)
+console_app = typer.Typer(help="The operator's console (\\[console] in the config).", no_args_is_help=True)
 app.add_typer(console_app, name="console")
 
 

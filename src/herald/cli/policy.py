@@ -18,18 +18,18 @@ from herald.cli.storage import sqlite_file, storage_url
 policy_app = typer.Typer(help="Per-scope policy: what a conversation's turns get.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 SHOWN_CHARS = 120  # of a long system prompt
-UserOption = Annotated[str | None, typer.Option("--user", help="The author's openid ([policy.users.*]).")]
-GuildOption = Annotated[str | None, typer.Option("--guild", help="A channel's guild ([policy.guilds.*]).")]
+UserOption = Annotated[str | None, typer.Option("--user", help="The author's openid (\\[policy.users.*]).")]
+GuildOption = Annotated[str | None, typer.Option("--guild", help="A channel's guild (\\[policy.guilds.*]).")]
 
 
 @policy_app.command("show")
 def show_command(
     target: Annotated[str, typer.Argument(help="c2c:OPENID, group:GROUP_OPENID, channel:ID or dm:GUILD_ID")],
     user: Annotated[
-        str | None, typer.Option("--user", help="The author's openid (for [policy.users.*]).")
+        str | None, typer.Option("--user", help="The author's openid (for \\[policy.users.*]).")
     ] = None,
     guild: Annotated[
-        str | None, typer.Option("--guild", help="A channel's guild (for [policy.guilds.*]).")
+        str | None, typer.Option("--guild", help="A channel's guild (for \\[policy.guilds.*]).")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
