@@ -3,7 +3,9 @@
 SQLite (the default) runs in WAL mode with a busy timeout so the outbox writer and readers
 (the CLI, a second process after a crash) do not trip over each other; PostgreSQL is used as is.
 `writes` is the shared group commit of the hot write paths: one held connection on SQLite (one
-writer at a time anyway), a few on PostgreSQL (which commits concurrently).
+writer at a time anyway), a few on PostgreSQL (which commits concurrently). `lease_connection`
+is the leases' own, in autocommit (store/leases.py says why), opened only when used: on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald.store import aiosqlite_fast
 from herald.store.batch import GroupCommit
+from herald.store.held import HeldConnections
 
 DEFAULT_URL = "sqlite+aiosqlite:///./data/herald.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,6 +67,10 @@ class Database:
         # in-memory database, whose one connection the pool's sessions use too.
         self.writes = GroupCommit(
             self.engine, connections=1 if self.is_sqlite else 4, statements_on_loop=sqlite_file
+        )
+        # Leases (store/leases.py): one statement at a time, each its own transaction.
+        self.lease_connection = HeldConnections(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), 1
         )
 
     @contextlib.asynccontextmanager
@@ -112,6 +119,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.writes.close()
+        await self.lease_connection.close()
         await self.engine.dispose()
 
     def __repr__(self) -> str:

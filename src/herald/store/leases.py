@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.store.db import Database
 
@@ -39,7 +38,15 @@ _HOLDER = text("SELECT holder FROM leases WHERE name = :name AND expires_at >= c
 
 
 class Leases:
-    """The leases this instance (`holder`) takes, renews and gives back."""
+    """The leases this instance (`holder`) takes, renews and gives back.
+
+    Each statement is a transaction of its own (autocommit), run one at a time on the held
+    `Database.lease_connection`; never a unit of the hot writers' group commit. A batch there
+    that took one lease and gave back another held both rows' locks until its commit, and two
+    batches (this instance's, or two instances') that met on lease rows in the other order
+    deadlocked: PostgreSQL fails one after its `deadlock_timeout` (1 s), stalling every unit of
+    the batch. A statement alone holds nothing while it waits, so no wait can close a circle.
+    """
 
     def __init__(self, db: Database, holder: str) -> None:
         if not db.is_postgresql:
@@ -49,42 +56,29 @@ class Leases:
 
     async def take(self, name: str, ttl_s: float) -> bool:
         """Take (or renew) `name` for `ttl_s` seconds; False while another live instance holds it."""
-
-        async def work(session: AsyncSession) -> bool:
-            result = await session.execute(_TAKE, {"name": name, "holder": self.holder, "ttl": ttl_s})
+        async with self.db.lease_connection.transaction() as conn:
+            result = await conn.execute(_TAKE, {"name": name, "holder": self.holder, "ttl": ttl_s})
             return result.first() is not None
-
-        taken: bool = await self.db.writes.run(work)
-        return taken
 
     async def renew(self, names: Iterable[str], ttl_s: float) -> set[str]:
         """Extend the leases among `names` that this instance still holds; returns those."""
         wanted = list(names)
         if not wanted:
             return set()
-
-        async def work(session: AsyncSession) -> set[str]:
-            result = await session.execute(_RENEW, {"names": wanted, "holder": self.holder, "ttl": ttl_s})
+        async with self.db.lease_connection.transaction() as conn:
+            result = await conn.execute(_RENEW, {"names": wanted, "holder": self.holder, "ttl": ttl_s})
             return {row[0] for row in result}
 
-        renewed: set[str] = await self.db.writes.run(work)
-        return renewed
-
     async def release(self, name: str) -> None:
-        async def work(session: AsyncSession) -> None:
-            await session.execute(_RELEASE, {"name": name, "holder": self.holder})
-
-        await self.db.writes.run(work)
+        async with self.db.lease_connection.transaction() as conn:
+            await conn.execute(_RELEASE, {"name": name, "holder": self.holder})
 
     async def release_all(self, prefix: str = "") -> None:
         """Give back every lease this instance holds whose name starts with `prefix` (a previous
         run of this instance, which is gone now, held them)."""
-
-        async def work(session: AsyncSession) -> None:
-            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            await session.execute(_RELEASE_ALL, {"holder": self.holder, "prefix": like})
-
-        await self.db.writes.run(work)
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        async with self.db.lease_connection.transaction() as conn:
+            await conn.execute(_RELEASE_ALL, {"holder": self.holder, "prefix": like})
 
     async def holder_of(self, name: str) -> str | None:
         """The live holder of `name`, if any."""
