@@ -28,8 +28,8 @@ from herald.store.held import HeldConnections
 DEFAULT_URL = "sqlite+aiosqlite:///./data/herald.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-SQLITE_CONNECTIONS = 7
-SQLITE_CACHE_KIB = 512
+SQLITE_CONNECTIONS = 4
+SQLITE_CACHE_KIB = 256
 # The PostgreSQL advisory lock key held while migrating: b"herald:m" read as a 64-bit integer.
 MIGRATION_LOCK = int.from_bytes(b"herald:m", "big")
 
@@ -49,16 +49,21 @@ class Database:
                 "async_creator_fn": aiosqlite_fast.connect,
             }
             if sqlite_file:
-                # A fixed set of connections (each is a thread of its own): the held writer, and
-                # readers enough for `warm`. Overflow connections opened for a burst of reads and
-                # closed after it cost a thread start each, and left ~20 MB more resident after
-                # 10,000 conversations (bench/footprint.py); more readers do not read faster.
+                # A fixed set of connections (each is a thread of its own): the held writer and
+                # three readers. Overflow connections opened for a burst of reads and closed after
+                # it cost a thread start each, and left ~20 MB more resident after 10,000
+                # conversations (bench/footprint.py). More readers do not answer faster
+                # (bench/http_turns.py: the same messages/s with three as with six), and each
+                # costs its thread, its page cache and its copy of the schema: six readers were
+                # 2.6 MB more than three after 10,000 conversations.
                 # (An in-memory database has one connection, which SQLAlchemy shares.)
                 kwargs["pool_size"] = SQLITE_CONNECTIONS
                 kwargs["max_overflow"] = 0
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
+        # What `warm` opens: the readers (on SQLite, all but the writer `writes` holds).
+        self.readers = SQLITE_CONNECTIONS - 1 if sqlite_file else 6
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -108,12 +113,12 @@ class Database:
             return False  # no schema yet (or no database: Alembic reports that)
         return list(versions) == [head_revision()]
 
-    async def warm(self, connections: int = 6) -> None:
-        """Open `connections` pooled connections now, together: a turn's first writes then find
+    async def warm(self) -> None:
+        """Open the readers' pooled connections now, together: a turn's first reads then find
         them ready instead of each paying a connection's setup (on PostgreSQL several round trips)."""
         async with contextlib.AsyncExitStack() as stack:
             opened = await asyncio.gather(
-                *(stack.enter_async_context(self.engine.connect()) for _ in range(connections))
+                *(stack.enter_async_context(self.engine.connect()) for _ in range(self.readers))
             )
             await asyncio.gather(*(conn.execute(text("SELECT 1")) for conn in opened))
 
@@ -143,8 +148,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Each connection's page cache: SQLite's default (2 MB) on each of the pool's connections was
-    # 11 of the 21 MB the first 1,000 conversations add (bench/footprint.py). Pages not cached
-    # here are still in the OS's page cache: bench/http_turns.py measured no difference in CPU.
+    # 11 of the 21 MB the first 1,000 conversations add (bench/footprint.py); 256 KiB rather than
+    # 512 KiB is 1.1 MB less after 10,000. Pages not cached here are still in the OS's page
+    # cache: bench/http_turns.py measured no difference in CPU at either size.
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
