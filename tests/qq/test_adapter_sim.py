@@ -8,12 +8,14 @@ import asyncio
 from sqlalchemy import update
 
 from herald.config import QQDeliveryConfig
+from herald.core.clock import SystemClock
 from herald.core.platform import SendRequest
 from herald.core.segments import Markdown, Media, MediaKind, Text
 from herald.core.target import Scene, Target
 from herald.qq.errors import CODE_KINDS
 from herald.qq.reply import DeliveryMode
 from herald.qq.tables import ReplyReservation
+from herald.qq.targets import TargetCapabilities
 from herald.store.db import Database
 from herald.store.tables.outbox import OutboxItem
 from tests.delivery.harness import stack
@@ -105,6 +107,18 @@ async def test_markdown_falls_back_to_text_and_the_target_is_remembered(db: Data
         assert [(e["msg_type"], e["code"]) for e in attempts] == [(2, 40034127), (0, 0), (0, 0)]
         # The refused attempt did not use up its msg_seq: the text went out on the same one.
         assert [e["msg_seq"] for e in attempts] == [1, 1, 2]
+
+
+async def test_a_target_that_refused_markdown_is_known_after_a_restart_and_no_other(db: Database) -> None:
+    before = TargetCapabilities(db, SystemClock(), QQDeliveryConfig())
+    assert not await before.markdown_refused(ALICE)
+    await before.refuse_markdown(ALICE)
+    assert await before.markdown_refused(ALICE)
+
+    restarted = TargetCapabilities(db, SystemClock(), QQDeliveryConfig())
+    assert await restarted.markdown_refused(ALICE)
+    assert not await restarted.markdown_refused(Target(Scene.C2C, "bob"))
+    assert not await restarted.markdown_refused(Target(Scene.GROUP, "alice"))
 
 
 async def test_media_is_uploaded_once_per_scene_and_sent_as_msg_type_7(db: Database) -> None:

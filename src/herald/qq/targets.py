@@ -30,7 +30,9 @@ class TargetCapabilities:
         self._clock = clock
         self._cfg = config
         self.capabilities = capabilities
-        self._markdown_memo: dict[str, bool] = {}
+        # The targets known to refuse markdown, read from the database once, on first use.
+        self._markdown_refused: set[str] = set()
+        self._markdown_loaded = False
 
     # --- proactive permission ------------------------------------------------------------------
 
@@ -77,19 +79,21 @@ class TargetCapabilities:
     async def markdown_refused(self, target: Target) -> bool:
         if self.capabilities is not None and self.capabilities.refused(MARKDOWN) is not None:
             return True
-        # A process-local memo of a database fact that only ever turns true; another instance
-        # learning it later costs this one at most one refused attempt.
-        known = self._markdown_memo.get(target.key)
-        if known is not None:
-            return known
-        async with self._db.session() as session:
-            row = await session.get(TargetPermission, target.key)
-        refused = bool(row and row.markdown_refused)
-        self._markdown_memo[target.key] = refused
-        return refused
+        # A database fact that only ever turns true, and rare (a refusal of the whole bot is
+        # `capabilities`'), so all of it is read once and kept: a memo per target asked about
+        # grew with every user the bot ever answered. A refusal another instance records later
+        # costs this one at most one refused attempt.
+        if not self._markdown_loaded:
+            async with self._db.session() as session:
+                refused = await session.scalars(
+                    select(TargetPermission.target).where(TargetPermission.markdown_refused.is_(True))
+                )
+                self._markdown_refused.update(refused)
+            self._markdown_loaded = True
+        return target.key in self._markdown_refused
 
     async def refuse_markdown(self, target: Target) -> None:
-        self._markdown_memo[target.key] = True
+        self._markdown_refused.add(target.key)
         async with self._db.session() as session:
             row = await session.get(TargetPermission, target.key)
             if row is None:
