@@ -46,26 +46,34 @@ class Verdict:
 
 class TokenLedger:
     """Model tokens spent today per author and per conversation. Each key's total is read from
-    the stored turns once a day, then kept up to date in memory as turns end."""
+    the stored turns once a day, then kept up to date in memory as turns end; the totals of
+    earlier days are let go when the day turns."""
 
     def __init__(self, db: Database | None, clock: Clock, timezone: str) -> None:
         self.db = db
         self.clock = clock
         self.zone = ZoneInfo(timezone)
-        self._totals: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self._day: datetime | None = None  # the midnight `_totals` count from
+        self._totals: dict[tuple[str, str], int] = {}
 
-    def _midnight(self) -> datetime:
+    def _today(self) -> datetime:
+        """Today's local midnight; the totals start again from nothing when the day turns."""
         local = self.clock.now().astimezone(self.zone)
-        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if midnight != self._day:
+            self._day = midnight
+            self._totals.clear()
+        return midnight
 
     async def today(self, by: str, key: str) -> int:
         """`by` is `author` or `conversation`."""
-        midnight = self._midnight()
+        midnight = self._today()
         cached = self._totals.get((by, key))
-        if cached is not None and cached[0] == midnight:
-            return cached[1]
+        if cached is not None:
+            return cached
         total = await self._load(by, key, midnight)
-        self._totals[(by, key)] = (midnight, total)
+        if self._day == midnight:  # not if the day turned while the store was read
+            self._totals[(by, key)] = total
         return total
 
     async def _load(self, by: str, key: str, since: datetime) -> int:
@@ -83,12 +91,12 @@ class TokenLedger:
         """A turn ended having used `tokens`. Keys not loaded yet read them from the store later."""
         if tokens <= 0:
             return
-        midnight = self._midnight()
+        self._today()
         keys = [("conversation", conversation)] + ([("author", author_id)] if author_id else [])
         for key in keys:
             cached = self._totals.get(key)
-            if cached is not None and cached[0] == midnight:
-                self._totals[key] = (midnight, cached[1] + tokens)
+            if cached is not None:
+                self._totals[key] = cached + tokens
 
 
 class RateWindow:
