@@ -1,7 +1,7 @@
 """What `herald run` loads before it is up: a gateway-only start on SQLite imports no web server,
-no PostgreSQL dialect, no webhook crypto, no migration tool and no syntax highlighter (httpx's
-command-line tool would load one); each costs start time and memory (bench/footprint.py measures
-both)."""
+no PostgreSQL dialect, no webhook crypto, no migration tool, no syntax highlighter (httpx's
+command-line tool would load one) and no terminal tables (only other commands print them); each
+costs start time and memory (bench/footprint.py measures both)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ NOT_AT_START = (
     "mcp",
     "alembic",
     "pygments",
+    "rich",
 )
 
 
@@ -25,7 +26,9 @@ def test_the_run_path_imports_nothing_it_does_not_use() -> None:
     # A fresh interpreter: this one has imported everything the other tests use.
     script = (
         "import json, sys\n"
-        "import herald.cli, herald.cli.run, herald.app\n"
+        "import herald.cli\n"
+        "herald.cli.register_commands()\n"
+        "import herald.app\n"
         "from herald.store import Database\n"
         "Database('sqlite+aiosqlite:///:memory:')\n"
         "print(json.dumps(sorted(sys.modules)))\n"

@@ -31,9 +31,13 @@ def main() -> None:
     # exist, and then they are frozen (never scanned again, which also shortens every later full
     # collection).
     with collector_paused():
-        # Importing the command modules registers their commands on `app`.
-        from herald.cli import console, doctor, extensions, jobs, outbox, policy, run, sim  # noqa: F401
+        register_commands()
     app()
+
+
+def register_commands() -> None:
+    """Import the command modules: each registers its commands on `app` as it is imported."""
+    from herald.cli import console, doctor, extensions, jobs, outbox, policy, run, sim  # noqa: F401
 
 
 @contextlib.contextmanager

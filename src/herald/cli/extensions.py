@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from herald.cli import app
 from herald.config import ConfigError, HeraldConfig, McpServerConfig, load_config
@@ -167,6 +165,9 @@ def plugins(config: ConfigOption = None) -> None:
     if not found:
         typer.echo("no plugins installed (a plugin is a package with a `herald.plugins` entry point)")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("plugin", "package", "state", "adds")
     for entry in found:
         if entry.error is not None:

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from herald.cli import app
 from herald.cli.run import ConfigOption, load_or_exit
@@ -18,6 +16,8 @@ from herald.cli.storage import storage_url
 from herald.config import HeraldConfig
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from herald.core.jobs import Job
     from herald.scheduler import JobStore
 
@@ -28,6 +28,8 @@ app.add_typer(jobs_app, name="jobs")
 
 async def _list(url: str, settings: HeraldConfig, conversation: str | None, include_ended: bool) -> Table:
     from zoneinfo import ZoneInfo
+
+    from rich.table import Table
 
     from herald.core.clock import SystemClock
     from herald.scheduler import JobStore
@@ -67,6 +69,8 @@ def list_jobs(
     all_jobs: Annotated[bool, typer.Option("--all", help="Include cancelled and finished jobs.")] = False,
 ) -> None:
     """List scheduled jobs."""
+    from rich.console import Console
+
     settings = load_or_exit(config)
     url = storage_url(settings)
     Console().print(asyncio.run(_list(url, settings, conversation, all_jobs)))

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from herald.cli import app
 from herald.cli.storage import storage_url
@@ -59,6 +57,9 @@ def list_command(
     """Pending, failed, dead and unknown items (or the given states), with the reason for each.
 
     Ids are shown as a prefix that `show` and `retry` accept; it is never cut, whatever the width."""
+    from rich.console import Console
+    from rich.table import Table
+
     states = state or list(inspect.ATTENTION)
     rows = _run(config, lambda db, _settings: inspect.list_items(db, states, limit))
     table = Table(title=f"outbox: {', '.join(states)}")

@@ -7,9 +7,6 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from herald.cli import app
 from herald.cli.run import ConfigOption, load_or_exit
@@ -65,6 +62,10 @@ def show_command(
         typer.echo(f"(no database at {path}: no console edits to include)", err=True)
     policies = Policies(settings.policy, settings.agent, settings.llm, AgentSettings(settings.agent, stored))
     policy = policies.resolve(where, user, guild)
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"policy of {where.key}" + (f", author {user}" if user else ""))
     table.add_column("key", no_wrap=True)
     table.add_column("value", overflow="fold")

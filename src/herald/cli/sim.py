@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from herald.cli import app
 from herald.sim.settings import ProactiveMode, SimSettings
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def describe(settings: SimSettings, state_file: Path | None = None) -> Table:
+    from rich.table import Table
+
     base = f"http://{settings.host}:{settings.port}"
     table = Table(title="Herald sim: a QQ Open Platform on loopback", show_header=False)
     table.add_column(style="bold")
@@ -65,6 +68,8 @@ def sim(
     if secret is not None:
         fields["secret"] = secret
     settings = SimSettings.model_validate(fields)
+    from rich.console import Console
+
     Console().print(describe(settings, state_file))
     try:
         application = create_app(settings, state_file=state_file)
@@ -126,6 +131,9 @@ def sim_onebot(
             "heartbeat_interval_s": heartbeat,
         }
     )
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="Herald sim: a OneBot v11 implementation on loopback", show_header=False)
     table.add_column(style="bold")
     table.add_column()
