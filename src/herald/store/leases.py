@@ -45,7 +45,9 @@ class Leases:
     that took one lease and gave back another held both rows' locks until its commit, and two
     batches (this instance's, or two instances') that met on lease rows in the other order
     deadlocked: PostgreSQL fails one after its `deadlock_timeout` (1 s), stalling every unit of
-    the batch. A statement alone holds nothing while it waits, so no wait can close a circle.
+    the batch. A statement alone locks one row (`take`, `release`) or rows of one holder only
+    (`renew`, `release_all`), and an instance runs its statements one at a time, so no two waits
+    can close a circle.
     """
 
     def __init__(self, db: Database, holder: str) -> None:
