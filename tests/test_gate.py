@@ -28,6 +28,20 @@ def message(
     return InboundMessage(target, "m", author, "hi", NOW, guild_id=guild, author_roles=roles)
 
 
+async def test_token_totals_start_again_when_the_day_turns() -> None:
+    clock = VirtualClock(NOW)
+    ledger = TokenLedger(None, clock, "Asia/Shanghai")
+    assert await ledger.today("author", "u1") == 0
+    ledger.spent("c2c:u1", "u1", 50)
+    ledger.spent("c2c:u1", "u1", 20)
+    assert await ledger.today("author", "u1") == 70
+    # 10:30 in Shanghai: 13.5 hours to its midnight.
+    await clock.advance(13.5 * 3600 - 1)
+    assert await ledger.today("author", "u1") == 70
+    await clock.advance(1)
+    assert await ledger.today("author", "u1") == 0
+
+
 async def test_who_is_an_admin_and_who_may_talk() -> None:
     g = gate(AccessConfig(admins=["boss"], allow_users=["a"], deny_guilds=["bad"]))
     group, channel, c2c = Target(Scene.GROUP, "g"), Target(Scene.CHANNEL, "c"), Target(Scene.C2C, "a")

@@ -101,11 +101,6 @@ async def test_a_user_over_the_token_budget_is_told_and_costs_nothing_more(db_ur
         assert [status for _, status, _ in turns] == ["done", "refused", "refused"]
         assert turns[1][2] is not None and "tokens today per user" in turns[1][2]
 
-        # A day later the budget is whole again.
-        await h.advance(24 * 3600)
-        await h.user_says("u1", "tomorrow")
-        assert texts(await h.wait_delivered("c2c", "u1", 3))[2] == "echo: tomorrow"
-
 
 async def test_a_flooding_user_is_told_once_and_served_again_a_minute_later(db_url: str) -> None:
     def configure(config: HeraldConfig) -> None:
