@@ -13,8 +13,6 @@ duplicated (answered twice), out of order (conversations whose answers came in a
 Herald's own window on sends per second is lifted (`message_qps`), as the emulator's rates are:
 the figures are Herald's, not the platform's cap (which Herald counts per process; see
 docs/deploy.md).
-Herald's own window on sends per second is lifted (`message_qps`), as the emulator's is: the
-figures are Herald's, not the platform's cap (docs/deploy.md: that window is per process).
 
 Failover: a job fires every second; the leader (the `scheduler` lease's holder) is SIGKILLed, the
 time until the next slot is fired (its outbox item stored) by another process is measured, then
