@@ -550,7 +550,9 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         )
     bad = {k: f[k] for k in FAILURES if f[k]}
     print(f"verdict: {'PASS' if not bad else 'FAIL ' + str(bad)}")
-    print("result: " + json.dumps({k: f[k] for k in (*FAILURES, "expected_sends", "accepted_sends")}))
+    result = {k: f[k] for k in (*FAILURES, "expected_sends", "accepted_sends")}
+    result["missing_outcome_unknown"] = len(f["outbound_missing_outcome_unknown"])
+    print("result: " + json.dumps(result))
 
 
 def write_config(path: Path, base: str, llm_base: str, db_url: str) -> None:

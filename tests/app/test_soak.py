@@ -33,5 +33,10 @@ def test_soak_with_kills_loses_duplicates_and_reorders_nothing(db: str, tmp_path
     figures = json.loads(lines[-1].removeprefix("result: "))
     summary = run.stdout[run.stdout.rfind("\nsoak: ") + 1 :]
     assert {key: figures[key] for key in FAILURES} == dict.fromkeys(FAILURES, 0), summary
-    assert figures["accepted_sends"] == figures["expected_sends"] == 3 * 2 * 6
+    # A SIGKILL during a proactive send leaves its outcome unknown: the platform has no dedup for
+    # proactive sends, so Herald reports it (state `unknown`, listed in the summary) instead of
+    # risking a second copy. Every expected send is accepted or reported so; none is silently gone.
+    assert figures["expected_sends"] == 3 * 2 * 6
+    reported = figures["accepted_sends"] + figures["missing_outcome_unknown"]
+    assert reported == figures["expected_sends"], summary
     assert run.returncode == 0
