@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
-from sqlalchemy import Executable, bindparam, delete, or_, select, text, update
+from sqlalchemy import Executable, Row, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.agent.clean import storable
@@ -319,9 +319,13 @@ class TurnStore:
         wanted = AgentTurn.status == PENDING
         if after is not None:
             wanted = or_(wanted, AgentTurn.id > after)
-        query = select(AgentTurn).where(AgentTurn.conversation == conversation, wanted).order_by(AgentTurn.id)
-        async with self.db.session() as session:
-            rows = list(await session.scalars(query))
+        query = (
+            select(*AgentTurn.__table__.columns)
+            .where(AgentTurn.conversation == conversation, wanted)
+            .order_by(AgentTurn.id)
+        )
+        async with self.db.reading() as conn:
+            rows = (await conn.execute(query)).all()
         pending = [self._turn(row) for row in rows if row.status == PENDING]
         return pending, len(pending) < len(rows)
 
@@ -331,7 +335,7 @@ class TurnStore:
             .where(AgentTurn.conversation == conversation, AgentTurn.status == PENDING)
             .limit(1)
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.reading() as conn:
             return (await conn.execute(query)).first() is not None
 
     async def unleased(self, prefix: str, limit: int = 500) -> list[str]:
@@ -509,7 +513,7 @@ class TurnStore:
         return int(value or 0)
 
     @staticmethod
-    def _turn(row: AgentTurn) -> Turn:
+    def _turn(row: AgentTurn | Row[Any]) -> Turn:
         return Turn(
             id=row.id,
             conversation=row.conversation,

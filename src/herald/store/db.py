@@ -5,7 +5,8 @@ SQLite (the default) runs in WAL mode with a busy timeout so the outbox writer a
 `writes` is the shared group commit of the hot write paths: one held connection on SQLite (one
 writer at a time anyway), a few on PostgreSQL (which commits concurrently). `lease_connection`
 is the leases' own, in autocommit (store/leases.py says why), opened only when used: on
-PostgreSQL.
+PostgreSQL. `reading()` lends a pooled connection for the hot one-statement reads, in autocommit
+on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from herald.store import aiosqlite_fast
 from herald.store.batch import GroupCommit
@@ -73,15 +80,26 @@ class Database:
         self.writes = GroupCommit(
             self.engine, connections=1 if self.is_sqlite else 4, statements_on_loop=sqlite_file
         )
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Leases (store/leases.py): one statement at a time, each its own transaction.
-        self.lease_connection = HeldConnections(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), 1
-        )
+        self.lease_connection = HeldConnections(autocommit, 1)
+        # On PostgreSQL a pooled connection in a transaction pays a BEGIN and a ROLLBACK round
+        # trip around every read; in autocommit it pays neither (the driver only flags it). On
+        # SQLite switching a connection's isolation level is itself a round trip to its thread
+        # each way, and a read there begins no transaction worth avoiding.
+        self._reader = autocommit if self.is_postgresql else self.engine
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for reads that need no one snapshot across their statements: on
+        PostgreSQL each statement runs in its own transaction (autocommit)."""
+        async with self._reader.connect() as conn:
+            yield conn
 
     async def migrate(self) -> None:
         """Bring the schema to Alembic head (idempotent).
