@@ -11,7 +11,7 @@ shards guild events by guild id), and sends `--messages` messages at once; the c
 first message sent until every one is answered. Printed: messages/s, lost (never answered),
 duplicated (answered twice), out of order (conversations whose answers came in another order).
 Herald's own window on sends per second is lifted (`message_qps`), as the emulator's rates are:
-the figures are Herald's, not the platform's cap (which Herald counts per process; see
+the figures are Herald's, not the platform's cap (which the live processes share; see
 docs/deploy.md).
 
 Failover: a job fires every second; the leader (the `scheduler` lease's holder) is SIGKILLed, the

@@ -27,7 +27,7 @@ from herald.changes import ChangeFeed
 from herald.commands import Commands, StatusInfo
 from herald.config import ConfigError, HeraldConfig
 from herald.core.clock import Clock, SystemClock
-from herald.core.platform import Acknowledges, Platform
+from herald.core.platform import Acknowledges, Platform, SharesRates
 from herald.core.target import Target
 from herald.delivery import DeliveryResult, Outbox
 from herald.delivery.inspect import counts_by_state
@@ -45,6 +45,7 @@ from herald.scheduler import JobStore, Leadership, Scheduler
 from herald.serving import serve
 from herald.store import Database
 from herald.store.leases import Leases
+from herald.store.presence import Presence
 from herald.store.settings import SettingsStore
 from herald.telemetry import Tracing, start_tracing
 
@@ -97,6 +98,7 @@ class Herald:
         self.db: Database | None = None
         # Every platform instance, behind one `Platform` that routes by `Target.platform`.
         self.platforms: Platforms | None = None
+        self.presence: Presence | None = None
         self._serving = contextlib.AsyncExitStack()
         self.platform: Platform | None = None
         self.outbox: Outbox | None = None
@@ -154,6 +156,13 @@ class Herald:
             or configured_platforms(self.config, self.db, self.clock, rate_limits=self._rate_limits)
         )
         self.platform = self.platforms
+        # Several instances may share a PostgreSQL database: conversations and the scheduler's lead
+        # are leased, under this instance's name, and the bot-wide send rates are shared among the
+        # live instances (counted before the outbox sends anything). SQLite is one process.
+        leases = Leases(self.db, config.delivery.instance) if self.db.is_postgresql else None
+        if leases is not None:
+            self.presence = Presence(leases, self._share_rates)
+            await self.presence.start()
         self.outbox = Outbox(
             self.db,
             self.platform,
@@ -264,9 +273,6 @@ class Herald:
             plugins=self.plugins,
             forecast=forecast,
         )
-        # Several instances may share a PostgreSQL database: conversations and the scheduler's lead
-        # are leased, under this instance's name. SQLite is one process: nothing to share.
-        leases = Leases(self.db, config.delivery.instance) if self.db.is_postgresql else None
         self.dispatcher = Dispatcher(
             turns=self.turns,
             runner=runner,
@@ -402,6 +408,12 @@ class Herald:
     def _model_problem(self) -> str | None:
         return self._model_handle.problem if self._model_handle is not None else None
 
+    def _share_rates(self, processes: int) -> None:
+        assert self.platforms is not None
+        for member in self.platforms.members.values():
+            if isinstance(member, SharesRates):
+                member.share_rates(processes)
+
     async def wait_ready(self) -> None:
         """Until the platform's inbound transport is connected."""
         if self.platform is None:
@@ -424,6 +436,9 @@ class Herald:
             await _quietly(self.turns.close(), "turn store")
         if self.outbox is not None:
             await _quietly(self.outbox.stop(), "outbox")
+        if self.presence is not None:
+            await _quietly(self.presence.stop(), "presence")
+            self.presence = None
         await _quietly(self.plugins.stop(), "plugin hooks")
         await asyncio.gather(*(_quietly(server.stop(), server.source) for server in self.mcp_servers))
         if self._model_handle is not None:

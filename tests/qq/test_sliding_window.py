@@ -64,3 +64,20 @@ async def test_the_previous_run_ended_no_later_than_this_process_started_or_last
     answered = time.monotonic()
     window.release()
     assert previous_run_ended() >= answered  # a restart inside this process counts this request
+
+
+async def test_a_shared_window_admits_its_share_and_the_shares_never_sum_above_the_limit() -> None:
+    clock = VirtualClock()
+    window = SlidingWindow(clock, 10, 1.0)
+    window.share(3)
+    assert window.limit == 3  # three processes at 3 a second: 9, never 11
+    for _ in range(3):
+        await window.acquire()
+    fourth = asyncio.ensure_future(window.acquire())
+    await clock.advance(0)
+    assert not fourth.done()
+    window.share(1)  # the others are gone: the whole limit again, at the waiter's next look
+    await clock.advance(0.4)
+    assert fourth.done()
+    window.share(50)
+    assert window.limit == 1  # more processes than requests per window: one each, not none

@@ -282,6 +282,16 @@ class Acknowledges(Protocol):
         ...
 
 
+@runtime_checkable
+class SharesRates(Protocol):
+    """A platform whose rate limits count every send of the bot, whichever process made it: the
+    processes that share the bot's work (one database) each keep to a share of them."""
+
+    def share_rates(self, processes: int) -> None:
+        """From now on keep to 1/`processes` of each bot-wide rate (1: all of it)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """An HTTP endpoint a platform's inbound transport needs (QQ's webhook, OneBot's reverse

@@ -132,6 +132,7 @@ class QQPlatform:
             "group_proactive": SlidingWindow(self.clock, self.delivery.group_bot_per_minute, 60.0),
             "stream": SlidingWindow(self.clock, STREAM_QPS, 1.0, primed=True, since=since),
         }
+        self._share = 1  # the processes the bot-wide windows are shared among (share_rates)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -329,6 +330,18 @@ class QQPlatform:
         """Answer a click (`PUT /interactions/{id}`), once; a failure is logged."""
         if self.pipeline is not None:
             await self.pipeline.acknowledge(interaction, answer)
+
+    def share_rates(self, processes: int) -> None:
+        """Keep to 1/`processes` of the bot-wide windows (every message endpoint's rate, the
+        proactive rates, the stream rate): the platform counts the bot's sends from every
+        process together. The per-target windows need no share: they are counted in the
+        database, which every process reads."""
+        if processes == self._share:
+            return
+        log.info("bot-wide send rates: this process keeps to 1/%d of each", processes)
+        self._share = processes
+        for window in self._limits.values():
+            window.share(processes)
 
     async def _on_event(self, event: InboundEvent) -> None:
         # QQ's parsers know scenes, not instances: the event's target is this instance's.

@@ -48,6 +48,7 @@ class SlidingWindow:
         self, clock: Clock, limit: int, window: float, *, primed: bool = False, since: float | None = None
     ) -> None:
         self._clock = clock
+        self._whole = limit
         self._limit = limit
         self._window = window
         self._done: collections.deque[float] = collections.deque()
@@ -59,6 +60,16 @@ class SlidingWindow:
         self._full_until = start + window if primed and start + window > clock.monotonic() else None
         self._in_flight = 0
         self._lock = asyncio.Lock()
+
+    def share(self, parts: int) -> None:
+        """Count this window as one of `parts` equal shares of its limit: `parts` processes that
+        each keep to their share keep to the whole together. Rounded down, so their sum never
+        exceeds the limit, but never below one request per window."""
+        self._limit = max(1, self._whole // max(parts, 1))
+
+    @property
+    def limit(self) -> int:
+        return self._limit
 
     async def acquire(self) -> None:
         async with self._lock:

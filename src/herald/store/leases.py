@@ -35,6 +35,7 @@ _RENEW = text(
 _RELEASE = text("DELETE FROM leases WHERE name = :name AND holder = :holder")
 _RELEASE_ALL = text("DELETE FROM leases WHERE holder = :holder AND name LIKE :prefix")
 _HOLDER = text("SELECT holder FROM leases WHERE name = :name AND expires_at >= clock_timestamp()")
+_LIVE = text("SELECT count(*) FROM leases WHERE name LIKE :prefix AND expires_at >= clock_timestamp()")
 
 
 class Leases:
@@ -78,12 +79,21 @@ class Leases:
     async def release_all(self, prefix: str = "") -> None:
         """Give back every lease this instance holds whose name starts with `prefix` (a previous
         run of this instance, which is gone now, held them)."""
-        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         async with self.db.lease_connection.transaction() as conn:
-            await conn.execute(_RELEASE_ALL, {"holder": self.holder, "prefix": like})
+            await conn.execute(_RELEASE_ALL, {"holder": self.holder, "prefix": _like(prefix)})
+
+    async def live(self, prefix: str) -> int:
+        """How many live leases, any instance's, have a name starting with `prefix`."""
+        async with self.db.lease_connection.transaction() as conn:
+            return int((await conn.execute(_LIVE, {"prefix": _like(prefix)})).scalar() or 0)
 
     async def holder_of(self, name: str) -> str | None:
         """The live holder of `name`, if any."""
         async with self.db.engine.connect() as conn:
             value = (await conn.execute(_HOLDER, {"name": name})).scalar()
         return None if value is None else str(value)
+
+
+def _like(prefix: str) -> str:
+    """A LIKE pattern for names starting with `prefix`, taken literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
