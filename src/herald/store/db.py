@@ -3,7 +3,7 @@
 SQLite (the default) runs in WAL mode with a busy timeout so the outbox writer and readers
 (the CLI, a second process after a crash) do not trip over each other; PostgreSQL is used as is.
 `writes` is the shared group commit of the hot write paths: one held connection on SQLite (one
-writer at a time anyway), a few on PostgreSQL (which commits concurrently). `lease_connection`
+writer at a time anyway), two on PostgreSQL (which commits concurrently). `lease_connection`
 is the leases' own, in autocommit (store/leases.py says why), opened only when used: on
 PostgreSQL. `reading()` lends a pooled connection for the hot one-statement reads, in autocommit
 on PostgreSQL.
@@ -76,9 +76,12 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # The shared writer's statements run on the event loop (see aiosqlite_fast); not on an
-        # in-memory database, whose one connection the pool's sessions use too.
+        # in-memory database, whose one connection the pool's sessions use too. PostgreSQL: two
+        # writers, not four: fewer, larger batches and fewer commits to flush cost less CPU per
+        # message, Herald's and PostgreSQL's (bench/multi.py, alternated: 7.6-8.8 vs 8.3-9.4 ms
+        # over all processes), at the same messages/s; one writer could not keep up.
         self.writes = GroupCommit(
-            self.engine, connections=1 if self.is_sqlite else 4, statements_on_loop=sqlite_file
+            self.engine, connections=1 if self.is_sqlite else 2, statements_on_loop=sqlite_file
         )
         autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Leases (store/leases.py): one statement at a time, each its own transaction.
