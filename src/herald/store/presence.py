@@ -63,12 +63,22 @@ class Presence:
         self.on_count(count)
 
     async def _keep(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.every_s)
             try:
                 await self._refresh()
             except Exception:
                 # The last count stands: a database that cannot be reached sends nothing anyway.
-                log.warning(
-                    "counting the live Herald processes failed; keeping %d", self.count, exc_info=True
-                )
+                # Said once per outage, not every few seconds.
+                if not failing:
+                    log.warning(
+                        "counting the live Herald processes failed; keeping %d until it works again",
+                        self.count,
+                        exc_info=True,
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("counting the live Herald processes works again: %d", self.count)
+                failing = False
