@@ -351,7 +351,7 @@ class TurnStore:
             LIMIT :limit
             """
         )
-        async with self.db.engine.connect() as conn:
+        async with self.db.reading() as conn:
             return [row[0] for row in await conn.execute(query, {"prefix": prefix, "limit": limit})]
 
     def known_upto(self, conversation: str) -> int | None:

@@ -41,14 +41,15 @@ _LIVE = text("SELECT count(*) FROM leases WHERE name LIKE :prefix AND expires_at
 class Leases:
     """The leases this instance (`holder`) takes, renews and gives back.
 
-    Each statement is a transaction of its own (autocommit), run one at a time on the held
-    `Database.lease_connection`; never a unit of the hot writers' group commit. A batch there
+    Each statement that writes is a transaction of its own (autocommit), run one at a time on the
+    held `Database.lease_connection`; never a unit of the hot writers' group commit. A batch there
     that took one lease and gave back another held both rows' locks until its commit, and two
     batches (this instance's, or two instances') that met on lease rows in the other order
     deadlocked: PostgreSQL fails one after its `deadlock_timeout` (1 s), stalling every unit of
     the batch. A statement alone locks one row (`take`, `release`) or rows of one holder only
     (`renew`, `release_all`), and an instance runs its statements one at a time, so no two waits
-    can close a circle.
+    can close a circle. Reads (`live`, `holder_of`) lock nothing and take a `Database.reading()`
+    connection.
     """
 
     def __init__(self, db: Database, holder: str) -> None:
@@ -84,12 +85,12 @@ class Leases:
 
     async def live(self, prefix: str) -> int:
         """How many live leases, any instance's, have a name starting with `prefix`."""
-        async with self.db.lease_connection.transaction() as conn:
+        async with self.db.reading() as conn:
             return int((await conn.execute(_LIVE, {"prefix": _like(prefix)})).scalar() or 0)
 
     async def holder_of(self, name: str) -> str | None:
         """The live holder of `name`, if any."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.reading() as conn:
             value = (await conn.execute(_HOLDER, {"name": name})).scalar()
         return None if value is None else str(value)
 
