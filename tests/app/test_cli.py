@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ def test_run_with_an_unknown_key_names_it(cli: CliRunner, tmp_path: Path) -> Non
     result = cli.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 2
     assert "qq.intens: unknown key" in result.output
+
+
+def test_the_demo_on_a_port_in_use_says_so_and_how_to_choose_another(cli: CliRunner, tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        storage = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+        result = cli.invoke(app, ["demo", "--port", str(port), "--storage", storage])
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port 0" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_jobs_list_and_cancel(cli: CliRunner, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -162,11 +163,22 @@ def demo_sim_state(settings: HeraldConfig) -> Path:
 async def run_demo(settings: HeraldConfig, port: int) -> None:
     from pydantic import SecretStr
 
+    from herald.serving import PortUnavailable
     from herald.sim.app import serve
     from herald.sim.settings import SimSettings
 
     state_file = demo_sim_state(settings)
-    async with serve(SimSettings(port=port), state_file=state_file) as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            sim = await stack.enter_async_context(serve(SimSettings(port=port), state_file=state_file))
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                raise
+            raise PortUnavailable(
+                f"--port: the emulator cannot listen on 127.0.0.1:{port} ({exc.strerror}); another "
+                "program holds the port (an earlier `herald demo` still running?): stop it, or "
+                "choose another port (--port 0 takes any free one)"
+            ) from exc
         s = sim.state.settings
         settings.qq = QQConfig(
             app_id=s.app_id, secret=SecretStr(s.secret), api_base=sim.base_url, token_url=sim.token_url
