@@ -69,18 +69,25 @@ def ignored_by_git(path: Path) -> bool:
     return result.returncode == 0
 
 
-def test_the_compose_file_mounts_and_builds_what_a_clone_has() -> None:
+def mounted_config(service: dict[str, Any]) -> Path:
+    """The file the service mounts where the image reads its config."""
     command = dockerfile_command()
-    assert command[:2] == ["herald", "run"], command
     config_in_image = command[command.index("--config") + 1]
+    mounts: list[list[str]] = [volume.split(":") for volume in service.get("volumes", [])]
+    sources = [source for source, target, *_ in mounts if target == config_in_image]
+    assert sources, f"nothing is mounted at {config_in_image}, where the image reads its config"
+    return (DEPLOY / sources[0]).resolve()
+
+
+def test_the_compose_file_mounts_and_builds_what_a_clone_has() -> None:
+    assert dockerfile_command()[:2] == ["herald", "run"], dockerfile_command()
     services = herald_services()
     assert len(services) >= 2, "the example runs several Herald instances"
     for name, service in services.items():
         assert (DEPLOY / service["build"]["context"]).resolve() == ROOT, name
-        mounts = [volume.split(":") for volume in service.get("volumes", [])]
-        configs = [source for source, target, *_ in mounts if target == config_in_image]
-        assert configs, f"{name} mounts nothing at {config_in_image}, where the image reads its config"
-        for source, *_ in mounts:
+        assert mounted_config(service).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
             path = (DEPLOY / source).resolve()
             assert path.is_file(), f"{name} mounts {source}, which the repository lacks"
             if (ROOT / ".git").exists():
@@ -113,10 +120,12 @@ def instance_env(service: dict[str, Any], sim: RunningSim, db_url: str, model_ba
 
 
 @contextlib.asynccontextmanager
-async def instance(name: str, env: dict[str, str], logs: Path) -> AsyncIterator[Path]:
-    """`herald run` as the image runs it, with the mounted config; its log file."""
+async def instance(
+    name: str, service: dict[str, Any], env: dict[str, str], logs: Path
+) -> AsyncIterator[Path]:
+    """`herald run` as the image runs it, with the file the service mounts as its config; its log."""
     command = dockerfile_command()
-    command[command.index("--config") + 1] = str(DEPLOY / "herald.toml")
+    command[command.index("--config") + 1] = str(mounted_config(service))
     log = logs / f"{name}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
@@ -138,9 +147,12 @@ def logged(log: Path) -> str:
 
 
 async def until_logged(log: Path, line: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while line not in logged(log):  # noqa: ASYNC110 (another process)
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while line not in logged(log):  # noqa: ASYNC110 (another process)
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"{log.name} did not log {line!r} in {WAIT_S} s:\n{logged(log)[-3000:]}")
 
 
 async def delivered_by(db_url: str) -> dict[str, set[str | None]]:
@@ -192,7 +204,7 @@ async def test_the_compose_instances_share_postgresql_and_answer_on_their_shards
                 env = instance_env(service, sim, db_url, model_base)
                 index, count = json.loads(env["HERALD_QQ__SHARD"])
                 key = (env["HERALD_DELIVERY__INSTANCE"], (index, count))
-                logs[key] = await stack.enter_async_context(instance(name, env, tmp_path))
+                logs[key] = await stack.enter_async_context(instance(name, service, env, tmp_path))
             for log in logs.values():
                 await until_logged(log, "qq gateway: READY")
             for (_, shard), log in logs.items():
