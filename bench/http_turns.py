@@ -181,6 +181,13 @@ async def sim_time(http: aiohttp.ClientSession, base: str) -> float:
         return float((await resp.json())["time"])
 
 
+def py_spy_command() -> str | None:
+    """py-spy beside this Python (herald[dev] installs it), else on PATH; None if neither.
+    `.venv/bin/python bench/...` runs without the venv on PATH, so the venv's is looked for first."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() else shutil.which("py-spy")
+
+
 def py_spy_summary(path: Path, top: int) -> dict[str, Any]:
     """Self and inclusive sample counts per function, and the share per package, from py-spy's
     raw (collapsed) output."""
@@ -254,10 +261,12 @@ async def measure(args: argparse.Namespace, base: str, llm_base: str, pids: dict
             await asyncio.sleep(args.warmup)
 
             load_before = os.getloadavg()[0]
-            if args.py_spy:
+            spy_command = py_spy_command()
+            if args.py_spy and spy_command is not None:
                 spy = await asyncio.create_subprocess_exec(
-                    "py-spy", "record", "--pid", str(herald.pid), "--format", "raw", "--rate", "200", "--gil",
-                    "--duration", str(int(args.seconds)), "--output", str(args.py_spy), "--nonblocking",
+                    spy_command, "record", "--pid", str(herald.pid), "--format", "raw", "--rate", "200",
+                    "--gil", "--duration", str(int(args.seconds)), "--output", str(args.py_spy),
+                    "--nonblocking",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
             cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -355,8 +364,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.users < 1 or args.seconds <= 0:
         parser.error("need --users >= 1 and --seconds > 0")
-    if args.py_spy and shutil.which("py-spy") is None:
-        parser.error("--py-spy needs py-spy on PATH: pip install py-spy")
+    if args.py_spy and py_spy_command() is None:
+        parser.error("--py-spy needs py-spy, beside this Python or on PATH: pip install py-spy")
 
     sim_port, llm_port = free_port(), free_port()
     sim = multiprocessing.Process(
