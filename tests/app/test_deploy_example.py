@@ -16,9 +16,7 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from herald.sim.app import RunningSim
 from herald.store import Database
 from herald.store.tables.outbox import OutboxItem
 from tests.app.herald_harness import WAIT_S
+from tests.app.test_run_process import HeraldRun, finished_texts, herald_process
 from tests.llm.fake_providers import fake_server
 from tests.sim_control import running_sim
 
@@ -122,37 +121,22 @@ def instance_env(service: dict[str, Any], sim: RunningSim, db_url: str, model_ba
 @contextlib.asynccontextmanager
 async def instance(
     name: str, service: dict[str, Any], env: dict[str, str], logs: Path
-) -> AsyncIterator[Path]:
-    """`herald run` as the image runs it, with the file the service mounts as its config; its log."""
+) -> AsyncIterator[HeraldRun]:
+    """`herald run` as the image runs it, with the file the service mounts as its config."""
     command = dockerfile_command()
     command[command.index("--config") + 1] = str(mounted_config(service))
-    log = logs / f"{name}.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from herald.cli import main; main()", *command[1:],
-            stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL, env=env,
-        )  # fmt: skip
-    try:
-        yield log
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT_S):
-            await process.wait()
-        assert process.returncode == 0, f"{shlex.join(command)} exited {process.returncode}: see {log}"
+    async with herald_process(command[1:], logs / f"{name}.log", env) as run:
+        yield run
+    assert run.code == 0, f"{shlex.join(command)} exited {run.code}: see {run.log}"
 
 
-def logged(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def until_logged(log: Path, line: str) -> None:
+async def until_logged(run: HeraldRun, line: str) -> None:
     try:
         async with asyncio.timeout(WAIT_S):
-            while line not in logged(log):  # noqa: ASYNC110 (another process)
+            while line not in run.output():  # noqa: ASYNC110 (another process)
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        pytest.fail(f"{log.name} did not log {line!r} in {WAIT_S} s:\n{logged(log)[-3000:]}")
+        pytest.fail(f"{run.log.name} did not log {line!r} in {WAIT_S} s:\n{run.output()[-3000:]}")
 
 
 async def delivered_by(db_url: str) -> dict[str, set[str | None]]:
@@ -170,23 +154,13 @@ async def delivered_by(db_url: str) -> dict[str, set[str | None]]:
 
 
 async def answers(http: aiohttp.ClientSession, sim: RunningSim, scene: str, target: str) -> list[str]:
-    """The bot's finished messages in one conversation (a streamed reply counts once, when done)."""
-    url = f"{sim.base_url}/_sim/transcript?scene={scene}&target={target}"
+    """The bot's two messages in one conversation, once both reached the user."""
     texts: list[str] = []
     try:
         async with asyncio.timeout(WAIT_S):
             while len(texts) < 2:
                 await asyncio.sleep(0.1)
-                async with http.get(url) as response:
-                    entries: list[dict[str, Any]] = (await response.json())["entries"]
-                texts = []
-                for entry in entries:
-                    frame = entry.get("stream")
-                    if entry.get("direction") == "out" and entry.get("status") == 200:
-                        if frame is None:
-                            texts.append(entry["content"])
-                        elif frame.get("done"):
-                            texts.append(frame["text"])
+                texts = await finished_texts(http, sim, scene, target)
     except TimeoutError:
         pytest.fail(f"{scene} {target}: the bot sent {texts} in {WAIT_S} s, not its two messages")
     return texts
@@ -199,21 +173,21 @@ async def test_the_compose_instances_share_postgresql_and_answer_on_their_shards
     services = herald_services()
     async with running_sim() as sim, fake_server() as model_base, aiohttp.ClientSession() as http:
         async with contextlib.AsyncExitStack() as stack:
-            logs: dict[tuple[str, tuple[int, int]], Path] = {}
+            runs: dict[tuple[str, tuple[int, int]], HeraldRun] = {}
             for name, service in services.items():
                 env = instance_env(service, sim, db_url, model_base)
                 index, count = json.loads(env["HERALD_QQ__SHARD"])
                 key = (env["HERALD_DELIVERY__INSTANCE"], (index, count))
-                logs[key] = await stack.enter_async_context(instance(name, service, env, tmp_path))
-            for log in logs.values():
-                await until_logged(log, "qq gateway: READY")
-            for (_, shard), log in logs.items():
-                assert f"shard={list(shard)}" in logged(log), log
+                runs[key] = await stack.enter_async_context(instance(name, service, env, tmp_path))
+            for run in runs.values():
+                await until_logged(run, "qq gateway: READY")
+            for (_, shard), run in runs.items():
+                assert f"shard={list(shard)}" in run.output(), run.log
 
             # Private chats arrive on shard 0; a guild's channel on shard (guild_id >> 22) % n.
             async with http.post(f"{sim.base_url}/_sim/c2c/deploy-user/messages", json={"content": "hi"}):
                 pass
-            channels = {shard: f"deploy-chan-{shard[0]}" for _, shard in logs}
+            channels = {shard: f"deploy-chan-{shard[0]}" for _, shard in runs}
             for (index, _), channel in channels.items():
                 body = {"guild_id": str(index << 22), "author_id": "deploy-author", "content": "hi"}
                 async with http.post(f"{sim.base_url}/_sim/channels/{channel}/messages", json=body):
@@ -225,7 +199,7 @@ async def test_the_compose_instances_share_postgresql_and_answer_on_their_shards
                 assert await answers(http, sim, "channel", channel) == ["via openai", "done via openai"]
             # Each channel's replies were sent by the instance on its guild's shard.
             senders = await delivered_by(db_url)
-            for instance_name, shard in logs:
+            for instance_name, shard in runs:
                 assert senders[channels[shard]] == {instance_name}, senders
-    for log in logs.values():
-        assert "Traceback" not in logged(log), log
+    for run in runs.values():
+        assert "Traceback" not in run.output(), run.log

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
+from herald.sim.app import RunningSim
 from tests.app.herald_harness import WAIT_S
 from tests.llm import fake_providers
 from tests.llm.fake_providers import fake_server
@@ -33,7 +34,7 @@ async def until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) ->
 
 
 class HeraldRun:
-    """`herald run --config FILE` in its own process, its output in a log file."""
+    """A `herald` command (`herald run`) in its own process, its output in a log file."""
 
     def __init__(self, log: Path, process: asyncio.subprocess.Process) -> None:
         self.log = log
@@ -46,6 +47,27 @@ class HeraldRun:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def herald_process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[HeraldRun]:
+    """`herald <args>` in its own process, its output in `log`; SIGTERMed on the way out, its exit
+    code kept."""
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from herald.cli import main; main()", *args,
+            stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+    run = HeraldRun(log, process)
+    try:
+        yield run
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT_S):
+            await process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -67,20 +89,24 @@ url = "{db_url}"
 """,
         encoding="utf-8",
     )
-    log = tmp_path / "herald.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from herald.cli import main; main()", "run", "--config", str(config),
-            stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-    run = HeraldRun(log, process)
-    try:
+    async with herald_process(["run", "--config", str(config)], tmp_path / "herald.log") as run:
         yield run
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT_S):
-            await process.wait()
+
+
+async def finished_texts(http: aiohttp.ClientSession, sim: RunningSim, scene: str, target: str) -> list[str]:
+    """The bot's messages in one conversation that reached the user (a streamed reply once, done)."""
+    url = f"{sim.base_url}/_sim/transcript?scene={scene}&target={target}"
+    async with http.get(url) as response:
+        entries: list[dict[str, Any]] = (await response.json())["entries"]
+    texts = []
+    for entry in entries:
+        frame = entry.get("stream")
+        if entry.get("direction") == "out" and entry.get("status") == 200:
+            if frame is None:
+                texts.append(entry["content"])
+            elif frame.get("done"):
+                texts.append(frame["text"])
+    return texts
 
 
 async def log_says(run: HeraldRun, line: str) -> None:
@@ -102,15 +128,7 @@ async def test_herald_run_answers_through_a_model_server_and_stops_on_sigterm(
                 pass
 
             async def shown() -> list[str]:
-                url = f"{sim.base_url}/_sim/transcript?scene=c2c&target=user-run"
-                async with http.get(url) as response:
-                    entries: list[dict[str, Any]] = (await response.json())["entries"]
-                texts = []
-                for entry in entries:
-                    frame = entry.get("stream")
-                    if entry.get("status") == 200 and (frame is None or frame.get("done")):
-                        texts.append(frame["text"] if frame is not None else entry["content"])
-                return texts
+                return await finished_texts(http, sim, "c2c", "user-run")
 
             texts = await until(shown, lambda got: len(got) >= 2)
             assert texts == ["via openai", "done via openai"]  # the tool call, then the final answer
